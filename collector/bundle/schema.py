@@ -1,0 +1,26 @@
+"""The bundle's layout in one place.  Bump SCHEMA_VERSION when a file's meaning changes."""
+
+SCHEMA_VERSION = 1
+
+MANIFEST = "manifest.json"
+SUMMARY_HTML = "summary.html"
+REDACTIONS = "redactions.json"
+TOOL_LOG = "akdiag.log"
+
+SYSTEM = "system.json"
+PROCESSES = "processes.json"
+PIDFILES = "pidfiles.json"
+PORTS = "ports.json"
+LOGS_INDEX = "logs/index.json"
+LOGS_DIR = "logs"
+CONFIG_DIR = "config"
+CONFIG_INDEX = "config/index.json"
+COMMANDS_DIR = "commands"
+AKD = "commands/akd-processes.json"
+DATASTORES = "datastores.json"
+FINDINGS = "findings.json"
+
+COLLECTOR_STATUSES = ("ok", "partial", "failed", "timeout", "skipped")
+PROCESS_STATUSES = ("running", "down", "absent")
+PIDFILE_STATES = ("ok", "missing", "unreadable", "invalid", "stale", "reused")
+PORT_STATES = ("listening", "not_listening", "conflict", "none")

@@ -1,0 +1,150 @@
+"""The one write point of a bundle.
+
+Every file enters the bundle through BundleWriter, which scrubs it line by line
+(lines are split on b"\\n" only, and decoded with surrogateescape so that bytes that
+are not UTF-8 and CRLF endings come out exactly as they went in).  Writing without
+the scrubber needs `write_unscrubbed_bytes`, whose name says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional
+
+from collector.redact import Scrubber
+
+
+class BundleWriteError(Exception):
+    """A file could not be written into the bundle (disk full, bad path)."""
+
+
+class WriterClosed(Exception):
+    """A collector wrote after its time was up; the write was refused."""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    sha256: str
+    collector: str
+    scrubbed: bool
+
+
+def _safe_relpath(relpath: str) -> str:
+    path = PurePosixPath(relpath)
+    if path.is_absolute() or not path.parts or any(p in ("..", ".", "") for p in path.parts):
+        raise BundleWriteError(f"refusing bundle path {relpath!r}")
+    return str(path)
+
+
+def json_bytes(data: Any) -> bytes:
+    """The canonical JSON encoding of the bundle: one key per line, so that line
+    rules see each key with its value, and stable order for diffs."""
+    return (json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode(
+        "utf-8", "surrogateescape"
+    )
+
+
+class BundleWriter:
+    def __init__(self, root: Path, scrubber: Scrubber):
+        self.root = Path(root)
+        self.scrubber = scrubber
+        self._lock = threading.Lock()
+        self._files: Dict[str, FileRecord] = {}
+
+    # -- the scrubbed ways in -------------------------------------------------
+    def write_json(self, relpath: str, data: Any, collector: str = "akdiag") -> FileRecord:
+        return self.write_bytes(relpath, json_bytes(data), collector)
+
+    def write_text(self, relpath: str, text: str, collector: str = "akdiag") -> FileRecord:
+        return self.write_bytes(relpath, text.encode("utf-8", "surrogateescape"), collector)
+
+    def write_bytes(self, relpath: str, data: bytes, collector: str = "akdiag") -> FileRecord:
+        relpath = _safe_relpath(relpath)
+        return self._store(relpath, self._scrub(relpath, data), collector, scrubbed=True)
+
+    # -- the one way around the scrubber ---------------------------------------
+    def write_unscrubbed_bytes(self, relpath: str, data: bytes, collector: str = "akdiag") -> FileRecord:
+        """For data that cannot hold a secret (e.g. figures the tool computed itself)."""
+        relpath = _safe_relpath(relpath)
+        return self._store(relpath, data, collector, scrubbed=False)
+
+    # -------------------------------------------------------------------------
+    def _scrub(self, relpath: str, data: bytes) -> bytes:
+        file_scrubber = self.scrubber.for_file(relpath)
+        lines = data.split(b"\n")
+        out = []
+        for raw in lines:
+            text = raw.decode("utf-8", "surrogateescape")
+            out.append(file_scrubber.line(text).encode("utf-8", "surrogateescape"))
+        return b"\n".join(out)
+
+    def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:
+        target = self.root / relpath
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise BundleWriteError(f"cannot write {relpath} into the bundle: {exc.strerror or exc}") from exc
+        record = FileRecord(relpath, len(data), hashlib.sha256(data).hexdigest(), collector, scrubbed)
+        with self._lock:
+            self._files[relpath] = record
+        return record
+
+    def files(self) -> List[FileRecord]:
+        with self._lock:
+            return sorted(self._files.values(), key=lambda r: r.path)
+
+    def for_collector(self, name: str) -> "CollectorWriter":
+        return CollectorWriter(self, name)
+
+
+class CollectorWriter:
+    """A collector's view of the writer: attributes files to the collector and
+    refuses writes once the runner has closed it (the collector ran out of time)."""
+
+    def __init__(self, writer: BundleWriter, collector: str):
+        self._writer = writer
+        self.collector = collector
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _check(self) -> None:
+        if self._closed.is_set():
+            raise WriterClosed(f"collector {self.collector} wrote after its time was up")
+
+    def write_json(self, relpath: str, data: Any) -> FileRecord:
+        self._check()
+        return self._writer.write_json(relpath, data, self.collector)
+
+    def write_text(self, relpath: str, text: str) -> FileRecord:
+        self._check()
+        return self._writer.write_text(relpath, text, self.collector)
+
+    def write_bytes(self, relpath: str, data: bytes) -> FileRecord:
+        self._check()
+        return self._writer.write_bytes(relpath, data, self.collector)
+
+
+def file_records_as_dicts(records: List[FileRecord]) -> List[dict]:
+    return [
+        {"path": r.path, "size": r.size, "sha256": r.sha256, "collector": r.collector, "scrubbed": r.scrubbed}
+        for r in records
+    ]
+
+
+def read_json_file(path: Path) -> Optional[Any]:
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8", "surrogateescape"))
+    except (OSError, ValueError):
+        return None

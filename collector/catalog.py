@@ -1,0 +1,212 @@
+"""The platform catalog: the processes and datastores akdiag expects on a host.
+
+The built-in catalog.yaml is merged with a user's file (--catalog).  Errors in a
+user's file name the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
+
+
+class CatalogError(Exception):
+    """A catalog file that cannot be used; the message names file, line and field."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    binary: str
+    title: str
+    port: Optional[int] = None
+    address: str = "127.0.0.1"
+    remote: bool = False
+    description: str = ""
+    retired_in: Optional[str] = None
+    pidfile: str = ""
+
+    @property
+    def pidfile_name(self) -> str:
+        return self.pidfile or f"{self.binary}.pid"
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    name: str
+    kind: str
+    host: Optional[str] = None
+    port: Optional[int] = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    processes: Tuple[ProcessSpec, ...]
+    components: Tuple[ComponentSpec, ...]
+    thresholds: Dict[str, Any] = field(default_factory=dict)
+    redact: Tuple[str, ...] = ()
+    sources: Tuple[str, ...] = ()
+
+    def process(self, binary: str) -> Optional[ProcessSpec]:
+        return next((p for p in self.processes if p.binary == binary), None)
+
+
+# field name -> (accepted python types, required)
+_PROCESS_FIELDS = {
+    "binary": ((str,), True),
+    "title": ((str,), False),
+    "port": ((int, type(None)), False),
+    "address": ((str,), False),
+    "remote": ((bool,), False),
+    "description": ((str,), False),
+    "retired_in": ((str, type(None)), False),
+    "pidfile": ((str,), False),
+}
+_COMPONENT_FIELDS = {
+    "name": ((str,), True),
+    "kind": ((str,), True),
+    "host": ((str, type(None)), False),
+    "port": ((int, type(None)), False),
+    "description": ((str,), False),
+}
+_COMPONENT_KINDS = ("mongodb", "ssdb", "kvrocks", "redis", "rabbitmq", "clickhouse", "http")
+_TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact")
+
+
+def _where(source: str, node: yaml.Node) -> str:
+    return f"{source}, line {node.start_mark.line + 1}"
+
+
+def _mapping_items(node: yaml.Node, source: str, what: str):
+    if not isinstance(node, yaml.MappingNode):
+        raise CatalogError(f"{_where(source, node)}: {what} must be a mapping")
+    for key_node, value_node in node.value:
+        yield key_node.value, key_node, value_node
+
+
+def _scalar(node: yaml.Node) -> Any:
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _parse_entries(
+    node: yaml.Node, source: str, section: str, fields: dict, key: str
+) -> List[Tuple[dict, yaml.Node]]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise CatalogError(f"{_where(source, node)}: field '{section}' must be a list")
+    entries = []
+    for item in node.value:
+        entry: Dict[str, Any] = {}
+        for name, key_node, value_node in _mapping_items(item, source, f"an entry of '{section}'"):
+            if name not in fields:
+                known = ", ".join(fields)
+                raise CatalogError(
+                    f"{_where(source, key_node)}: unknown field '{section}.{name}' (known: {known})"
+                )
+            value = _scalar(value_node)
+            types, _required = fields[name]
+            if isinstance(value, bool) and bool not in types:
+                value = object()  # a bool is an int in Python; not a port
+            if not isinstance(value, types):
+                wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise CatalogError(
+                    f"{_where(source, value_node)}: field '{section}.{name}' must be {wanted}, "
+                    f"got {value_node.value!r}"
+                )
+            if name == "port" and value is not None and not 0 < value < 65536:
+                raise CatalogError(f"{_where(source, value_node)}: field '{section}.port' must be 1-65535")
+            if name == "kind" and value not in _COMPONENT_KINDS:
+                raise CatalogError(
+                    f"{_where(source, value_node)}: field '{section}.kind' must be one of "
+                    f"{', '.join(_COMPONENT_KINDS)}, got {value!r}"
+                )
+            entry[name] = value
+        if key not in entry:
+            raise CatalogError(f"{_where(source, item)}: an entry of '{section}' has no '{key}' field")
+        entries.append((entry, item))
+    return entries
+
+
+def _load_document(path: Path) -> Tuple[yaml.Node, str]:
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{source}: cannot read the catalog: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{source}: the catalog is not UTF-8 text ({exc})") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        raise CatalogError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if node is None:
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [])
+    return node, source
+
+
+def _merge(base: Catalog, path: Path) -> Catalog:
+    node, source = _load_document(path)
+    processes = {p.binary: p for p in base.processes}
+    components = {c.name: c for c in base.components}
+    thresholds = dict(base.thresholds)
+    redact = list(base.redact)
+    for name, key_node, value_node in _mapping_items(node, source, "the catalog"):
+        if name not in _TOP_FIELDS:
+            raise CatalogError(
+                f"{_where(source, key_node)}: unknown field '{name}' (known: {', '.join(_TOP_FIELDS)})"
+            )
+        if name == "processes":
+            for entry, _item in _parse_entries(value_node, source, "processes", _PROCESS_FIELDS, "binary"):
+                current = processes.get(entry["binary"])
+                if current is None:
+                    current = ProcessSpec(binary=entry["binary"], title=f"AK:{entry['binary']}")
+                processes[entry["binary"]] = replace(current, **entry)
+        elif name == "components":
+            for entry, item in _parse_entries(value_node, source, "components", _COMPONENT_FIELDS, "name"):
+                current = components.get(entry["name"])
+                if current is None:
+                    if "kind" not in entry:
+                        raise CatalogError(f"{_where(source, item)}: new component needs a 'kind' field")
+                    current = ComponentSpec(name=entry["name"], kind=entry["kind"])
+                components[entry["name"]] = replace(current, **entry)
+        elif name == "thresholds":
+            value = _scalar(value_node)
+            if not isinstance(value, dict):
+                raise CatalogError(f"{_where(source, value_node)}: field 'thresholds' must be a mapping")
+            thresholds.update(value)
+        elif name == "redact":
+            value = _scalar(value_node)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise CatalogError(f"{_where(source, value_node)}: field 'redact' must be a list of strings")
+            for pattern in value:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise CatalogError(
+                        f"{_where(source, value_node)}: field 'redact' has an invalid regular expression "
+                        f"{pattern!r}: {exc}"
+                    ) from exc
+            redact.extend(value)
+    return Catalog(
+        processes=tuple(processes.values()),
+        components=tuple(components.values()),
+        thresholds=thresholds,
+        redact=tuple(redact),
+        sources=base.sources + (source,),
+    )
+
+
+def load_catalog(extra: Optional[Path] = None) -> Catalog:
+    """The built-in catalog, with the user's file merged over it when given."""
+    empty = Catalog(processes=(), components=(), sources=())
+    catalog = _merge(empty, BUILTIN_CATALOG)
+    if extra is not None:
+        catalog = _merge(catalog, Path(extra))
+    return catalog

@@ -1,0 +1,81 @@
+"""The platform's configuration: config/main.json and the json_consts overrides
+(custom.*), with every secret value replaced.  A file that is not valid JSON is kept
+line by line (the bundle writer redacts each line) and its parse error recorded.
+
+config/index.json: {"files": [{source, bundle_path, size, valid_json, error}],
+"placeholder_secrets": [key names still set to the documented placeholder], "errors": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List
+
+from collector import live
+from collector.context import Context
+from collector.redact import is_secret_key, redact_structure
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+PLACEHOLDER_SECRET = "abcdefghijklmnopqrstuvwxyzABCDEF"
+JSON_CONSTS_DIRS = ("config/json_consts", "json_consts")
+
+
+def _placeholder_keys(data: Any, prefix: str = "") -> List[str]:
+    """Secret-named keys whose value is still the vendor's documented placeholder.
+    Compared here, in memory: the bundle records only the key names."""
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, str) and is_secret_key(str(key)) and value == PLACEHOLDER_SECRET:
+                found.append(path)
+            else:
+                found.extend(_placeholder_keys(value, path))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found.extend(_placeholder_keys(item, f"{prefix}[{index}]"))
+    return found
+
+
+def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict) -> None:
+    entry = {"source": str(source), "bundle_path": None, "size": None, "valid_json": None, "error": None}
+    index["files"].append(entry)
+    try:
+        raw, truncated = live.read_small_file(source, MAX_CONFIG_BYTES)
+    except FileNotFoundError:
+        entry["error"] = f"{source} does not exist"
+        index["errors"].append(entry["error"])
+        return
+    except OSError as exc:
+        entry["error"] = f"cannot read {source}: {exc.strerror or exc}"
+        index["errors"].append(entry["error"])
+        return
+    entry["size"] = len(raw)
+    entry["bundle_path"] = bundle_path
+    try:
+        if truncated:
+            raise ValueError(f"larger than {MAX_CONFIG_BYTES} bytes; only the start was kept")
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        entry["valid_json"] = False
+        entry["error"] = f"{source} is not valid JSON: {exc}"
+        index["errors"].append(entry["error"])
+        ctx.writer.write_bytes(bundle_path, raw)
+        return
+    entry["valid_json"] = True
+    index["placeholder_secrets"].extend(f"{source.name}:{key}" for key in _placeholder_keys(data))
+    ctx.writer.write_json(bundle_path, redact_structure(data))
+
+
+def collect(ctx: Context) -> dict:
+    index: dict = {"files": [], "placeholder_secrets": [], "errors": []}
+    _copy_config(ctx, ctx.basedir / "config" / "main.json", "config/main.json", index)
+    for folder in JSON_CONSTS_DIRS:
+        directory = ctx.basedir / folder
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("custom.*"))[:200]:
+            ctx.deadline.check()
+            _copy_config(ctx, path, f"config/json_consts/{path.name}", index)
+    return index

@@ -1,0 +1,161 @@
+"""Every catalog process: its PIDs (found by title as pidof does), PID file, expected
+port and resources; plus the whole host's process table for context.
+
+processes.json: {"expected": [record per catalog process], "all": [host table],
+"sample_seconds": float, "errors": [...]}
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+from collector import live
+from collector.catalog import ProcessSpec
+from collector.context import Context
+
+_TABLE_ATTRS = ["pid", "ppid", "name", "cmdline", "username", "status", "create_time", "num_threads", "memory_info"]
+
+
+def _host_table() -> Dict[int, dict]:
+    table = {}
+    for proc in psutil.process_iter(_TABLE_ATTRS, ad_value=None):
+        info = proc.info
+        info["_proc"] = proc
+        table[info["pid"]] = info
+    return table
+
+
+def _sample_cpu(table: Dict[int, dict], seconds: float) -> None:
+    """CPU % of every process over one window shared by all of them."""
+    for info in table.values():
+        try:
+            info["_proc"].cpu_percent(None)
+        except (psutil.Error, OSError):
+            pass
+    time.sleep(seconds)
+    for info in table.values():
+        try:
+            info["cpu_percent"] = round(info["_proc"].cpu_percent(None), 1)
+        except (psutil.Error, OSError):
+            info["cpu_percent"] = None
+
+
+def _fd_limit(proc: psutil.Process) -> Optional[int]:
+    try:
+        soft, _hard = proc.rlimit(resource.RLIMIT_NOFILE)
+        return None if soft == resource.RLIM_INFINITY else soft
+    except (psutil.Error, OSError, AttributeError):
+        return None
+
+
+def _attr(call, default=None):
+    try:
+        return call()
+    except (psutil.Error, OSError):
+        return default
+
+
+def _pid_record(info: dict) -> dict:
+    proc: psutil.Process = info["_proc"]
+    mem = info.get("memory_info")
+    fds = _attr(proc.num_fds)
+    limit = _fd_limit(proc)
+    connections = _attr(lambda: proc.net_connections(kind="inet"), []) or []
+    return {
+        "pid": info["pid"],
+        "ppid": info.get("ppid"),
+        "status": info.get("status"),
+        "rss": mem.rss if mem else None,
+        "vms": mem.vms if mem else None,
+        "cpu_percent": info.get("cpu_percent"),
+        "threads": info.get("num_threads"),
+        "open_files": fds,
+        "open_files_limit": limit,
+        "open_files_percent": round(100.0 * fds / limit, 1) if fds is not None and limit else None,
+        "connections": dict(Counter(c.status for c in connections)),
+        "started_at": live.iso_utc(info.get("create_time")),
+        "user": info.get("username"),
+        "exe": _attr(proc.exe),
+        "cmdline": live.command_line(info.get("cmdline")),
+    }
+
+
+def _port_state(spec: ProcessSpec, pids: List[int], by_port: Dict[int, List[dict]]) -> dict:
+    record = {"expected": spec.port, "address": spec.address, "state": "none", "owner_pid": None, "owner_name": None}
+    if spec.port is None:
+        return record
+    holders = by_port.get(spec.port, [])
+    own = [s for s in holders if s["pid"] in pids]
+    if own:
+        record.update(state="listening", owner_pid=own[0]["pid"], owner_name=own[0]["process"])
+    elif holders:
+        other = holders[0]
+        record.update(state="conflict", owner_pid=other["pid"], owner_name=other["process"] or "unknown program")
+    else:
+        record["state"] = "not_listening"
+    return record
+
+
+def _status(spec: ProcessSpec, pids: List[int]) -> tuple:
+    if pids:
+        return "running", None
+    if spec.retired_in:
+        return "absent", f"removed from the platform in {spec.retired_in}"
+    if spec.remote:
+        return "absent", "can run on another host"
+    return "down", None
+
+
+def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port) -> dict:
+    pids = sorted(
+        pid for pid, info in table.items() if live.matches_title(spec.title, info.get("cmdline"), info.get("name"))
+    )
+    status, note = _status(spec, pids)
+    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title)
+    return {
+        "name": spec.binary,
+        "title": spec.title,
+        "description": spec.description,
+        "remote_capable": spec.remote,
+        "status": status,
+        "note": note,
+        "pids": pids,
+        "pidfile": pidfile,
+        "port": _port_state(spec, pids, by_port),
+        "resources": [_pid_record(table[pid]) for pid in pids],
+    }
+
+
+def _table_row(info: dict) -> dict:
+    mem = info.get("memory_info")
+    return {
+        "pid": info["pid"],
+        "ppid": info.get("ppid"),
+        "name": live.argv0_name(info.get("cmdline")) or info.get("name"),
+        "user": info.get("username"),
+        "status": info.get("status"),
+        "cpu_percent": info.get("cpu_percent"),
+        "rss": mem.rss if mem else None,
+        "threads": info.get("num_threads"),
+        "started_at": live.iso_utc(info.get("create_time")),
+        "cmdline": live.command_line(info.get("cmdline")),
+    }
+
+
+def collect(ctx: Context) -> dict:
+    table = _host_table()
+    _sample_cpu(table, min(ctx.options.cpu_sample_seconds, ctx.deadline.bound(ctx.options.cpu_sample_seconds)))
+    by_port = live.sockets_by_port(live.listening_sockets())
+    expected = [expected_record(spec, ctx.basedir, table, by_port) for spec in ctx.catalog.processes]
+    return {
+        "sample_seconds": ctx.options.cpu_sample_seconds,
+        "expected": expected,
+        "all": [_table_row(info) for _pid, info in sorted(table.items())],
+        "errors": [],
+    }

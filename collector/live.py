@@ -1,0 +1,173 @@
+"""Read-only helpers over the live host shared by several collectors:
+finding processes by title the way pidof does, PID file states, listening sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import psutil
+
+COMM_LEN = 15  # Linux keeps 15 bytes of a process's comm
+PIDFILE_MAX_BYTES = 64
+
+
+def iso_utc(timestamp: Optional[float]) -> Optional[str]:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def argv0_name(cmdline: Optional[List[str]]) -> Optional[str]:
+    """The program name in argv[0]: a title set by the process itself ("AK:api",
+    possibly followed by arguments in the same string) or the basename of a path."""
+    if not cmdline:
+        return None
+    argv0 = cmdline[0]
+    first = argv0.split(" ", 1)[0]
+    return first if first.startswith("AK:") else os.path.basename(first)
+
+
+def matches_title(title: str, cmdline: Optional[List[str]], comm: Optional[str]) -> bool:
+    """Whether a process carries `title`, as pidof decides: argv[0] first, else the
+    comm, which the kernel truncates to 15 bytes (AK:trk_amazon_sns -> AK:trk_amazon_s)."""
+    name = argv0_name(cmdline)
+    if name == title:
+        return True
+    if name and name.startswith("AK:"):
+        return False  # another AK: title whose comm may share the first 15 bytes
+    if comm is None:
+        return False
+    return comm == title or comm == title.encode()[:COMM_LEN].decode("utf-8", "ignore")
+
+
+def command_line(cmdline: Optional[List[str]]) -> Optional[str]:
+    """One string, so that every secret flag and its value stand on one line of the
+    bundle where the scrubber sees them together."""
+    if cmdline is None:
+        return None
+    return " ".join(cmdline)
+
+
+def process_name(pid: int) -> Optional[str]:
+    try:
+        proc = psutil.Process(pid)
+        return argv0_name(proc.cmdline()) or proc.name()
+    except (psutil.Error, OSError):
+        return None
+
+
+def pidfile_state(path: Path, expected_title: Optional[str]) -> dict:
+    """State of one PID file: ok, missing, unreadable, invalid, stale or reused."""
+    record = {"path": str(path), "state": None, "pid": None, "detail": None, "owner_name": None}
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        record["state"] = "missing"
+        return record
+    except OSError as exc:
+        record.update(state="unreadable", detail=exc.strerror or str(exc))
+        return record
+    if not stat.S_ISREG(st.st_mode):
+        kind = "directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        record.update(state="unreadable", detail=kind)
+        return record
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY)
+        try:
+            raw = os.read(fd, PIDFILE_MAX_BYTES + 1)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        record["state"] = "missing"
+        return record
+    except OSError as exc:
+        record.update(state="unreadable", detail=exc.strerror or str(exc))
+        return record
+    text = raw.decode("ascii", "replace").strip()
+    if len(raw) > PIDFILE_MAX_BYTES or not text.isdigit() or int(text) <= 0:
+        record.update(state="invalid", detail=f"not a process number: {text[:32]!r}")
+        return record
+    pid = int(text)
+    record["pid"] = pid
+    try:
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+        comm = proc.name()
+    except psutil.NoSuchProcess:
+        record.update(state="stale", detail=f"no process {pid}")
+        return record
+    except (psutil.Error, OSError) as exc:
+        record.update(state="ok", detail=f"process {pid} exists but cannot be inspected: {exc}")
+        return record
+    record["owner_name"] = argv0_name(cmdline) or comm
+    if expected_title and not matches_title(expected_title, cmdline, comm):
+        record.update(state="reused", detail=f"process {pid} is {record['owner_name']!r}, not {expected_title}")
+        return record
+    record["state"] = "ok"
+    return record
+
+
+def listening_sockets() -> List[dict]:
+    """Every listening TCP socket and bound UDP socket, with its process when known."""
+    sockets = []
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except (psutil.Error, OSError):
+        connections = []
+    for conn in connections:
+        is_tcp = conn.type == socket.SOCK_STREAM
+        if is_tcp and conn.status != psutil.CONN_LISTEN:
+            continue
+        if not is_tcp and conn.raddr:
+            continue
+        if not conn.laddr:
+            continue
+        sockets.append(
+            {
+                "protocol": ("tcp" if is_tcp else "udp") + ("6" if conn.family == socket.AF_INET6 else ""),
+                "address": conn.laddr.ip,
+                "port": conn.laddr.port,
+                "pid": conn.pid,
+                "process": process_name(conn.pid) if conn.pid else None,
+            }
+        )
+    sockets.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))
+    return sockets
+
+
+def sockets_by_port(sockets: Iterable[dict]) -> Dict[int, List[dict]]:
+    by_port: Dict[int, List[dict]] = {}
+    for sock in sockets:
+        if sock["protocol"].startswith("tcp"):
+            by_port.setdefault(sock["port"], []).append(sock)
+    return by_port
+
+
+class NotRegularFile(OSError):
+    pass
+
+
+def read_small_file(path: Path, max_bytes: int) -> tuple:
+    """(bytes, truncated) of a regular file, read without following a final symlink,
+    without blocking on a FIFO, and never more than `max_bytes`."""
+    fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        data = b"".join(chunks)
+        return data[:max_bytes], len(data) > max_bytes
+    finally:
+        os.close(fd)

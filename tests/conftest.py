@@ -1,0 +1,58 @@
+"""Shared fixtures: the simulated host (real processes, PID files, sockets and files)
+and a helper that runs a real collection into a bundle folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.bundle.reader import BundleReader
+from collector.catalog import load_catalog
+from collector.context import CollectOptions
+from collector.run import CollectRequest, collect
+from collector.simulate import SimulatedHost
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A built simulated host with no process started yet; stopped after the test."""
+    sim = SimulatedHost(tmp_path / "host").build()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def full_host(tmp_path_factory):
+    """Every catalog process running, with the demo's two faults."""
+    sim = SimulatedHost(tmp_path_factory.mktemp("fullhost")).build().start().break_like_production()
+    yield sim
+    sim.stop()
+
+
+def collect_bundle(sim: SimulatedHost, out: Path, fmt: str = "dir", **options) -> tuple:
+    """Run a real collection against `sim`; (result, reader over the bundle folder)."""
+    out.mkdir(parents=True, exist_ok=True)
+    request = CollectRequest(basedir=sim.basedir, basedir_source="test", catalog=load_catalog(sim.catalog_file),
+                             output_dir=out, fmt=fmt, timeout=options.pop("timeout", 60),
+                             options=CollectOptions(**options))
+    result = collect(request)
+    return result, BundleReader(result.path) if fmt == "dir" else None
+
+
+def akdiag(*args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
+    """Run the real command line, as an administrator would."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "collector", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd)
+
+
+def expected_by_name(reader: BundleReader) -> dict:
+    return {p["name"]: p for p in reader.json("processes.json")["expected"]}
