@@ -94,8 +94,9 @@ def run_collect(request, quiet: bool) -> int:
     return EXIT_OK
 
 
-def _options(log_lines: int, log_bytes: int, log_total_bytes: int) -> CollectOptions:
-    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes)
+def _options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
+    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
+                          datastore_timeout=datastore_timeout)
 
 
 def _command_line() -> str:
@@ -134,10 +135,13 @@ def main() -> None:
               help="Bytes at most of all log tails together (newest logs first).")
 @click.option("--timeout", type=click.FloatRange(min=5), default=300, show_default=True,
               help="Deadline of the whole run, in seconds.")
+@click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
+              help="Seconds each datastore check may take.")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in platform catalog.")
 @click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
-def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, catalog_file, quiet):
+def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
+            catalog_file, quiet):
     """Collect a diagnostics bundle from this host."""
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
@@ -146,7 +150,8 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
-                             options=_options(log_lines, log_bytes, log_total_bytes), command_line=_command_line())
+                             options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
+                             command_line=_command_line())
     sys.exit(run_collect(request, quiet))
 
 

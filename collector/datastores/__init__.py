@@ -1,0 +1,1 @@
+"""Datastore checks, one module per kind of server."""
