@@ -57,11 +57,11 @@ def _load_catalog_or_exit(path: Optional[str]):
 
 def _print_summary(result, quiet: bool) -> None:
     if quiet:
-        click.echo(str(result.path))
+        click.echo(str(result.path.resolve()))
         return
     failed = [o for o in result.outcomes if o.status in ("failed", "timeout")]
     partial = [o for o in result.outcomes if o.status == "partial"]
-    click.echo(f"Bundle:    {result.path}")
+    click.echo(f"Bundle:    {result.path.resolve()}")
     click.echo(f"Size:      {_human_size(result.size)}")
     click.echo(f"Duration:  {result.duration:.1f} s")
     if result.processes_down:

@@ -194,6 +194,51 @@ class Scrubber:
     def for_file(self, path: str) -> "FileScrubber":
         return FileScrubber(self, path)
 
+    def scrub_bytes(self, data: bytes, path: str) -> bytes:
+        """Scrub a file's bytes line by line (lines end at b"\n" only; bytes that are not
+        UTF-8 survive through surrogateescape).  Lines that hold none of any rule's
+        pre-filter tokens cannot match and are copied as they are, without a Python
+        loop over them: that is what keeps scrubbing fast on large log tails."""
+        file_scrubber = self.for_file(path)
+        starts = self._candidate_line_starts(data)
+        if starts is None:
+            return b"\n".join(_scrub_raw_line(file_scrubber, raw) for raw in data.split(b"\n"))
+        pieces, position = [], 0
+        for start in starts:
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            pieces.append(data[position:start])
+            pieces.append(_scrub_raw_line(file_scrubber, data[start:end]))
+            position = end
+        pieces.append(data[position:])
+        return b"".join(pieces)
+
+    def _prefilter_tokens(self) -> Optional[Tuple[bytes, ...]]:
+        tokens = set()
+        for rule in self.rules:
+            if "" in rule.prefilter:
+                return None
+            tokens.update(token.encode("utf-8") for token in rule.prefilter)
+        return tuple(sorted(tokens))
+
+    def _candidate_line_starts(self, data: bytes) -> Optional[List[int]]:
+        """Offsets of the lines that hold a pre-filter token; None when every line
+        must be scrubbed (a rule with no pre-filter, or a PEM block spanning lines)."""
+        tokens = self._prefilter_tokens()
+        lowered = data.lower()
+        if tokens is None or b"private key-----" in lowered:
+            return None
+        starts = set()
+        for token in tokens:
+            index = lowered.find(token)
+            while index >= 0:
+                starts.add(lowered.rfind(b"\n", 0, index) + 1)
+                line_end = lowered.find(b"\n", index)
+                if line_end < 0:
+                    break
+                index = lowered.find(token, line_end)
+        return sorted(starts)
+
     def scrub_text(self, text: str, path: str = "<text>") -> str:
         """Scrub a whole text (lines split on newline only)."""
         fs = self.for_file(path)
@@ -245,13 +290,19 @@ class FileScrubber:
         return line
 
 
+def _scrub_raw_line(file_scrubber: "FileScrubber", raw: bytes) -> bytes:
+    text = raw.decode("utf-8", "surrogateescape")
+    return file_scrubber.line(text).encode("utf-8", "surrogateescape")
+
+
 def redact_structure(data: Any) -> Any:
-    """A copy of parsed JSON/YAML data whose secret-named keys have masked values,
-    whatever their type (a password given as a number or a list is a secret too)."""
+    """A copy of parsed JSON/YAML data where a secret-named key holding an object or
+    a list is masked whole.  Scalar values are left to the bundle writer's line rules,
+    which mask them and count each replacement."""
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():
-            if isinstance(key, str) and is_secret_key(key) and value not in (None, "", [], {}):
+            if isinstance(key, str) and is_secret_key(key) and isinstance(value, (dict, list)) and value:
                 out[key] = MASK
             else:
                 out[key] = redact_structure(value)

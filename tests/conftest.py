@@ -27,9 +27,10 @@ def host(tmp_path):
     sim.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def full_host(tmp_path_factory):
-    """Every catalog process running, with the demo's two faults."""
+    """Every catalog process running, with the demo's two faults.  Module-scoped, so that
+    its AK: processes are gone before the next module's tests look for their own."""
     sim = SimulatedHost(tmp_path_factory.mktemp("fullhost")).build().start().break_like_production()
     yield sim
     sim.stop()

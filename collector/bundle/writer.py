@@ -77,13 +77,7 @@ class BundleWriter:
 
     # -------------------------------------------------------------------------
     def _scrub(self, relpath: str, data: bytes) -> bytes:
-        file_scrubber = self.scrubber.for_file(relpath)
-        lines = data.split(b"\n")
-        out = []
-        for raw in lines:
-            text = raw.decode("utf-8", "surrogateescape")
-            out.append(file_scrubber.line(text).encode("utf-8", "surrogateescape"))
-        return b"\n".join(out)
+        return self.scrubber.scrub_bytes(data, relpath)
 
     def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:
         target = self.root / relpath

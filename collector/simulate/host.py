@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import secrets
 import select
 import shutil
@@ -29,13 +30,13 @@ PLATFORM_VERSION = "v2025.1.71.3.1003"
 AKD_SCRIPT = """#!/bin/sh
 # Simulated `akd`: prints each platform process with the PID from its PID file.
 if [ "$1" != "--processes" ]; then echo "usage: akd --processes" >&2; exit 2; fi
-here=$(dirname "$0")
+here=${0%/*}
 echo "Altcraft platform {version}"
 for f in "$here"/pids/*.pid; do
   [ -f "$f" ] || continue
-  name=$(basename "$f" .pid)
-  pid=$(head -c 32 "$f" 2>/dev/null)
-  if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then state=running; else state=stopped; fi
+  name=${f##*/}; name=${name%.pid}
+  pid=; read -r pid < "$f" 2>/dev/null
+  case "$pid" in ''|*[!0-9]*) state=invalid ;; *) if [ -d "/proc/$pid" ]; then state=running; else state=stopped; fi ;; esac
   printf 'AK:%-20s %-8s %s\\n' "$name" "$pid" "$state"
 done
 """
@@ -91,16 +92,32 @@ def sample_config(ports: Dict[str, int], secret_seed: str) -> dict:
     }
 
 
-def sample_log_lines(binary: str, count: int, start: float) -> List[str]:
+_MESSAGES = (
+    "INFO  [{b}] processed batch id={h} of {n} messages in {ms} ms",
+    "INFO  [{b}] GET /api/v1/campaigns/{n}/stats 200 {ms}ms request_id={u}",
+    "DEBUG [{b}] worker {w} picked task {h} from queue trk_actions (depth {n})",
+    "INFO  [{b}] delivered message {u} to mx{w}.example.net in {ms} ms",
+    "WARN  [{b}] queue trk_actions depth {n} above soft limit",
+    "INFO  [{b}] subscriber profile {h} updated, segment {w} recalculated in {ms} ms",
+)
+
+
+def sample_log_lines(binary: str, count: int, start: float, seed: int = 0) -> List[str]:
+    """Log lines shaped like the platform's, varied enough that compression figures
+    measured on them mean something; every 97th line is an error."""
+    rng = random.Random(f"{binary}:{seed}")
     lines = []
     for i in range(count):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start + i))
         if i % 97 == 13:
-            lines.append(f"{stamp}.000Z ERROR [{binary}] connection refused 127.0.0.1:27017 (attempt {i})")
-        elif i % 41 == 7:
-            lines.append(f"{stamp}.000Z WARN  [{binary}] queue trk_actions depth 1200 above soft limit")
+            message = f"ERROR [{binary}] connection refused 127.0.0.1:27017 (attempt {i})"
         else:
-            lines.append(f"{stamp}.000Z INFO  [{binary}] processed batch id={i:08x} in {i % 50} ms")
+            message = rng.choice(_MESSAGES).format(
+                b=binary, h="%016x" % rng.getrandbits(64), n=rng.randint(1, 99999), ms=rng.randint(1, 5000),
+                u="%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
+                                                  rng.getrandbits(12), rng.getrandbits(48)),
+                w=rng.randint(1, 32))
+        lines.append(f"{stamp}.{rng.randint(0, 999):03d}Z {message}")
     return lines
 
 

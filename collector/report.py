@@ -1,0 +1,665 @@
+"""The HTML summary of a bundle: the page a support engineer reads first.
+
+The summary is rendered from the bundle's own files, through a BundleReader only,
+never from the live host, so that the same bundle always gives the same page and a
+bundle can be re-rendered anywhere.  Every input may be missing, partial or of an
+unexpected shape (a collector failed, timed out, or an older/newer akdiag wrote it):
+the data is normalized here into plain dicts and lists, and each section says what
+it could not show and why.
+
+The page is self-contained (inline CSS, no script, no external reference) and is
+autoescaped throughout: everything in a bundle came from the host and is untrusted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional, Tuple
+
+import jinja2
+
+from collector import TOOL_NAME, __version__
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+TEMPLATE = "summary.html.j2"
+TEMPLATES_PACKAGE = "collector.report_templates"
+
+MAX_AKD_STDOUT_BYTES = 200 * 1024  # shown in the HTML; the full output is in the bundle
+MAX_AKD_STDERR_BYTES = 64 * 1024
+TAIL_LINES = 200  # the last lines of each log tail shown in the HTML
+TAIL_BYTES = 64 * 1024
+TAILS_TOTAL_BYTES = 4 * 1024 * 1024  # all tails together, so the page stays openable
+MAX_TABLE_ROWS = 5000  # log index rows, host process table rows
+
+FD_WARN_PERCENT = 80.0
+FS_USED_WARN_PERCENT = 90.0
+FS_INODES_FREE_WARN_PERCENT = 10.0
+
+# which collector writes which file, for "missing because ..." notes
+_PRODUCERS = {
+    schema.SYSTEM: "system",
+    schema.PROCESSES: "processes",
+    schema.PIDFILES: "pidfiles",
+    schema.PORTS: "ports",
+    schema.LOGS_INDEX: "logs",
+    schema.AKD: "akd",
+    schema.CONFIG_INDEX: "config",
+}
+
+_PIDFILE_PROBLEMS = ("stale", "reused", "invalid", "unreadable")
+
+# the colour class of a status word (the word itself is always shown too)
+_LEVELS = {
+    "running": "ok", "ok": "ok", "listening": "ok", "tailed": "ok", "yes": "ok",
+    "partial": "warn", "not_listening": "warn", "missing": "warn", "skipped": "mute",
+    "down": "bad", "failed": "bad", "timeout": "bad", "conflict": "bad", "error": "bad",
+    "stale": "bad", "reused": "bad", "invalid": "bad", "unreadable": "bad", "no": "bad",
+    "absent": "mute", "none": "mute", "listed": "mute", "unknown": "mute",
+}
+
+
+# --------------------------------------------------------------------------- templates
+
+def templates_dir() -> Path:
+    """The folder holding the report templates and style: the installed package
+    `collector.report_templates`, else the source checkout's `report_templates/`."""
+    try:
+        from importlib.resources import files
+
+        candidate = files(TEMPLATES_PACKAGE)
+        path = candidate if isinstance(candidate, Path) else Path(str(candidate))
+        if (path / TEMPLATE).is_file():
+            return path
+    except (ImportError, TypeError, ValueError, OSError):
+        pass
+    return Path(__file__).resolve().parent.parent / "report_templates"
+
+
+def environment(directory: Optional[Path] = None) -> jinja2.Environment:
+    """The Jinja2 environment of every akdiag page: autoescaped, forgiving of
+    missing values, with the formatting filters registered."""
+    folder = Path(directory) if directory is not None else templates_dir()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        size=human_bytes,
+        duration=human_duration,
+        num=human_number,
+        pct=human_percent,
+        when=human_time,
+        dash=dash,
+        level=level,
+        words=words,
+        plural=plural,
+    )
+    return env
+
+
+# --------------------------------------------------------------------------- formatting helpers
+
+def _number(value: Any) -> Optional[float]:
+    """A finite int or float, else None (bools and strings are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or isinstance(value, jinja2.Undefined) or value == ""
+
+
+def dash(value: Any) -> Any:
+    """The value, or an em dash where there is none."""
+    return "—" if _blank(value) else value
+
+
+def human_bytes(value: Any) -> str:
+    """1536 -> '1.5 KiB'; None -> '—'."""
+    n = _number(value)
+    if n is None:
+        return "—" if _blank(value) else str(value)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    if n < 1024:
+        return f"{sign}{int(n)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        n /= 1024.0
+        if n < 1024 or unit == "PiB":
+            return f"{sign}{n:.1f} {unit}" if n < 100 else f"{sign}{n:.0f} {unit}"
+    return f"{sign}{n:.0f} PiB"  # pragma: no cover
+
+
+def human_duration(value: Any) -> str:
+    """Seconds as '0.42 s', '3 min 5 s', '4 h 10 min', '12 d 3 h'; None -> '—'."""
+    s = _number(value)
+    if s is None:
+        return "—" if _blank(value) else str(value)
+    if s < 0:
+        return f"{s:g} s"
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 60:
+        return f"{s:.1f} s"
+    s = int(round(s))
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s"
+
+
+def human_number(value: Any, digits: int = 1) -> str:
+    n = _number(value)
+    if n is None:
+        return "—" if _blank(value) else str(value)
+    if isinstance(n, int):
+        return f"{n:,}"
+    return f"{n:,.{digits}f}"
+
+
+def human_percent(value: Any, digits: int = 1) -> str:
+    n = _number(value)
+    if n is None:
+        return "—" if _blank(value) else str(value)
+    return f"{n:.{digits}f} %"
+
+
+def human_time(value: Any) -> str:
+    """An ISO timestamp or a Unix time as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    n = _number(value)
+    if n is not None:
+        try:
+            return datetime.fromtimestamp(n, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (OverflowError, OSError, ValueError):
+            return str(value)
+    if _blank(value):
+        return "—"
+    text = str(value)
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|\+00:?00)", text)
+    return f"{match.group(1)} {match.group(2)} UTC" if match else text
+
+
+def level(value: Any) -> str:
+    return _LEVELS.get(str(value), "mute") if not _blank(value) else "mute"
+
+
+def words(value: Any) -> str:
+    """'not_listening' -> 'not listening'."""
+    return "—" if _blank(value) else str(value).replace("_", " ")
+
+
+def plural(count: int, singular: str, many: Optional[str] = None) -> str:
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
+
+
+# --------------------------------------------------------------------------- data normalizing
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dicts(value: Any) -> List[dict]:
+    return [item for item in _list(value) if isinstance(item, dict)]
+
+
+def _strings(value: Any) -> List[str]:
+    return [str(item) for item in _list(value) if not _blank(item)]
+
+
+def _percent_of(part: Any, whole: Any) -> Optional[float]:
+    p, w = _number(part), _number(whole)
+    return round(100.0 * p / w, 1) if p is not None and w else None
+
+
+class _Sources:
+    """Loads the bundle's JSON files and remembers, for each one that is missing or
+    unreadable, a sentence saying so and what its collector reported."""
+
+    def __init__(self, reader: BundleReader, manifest: dict):
+        self.reader = reader
+        self.has_manifest = bool(manifest)
+        self.outcomes = {c.get("name"): c for c in _dicts(manifest.get("collectors"))}
+        self.missing: List[Dict[str, str]] = []
+
+    def load(self, relpath: str, kind: type = dict) -> Tuple[Any, Optional[str]]:
+        data = self.reader.json(relpath)
+        if isinstance(data, kind):
+            return data, None
+        present = self.reader.exists(relpath)
+        note = self._note(relpath, present, data is not None)
+        self.missing.append({"path": relpath, "note": note})
+        return None, note
+
+    def _note(self, relpath: str, present: bool, parsed: bool) -> str:
+        if not present:
+            what = f"{relpath} is missing from this bundle"
+        elif parsed:
+            what = f"{relpath} does not hold the expected data"
+        else:
+            what = f"{relpath} is not valid JSON"
+        name = _PRODUCERS.get(relpath)
+        outcome = self.outcomes.get(name) if name else None
+        if outcome:
+            status = str(outcome.get("status") or "unknown")
+            error = outcome.get("error")
+            if status == "skipped":
+                return f"{relpath} was not collected: the {name} collector was skipped ({error or 'not selected'})."
+            said = {"failed": "failed", "timeout": "timed out"}.get(status, f"ended with status {status}")
+            return f"{what}: the {name} collector {said}" + (f": {error}." if error else ".")
+        if name and self.has_manifest:
+            return f"{what}; the manifest records no run of the {name} collector."
+        return f"{what}."
+
+
+def _bundle_file(reader: BundleReader, relpath: Any, prefix: str) -> Tuple[Optional[Path], Optional[str]]:
+    """The file a bundle record points to, refusing anything outside the bundle."""
+    if not isinstance(relpath, str) or not relpath:
+        return None, "no file recorded"
+    pure = PurePosixPath(relpath)
+    if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts) or not relpath.startswith(prefix):
+        return None, f"{relpath!r} is not a path inside the bundle's {prefix} folder; not shown"
+    try:
+        root = reader.root.resolve()
+        target = (reader.root / relpath).resolve()
+    except (OSError, RuntimeError):
+        return None, f"{relpath} cannot be resolved"
+    if root not in target.parents:
+        return None, f"{relpath} points outside the bundle; not shown"
+    if not target.is_file():
+        return None, f"{relpath} is missing from this bundle"
+    return target, None
+
+
+def _read_head(path: Path, cap: int) -> Tuple[str, bool, int]:
+    """(text of the first `cap` bytes, capped?, file size)."""
+    with open(path, "rb") as handle:
+        data = handle.read(cap + 1)
+        size = max(len(data), path.stat().st_size)
+    return data[:cap].decode("utf-8", "replace"), len(data) > cap, size
+
+
+def _read_tail(path: Path, max_lines: int, max_bytes: int) -> Tuple[str, int, bool]:
+    """(the last lines of a file within both limits, lines shown, capped?)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        start = max(0, size - max_bytes)
+        handle.seek(start)
+        data = handle.read(max_bytes)
+    capped = start > 0
+    if capped and b"\n" in data:
+        data = data.split(b"\n", 1)[1]  # drop the partial first line
+    lines = data.decode("utf-8", "replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        capped = True
+    return "\n".join(lines), len(lines), capped
+
+
+# --------------------------------------------------------------------------- sections
+
+def _header(manifest: dict, system: Optional[dict]) -> dict:
+    system = system or {}
+    basedir = _dict(system.get("basedir"))
+    tool = _dict(manifest.get("tool"))
+    return {
+        "host": manifest.get("hostname") or system.get("hostname"),
+        "fqdn": system.get("fqdn"),
+        "basedir": manifest.get("basedir") or basedir.get("path"),
+        "basedir_source": manifest.get("basedir_source") or basedir.get("source"),
+        "basedir_exists": basedir.get("exists"),
+        "label": manifest.get("label"),
+        "started_at": manifest.get("started_at"),
+        "finished_at": manifest.get("finished_at"),
+        "tool_name": tool.get("name") or TOOL_NAME,
+        "tool_version": tool.get("version"),
+        "command_line": manifest.get("command_line"),
+        "schema_version": manifest.get("schema_version"),
+        "newer_schema": isinstance(_number(manifest.get("schema_version")), int)
+        and manifest.get("schema_version") > schema.SCHEMA_VERSION,
+    }
+
+
+def _resource(record: dict) -> dict:
+    percent = _number(record.get("open_files_percent"))
+    if percent is None:
+        percent = _percent_of(record.get("open_files"), record.get("open_files_limit"))
+    return {
+        "pid": record.get("pid"),
+        "rss": record.get("rss"),
+        "vms": record.get("vms"),
+        "cpu_percent": record.get("cpu_percent"),
+        "threads": record.get("threads"),
+        "open_files": record.get("open_files"),
+        "open_files_limit": record.get("open_files_limit"),
+        "open_files_percent": percent,
+        "fd_high": percent is not None and percent >= FD_WARN_PERCENT,
+        "connections": _dict(record.get("connections")),
+        "started_at": record.get("started_at"),
+        "user": record.get("user"),
+        "exe": record.get("exe"),
+        "cmdline": record.get("cmdline"),
+    }
+
+
+def _processes(data: Optional[dict]) -> dict:
+    data = data or {}
+    rows = []
+    for index, record in enumerate(_dicts(data.get("expected"))):
+        status = record.get("status")
+        status = status if status in schema.PROCESS_STATUSES else "unknown"
+        name = str(record.get("name") or f"unknown-{index}")
+        pidfile = _dict(record.get("pidfile"))
+        port = _dict(record.get("port"))
+        port_state = port.get("state") or "none"
+        pidfile_state = pidfile.get("state")
+        rows.append({
+            "name": name,
+            "title": record.get("title"),
+            "description": record.get("description"),
+            "status": status,
+            "note": record.get("note"),
+            "pids": [p for p in _list(record.get("pids")) if _number(p) is not None],
+            "pidfile": pidfile,
+            "pidfile_bad": pidfile_state in _PIDFILE_PROBLEMS or (pidfile_state == "missing" and status == "running"),
+            "port": port,
+            "port_state": port_state,
+            "port_conflict": port_state == "conflict",
+            "port_silent": port_state == "not_listening" and status == "running",
+            "resources": [_resource(r) for r in _dicts(record.get("resources"))],
+        })
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in schema.PROCESS_STATUSES + ("unknown",)}
+    table = _dicts(data.get("all"))
+    return {
+        "rows": rows,
+        "counts": counts,
+        "sample_seconds": data.get("sample_seconds"),
+        "errors": _strings(data.get("errors")),
+        "host_table": table[:MAX_TABLE_ROWS],
+        "host_table_total": len(table),
+    }
+
+
+def _host(data: Optional[dict]) -> dict:
+    data = data or {}
+    filesystems = []
+    for fs in _dicts(data.get("filesystems")):
+        used = _number(fs.get("percent_used"))
+        inodes_free = _number(fs.get("inodes_percent_free"))
+        filesystems.append(dict(fs, full=(used is not None and used >= FS_USED_WARN_PERCENT)
+                                or (inodes_free is not None and inodes_free <= FS_INODES_FREE_WARN_PERCENT)))
+    cpu = _dict(data.get("cpu"))
+    load = [x for x in _list(data.get("load_average"))]
+    cpus = _number(cpu.get("count"))
+    load1 = _number(load[0]) if load else None
+    tcp = _dict(data.get("tcp_states"))
+    memory = _dict(data.get("memory"))
+    swap = _dict(data.get("swap"))
+    time_ = _dict(data.get("time"))
+    return {
+        "os": _dict(data.get("os")),
+        "hostname": data.get("hostname"),
+        "fqdn": data.get("fqdn"),
+        "kernel": data.get("kernel"),
+        "architecture": data.get("architecture"),
+        "python": data.get("python"),
+        "boot_time": data.get("boot_time"),
+        "uptime_seconds": data.get("uptime_seconds"),
+        "load": load,
+        "load_high": load1 is not None and bool(cpus) and load1 > cpus,
+        "cpu": cpu,
+        "memory": memory,
+        "memory_low": (_number(memory.get("percent_available")) or 100) < 10,
+        "swap": swap,
+        "filesystems": filesystems,
+        "open_files": _dict(data.get("open_files")),
+        "tcp_states": sorted(tcp.items(), key=lambda kv: (-(_number(kv[1]) or 0), str(kv[0]))),
+        "time": time_,
+        "timezone": _dict(time_.get("timezone")),
+        "clock_synchronized": time_.get("clock_synchronized"),
+        "errors": _strings(data.get("errors")),
+    }
+
+
+def _pidfiles(data: Optional[dict]) -> dict:
+    data = data or {}
+    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in _dicts(data.get("files"))]
+    return {"folder": data.get("folder"), "exists": data.get("exists"), "files": files,
+            "errors": _strings(data.get("errors"))}
+
+
+def _ports(data: Optional[dict], processes: dict) -> dict:
+    data = data or {}
+    expected = {}
+    for row in processes["rows"]:
+        port = _number(row["port"].get("expected"))
+        if port is not None:
+            expected.setdefault(port, []).append(row["name"])
+    listening = [dict(s, expected_for=expected.get(_number(s.get("port")), []))
+                 for s in _dicts(data.get("listening"))]
+    return {"listening": listening, "errors": _strings(data.get("errors"))}
+
+
+def _akd(reader: BundleReader, data: Optional[dict]) -> dict:
+    data = data or {}
+    view = {
+        "command": data.get("command"), "exists": data.get("exists"), "exit_code": data.get("exit_code"),
+        "duration": data.get("duration"), "timed_out": data.get("timed_out"), "error": data.get("error"),
+        "stdout_truncated": data.get("stdout_truncated"), "errors": _strings(data.get("errors")),
+        "stdout": None, "stdout_path": data.get("stdout"), "stdout_capped": False, "stdout_size": None,
+        "stdout_note": None, "stderr": None, "stderr_path": data.get("stderr"), "stderr_capped": False,
+    }
+    if data.get("stdout"):
+        path, problem = _bundle_file(reader, data.get("stdout"), schema.COMMANDS_DIR + "/")
+        if path:
+            view["stdout"], view["stdout_capped"], view["stdout_size"] = _read_head(path, MAX_AKD_STDOUT_BYTES)
+        else:
+            view["stdout_note"] = problem
+    if data.get("stderr"):
+        path, _problem = _bundle_file(reader, data.get("stderr"), schema.COMMANDS_DIR + "/")
+        if path:
+            text, view["stderr_capped"], _size = _read_head(path, MAX_AKD_STDERR_BYTES)
+            view["stderr"] = text if text.strip() else None
+    return view
+
+
+def _config(data: Optional[dict]) -> dict:
+    data = data or {}
+    return {"files": _dicts(data.get("files")), "placeholder_secrets": _strings(data.get("placeholder_secrets")),
+            "errors": _strings(data.get("errors"))}
+
+
+def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
+    data = data or {}
+    files = _dicts(data.get("files"))
+    budget = TAILS_TOTAL_BYTES
+    tails = []
+    for record in files:
+        tail = _dict(record.get("tail"))
+        if not tail.get("bundle_path"):
+            continue
+        entry = {"path": record.get("path"), "bundle_path": tail.get("bundle_path"), "lines": tail.get("lines"),
+                 "bytes": tail.get("bytes"), "first_line_cut": tail.get("first_line_cut"),
+                 "text": None, "shown_lines": 0, "capped": False, "note": None}
+        tails.append(entry)
+        path, problem = _bundle_file(reader, tail.get("bundle_path"), schema.LOGS_DIR + "/")
+        if not path:
+            entry["note"] = problem
+            continue
+        if budget <= 0:
+            entry["note"] = (f"not shown: the summary already holds {human_bytes(TAILS_TOTAL_BYTES)} of log tails; "
+                             f"read {tail.get('bundle_path')} in the bundle")
+            continue
+        try:
+            text, shown, capped = _read_tail(path, TAIL_LINES, min(TAIL_BYTES, budget))
+        except OSError as exc:
+            entry["note"] = f"cannot read {tail.get('bundle_path')}: {exc.strerror or exc}"
+            continue
+        budget -= len(text.encode("utf-8", "replace"))
+        entry.update(text=text, shown_lines=shown, capped=capped)
+    return {
+        "root": data.get("root"),
+        "exists": data.get("exists"),
+        "limits": _dict(data.get("limits")),
+        "totals": _dict(data.get("totals")),
+        "files": files[:MAX_TABLE_ROWS],
+        "files_total": len(files),
+        "states": _count_by(files, "state"),
+        "tails": tails,
+        "errors": _strings(data.get("errors")),
+    }
+
+
+def _count_by(records: List[dict], key: str) -> List[Tuple[str, int]]:
+    counts: Dict[str, int] = {}
+    for record in records:
+        value = str(record.get(key) or "unknown")
+        counts[value] = counts.get(value, 0) + 1
+    return sorted(counts.items())
+
+
+def _collectors(manifest: dict) -> List[dict]:
+    return _dicts(manifest.get("collectors"))
+
+
+def _redactions(data: Optional[dict]) -> dict:
+    data = data or {}
+    by_rule = sorted(_dict(data.get("by_rule")).items(), key=lambda kv: (-(_number(kv[1]) or 0), str(kv[0])))
+    by_file = sorted(_dicts(data.get("by_file")), key=lambda r: -(_number(r.get("count")) or 0))
+    return {"total": data.get("total"), "by_rule": by_rule, "by_file": by_file[:MAX_TABLE_ROWS]}
+
+
+def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[dict]) -> dict:
+    bad, warn = [], []
+    if processes is not None:
+        rows = processes["rows"]
+        down = processes["counts"]["down"]
+        if down:
+            bad.append(plural(down, "process down", "processes down"))
+        conflicts = sum(1 for r in rows if r["port_conflict"])
+        if conflicts:
+            bad.append(plural(conflicts, "port conflict"))
+        silent = sum(1 for r in rows if r["port_silent"])
+        if silent:
+            warn.append(plural(silent, "port not listening", "ports not listening"))
+        unknown = processes["counts"]["unknown"]
+        if unknown:
+            warn.append(plural(unknown, "process of unknown status", "processes of unknown status"))
+        pidfiles = sum(1 for r in rows if r["pidfile_bad"])
+        if pidfiles:
+            warn.append(plural(pidfiles, "PID file problem"))
+    failed = sum(1 for c in collectors if c.get("status") in ("failed", "timeout"))
+    if failed:
+        bad.append(plural(failed, "collector failed", "collectors failed"))
+    partial = sum(1 for c in collectors if c.get("status") == "partial")
+    if partial:
+        warn.append(plural(partial, "collector partial", "collectors partial"))
+    if missing:
+        warn.append(plural(len(missing), "bundle file missing", "bundle files missing"))
+    problems = bad + warn
+    if processes is None:
+        lead = "Process status unknown (processes.json missing)"
+    elif not processes["rows"]:
+        lead = "No expected processes recorded"
+    elif not processes["counts"]["down"] and not processes["counts"]["unknown"]:
+        lead = "All expected processes running"
+    else:
+        lead = None
+    parts = ([lead] if lead else []) + problems
+    return {
+        "text": "; ".join([parts[0], ", ".join(parts[1:])]) if lead and len(parts) > 1 else ", ".join(parts),
+        "level": "bad" if bad else ("warn" if warn or lead != "All expected processes running" else "ok"),
+    }
+
+
+# --------------------------------------------------------------------------- output hygiene
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_C1_OR_SURROGATE = re.compile("[\x80-\x9f\ud800-\udfff]")
+
+
+def _clean_output(html: str) -> str:
+    """Control characters from logs and command lines shown as visible symbols
+    (ESC as U+241B), lone surrogates and C1 controls as U+FFFD: the page stays valid
+    UTF-8 and valid HTML whatever bytes the host had."""
+    html = html.replace("\r\n", "\n").replace("\r", "\u240d")
+    html = _CONTROL.sub(lambda m: "\u2421" if m.group() == "\x7f" else chr(0x2400 + ord(m.group())), html)
+    return _C1_OR_SURROGATE.sub("\ufffd", html)
+
+
+# --------------------------------------------------------------------------- entry point
+
+def build_context(reader: BundleReader) -> dict:
+    """Everything the summary template shows, normalized from the bundle."""
+    manifest = reader.manifest
+    manifest = manifest if isinstance(manifest, dict) else {}
+    sources = _Sources(reader, manifest)
+    manifest_note = None
+    if not manifest:
+        manifest_note = ("manifest.json is missing or unreadable: host, times and collector results "
+                         "below come from the other files where they can.")
+    system, system_note = sources.load(schema.SYSTEM)
+    processes_data, processes_note = sources.load(schema.PROCESSES)
+    pidfiles_data, pidfiles_note = sources.load(schema.PIDFILES)
+    ports_data, ports_note = sources.load(schema.PORTS)
+    akd_data, akd_note = sources.load(schema.AKD)
+    config_data, config_note = sources.load(schema.CONFIG_INDEX)
+    logs_data, logs_note = sources.load(schema.LOGS_INDEX)
+    redactions_data = reader.json(schema.REDACTIONS)
+    redactions_note = None
+    if not isinstance(redactions_data, dict):
+        redactions_data = None
+        redactions_note = (f"{schema.REDACTIONS} is missing or unreadable: the number of values "
+                           "redacted is unknown (the redaction itself happened as each file was written).")
+
+    processes = _processes(processes_data)
+    collectors = _collectors(manifest)
+    return {
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "header": _header(manifest, system),
+        "manifest_note": manifest_note,
+        "verdict": _verdict(processes if processes_data is not None else None, collectors, sources.missing),
+        "missing_files": sources.missing,
+        "processes": processes, "processes_note": processes_note,
+        "host": _host(system), "host_note": system_note,
+        "pidfiles": _pidfiles(pidfiles_data), "pidfiles_note": pidfiles_note,
+        "ports": _ports(ports_data, processes), "ports_note": ports_note,
+        "akd": _akd(reader, akd_data), "akd_note": akd_note,
+        "config": _config(config_data), "config_note": config_note,
+        "logs": _logs(reader, logs_data), "logs_note": logs_note,
+        "collectors": collectors,
+        "collectors_note": None if manifest else "No collector results: manifest.json is missing.",
+        "redactions": _redactions(redactions_data), "redactions_note": redactions_note,
+        "limits": {"akd_stdout": MAX_AKD_STDOUT_BYTES, "tail_lines": TAIL_LINES, "tail_bytes": TAIL_BYTES,
+                   "fd_warn": FD_WARN_PERCENT},
+    }
+
+
+def render_bundle(reader: BundleReader) -> str:
+    """The summary.html of a bundle, as text."""
+    env = environment()
+    try:
+        template = env.get_template(TEMPLATE)
+    except jinja2.TemplateNotFound as exc:
+        raise FileNotFoundError(f"report template {TEMPLATE} not found in {templates_dir()}") from exc
+    return _clean_output(template.render(**build_context(reader)))
