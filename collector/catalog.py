@@ -43,6 +43,10 @@ class ComponentSpec:
     host: Optional[str] = None
     port: Optional[int] = None
     description: str = ""
+    process: Optional[str] = None  # kind http: the catalog process whose address and port serve it
+    management_port: Optional[int] = None  # kind rabbitmq: the management HTTP API
+    http_port: Optional[int] = None  # kind clickhouse: the HTTP interface
+    defined_in: str = ""  # set by the merge, not a YAML field: the file that last gave host or port
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ _COMPONENT_FIELDS = {
     "host": ((str, type(None)), False),
     "port": ((int, type(None)), False),
     "description": ((str,), False),
+    "process": ((str, type(None)), False),
+    "management_port": ((int, type(None)), False),
+    "http_port": ((int, type(None)), False),
 }
 _COMPONENT_KINDS = ("mongodb", "ssdb", "kvrocks", "redis", "rabbitmq", "clickhouse", "http")
 _TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact")
@@ -118,8 +125,8 @@ def _parse_entries(
                     f"{_where(source, value_node)}: field '{section}.{name}' must be {wanted}, "
                     f"got {value_node.value!r}"
                 )
-            if name == "port" and value is not None and not 0 < value < 65536:
-                raise CatalogError(f"{_where(source, value_node)}: field '{section}.port' must be 1-65535")
+            if name.endswith("port") and value is not None and not 0 < value < 65536:
+                raise CatalogError(f"{_where(source, value_node)}: field '{section}.{name}' must be 1-65535")
             if name == "kind" and value not in _COMPONENT_KINDS:
                 raise CatalogError(
                     f"{_where(source, value_node)}: field '{section}.kind' must be one of "
@@ -175,6 +182,8 @@ def _merge(base: Catalog, path: Path) -> Catalog:
                     if "kind" not in entry:
                         raise CatalogError(f"{_where(source, item)}: new component needs a 'kind' field")
                     current = ComponentSpec(name=entry["name"], kind=entry["kind"])
+                if "host" in entry or "port" in entry or entry["name"] not in components:
+                    entry["defined_in"] = source
                 components[entry["name"]] = replace(current, **entry)
         elif name == "thresholds":
             value = _scalar(value_node)

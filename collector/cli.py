@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -17,6 +21,7 @@ from collector import __version__
 from collector.bundle.archive import FORMATS
 from collector.catalog import CatalogError, load_catalog
 from collector.context import CollectOptions
+from collector.redact import DEFAULT_PII_KINDS
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -63,6 +68,8 @@ def _print_summary(result, quiet: bool) -> None:
     partial = [o for o in result.outcomes if o.status == "partial"]
     click.echo(f"Bundle:    {result.path.resolve()}")
     click.echo(f"Size:      {_human_size(result.size)}")
+    if result.mapping_path:
+        click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the bundle, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")
     if result.processes_down:
         click.echo(f"Processes down ({len(result.processes_down)}): {', '.join(result.processes_down)}")
@@ -73,7 +80,19 @@ def _print_summary(result, quiet: bool) -> None:
     if partial:
         click.echo("Collectors with gaps: " + ", ".join(o.name for o in partial)
                    + " (see manifest.json in the bundle)")
+    _print_top_findings(getattr(result, "findings", None) or [])
     click.echo("Send this file to Altcraft support.")
+
+
+def _print_top_findings(findings) -> None:
+    from collector.check import counts_text, top_findings_lines
+
+    if not findings:
+        click.echo("Findings:  none")
+        return
+    click.echo(f"Findings:  {counts_text(findings)} (all in summary.html and findings.json)")
+    for line in top_findings_lines(findings):
+        click.echo(line)
 
 
 def run_collect(request, quiet: bool) -> int:
@@ -97,6 +116,51 @@ def run_collect(request, quiet: bool) -> int:
 def _options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
     return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
                           datastore_timeout=datastore_timeout)
+
+
+def _usage_error(message: str) -> None:
+    click.echo(f"akdiag: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _valid_patterns(patterns) -> tuple:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            _usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {exc}")
+    return tuple(patterns)
+
+
+def _pii_kinds(more: str, none: bool) -> tuple:
+    if none:
+        if more:
+            _usage_error("--pseudonymize and --no-pseudonymize exclude each other")
+        return ()
+    extra = [word.strip() for word in more.split(",") if word.strip()]
+    unknown = [word for word in extra if word not in ("ips", "hosts")]
+    if unknown:
+        _usage_error(f"--pseudonymize takes ips and/or hosts, not {', '.join(unknown)}")
+    return DEFAULT_PII_KINDS + tuple(dict.fromkeys(extra))
+
+
+def bundle_password(password_file: Optional[str], confirm: bool) -> str:
+    """The archive password: from a file, else AKDIAG_PASSWORD, else asked on the
+    terminal.  Never a command-line argument: the process table would show it, and
+    akdiag itself collects the process table."""
+    if password_file:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            _usage_error(f"cannot read the password file {password_file}: {exc}")
+        if not password:
+            _usage_error(f"the password file {password_file} is empty")
+        return password
+    if os.environ.get("AKDIAG_PASSWORD"):
+        return os.environ["AKDIAG_PASSWORD"]
+    if not sys.stdin.isatty():
+        _usage_error("a password is needed: give --password-file FILE or set AKDIAG_PASSWORD")
+    return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
 
 
 def _command_line() -> str:
@@ -139,19 +203,37 @@ def main() -> None:
               help="Seconds each datastore check may take.")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in platform catalog.")
+@click.option("--pseudonymize", "pseudonymize_more", default="", metavar="ips,hosts",
+              help="Also replace IP addresses and/or host names by pseudonyms (e-mails and phones are by default).")
+@click.option("--no-pseudonymize", is_flag=True,
+              help="Keep subscribers' e-mails and phones as they are (secrets are always redacted).")
+@click.option("--keep-mapping", is_flag=True,
+              help="Write the pseudonym -> original table beside the bundle (never inside it), mode 0600.")
+@click.option("--redact-pattern", "redact_patterns", multiple=True, metavar="REGEX",
+              help="Mask whatever this regular expression matches, in every file (repeatable).")
+@click.option("--encrypt", is_flag=True, help="Encrypt the 7z archive (AES-256, file names hidden too).")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="File holding the archive password [else $AKDIAG_PASSWORD, else a prompt].")
 @click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
-            catalog_file, quiet):
+            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, redact_patterns, encrypt, password_file,
+            quiet):
     """Collect a diagnostics bundle from this host."""
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
     catalog = _load_catalog_or_exit(catalog_file)
+    patterns = _valid_patterns(redact_patterns)
+    pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
+    if encrypt and fmt != "7z":
+        _usage_error("--encrypt needs --format 7z")
+    password = bundle_password(password_file, confirm=True) if encrypt else None
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
                              options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
-                             command_line=_command_line())
+                             command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
+                             keep_mapping=keep_mapping, password=password)
     sys.exit(run_collect(request, quiet))
 
 
@@ -183,6 +265,253 @@ def demo(output_dir, fmt, quiet):
     if not quiet and code == EXIT_OK:
         click.echo("Open summary.html inside the bundle first (7z x <bundle>).")
     sys.exit(code)
+
+
+# --------------------------------------------------------------------------- check and report
+
+class _MonitoringCommand(click.Command):
+    """A bad option is "could not check" (3) for a monitoring system, not CRITICAL (2)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = 3
+            raise
+
+
+def _valid_skip(_ctx, _param, names) -> tuple:
+    """Collector names for --skip, checked when used (the registry imports every collector)."""
+    from collector.collectors import registry
+
+    known = [spec.name for spec in registry().values() if spec.quick]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a quick collector (known: {', '.join(known)})")
+    return tuple(names)
+
+
+@main.command(cls=_MonitoringCommand)
+@click.option("--basedir", type=click.Path(file_okay=False), help="Platform folder [default: $AKDIAG_BASEDIR, "
+              "else the folder of a running AK: process, else /opt/akd].")
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
+              help="YAML file merged over the built-in catalog (processes, thresholds).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "nagios"]), default="text", show_default=True)
+@click.option("--skip", multiple=True, callback=_valid_skip, metavar="COLLECTOR",
+              help="Leave a collector out, e.g. --skip datastores (repeatable).")
+@click.option("--logs", "with_logs", is_flag=True, help="Also read the log tails (slower).")
+@click.option("--timeout", type=click.FloatRange(min=2), default=30, show_default=True,
+              help="Deadline of the whole check, in seconds.")
+@click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds each datastore check may take (a datastore slower than that is a problem).")
+@click.option("--bundle", "bundle_path", type=click.Path(exists=True),
+              help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
+def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeout, bundle_path):
+    """Check this host quickly and exit as monitoring expects.
+
+    \b
+    Runs the quick collectors (no log tails unless --logs, no archive) and the
+    analyzers, prints the findings, and exits:
+      0  OK        nothing above info
+      1  WARNING   a warning, nothing critical
+      2  CRITICAL  a critical finding
+      3  UNKNOWN   could not check (no BASEDIR, no process data, bad option or catalog)
+    --format nagios prints one status line with performance data (processes_down=...).
+    """
+    from collector import check as checking
+
+    try:
+        result = _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
+                            bundle_path)
+    except (KeyboardInterrupt, _Terminated):
+        click.echo("akdiag: interrupted", err=True)
+        sys.exit(checking.EXIT_UNKNOWN)
+    except Exception as exc:  # a monitoring system needs a status line, not a traceback
+        result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
+    click.echo(checking.RENDERERS[fmt](result))
+    sys.exit(result.code)
+
+
+def _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
+    from collector.basedir import resolve_basedir
+
+    try:
+        catalog = load_catalog(Path(catalog_file) if catalog_file else None)
+    except CatalogError as exc:
+        return checking.unknown(f"catalog: {exc}")
+    if bundle_path:
+        return _check_bundle(checking, Path(bundle_path), catalog)
+    path, source = resolve_basedir(basedir)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
+                                   datastore_timeout=datastore_timeout)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_bundle(checking, path: Path, catalog):
+    from collector.bundle.reader import BundleError, open_bundle
+    from collector.rerender import check_schema
+
+    started = time.monotonic()
+    try:
+        with open_bundle(path) as reader:
+            check_schema(reader.schema_version)
+            return checking.check_reader(reader, catalog, started, source=str(path))
+    except BundleError as exc:
+        return checking.unknown(str(exc), started, source=str(path))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True))
+@click.option("--output", "output_file", type=click.Path(dir_okay=False),
+              help="Where to write the summary [default: ./<bundle name>.summary.html]; the findings go "
+                   "beside it as <name>.findings.json.")
+@click.option("--open", "open_it", is_flag=True, help="Open the summary in a web browser.")
+@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
+              help="YAML file merged over the built-in catalog (thresholds).")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="File holding an encrypted bundle's password [else $AKDIAG_PASSWORD, else a prompt].")
+def report(bundle, output_file, open_it, catalog_file, password_file):
+    """Re-render the summary and findings of an existing bundle with this akdiag.
+
+    BUNDLE is a bundle folder, .7z or .tar.gz.  Nothing inside it is changed.
+
+    \b
+    Exit codes:
+      0  the summary and findings were written
+      2  bad option or catalog; not a bundle, a wrong password, or a bundle newer than this akdiag
+      3  the summary could not be written
+    """
+    from collector.bundle.reader import BundleError
+    from collector.bundle.writer import BundleWriteError
+    from collector.rerender import NewerSchemaError, default_output, rerender
+
+    catalog = _load_catalog_or_exit(catalog_file)
+    output = Path(output_file) if output_file else default_output(Path(bundle))
+    password = bundle_password(password_file, confirm=False) if password_file else None
+    try:
+        done = _rerender_asking_password(rerender, Path(bundle), output, catalog, password, password_file)
+    except NewerSchemaError as exc:
+        click.echo(f"akdiag: error: {bundle}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except BundleError as exc:
+        click.echo(f"akdiag: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except BundleWriteError as exc:
+        click.echo(f"akdiag: error: {exc}", err=True)
+        sys.exit(EXIT_OUTPUT)
+    _print_report(done)
+    if open_it:
+        _open_in_browser(done.html_path)
+    sys.exit(EXIT_OK)
+
+
+def _rerender_asking_password(rerender, bundle: Path, output: Path, catalog, password, password_file):
+    from collector.bundle.reader import BundleError
+
+    try:
+        return rerender(bundle, output, catalog, password)
+    except BundleError as exc:
+        if password is not None or "is encrypted" not in str(exc):
+            raise
+    return rerender(bundle, output, catalog, bundle_password(password_file, confirm=False))
+
+
+def _print_report(done) -> None:
+    from collector.bundle import schema
+    from collector.check import counts_text, top_findings_lines
+
+    version = "unknown (no manifest)" if done.schema_version is None else done.schema_version
+    click.echo(f"Bundle schema version {version} (this akdiag reads up to {schema.SCHEMA_VERSION})")
+    click.echo(f"Summary:   {done.html_path.resolve()}")
+    click.echo(f"Findings:  {done.findings_path.resolve()}")
+    findings = done.analysis.findings
+    click.echo(f"Verdict:   {counts_text(findings)}")
+    for line in top_findings_lines(findings):
+        click.echo(line)
+
+
+def _open_in_browser(path: Path) -> None:
+    import webbrowser
+
+    if not webbrowser.open(path.resolve().as_uri()):
+        click.echo(f"akdiag: no web browser found; open {path.resolve()} yourself", err=True)
+
+
+@main.command()
+@click.argument("old", type=click.Path(exists=True))
+@click.argument("new", type=click.Path(exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("--output", "output_file", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--allow-different-hosts", is_flag=True, help="Compare bundles of two different hosts.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="File holding encrypted bundles' password [else $AKDIAG_PASSWORD, else a prompt].")
+def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
+    """What changed between two bundles of one host (e.g. before and after an upgrade).
+
+    OLD and NEW are bundle folders, .7z (encrypted too) or .tar.gz archives.
+
+    \b
+    Exit codes:
+      0  no regression (no new critical or warning finding, no process lost)
+      1  a regression
+      2  error: a bundle that cannot be read, a wrong password, different hosts
+    """
+    from collector.bundle.reader import BundleError
+    from collector.diff import DifferentHostsError, diff_bundles, render_html, render_text
+
+    try:
+        with _open_bundles([Path(old), Path(new)], password_file) as (old_reader, new_reader):
+            result = diff_bundles(old_reader, new_reader, allow_different_hosts)
+    except (BundleError, DifferentHostsError) as exc:
+        click.echo(f"akdiag: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if fmt == "json":
+        text = json.dumps(result.as_dict(), indent=1, ensure_ascii=False, default=str) + "\n"
+    elif fmt == "html":
+        text = render_html(result)
+    else:
+        text = render_text(result, width=shutil.get_terminal_size((100, 20)).columns)
+    if output_file:
+        _write_outside_bundle(Path(output_file), text)
+        click.echo(f"Diff: {Path(output_file).resolve()}", err=True)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(1 if result.regression else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _open_bundles(paths, password_file):
+    """Readers over every bundle; the password is asked once, when one is encrypted."""
+    from collector.bundle.reader import BundleError, open_bundle
+
+    password = bundle_password(password_file, confirm=False) if password_file else None
+    with contextlib.ExitStack() as stack:
+        readers = []
+        for path in paths:
+            try:
+                readers.append(stack.enter_context(open_bundle(path, password)))
+            except BundleError as exc:
+                if password is not None or "is encrypted" not in str(exc):
+                    raise
+                password = bundle_password(password_file, confirm=False)
+                readers.append(stack.enter_context(open_bundle(path, password)))
+        yield readers
+
+
+def _write_outside_bundle(path: Path, text: str) -> None:
+    """A file the user asked for (a diff), written beside their bundles: made of the
+    bundles' scrubbed files and akdiag's words, like `report`'s output."""
+    from collector.bundle.writer import BundleWriteError, BundleWriter
+    from collector.redact import Scrubber
+
+    try:
+        BundleWriter(path.parent, Scrubber(())).write_unscrubbed_bytes(path.name, text.encode("utf-8"), "diff")
+    except BundleWriteError as exc:
+        click.echo(f"akdiag: error: {exc}", err=True)
+        sys.exit(EXIT_OUTPUT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,21 +1,28 @@
-"""Redaction rules and the scrubber that applies them line by line.
+"""Redaction rules, subscriber pseudonyms, and the scrubber that applies them line by line.
 
-Each rule is a small named record with a cheap pre-filter: the regular expression
-runs only on lines that contain one of the pre-filter's lower-case substrings.
-The scrubber is used by exactly one place, the bundle writer, so every byte of a
-bundle passes through it.  A rule that raises withholds the line (fails closed).
+Each rule is a small named record with a cheap pre-filter: lower-case substrings
+(or, for rules no substring can announce, such as phone numbers, a regular
+expression run over the whole file at C speed).  The full rule runs only on the
+lines the pre-filter picks.  The scrubber is used by one place, the bundle writer,
+so every byte of a bundle passes through it.  A rule that raises withholds the line:
+redaction fails closed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 MASK = "<redacted>"
+HTML_MASK = "&lt;redacted&gt;"  # the mask once a report has escaped it
 WITHHELD = "[akdiag: line withheld: redaction failed on it]"
+CUT_MARK = "[cut]"
 
 _SECRET_KEY = re.compile(
     r"(?i)(?:password|passwd|secret|token|api_?key|private_?key|crypt_?key"
@@ -29,37 +36,63 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.strip().strip("\"'")))
 
 
-def _is_already_masked(value: str) -> bool:
-    return MASK in value
-
-
 Replacement = Union[str, Callable[["re.Match[str]"], str]]
 
 
 @dataclass(frozen=True)
 class Rule:
+    """A named redaction: `pattern` matches, `replace` gives the replacement text (a
+    string or a function of the match; returning the match unchanged means no-op).
+    `prefilter`: lower-case substrings one of which a line must hold; `prefilter_re`:
+    bytes patterns that find candidate lines instead, for rules with no fixed text
+    (each simple enough for the regex engine to scan a whole file fast)."""
+
     name: str
     prefilter: Tuple[str, ...]
     pattern: "re.Pattern[str]"
     replace: Replacement
+    prefilter_re: Tuple["re.Pattern[bytes]", ...] = ()
 
     def applies(self, lowered: str) -> bool:
+        if self.prefilter_re:
+            raw = lowered.encode("utf-8", "surrogateescape")
+            return any(pattern.search(raw) for pattern in self.prefilter_re)
         return any(token in lowered for token in self.prefilter)
 
     def apply(self, line: str) -> Tuple[str, int]:
-        return self.pattern.subn(self.replace, line)
+        """The line with every match replaced, and how many matches changed."""
+        changed = 0
+
+        def substitute(match: "re.Match[str]") -> str:
+            nonlocal changed
+            new = self.replace if isinstance(self.replace, str) else self.replace(match)
+            if new != match.group(0):
+                changed += 1
+            return new
+
+        return self.pattern.sub(substitute, line), changed
+
+
+def _masked(value: Optional[str]) -> bool:
+    """Already masked: scrubbing again (an HTML page made of scrubbed files) changes nothing."""
+    return value is not None and (MASK in value or HTML_MASK in value)
+
+
+def _splice(match: "re.Match[str]", group: int, text: str) -> str:
+    whole = match.group(0)
+    start, end = match.span(group)
+    offset = match.start(0)
+    return whole[: start - offset] + text + whole[end - offset:]
 
 
 def _mask_group(group: int) -> Callable[["re.Match[str]"], str]:
     """Replace capture group `group` by the mask, keeping the rest of the match."""
 
     def replace(match: "re.Match[str]") -> str:
-        start, end = match.span(group)
-        if start < 0 or _is_already_masked(match.group(group)):
+        value = match.group(group)
+        if value is None or _masked(value):
             return match.group(0)
-        whole_start = match.start(0)
-        text = match.group(0)
-        return text[: start - whole_start] + MASK + text[end - whole_start:]
+        return _splice(match, group, MASK)
 
     return replace
 
@@ -69,16 +102,16 @@ def _mask_value_of_secret_key(key_group: int, value_group: int, quoted: bool):
         if not is_secret_key(match.group(key_group)):
             return match.group(0)
         value = match.group(value_group)
-        if value in ('""', "''", "null", "None", "") or _is_already_masked(value):
+        if value in ('""', "''", "null", "None", "") or _masked(value):
             return match.group(0)
-        masked = f'"{MASK}"' if quoted or value[:1] in "\"'" else MASK
-        whole_start = match.start(0)
-        start, end = match.span(value_group)
-        text = match.group(0)
-        return text[: start - whole_start] + masked + text[end - whole_start:]
+        return _splice(match, value_group, f'"{MASK}"' if quoted or value[:1] in "\"'" else MASK)
 
     return replace
 
+
+# values of an "authorization" key that are settings, not credentials (mongod's
+# getCmdLineOpts has security.authorization: enabled)
+_NOT_CREDENTIALS = ("enabled", "disabled", "true", "false", "none", "required", "optional", "null")
 
 _KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 
@@ -87,7 +120,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
         "pem_private_key_inline",
         ("private key-----",),
         re.compile(r"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----)(.*?)(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)"),
-        lambda m: m.group(1) + MASK + m.group(3),
+        lambda m: m.group(0) if m.group(2) in (MASK, HTML_MASK) else m.group(1) + MASK + m.group(3),
     ),
     Rule(
         "url_credentials",
@@ -99,7 +132,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
         "authorization_header",
         ("authorization",),
         re.compile(r"(?i)(authorization\"?\s*[:=]\s*\"?(?:(?:bearer|basic|token|digest|negotiate)\s+)?)([^\s\",]+)"),
-        _mask_group(2),
+        lambda m: m.group(0) if m.group(2).lower() in _NOT_CREDENTIALS else _mask_group(2)(m),
     ),
     Rule(
         "query_token",
@@ -112,42 +145,104 @@ SECRET_RULES: Tuple[Rule, ...] = (
     ),
     Rule(
         "cli_secret_flag",
-        ("--pass", "--pwd", "--secret", "--token", "--api", "--auth", "-password", "--key"),
+        ("--pass", "--pwd", "--secret", "--token", "--api", "--auth", "-password", "--key", "--private"),
         re.compile(
             r"(?i)((?<![\w-])--?(?:password|passwd|pass|pwd|secret|token|api-?key|auth-?token|private-?key)(?:=|\s+))"
-            r"(?!-)(\S+)"
+            r"(?!-)([^\s\"]+)"
         ),
         _mask_group(2),
     ),
     Rule(
         "cli_short_password",
-        (" -p", "\x00-p"),
-        re.compile(r"((?<![\w\-])-p)(?!\d+(?:\s|$))([^\s\x00]+)"),
+        ("-p",),
+        re.compile(r"((?<![\w\-])-p)(?!\d+(?:[\s\"]|$))([^\s\"]+)"),
         _mask_group(2),
     ),
     Rule(
         "json_secret_value",
         _KEYWORDS,
-        re.compile(r"(\"([^\"\\]{1,200})\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|-?[0-9][^,\s}\]]*|true|false)"),
-        _mask_value_of_secret_key(2, 3, quoted=True),
+        re.compile(r"(([\"'])([^\"'\\]{1,200})\2\s*[:=]\s*)"
+                   r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|-?[0-9][^,\s}\]]*|true|false)"),
+        _mask_value_of_secret_key(3, 4, quoted=True),
     ),
     Rule(
         "key_value_secret",
         _KEYWORDS,
         re.compile(
             r"((?<![\w\"'.\-])([A-Za-z][A-Za-z0-9_.\-]{0,100})\s*[:=]\s*)"
-            r"(\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)"
+            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|[^\s,;&\"']+)"
         ),
         _mask_value_of_secret_key(2, 3, quoted=False),
     ),
     Rule(
         "redis_conf_secret",
         ("requirepass", "masterauth"),
-        re.compile(r"(?i)^(\s*(?:requirepass|masterauth)\s+)(\S+)"),
+        re.compile(r"(?i)((?<![\w-])(?:requirepass|masterauth)\s+)([^\s:=]\S*)"),
         _mask_group(2),
     ),
 )
 
+
+# -- subscriber personal data --------------------------------------------------------
+
+PII_KINDS = ("emails", "phones", "ips", "hosts")
+DEFAULT_PII_KINDS = ("emails", "phones")
+
+_EMAIL = r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}(?![\w-])"
+# +7 915 123-45-67, +44 (20) 7946 0958, 8 (915) 123-45-67, 79151234567
+_PHONE = (r"(?<![\w+.:/-])(?:\+\d{1,3}[ \-]?\(?\d{2,4}\)?(?:[ \-]?\d{2,4}){2,3}"
+          r"|8[ \-]?\(9\d{2}\)[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2}|[78]9\d{9})(?![\w.:-])")
+_IPV4 = r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
+_HOST_TLDS = ("com", "net", "org", "ru", "io", "info", "biz", "de", "uk", "local", "internal", "lan", "corp",
+              "cloud", "online", "site", "su", "by", "kz", "ua", "eu", "me", "co", "app", "dev", "tech")
+_HOST = (r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:" + "|".join(_HOST_TLDS)
+         + r")(?![\w.-])")
+_KEEP_IPS = ("127.0.0.1", "0.0.0.0", "255.255.255.255")
+
+
+class Pseudonymizer:
+    """Consistent pseudonyms: the same value gets the same token everywhere in one
+    bundle (HMAC-SHA256 with a random per-bundle key that never enters the bundle)."""
+
+    def __init__(self, key: Optional[bytes] = None):
+        self._key = key or os.urandom(32)
+        self._lock = threading.Lock()
+        self.mapping: Dict[str, str] = {}
+
+    def token(self, kind: str, value: str) -> str:
+        normal = value.lower() if kind in ("email", "host") else re.sub(r"[^\d.]", "", value) or value
+        if kind == "phone" and len(normal) == 11 and normal.startswith("8"):
+            normal = "7" + normal[1:]  # a Russian number written with its trunk prefix
+        digest = hmac.new(self._key, f"{kind}:{normal}".encode("utf-8", "surrogateescape"),
+                          hashlib.sha256).hexdigest()[:12]
+        token = f"{kind}-{digest}"
+        with self._lock:
+            self.mapping.setdefault(token, value)
+        return token
+
+    def rules(self, kinds: Iterable[str]) -> Tuple[Rule, ...]:
+        kinds = set(kinds)
+        rules = []
+        if "emails" in kinds:
+            rules.append(Rule("pii_email", ("@",), re.compile(_EMAIL), lambda m: self.token("email", m.group(0))))
+        if "phones" in kinds:
+            rules.append(Rule("pii_phone", (), re.compile(_PHONE), lambda m: self.token("phone", m.group(0)),
+                              prefilter_re=(re.compile(rb"9\d{9}"), re.compile(rb"\+\d"), re.compile(rb"\(9"))))
+        if "ips" in kinds:
+            rules.append(Rule("pii_ip", (), re.compile(_IPV4), self._ip,
+                              prefilter_re=(re.compile(rb"\d\.\d{1,3}\.\d{1,3}\.\d"),)))
+        if "hosts" in kinds:
+            rules.append(Rule("pii_host", (), re.compile(_HOST, re.IGNORECASE),
+                              lambda m: self.token("host", m.group(0)),
+                              prefilter_re=(re.compile(rb"(?i)\.(?:" + "|".join(_HOST_TLDS).encode() + rb")\b"),)))
+        return tuple(rules)
+
+    def _ip(self, match: "re.Match[str]") -> str:
+        address = match.group(0)
+        return address if address in _KEEP_IPS else self.token("ip", address)
+
+
+# -- counting and applying -------------------------------------------------------------
 
 class RedactionCounts:
     """Thread-safe counts of replacements by (rule, bundle file)."""
@@ -177,29 +272,51 @@ class RedactionCounts:
             return sum(self._counts.values())
 
 
+def custom_rules(patterns: Iterable[str]) -> Tuple[Rule, ...]:
+    """The customer's own patterns (--redact-pattern, the catalog's `redact:`): each
+    match is masked.  They have no pre-filter, so they look at every line."""
+    return tuple(Rule(f"custom:{p}", ("",), re.compile(p), MASK) for p in patterns)
+
+
 class Scrubber:
     """Applies the rules to one line at a time, counting what it replaced."""
 
-    def __init__(self, rules: Iterable[Rule] = SECRET_RULES, counts: Optional[RedactionCounts] = None):
+    def __init__(self, rules: Iterable[Rule] = SECRET_RULES, counts: Optional[RedactionCounts] = None,
+                 pseudonymizer: Optional[Pseudonymizer] = None):
         self.rules: Tuple[Rule, ...] = tuple(rules)
         self.counts = counts if counts is not None else RedactionCounts()
+        self.pseudonymizer = pseudonymizer
+        self._tokens = self._prefilter_tokens()
+        self._prefilter_patterns = tuple(p for r in self.rules for p in r.prefilter_re)
+
+    @classmethod
+    def for_bundle(cls, pii_kinds: Iterable[str] = DEFAULT_PII_KINDS, extra_patterns: Iterable[str] = (),
+                   pseudonymizer: Optional[Pseudonymizer] = None) -> "Scrubber":
+        """The scrubber of one bundle: secrets always, the customer's patterns, and
+        pseudonyms for the personal data kinds asked for (none with --no-pseudonymize)."""
+        pii_kinds = tuple(pii_kinds)
+        pseudonymizer = pseudonymizer or (Pseudonymizer() if pii_kinds else None)
+        pii_rules = pseudonymizer.rules(pii_kinds) if pseudonymizer else ()
+        return cls(SECRET_RULES + custom_rules(extra_patterns) + pii_rules, pseudonymizer=pseudonymizer)
 
     def with_extra_patterns(self, patterns: Iterable[str]) -> "Scrubber":
-        """A scrubber that also masks whatever the user's regular expressions match."""
-        extra = tuple(
-            Rule(f"custom:{p}", ("",), re.compile(p), MASK) for p in patterns
-        )
-        return Scrubber(self.rules + extra, self.counts)
+        return Scrubber(self.rules + custom_rules(patterns), self.counts, self.pseudonymizer)
 
     def for_file(self, path: str) -> "FileScrubber":
         return FileScrubber(self, path)
 
-    def scrub_bytes(self, data: bytes, path: str) -> bytes:
-        """Scrub a file's bytes line by line (lines end at b"\n" only; bytes that are not
-        UTF-8 survive through surrogateescape).  Lines that hold none of any rule's
-        pre-filter tokens cannot match and are copied as they are, without a Python
-        loop over them: that is what keeps scrubbing fast on large log tails."""
+    def scrub_text(self, text: str, path: str = "<text>") -> str:
+        return self.scrub_bytes(text.encode("utf-8", "surrogateescape"), path).decode("utf-8", "surrogateescape")
+
+    def scrub_bytes(self, data: bytes, path: str, starts_mid_line: bool = False) -> bytes:
+        """Scrub a file's bytes line by line (lines end at b"\\n" only; bytes that are not
+        UTF-8 survive through surrogateescape).  Lines the pre-filters do not pick cannot
+        match and are copied as they are, without a Python loop over them: that keeps
+        scrubbing fast on large log tails.  `starts_mid_line`: the data begins inside a
+        line (a tail cut by its byte cap), so its first word may be the end of a secret."""
         file_scrubber = self.for_file(path)
+        if starts_mid_line:
+            data = self._mask_cut_head(data, path)
         starts = self._candidate_line_starts(data)
         if starts is None:
             return b"\n".join(_scrub_raw_line(file_scrubber, raw) for raw in data.split(b"\n"))
@@ -213,23 +330,43 @@ class Scrubber:
         pieces.append(data[position:])
         return b"".join(pieces)
 
+    _CUT_HEAD = re.compile(rb"^[^\s,;&\"'<>]+")
+    _PEM_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+    _PEM_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+
+    def _mask_cut_head(self, data: bytes, path: str) -> bytes:
+        """A tail that starts inside a line: its first word may be the rest of a secret
+        whose key was cut off, and it may start inside a PEM key block."""
+        end = self._PEM_END.search(data)
+        begin = self._PEM_BEGIN.search(data)
+        if end and (begin is None or end.start() < begin.start()):
+            self.counts.add("pem_private_key_block", path)
+            data = (MASK + "\n").encode() + data[end.start():]
+        head = self._CUT_HEAD.match(data)
+        if head and head.group(0) != MASK.encode():
+            self.counts.add("cut_line_head", path)
+            data = CUT_MARK.encode() + data[head.end():]
+        return data
+
     def _prefilter_tokens(self) -> Optional[Tuple[bytes, ...]]:
         tokens = set()
         for rule in self.rules:
+            if rule.prefilter_re:
+                continue
             if "" in rule.prefilter:
                 return None
             tokens.update(token.encode("utf-8") for token in rule.prefilter)
-        return tuple(sorted(tokens))
+        # a token that holds another finds no line the shorter one misses: one scan less
+        return tuple(sorted(t for t in tokens if not any(o != t and o in t for o in tokens)))
 
     def _candidate_line_starts(self, data: bytes) -> Optional[List[int]]:
-        """Offsets of the lines that hold a pre-filter token; None when every line
-        must be scrubbed (a rule with no pre-filter, or a PEM block spanning lines)."""
-        tokens = self._prefilter_tokens()
+        """Offsets of the lines a pre-filter picks; None when every line must be
+        scrubbed (a rule with no pre-filter, or a PEM block spanning lines)."""
         lowered = data.lower()
-        if tokens is None or b"private key-----" in lowered:
+        if self._tokens is None or b"private key-----" in lowered:
             return None
         starts = set()
-        for token in tokens:
+        for token in self._tokens:
             index = lowered.find(token)
             while index >= 0:
                 starts.add(lowered.rfind(b"\n", 0, index) + 1)
@@ -237,12 +374,10 @@ class Scrubber:
                 if line_end < 0:
                     break
                 index = lowered.find(token, line_end)
+        for pattern in self._prefilter_patterns:
+            for match in pattern.finditer(data):
+                starts.add(data.rfind(b"\n", 0, match.start()) + 1)
         return sorted(starts)
-
-    def scrub_text(self, text: str, path: str = "<text>") -> str:
-        """Scrub a whole text (lines split on newline only)."""
-        fs = self.for_file(path)
-        return "\n".join(fs.line(line) for line in text.split("\n"))
 
 
 class FileScrubber:
@@ -266,9 +401,10 @@ class FileScrubber:
 
     def _scrub(self, line: str) -> str:
         if self._in_pem_block:
-            if self._PEM_END.search(line):
+            end = self._PEM_END.search(line)
+            if end:
                 self._in_pem_block = False
-                return line[self._PEM_END.search(line).start():]
+                return line[end.start():]
             self.scrubber.counts.add("pem_private_key_block", self.path)
             return MASK
         begin = self._PEM_BEGIN.search(line)
@@ -280,17 +416,14 @@ class FileScrubber:
         for rule in self.scrubber.rules:
             if not rule.applies(lowered):
                 continue
-            masks_before = line.count(MASK)
-            line, matched = rule.apply(line)
-            if matched:
-                added = line.count(MASK) - masks_before
-                if added > 0:
-                    self.scrubber.counts.add(rule.name, self.path, added)
+            line, changed = rule.apply(line)
+            if changed:
+                self.scrubber.counts.add(rule.name, self.path, changed)
                 lowered = line.lower()
         return line
 
 
-def _scrub_raw_line(file_scrubber: "FileScrubber", raw: bytes) -> bytes:
+def _scrub_raw_line(file_scrubber: FileScrubber, raw: bytes) -> bytes:
     text = raw.decode("utf-8", "surrogateescape")
     return file_scrubber.line(text).encode("utf-8", "surrogateescape")
 

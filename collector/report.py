@@ -7,12 +7,21 @@ unexpected shape (a collector failed, timed out, or an older/newer akdiag wrote 
 the data is normalized here into plain dicts and lists, and each section says what
 it could not show and why.
 
-The page is self-contained (inline CSS, no script, no external reference) and is
-autoescaped throughout: everything in a bundle came from the host and is untrusted.
+The page is self-contained (inline CSS, one small inline script, no external
+reference) and is autoescaped throughout: everything in a bundle came from the host and
+is untrusted.  The script only sorts tables and opens a collapsed log a link points
+into; the page reads the same without it.  A Content-Security-Policy allows that one
+script (by its hash) and nothing else.
+
+Findings come first: the bundle's findings.json, or those given by the caller (`akdiag
+report` passes today's analysis).  Each links to the section holding its evidence.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import math
 import re
 from datetime import datetime, timezone
@@ -26,6 +35,7 @@ from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
 TEMPLATE = "summary.html.j2"
+SCRIPT = "script.js.j2"  # plain JavaScript; named .j2 so that it ships with the templates
 TEMPLATES_PACKAGE = "collector.report_templates"
 
 MAX_AKD_STDOUT_BYTES = 200 * 1024  # shown in the HTML; the full output is in the bundle
@@ -38,6 +48,8 @@ MAX_TABLE_ROWS = 5000  # log index rows, host process table rows
 FD_WARN_PERCENT = 80.0
 FS_USED_WARN_PERCENT = 90.0
 FS_INODES_FREE_WARN_PERCENT = 10.0
+MAX_FINDINGS = 2000
+PLATFORM_VERSION = re.compile(r"Altcraft platform\s+(v?\d[\w.\-]*)", re.I)
 
 # which collector writes which file, for "missing because ..." notes
 _PRODUCERS = {
@@ -48,6 +60,7 @@ _PRODUCERS = {
     schema.LOGS_INDEX: "logs",
     schema.AKD: "akd",
     schema.CONFIG_INDEX: "config",
+    schema.DATASTORES: "datastores",
 }
 
 _PIDFILE_PROBLEMS = ("stale", "reused", "invalid", "unreadable")
@@ -59,6 +72,8 @@ _LEVELS = {
     "down": "bad", "failed": "bad", "timeout": "bad", "conflict": "bad", "error": "bad",
     "stale": "bad", "reused": "bad", "invalid": "bad", "unreadable": "bad", "no": "bad",
     "absent": "mute", "none": "mute", "listed": "mute", "unknown": "mute",
+    "unreachable": "bad", "auth_failed": "bad", "not_configured": "mute",
+    "critical": "bad", "warning": "warn", "info": "info",
 }
 
 
@@ -318,7 +333,31 @@ def _read_tail(path: Path, max_lines: int, max_bytes: int) -> Tuple[str, int, bo
 
 # --------------------------------------------------------------------------- sections
 
-def _header(manifest: dict, system: Optional[dict]) -> dict:
+def _platform_version(reader: BundleReader, akd_data: Optional[dict]) -> Optional[str]:
+    """The platform's version: the first line of `akd --processes` ("Altcraft platform
+    vX"), else a version key of config/main.json; None when neither tells."""
+    path, _problem = _bundle_file(reader, _dict(akd_data).get("stdout"), schema.COMMANDS_DIR + "/")
+    if path:
+        try:
+            first = _read_head(path, 4096)[0].lstrip().split("\n", 1)[0]
+        except OSError:
+            first = ""
+        match = PLATFORM_VERSION.search(first)
+        if match:
+            return match.group(1)
+    config = _dict(reader.json("config/main.json"))
+    for key in ("PLATFORM_VERSION", "VERSION", "version"):
+        if isinstance(config.get(key), str) and config[key].strip() and len(config[key]) < 64:
+            return config[key].strip()
+    return None
+
+
+def platform_version(reader: BundleReader) -> Optional[str]:
+    """The platform's version as the bundle tells it, or None."""
+    return _platform_version(reader, reader.json(schema.AKD))
+
+
+def _header(manifest: dict, system: Optional[dict], platform_version: Optional[str] = None) -> dict:
     system = system or {}
     basedir = _dict(system.get("basedir"))
     tool = _dict(manifest.get("tool"))
@@ -329,6 +368,7 @@ def _header(manifest: dict, system: Optional[dict]) -> dict:
         "basedir_source": manifest.get("basedir_source") or basedir.get("source"),
         "basedir_exists": basedir.get("exists"),
         "label": manifest.get("label"),
+        "platform_version": platform_version,
         "started_at": manifest.get("started_at"),
         "finished_at": manifest.get("finished_at"),
         "tool_name": tool.get("name") or TOOL_NAME,
@@ -362,6 +402,21 @@ def _resource(record: dict) -> dict:
     }
 
 
+_STATUS_RANK = {"down": 0, "unknown": 1, "running": 2, "absent": 3}
+
+
+def _sort_keys(resources: List[dict]) -> dict:
+    """What the processes table sorts a row by: the largest figure of its PIDs."""
+    def most(key: str) -> Any:
+        values = [_number(r.get(key)) for r in resources]
+        values = [v for v in values if v is not None]
+        return max(values) if values else ""
+
+    started = sorted(str(r["started_at"]) for r in resources if isinstance(r.get("started_at"), str))
+    return {"rss": most("rss"), "cpu": most("cpu_percent"), "threads": most("threads"),
+            "fd": most("open_files_percent"), "started": started[0] if started else ""}
+
+
 def _processes(data: Optional[dict]) -> dict:
     data = data or {}
     rows = []
@@ -388,6 +443,8 @@ def _processes(data: Optional[dict]) -> dict:
             "port_silent": port_state == "not_listening" and status == "running",
             "resources": [_resource(r) for r in _dicts(record.get("resources"))],
         })
+        rows[-1]["status_rank"] = _STATUS_RANK.get(status, 1)
+        rows[-1]["sort"] = _sort_keys(rows[-1]["resources"])
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in schema.PROCESS_STATUSES + ("unknown",)}
     table = _dicts(data.get("all"))
     return {
@@ -403,10 +460,11 @@ def _processes(data: Optional[dict]) -> dict:
 def _host(data: Optional[dict]) -> dict:
     data = data or {}
     filesystems = []
-    for fs in _dicts(data.get("filesystems")):
+    for index, fs in enumerate(_dicts(data.get("filesystems"))):
         used = _number(fs.get("percent_used"))
         inodes_free = _number(fs.get("inodes_percent_free"))
-        filesystems.append(dict(fs, full=(used is not None and used >= FS_USED_WARN_PERCENT)
+        filesystems.append(dict(fs, anchor=f"fs-{index}", bar=_bar(used),
+                                full=(used is not None and used >= FS_USED_WARN_PERCENT)
                                 or (inodes_free is not None and inodes_free <= FS_INODES_FREE_WARN_PERCENT)))
     cpu = _dict(data.get("cpu"))
     load = [x for x in _list(data.get("load_average"))]
@@ -430,6 +488,8 @@ def _host(data: Optional[dict]) -> dict:
         "cpu": cpu,
         "memory": memory,
         "memory_low": (_number(memory.get("percent_available")) or 100) < 10,
+        "memory_bar": _bar(_used_percent(memory.get("percent_available"))),
+        "swap_bar": _bar(_number(swap.get("percent"))),
         "swap": swap,
         "filesystems": filesystems,
         "open_files": _dict(data.get("open_files")),
@@ -500,6 +560,7 @@ def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
             continue
         entry = {"path": record.get("path"), "bundle_path": tail.get("bundle_path"), "lines": tail.get("lines"),
                  "bytes": tail.get("bytes"), "first_line_cut": tail.get("first_line_cut"),
+                 "anchor": f"log-{len(tails)}", "numbered": [], "marked": {}, "marked_count": 0,
                  "text": None, "shown_lines": 0, "capped": False, "note": None}
         tails.append(entry)
         path, problem = _bundle_file(reader, tail.get("bundle_path"), schema.LOGS_DIR + "/")
@@ -512,11 +573,13 @@ def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
             continue
         try:
             text, shown, capped = _read_tail(path, TAIL_LINES, min(TAIL_BYTES, budget))
+            total = _count_lines(path)
         except OSError as exc:
             entry["note"] = f"cannot read {tail.get('bundle_path')}: {exc.strerror or exc}"
             continue
         budget -= len(text.encode("utf-8", "replace"))
         entry.update(text=text, shown_lines=shown, capped=capped)
+        _number_lines(entry, text, total - shown + 1)
     return {
         "root": data.get("root"),
         "exists": data.get("exists"),
@@ -592,6 +655,203 @@ def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[di
     }
 
 
+# --------------------------------------------------------------------------- bars, tails, datastores
+
+def _used_percent(available_percent: Any) -> Optional[float]:
+    available = _number(available_percent)
+    return None if available is None else round(100.0 - available, 1)
+
+
+def _bar(used_percent: Optional[float]) -> Optional[dict]:
+    """An inline SVG bar's figures: the used part's width (0-100) and its colour class."""
+    used = _number(used_percent)
+    if used is None:
+        return None
+    used = max(0.0, min(100.0, float(used)))
+    return {"used": round(used, 1), "level": "bad" if used >= 95 else ("warn" if used >= 90 else "ok")}
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in a file as the log collector counts them (a last line without a newline counts)."""
+    count, last = 0, b""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+            last = block
+    return count + (1 if last and not last.endswith(b"\n") else 0)
+
+
+def _number_lines(entry: dict, text: str, first_number: int) -> None:
+    """The shown lines with their numbers in the bundle's tail file, the ones worth
+    highlighting (errors, panics, ...) marked and given an anchor."""
+    from collector.analyzers.logs import classify_lines
+
+    kinds = classify_lines(text) if text else {}
+    numbered = []
+    for offset, line in enumerate(text.split("\n") if text else []):
+        number = first_number + offset
+        kind = kinds.get(offset + 1)
+        anchor = f"{entry['anchor']}-L{number}" if kind else None
+        if anchor:
+            entry["marked"][number] = anchor
+        numbered.append({"n": number, "text": line, "kind": kind, "anchor": anchor})
+    entry["numbered"] = numbered
+    entry["marked_count"] = len(entry["marked"])
+
+
+_QUEUE_FIELDS = ("messages", "messages_ready", "messages_unacknowledged", "consumers", "state")
+
+
+def _queue_rows(details: dict) -> List[dict]:
+    rows = []
+    for name, queue in sorted(_dict(details.get("queues")).items()):
+        queue = _dict(queue)
+        rows.append({"name": name, "family": None, "exists": queue.get("exists"), "messages": queue.get("messages"),
+                     "consumers": queue.get("consumers"), "state": queue.get("error")})
+    for family, group in sorted(_dict(details.get("queue_families")).items()):
+        for queue in _dicts(_dict(group).get("queues")):
+            rows.append(dict({f: queue.get(f) for f in _QUEUE_FIELDS}, name=queue.get("name"), family=family,
+                             exists=True))
+    return rows[:MAX_TABLE_ROWS]
+
+
+def _other_details(details: dict) -> Optional[str]:
+    rest = {k: v for k, v in details.items() if k not in ("replica_set", "queues", "queue_families")}
+    if not rest:
+        return None
+    text = json.dumps(rest, indent=1, sort_keys=True, default=str, ensure_ascii=False)
+    return text if len(text) <= 16000 else text[:16000] + "\n… (cut; the whole record is in datastores.json)"
+
+
+def _datastores(data: Optional[dict]) -> dict:
+    data = data or {}
+    rows = []
+    for index, record in enumerate(_dicts(data.get("endpoints"))):
+        details = _dict(record.get("details"))
+        replica = _dict(details.get("replica_set"))
+        rows.append(dict(
+            {k: record.get(k) for k in ("name", "kind", "group", "description", "host", "port", "source", "user",
+                                        "status", "reachable", "connect_ms", "latency_ms", "version", "error",
+                                        "duration")},
+            anchor=f"ds-{index}", notes=_strings(record.get("notes")),
+            command_errors=sorted(_dict(record.get("command_errors")).items()),
+            replica_set=replica.get("set"), primary=replica.get("primary"), members=_dicts(replica.get("members")),
+            queues=_queue_rows(details), other=_other_details(details)))
+    configured = [r for r in rows if r["status"] != "not_configured"]
+    return {"rows": rows, "configured": configured, "not_configured": [r for r in rows if r not in configured],
+            "counts": sorted(_dict(data.get("counts")).items()), "timeout_s": data.get("timeout_s"),
+            "main_json": _dict(data.get("main_json")), "errors": _strings(data.get("errors"))}
+
+
+# --------------------------------------------------------------------------- findings
+
+_HOST_FINDINGS = ("memory.", "swap.", "load.", "files.", "clock.")
+
+
+class _Anchors:
+    """Where, in the page, the evidence of a finding is shown."""
+
+    def __init__(self, processes: dict, host: dict, datastores: dict, logs: dict):
+        self.processes = {r["name"] for r in processes["rows"]}
+        self.filesystems = {str(fs.get("mountpoint")): fs["anchor"] for fs in host["filesystems"]}
+        self.datastores = {str(r["name"]): r["anchor"] for r in datastores["rows"]}
+        self.tails = {str(t["path"]): t for t in logs["tails"]}
+
+    def of(self, finding: dict) -> str:
+        fid, subject = str(finding.get("id") or ""), str(finding.get("subject") or "")
+        figures = _dict(_dict(finding.get("evidence")).get("figures"))
+        if fid.startswith(("process.", "pidfile.", "port.")) and subject in self.processes:
+            return f"proc-{subject}"
+        if fid.startswith("disk."):
+            return self.filesystems.get(subject, "host")
+        if fid.startswith(("datastore.", "mongodb.", "rabbitmq.")):
+            name = str(figures.get("endpoint") or subject.split("/", 1)[0])
+            return self.datastores.get(name, "datastores")
+        if fid.startswith("log."):
+            return self._log_anchor(subject, figures)
+        return self._section_of(fid)
+
+    def _log_anchor(self, subject: str, figures: dict) -> str:
+        tail = self.tails.get(subject)
+        if tail is None:
+            return "logs"
+        last = _dict(figures.get("last")).get("line")
+        return tail["marked"].get(last) or tail["anchor"]
+
+    @staticmethod
+    def _section_of(fid: str) -> str:
+        if fid.startswith(_HOST_FINDINGS):
+            return "host"
+        if fid.startswith("config."):
+            return "config"
+        if fid.startswith(("collector.", "analyzer.")):
+            return "collectors"
+        if fid.startswith("platform."):
+            return "processes"
+        return "header"
+
+
+def _figure_text(value: Any) -> str:
+    if isinstance(value, dict) and "line" in value:
+        return f"line {value.get('line')}: {value.get('text')}"
+    if isinstance(value, list):
+        shown = ", ".join(_figure_text(v) for v in value[:10])
+        return shown + (f" … (+{len(value) - 10})" if len(value) > 10 else "")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_figure_text(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _figures(figures: Any) -> List[Tuple[str, str]]:
+    return [(str(k).replace("_", " "), _figure_text(v)) for k, v in _dict(figures).items()
+            if v is not None and v != [] and v != ""]
+
+
+def _findings_view(data: Optional[dict], anchors: _Anchors) -> dict:
+    from collector.analyzers.findings import SEVERITIES, count_by_severity, sort_findings
+
+    if data is None:
+        return {"available": False, "rows": [], "counts": {}, "analyzers": [], "total": 0}
+    findings = sort_findings(_dicts(data.get("findings")))
+    rows = []
+    for index, finding in enumerate(findings[:MAX_FINDINGS]):
+        evidence = _dict(finding.get("evidence"))
+        severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
+        rows.append({"n": index + 1, "id": str(finding.get("id") or "?"), "severity": severity,
+                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
+                     "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
+                     "anchor": anchors.of(finding)})
+    return {"available": True, "rows": rows, "counts": count_by_severity(findings), "total": len(findings),
+            "analyzers": _dicts(data.get("analyzers"))}
+
+
+def _findings_verdict(view: dict) -> dict:
+    counts, rows = view["counts"], view["rows"]
+    if not rows:
+        return {"text": "No problems found", "level": "ok"}
+    parts = [f"{counts.get('critical', 0)} critical"] if counts.get("critical") else []
+    if counts.get("warning"):
+        parts.append(plural(counts["warning"], "warning"))
+    if counts.get("info"):
+        parts.append(f"{counts['info']} info")
+    level = "bad" if counts.get("critical") else ("warn" if counts.get("warning") else "ok")
+    lead = rows[0]["title"] if level != "ok" else "nothing needs action"
+    return {"text": f"{', '.join(parts)}: {lead}", "level": level}
+
+
+# --------------------------------------------------------------------------- the script
+
+def _script(env: jinja2.Environment) -> Tuple[str, str]:
+    """(the page's script, its CSP hash source)."""
+    source = env.loader.get_source(env, SCRIPT)[0].strip() + "\n"
+    digest = base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii")
+    return source, f"'sha256-{digest}'"
+
+
 # --------------------------------------------------------------------------- output hygiene
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -609,8 +869,9 @@ def _clean_output(html: str) -> str:
 
 # --------------------------------------------------------------------------- entry point
 
-def build_context(reader: BundleReader) -> dict:
-    """Everything the summary template shows, normalized from the bundle."""
+def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict:
+    """Everything the summary template shows, normalized from the bundle.  `findings`:
+    a findings.json-shaped dict to show instead of the bundle's own findings.json."""
     manifest = reader.manifest
     manifest = manifest if isinstance(manifest, dict) else {}
     sources = _Sources(reader, manifest)
@@ -625,6 +886,10 @@ def build_context(reader: BundleReader) -> dict:
     akd_data, akd_note = sources.load(schema.AKD)
     config_data, config_note = sources.load(schema.CONFIG_INDEX)
     logs_data, logs_note = sources.load(schema.LOGS_INDEX)
+    datastores_data, datastores_note = sources.load(schema.DATASTORES)
+    if findings is None:
+        findings = reader.json(schema.FINDINGS)
+        findings = findings if isinstance(findings, dict) else None
     redactions_data = reader.json(schema.REDACTIONS)
     redactions_note = None
     if not isinstance(redactions_data, dict):
@@ -634,19 +899,30 @@ def build_context(reader: BundleReader) -> dict:
 
     processes = _processes(processes_data)
     collectors = _collectors(manifest)
+    host, datastores, logs = _host(system), _datastores(datastores_data), _logs(reader, logs_data)
+    findings_view = _findings_view(findings, _Anchors(processes, host, datastores, logs))
+    if findings_view["available"]:
+        verdict = _findings_verdict(findings_view)
+    else:
+        verdict = _verdict(processes if processes_data is not None else None, collectors, sources.missing)
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},
-        "header": _header(manifest, system),
+        "header": _header(manifest, system, _platform_version(reader, akd_data)),
         "manifest_note": manifest_note,
-        "verdict": _verdict(processes if processes_data is not None else None, collectors, sources.missing),
+        "verdict": verdict,
+        "findings": findings_view,
+        "findings_note": None if findings_view["available"] else (
+            f"{schema.FINDINGS} is missing from this bundle (an older akdiag wrote it, or its analysis failed): "
+            "run `akdiag report` on the bundle to analyze it with this akdiag."),
+        "datastores": datastores, "datastores_note": datastores_note,
         "missing_files": sources.missing,
         "processes": processes, "processes_note": processes_note,
-        "host": _host(system), "host_note": system_note,
+        "host": host, "host_note": system_note,
         "pidfiles": _pidfiles(pidfiles_data), "pidfiles_note": pidfiles_note,
         "ports": _ports(ports_data, processes), "ports_note": ports_note,
         "akd": _akd(reader, akd_data), "akd_note": akd_note,
         "config": _config(config_data), "config_note": config_note,
-        "logs": _logs(reader, logs_data), "logs_note": logs_note,
+        "logs": logs, "logs_note": logs_note,
         "collectors": collectors,
         "collectors_note": None if manifest else "No collector results: manifest.json is missing.",
         "redactions": _redactions(redactions_data), "redactions_note": redactions_note,
@@ -655,11 +931,14 @@ def build_context(reader: BundleReader) -> dict:
     }
 
 
-def render_bundle(reader: BundleReader) -> str:
-    """The summary.html of a bundle, as text."""
+def render_bundle(reader: BundleReader, findings: Optional[dict] = None) -> str:
+    """The summary.html of a bundle, as text.  `findings` (findings.json's shape) replaces
+    the bundle's own findings.json, e.g. today's analysis of an old bundle."""
     env = environment()
     try:
         template = env.get_template(TEMPLATE)
+        script, script_hash = _script(env)
     except jinja2.TemplateNotFound as exc:
-        raise FileNotFoundError(f"report template {TEMPLATE} not found in {templates_dir()}") from exc
-    return _clean_output(template.render(**build_context(reader)))
+        raise FileNotFoundError(f"report template {exc.name} not found in {templates_dir()}") from exc
+    context = build_context(reader, findings)
+    return _clean_output(template.render(script=script, script_hash=script_hash, **context))

@@ -16,12 +16,12 @@ from typing import Callable, List, Optional
 from collector import TOOL_NAME, __version__
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
-from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts
+from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
 from collector.catalog import Catalog
 from collector.collectors import CollectorSpec, registry
 from collector.context import CollectOptions, Context, Deadline
 from collector.live import iso_utc
-from collector.redact import Scrubber, SECRET_RULES
+from collector.redact import DEFAULT_PII_KINDS, Scrubber
 
 Progress = Callable[[str], None]
 
@@ -42,7 +42,9 @@ class CollectRequest:
     options: CollectOptions = field(default_factory=CollectOptions)
     command_line: str = ""
     extra_redact_patterns: tuple = ()
-    password: Optional[str] = None
+    pii_kinds: tuple = DEFAULT_PII_KINDS  # empty with --no-pseudonymize
+    keep_mapping: bool = False
+    password: Optional[str] = None  # set: the 7z archive is AES-256 encrypted, names included
 
 
 @dataclass
@@ -66,6 +68,8 @@ class CollectResult:
     outcomes: List[CollectorOutcome]
     processes_down: List[str]
     bundle_dir_used: Path
+    mapping_path: Optional[Path] = None
+    findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
 
 
 class _ToolLog:
@@ -166,10 +170,8 @@ def _make_staging(output_dir: Path, name: str) -> Path:
 
 
 def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_wall: float,
-                 deadline: Deadline) -> List[CollectorOutcome]:
+                 deadline: Deadline, scrubber: Scrubber) -> List[CollectorOutcome]:
     """Fill `staging` with a complete bundle (everything but the archive step)."""
-    scrubber = Scrubber(SECRET_RULES).with_extra_patterns(
-        tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
     writer = BundleWriter(staging, scrubber)
     reserve = min(15.0, request.timeout * 0.2)
     collectors_deadline = deadline.child(max(1.0, deadline.remaining() - reserve))
@@ -184,10 +186,26 @@ def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_
             "collecting host facts anyway")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
-    writer.write_json(schema.REDACTIONS, {"total": scrubber.counts.total(), "by_rule": scrubber.counts.by_rule(),
-                                          "by_file": scrubber.counts.as_records()})
+    # Counts and rule names the tool computed itself: nothing in it can be a secret, and
+    # scrubbing it would mask counts whose rule names sound like secret keys.
+    writer.write_unscrubbed_bytes(schema.REDACTIONS, json_bytes(
+        {"total": scrubber.counts.total(), "by_rule": scrubber.counts.by_rule(),
+         "by_file": scrubber.counts.as_records(), "pseudonymized": list(request.pii_kinds)}))
     manifest = _manifest(request, outcomes, started_wall, writer)
     writer.write_json(schema.MANIFEST, manifest)  # provisional, so the report can read it
+    try:
+        log("analyzing the bundle")
+        from collector import analyzers
+
+        analysis = analyzers.analyze(BundleReader(staging), request.catalog.thresholds)
+        # Made only of the bundle's own (already scrubbed) files and akdiag's words: scrubbing
+        # it again would give pseudonyms of pseudonyms that no longer match the files.
+        writer.write_json(schema.FINDINGS, analysis.as_dict(), "analyzers")
+    except BundleWriteError:
+        raise
+    except Exception as exc:  # the analyzers catch their own crashes; this is the last resort
+        log(f"findings.json could not be written: {type(exc).__name__}: {exc}")
+        log(traceback.format_exc(), show=False)
     try:
         log("writing the summary")
         from collector import report
@@ -236,11 +254,17 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     staging = _make_staging(request.output_dir, name)
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
-        outcomes = collect_into(staging, request, log, started_wall, deadline)
+        scrubber = Scrubber.for_bundle(request.pii_kinds,
+                                       tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
+        outcomes = collect_into(staging, request, log, started_wall, deadline, scrubber)
         down = _processes_down(staging)
+        findings = _findings(staging)
         if progress:
-            progress(f"packing {request.fmt}")
+            progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
         path = archive.pack(staging, request.output_dir, name, request.fmt, request.password)
+        mapping = None
+        if request.keep_mapping and scrubber.pseudonymizer is not None:
+            mapping = archive.write_mapping_beside(path, scrubber.pseudonymizer.mapping)
     except BundleWriteError as exc:
         raise OutputError(str(exc)) from exc
     except OSError as exc:
@@ -249,12 +273,18 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         if request.fmt != "dir" or staging.exists():
             archive.remove_tree(staging)
     size = _size_of(path)
-    return CollectResult(path, size, time.monotonic() - started, outcomes, down, staging)
+    return CollectResult(path, size, time.monotonic() - started, outcomes, down, staging, mapping, findings)
 
 
 def _processes_down(staging: Path) -> List[str]:
     data = BundleReader(staging).json(schema.PROCESSES) or {}
     return [p["name"] for p in data.get("expected", []) if p.get("status") == "down"]
+
+
+def _findings(staging: Path) -> List[dict]:
+    from collector.analyzers import read_findings
+
+    return read_findings(BundleReader(staging)) or []
 
 
 def _size_of(path: Path) -> int:

@@ -19,6 +19,14 @@ from collector.simulate import SimulatedHost
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir(tmp_path_factory):
+    """akdiag's state folder (its secret-digest key) for this test run only; the
+    subprocesses the tests start inherit it."""
+    os.environ["AKDIAG_STATE_DIR"] = str(tmp_path_factory.mktemp("akdiag-state"))
+    yield
+
+
 @pytest.fixture
 def host(tmp_path):
     """A built simulated host with no process started yet; stopped after the test."""

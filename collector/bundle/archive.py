@@ -3,6 +3,7 @@ written under a temporary name in the output folder and renamed when complete.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -76,6 +77,17 @@ def _write_7z(staging: Path, temp: Path, name: str, password: str = None) -> Non
 def _write_tar_gz(staging: Path, temp: Path, name: str) -> None:
     with tarfile.open(temp, "w:gz", compresslevel=TAR_GZ_LEVEL) as archive:
         archive.add(str(staging), arcname=name)
+
+
+def write_mapping_beside(bundle: Path, mapping: dict) -> Path:
+    """The pseudonym -> original table, next to the bundle and never inside it, readable
+    by its owner only: the administrator keeps it to look up whom support talks about."""
+    target = bundle.parent / (bundle.name + ".mapping.json")
+    fd = os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        json.dump(dict(sorted(mapping.items())), handle, indent=1, ensure_ascii=False)
+    os.chmod(target, 0o600)
+    return target
 
 
 def remove_tree(path: Path) -> None:

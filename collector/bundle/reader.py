@@ -77,7 +77,8 @@ def _extract_7z(archive: Path, target: Path, password: Optional[str]) -> None:
     except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, OSError, ValueError, KeyError) as exc:
         raise BundleError(f"cannot read {archive}: {exc} (wrong password or damaged archive?)") from exc
     except Exception as exc:  # py7zr raises assorted errors on a wrong password
-        raise BundleError(f"cannot read {archive}: {type(exc).__name__}: {exc}") from exc
+        hint = "wrong password or damaged archive" if password else "damaged archive"
+        raise BundleError(f"cannot read {archive}: {hint} ({type(exc).__name__}: {exc})") from exc
 
 
 def _extract_tar(archive: Path, target: Path) -> None:

@@ -65,9 +65,12 @@ class BundleWriter:
     def write_text(self, relpath: str, text: str, collector: str = "akdiag") -> FileRecord:
         return self.write_bytes(relpath, text.encode("utf-8", "surrogateescape"), collector)
 
-    def write_bytes(self, relpath: str, data: bytes, collector: str = "akdiag") -> FileRecord:
+    def write_bytes(self, relpath: str, data: bytes, collector: str = "akdiag",
+                    starts_mid_line: bool = False) -> FileRecord:
+        """`starts_mid_line`: the data is a tail that begins inside a line."""
         relpath = _safe_relpath(relpath)
-        return self._store(relpath, self._scrub(relpath, data), collector, scrubbed=True)
+        scrubbed = self.scrubber.scrub_bytes(data, relpath, starts_mid_line)
+        return self._store(relpath, scrubbed, collector, scrubbed=True)
 
     # -- the one way around the scrubber ---------------------------------------
     def write_unscrubbed_bytes(self, relpath: str, data: bytes, collector: str = "akdiag") -> FileRecord:
@@ -76,9 +79,6 @@ class BundleWriter:
         return self._store(relpath, data, collector, scrubbed=False)
 
     # -------------------------------------------------------------------------
-    def _scrub(self, relpath: str, data: bytes) -> bytes:
-        return self.scrubber.scrub_bytes(data, relpath)
-
     def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:
         target = self.root / relpath
         try:
@@ -124,9 +124,9 @@ class CollectorWriter:
         self._check()
         return self._writer.write_text(relpath, text, self.collector)
 
-    def write_bytes(self, relpath: str, data: bytes) -> FileRecord:
+    def write_bytes(self, relpath: str, data: bytes, starts_mid_line: bool = False) -> FileRecord:
         self._check()
-        return self._writer.write_bytes(relpath, data, self.collector)
+        return self._writer.write_bytes(relpath, data, self.collector, starts_mid_line)
 
 
 def file_records_as_dicts(records: List[FileRecord]) -> List[dict]:

@@ -22,6 +22,7 @@ class CollectorSpec:
 
 def _registry() -> Dict[str, CollectorSpec]:
     from collector.collectors import akd, config, logs, pidfiles, ports, processes, system
+    from collector.collectors import datastores
 
     specs = (
         CollectorSpec("system", system.collect, schema.SYSTEM, 10, True,
@@ -38,6 +39,8 @@ def _registry() -> Dict[str, CollectorSpec]:
                       "output of BASEDIR/akd --processes"),
         CollectorSpec("config", config.collect, schema.CONFIG_INDEX, 10, True,
                       "main.json and json_consts overrides, secrets redacted"),
+        CollectorSpec("datastores", datastores.collect, schema.DATASTORES, 30, True,
+                      "MongoDB, SSDB, Kvrocks, RabbitMQ, ClickHouse and the HTTP status handlers, each bounded"),
     )
     return {spec.name: spec for spec in specs}
 

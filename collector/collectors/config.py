@@ -3,7 +3,12 @@
 line by line (the bundle writer redacts each line) and its parse error recorded.
 
 config/index.json: {"files": [{source, bundle_path, size, valid_json, error}],
-"placeholder_secrets": [key names still set to the documented placeholder], "errors": [...]}
+"placeholder_secrets": [key names still set to the documented placeholder],
+"secret_digests": [{"file", "key", "digest"}], "errors": [...]}
+
+A secret's digest is an HMAC under a key kept in akdiag's state folder on this host
+(never in a bundle): two bundles of this host tell whether a secret changed, and no
+bundle lets anyone guess the secret.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, List
 from collector import live
 from collector.context import Context
 from collector.redact import is_secret_key, redact_structure
+from collector.state import secret_digest, try_digest_key
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 PLACEHOLDER_SECRET = "abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -38,7 +44,21 @@ def _placeholder_keys(data: Any, prefix: str = "") -> List[str]:
     return found
 
 
-def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict) -> None:
+def _secret_values(data: Any, prefix: str = ""):
+    """(dotted key path, value) of every secret-named key that holds a value."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if is_secret_key(str(key)) and value not in (None, ""):
+                yield path, value
+            else:
+                yield from _secret_values(value, path)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            yield from _secret_values(item, f"{prefix}[{index}]")
+
+
+def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict, digest_key) -> None:
     entry = {"source": str(source), "bundle_path": None, "size": None, "valid_json": None, "error": None}
     index["files"].append(entry)
     try:
@@ -65,17 +85,23 @@ def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict) -> N
         return
     entry["valid_json"] = True
     index["placeholder_secrets"].extend(f"{source.name}:{key}" for key in _placeholder_keys(data))
+    if digest_key is not None:
+        index["secret_digests"].extend({"file": bundle_path, "key": key, "digest": secret_digest(digest_key, value)}
+                                       for key, value in _secret_values(data))
     ctx.writer.write_json(bundle_path, redact_structure(data))
 
 
 def collect(ctx: Context) -> dict:
-    index: dict = {"files": [], "placeholder_secrets": [], "errors": []}
-    _copy_config(ctx, ctx.basedir / "config" / "main.json", "config/main.json", index)
+    index: dict = {"files": [], "placeholder_secrets": [], "secret_digests": [], "errors": []}
+    digest_key, problem = try_digest_key(ctx.basedir)
+    if problem:
+        index["secret_digests_note"] = problem
+    _copy_config(ctx, ctx.basedir / "config" / "main.json", "config/main.json", index, digest_key)
     for folder in JSON_CONSTS_DIRS:
         directory = ctx.basedir / folder
         if not directory.is_dir():
             continue
         for path in sorted(directory.glob("custom.*"))[:200]:
             ctx.deadline.check()
-            _copy_config(ctx, path, f"config/json_consts/{path.name}", index)
+            _copy_config(ctx, path, f"config/json_consts/{path.name}", index, digest_key)
     return index

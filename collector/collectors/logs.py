@@ -506,7 +506,7 @@ def _tail_candidate(cand: Candidate, max_lines: int, max_bytes: int, errors: Lis
 
 
 def _record_tail(entry: dict, tail: Tail, bundle_path: str, writer: "CollectorWriter") -> None:
-    writer.write_bytes(bundle_path, tail.data)
+    writer.write_bytes(bundle_path, tail.data, starts_mid_line=tail.first_line_cut)
     entry["state"] = "tailed"
     entry["size"] = tail.file_size
     entry["tail"] = {

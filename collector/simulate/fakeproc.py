@@ -9,10 +9,42 @@ import errno
 import signal
 import socket
 import sys
+import threading
 import time
 
 PR_SET_NAME = 15
 PR_SET_PDEATHSIG = 1
+
+
+def _reply(conn: socket.socket) -> None:
+    """The platform's status handlers: /<service>/health and /<service>/readiness."""
+    conn.settimeout(2.0)
+    request = b""
+    while b"\r\n\r\n" not in request and len(request) < 8192:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        request += chunk
+    path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b"/"
+    if path.endswith(b"/health"):
+        status, body = b"200 OK", b"OK"
+    elif path.endswith(b"/readiness"):
+        status, body = b"200 OK", b'{"status": "OK"}'
+    else:
+        status, body = b"404 Not Found", b"not found"
+    conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: " + str(len(body)).encode()
+                 + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def serve_health(listener: socket.socket) -> None:
+    while True:
+        conn, _addr = listener.accept()
+        try:
+            _reply(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
 
 def main() -> None:
@@ -37,6 +69,7 @@ def main() -> None:
             sock.listen(16)
             held.append(sock)
             state = "listening"
+            threading.Thread(target=serve_health, args=(sock,), daemon=True).start()
         except OSError as exc:
             state = "bind-failed:" + errno.errorcode.get(exc.errno, str(exc.errno))
             sock.close()

@@ -1,0 +1,102 @@
+"""Small helpers the analyzers share: reading a bundle file whatever its shape, numbers
+that may be missing, and the bundle's timestamps.  Nothing here looks at the live host."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, List, Optional
+
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def dicts(value: Any) -> List[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def number(value: Any) -> Optional[float]:
+    """A finite int or float, else None (bools and strings are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def load(reader: BundleReader, relpath: str) -> Optional[dict]:
+    """The JSON object in a bundle file, or None when it is missing or not an object."""
+    data = reader.json(relpath)
+    return data if isinstance(data, dict) else None
+
+
+def parse_time(value: Any) -> Optional[float]:
+    """A Unix time from an ISO 8601 UTC string as the collectors write it
+    ("2024-05-02T08:00:00Z"), or from a number; None otherwise."""
+    if number(value) is not None:
+        return float(value)
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def bundle_started_at(reader: BundleReader) -> Optional[float]:
+    """When the collection started (the manifest's started_at), as a Unix time."""
+    manifest = reader.manifest
+    return parse_time(manifest.get("started_at")) if isinstance(manifest, dict) else None
+
+
+def bundle_file(reader: BundleReader, relpath: Any, prefix: str) -> Optional[Path]:
+    """The file a bundle record points to, or None when the path is not a plain
+    path inside the bundle's `prefix` folder (a hostile or damaged index)."""
+    if not isinstance(relpath, str) or not relpath.startswith(prefix):
+        return None
+    pure = PurePosixPath(relpath)
+    if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts):
+        return None
+    try:
+        root = reader.root.resolve()
+        target = (reader.root / relpath).resolve()
+    except (OSError, RuntimeError):
+        return None
+    if root not in target.parents or not target.is_file():
+        return None
+    return target
+
+
+def processes_by_name(reader: BundleReader) -> dict:
+    """processes.json's expected records by process name."""
+    data = load(reader, schema.PROCESSES) or {}
+    return {str(p.get("name")): p for p in dicts(data.get("expected")) if p.get("name")}
+
+
+def fmt_number(value: Any, digits: int = 1) -> str:
+    n = number(value)
+    if n is None:
+        return "?"
+    if isinstance(n, int) or float(n).is_integer():
+        return f"{int(n):,}"
+    return f"{n:,.{digits}f}"
+
+
+def fmt_bytes(value: Any) -> str:
+    n = number(value)
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return f"{n:.1f} TiB"  # pragma: no cover

@@ -1,0 +1,207 @@
+"""The datastores and status handlers: unreachable, timed out, refused credentials,
+errors, slow pings; MongoDB replica members that are unhealthy or lag; RabbitMQ queues
+above the vendor's thresholds or without a consumer.
+
+Reads datastores.json: {"endpoints": [{name, kind, host, port, status, latency_ms,
+connect_ms, error, details: {replica_set: {members: [...]}, queues: {...},
+queue_families: {...}}}]}."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from collector.analyzers.common import as_dict, dicts, load, number
+from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+SOURCE = schema.DATASTORES
+LOCAL_HOSTS = ("localhost", "::1", "[::1]", "0.0.0.0", "::")
+HEALTHY_MEMBER_STATES = ("PRIMARY", "SECONDARY", "ARBITER")
+
+_STATUS_FINDINGS = {
+    "unreachable": (CRITICAL, "is unreachable",
+                    "Check that the server runs and listens on this address (and that no firewall is in the way); "
+                    "the platform cannot work without it."),
+    "timeout": (CRITICAL, "did not answer in time",
+                "The server accepted the connection but did not answer: it may be overloaded, swapping or "
+                "stuck; look at its own log and load."),
+    "auth_failed": (CRITICAL, "refused the login configured in main.json",
+                    "The user or password in main.json does not match the server's: fix one of them."),
+    "error": (WARNING, "answered with an error",
+              "Read the error: the server answers, but not as the platform expects."),
+}
+
+# which platform process consumes a monitored queue (the vendor's monitoring page)
+_CONSUMERS = (("oxy_triggers*", "proctrigger"), ("trk_*", "procactions and procpixel"),
+              ("akmta_*", "akmtad"), ("geo_akmta_*", "akmtad"))
+
+
+def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
+    data = load(reader, SOURCE)
+    if data is None:
+        return []
+    own_names = _own_host_names(reader)
+    findings: List[Finding] = []
+    for endpoint in dicts(data.get("endpoints")):
+        findings += _status(endpoint)
+        findings += _slow(endpoint, own_names, thresholds)
+        details = as_dict(endpoint.get("details"))
+        if endpoint.get("kind") == "mongodb":
+            findings += _replica_set(endpoint, as_dict(details.get("replica_set")), thresholds)
+        if endpoint.get("kind") == "rabbitmq":
+            queues = list(_rabbit_queues(details))
+            findings += _queue_depths(endpoint, queues, thresholds)
+            findings += _queue_consumers(endpoint, queues, thresholds)
+    return findings
+
+
+def _own_host_names(reader: BundleReader) -> Tuple[str, ...]:
+    system = load(reader, schema.SYSTEM) or {}
+    return tuple(str(n).lower() for n in (system.get("hostname"), system.get("fqdn")) if n)
+
+
+def _address(endpoint: dict) -> str:
+    return f"{endpoint.get('host') or '?'}:{endpoint.get('port') or '?'}"
+
+
+def _status(endpoint: dict) -> List[Finding]:
+    status = endpoint.get("status")
+    if status not in _STATUS_FINDINGS:
+        return []
+    severity, words, hint = _STATUS_FINDINGS[status]
+    name = str(endpoint.get("name") or "?")
+    what = "service" if endpoint.get("kind") == "http" else str(endpoint.get("kind") or "datastore")
+    error = endpoint.get("error")
+    title = f"{name} ({what} at {_address(endpoint)}) {words}" + (f": {error}" if error else "")
+    return [Finding(f"datastore.{status}", severity, name, title, SOURCE,
+                    {"kind": endpoint.get("kind"), "host": endpoint.get("host"), "port": endpoint.get("port"),
+                     "source": endpoint.get("source"), "status": status, "error": error,
+                     "duration": endpoint.get("duration")}, hint)]
+
+
+def is_local(host: Optional[str], own_names: Iterable[str] = ()) -> bool:
+    if not host:
+        return False
+    host = host.lower()
+    return host.startswith("127.") or host in LOCAL_HOSTS or host in tuple(own_names)
+
+
+def _slow(endpoint: dict, own_names: Tuple[str, ...], t: Thresholds) -> List[Finding]:
+    if endpoint.get("status") != "ok":
+        return []
+    ms = number(endpoint.get("latency_ms"))
+    if ms is None:
+        ms = number(endpoint.get("connect_ms"))
+    local = is_local(endpoint.get("host"), own_names)
+    limit = t.number("datastore_ping_ms_local_warning" if local else "datastore_ping_ms_remote_warning")
+    if ms is None or ms <= limit:
+        return []
+    name = str(endpoint.get("name") or "?")
+    where = "on this host" if local else "on another host"
+    return [Finding(
+        "datastore.slow", WARNING, name, f"{name} answered a ping in {ms:.0f} ms ({where}; expected under {limit:g} ms)",
+        SOURCE, {"latency_ms": endpoint.get("latency_ms"), "connect_ms": endpoint.get("connect_ms"),
+                 "host": endpoint.get("host"), "local": local, "warning_above_ms": limit},
+        "A slow answer from a datastore slows every platform process: look at its load, its disk and swap.")]
+
+
+def _replica_set(endpoint: dict, replica: dict, t: Thresholds) -> List[Finding]:
+    members = dicts(replica.get("members"))
+    if not members:
+        return []
+    name = str(endpoint.get("name") or "?")
+    findings = []
+    if not replica.get("primary"):
+        findings.append(Finding(
+            "mongodb.no_primary", CRITICAL, name, f"Replica set {replica.get('set')} of {name} has no primary",
+            SOURCE, {"set": replica.get("set"), "members": [m.get("name") for m in members]},
+            "Without a primary nothing can be written: bring the members back so that one is elected."))
+    lag_limit = t.number("mongodb_replica_lag_seconds_warning")
+    for member in members:
+        findings += _member(name, replica.get("set"), member, lag_limit)
+    return findings
+
+
+def _member(name: str, set_name: object, member: dict, lag_limit: float) -> List[Finding]:
+    subject = f"{name}/{member.get('name')}"
+    state, health = member.get("state"), member.get("health")
+    figures = {"set": set_name, "member": member.get("name"), "state": state, "health": health,
+               "lag_s": member.get("lag_s"), "last_heartbeat_message": member.get("last_heartbeat_message")}
+    out = []
+    if (number(health) is not None and health != 1) or (state and state not in HEALTHY_MEMBER_STATES):
+        severity = CRITICAL if number(health) == 0 else WARNING
+        message = member.get("last_heartbeat_message")
+        out.append(Finding(
+            "mongodb.member_unhealthy", severity, subject,
+            f"Replica member {member.get('name')} of {set_name} is {state or 'unknown'} (health {health})"
+            + (f": {message}" if message else ""), SOURCE, figures,
+            "Look at that member's mongod log and its host: a member that stays down or recovering leaves the "
+            "set without a spare."))
+    lag = number(member.get("lag_s"))
+    if lag is not None and lag > lag_limit:
+        figures["warning_above_s"] = lag_limit
+        out.append(Finding(
+            "mongodb.replica_lag", WARNING, subject,
+            f"Replica member {member.get('name')} of {set_name} is {lag:.0f} s behind the primary", SOURCE, figures,
+            "A lagging secondary reads stale data and may fall off the oplog: check its disk, network and load."))
+    return out
+
+
+def _rabbit_queues(details: dict) -> Iterable[dict]:
+    """Every queue the record counts: the exact ones and those of the wildcard families."""
+    for queue_name, queue in as_dict(details.get("queues")).items():
+        queue = as_dict(queue)
+        if queue.get("exists"):
+            yield {"name": queue_name, "messages": queue.get("messages"), "consumers": queue.get("consumers")}
+    for family in as_dict(details.get("queue_families")).values():
+        for queue in dicts(as_dict(family).get("queues")):
+            if isinstance(queue.get("name"), str):
+                yield queue
+
+
+def _match(name: str, patterns: Dict[str, float]) -> Optional[Tuple[str, float]]:
+    if name in patterns:
+        return name, patterns[name]
+    for pattern, limit in patterns.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return pattern, limit
+    return None
+
+
+def _consumer_of(queue: str) -> str:
+    return next((who for pattern, who in _CONSUMERS if fnmatch.fnmatchcase(queue, pattern)), "its consumer")
+
+
+def _queue_depths(endpoint: dict, queues: List[dict], t: Thresholds) -> List[Finding]:
+    limits = t.mapping("rabbitmq_queue_depth_warning")
+    out = []
+    for queue in queues:
+        matched, depth = _match(queue["name"], limits), number(queue.get("messages"))
+        if matched is None or depth is None or depth < matched[1]:
+            continue
+        out.append(Finding(
+            "rabbitmq.queue_depth", WARNING, queue["name"],
+            f"RabbitMQ queue {queue['name']} holds {int(depth):,} messages (vendor threshold {matched[1]:,.0f})",
+            SOURCE, {"endpoint": endpoint.get("name"), "queue": queue["name"], "messages": depth,
+                     "consumers": queue.get("consumers"), "threshold": matched[1], "rule": matched[0]},
+            f"{_consumer_of(queue['name'])} is not keeping up: check that it runs and read its log. The vendor "
+            "alerts when the depth stays there for 10 minutes: collect again to see whether it drains."))
+    return out
+
+
+def _queue_consumers(endpoint: dict, queues: List[dict], t: Thresholds) -> List[Finding]:
+    monitored = t.words("rabbitmq_queues_needing_consumers")
+    out = []
+    for queue in queues:
+        consumers = queue.get("consumers")
+        if consumers != 0 or not any(fnmatch.fnmatchcase(queue["name"], p) for p in monitored):
+            continue
+        out.append(Finding(
+            "rabbitmq.no_consumer", WARNING, queue["name"],
+            f"RabbitMQ queue {queue['name']} has no consumer ({queue.get('messages')} messages waiting)",
+            SOURCE, {"endpoint": endpoint.get("name"), "queue": queue["name"], "consumers": 0,
+                     "messages": queue.get("messages")},
+            f"Nothing reads this queue: {_consumer_of(queue['name'])} should; check that it runs and is connected."))
+    return out

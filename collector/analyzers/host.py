@@ -1,0 +1,164 @@
+"""The host: disk space and inodes, memory, swap, load, system-wide open files, the
+clock, and secrets still set to the vendor's documented placeholder.
+
+Reads system.json and config/index.json (its `placeholder_secrets`: the key names only;
+the values were compared in memory when the bundle was collected)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from collector.analyzers.common import as_dict, dicts, fmt_bytes, load, number
+from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+SOURCE = schema.SYSTEM
+
+
+def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
+    findings: List[Finding] = []
+    system = load(reader, SOURCE)
+    if system is not None:
+        findings += _filesystems(system, thresholds)
+        findings += _memory(system, thresholds)
+        findings += _swap(system, thresholds)
+        findings += _load(system, thresholds)
+        findings += _system_open_files(system, thresholds)
+        findings += _clock(system)
+    config = load(reader, schema.CONFIG_INDEX)
+    if config is not None:
+        findings += _placeholder_secrets(config)
+    return findings
+
+
+def _level(free_percent: float, warning: float, critical: float) -> Optional[str]:
+    if free_percent < critical:
+        return CRITICAL
+    if free_percent < warning:
+        return WARNING
+    return None
+
+
+def _filesystems(system: dict, t: Thresholds) -> List[Finding]:
+    ignored = set(t.words("filesystem_types_ignored"))
+    out = []
+    for fs in dicts(system.get("filesystems")):
+        if fs.get("fstype") in ignored or not number(fs.get("total")):
+            continue
+        out += _space(fs, t) + _inodes(fs, t)
+    return out
+
+
+def _space(fs: dict, t: Thresholds) -> List[Finding]:
+    free = number(fs.get("percent_free"))
+    if free is None:
+        return []
+    severity = _level(free, t.number("filesystem_free_percent_warning"), t.number("filesystem_free_percent_critical"))
+    if severity is None:
+        return []
+    mount = fs.get("mountpoint")
+    return [Finding(
+        "disk.space_low", severity, str(mount),
+        f"Filesystem {mount} has {free:.1f} % free ({fmt_bytes(fs.get('free'))} of {fmt_bytes(fs.get('total'))})",
+        SOURCE, {"mountpoint": mount, "device": fs.get("device"), "percent_free": free, "free": fs.get("free"),
+                 "total": fs.get("total"), "warning_below": t.number("filesystem_free_percent_warning"),
+                 "critical_below": t.number("filesystem_free_percent_critical")},
+        "Free space before it runs out: old rotated logs under BASEDIR/logs, database dumps, core files; "
+        "a full disk stops the datastores and the platform's processes.")]
+
+
+def _inodes(fs: dict, t: Thresholds) -> List[Finding]:
+    free = number(fs.get("inodes_percent_free"))
+    if free is None or not number(fs.get("inodes_total")):
+        return []
+    severity = _level(free, t.number("inodes_free_percent_warning"), t.number("inodes_free_percent_critical"))
+    if severity is None:
+        return []
+    mount = fs.get("mountpoint")
+    return [Finding(
+        "disk.inodes_low", severity, str(mount),
+        f"Filesystem {mount} has {free:.1f} % of its inodes free ({fs.get('inodes_free')} of {fs.get('inodes_total')})",
+        SOURCE, {"mountpoint": mount, "inodes_percent_free": free, "inodes_free": fs.get("inodes_free"),
+                 "inodes_total": fs.get("inodes_total")},
+        "Many small files use the inodes up (queues spilled to disk, session or cache files): find the folder "
+        "holding them (`du --inodes`) and clean it.")]
+
+
+def _memory(system: dict, t: Thresholds) -> List[Finding]:
+    memory = as_dict(system.get("memory"))
+    available = number(memory.get("percent_available"))
+    limit = t.number("memory_available_percent_warning")
+    if available is None or available >= limit:
+        return []
+    return [Finding(
+        "memory.low", WARNING, "memory",
+        f"Only {available:.1f} % of memory is available ({fmt_bytes(memory.get('available'))} of "
+        f"{fmt_bytes(memory.get('total'))})", SOURCE,
+        {"percent_available": available, "available": memory.get("available"), "total": memory.get("total"),
+         "warning_below": limit},
+        "Find the largest processes (the processes table, RSS column); the kernel's OOM killer may stop a "
+        "platform process or a datastore.")]
+
+
+def _swap(system: dict, t: Thresholds) -> List[Finding]:
+    swap = as_dict(system.get("swap"))
+    used, percent = number(swap.get("used")), number(swap.get("percent"))
+    limit = t.number("swap_used_percent_warning")
+    if not used or percent is None or percent <= limit:
+        return []
+    return [Finding(
+        "swap.in_use", WARNING, "swap",
+        f"Swap is in use: {fmt_bytes(used)} ({percent:.1f} % of {fmt_bytes(swap.get('total'))})", SOURCE,
+        {"used": used, "percent": percent, "total": swap.get("total"), "warning_above": limit},
+        "Swapping slows the datastores down badly: add memory or move a datastore to another host.")]
+
+
+def _load(system: dict, t: Thresholds) -> List[Finding]:
+    load = system.get("load_average") if isinstance(system.get("load_average"), list) else []
+    cpus = number(as_dict(system.get("cpu")).get("count"))
+    load1 = number(load[0]) if load else None
+    factor = t.number("load_per_cpu_warning")
+    if load1 is None or not cpus or load1 <= factor * cpus:
+        return []
+    return [Finding(
+        "load.high", WARNING, "load",
+        f"Load average {load1:g} is above {factor:g} times the {int(cpus)} CPUs", SOURCE,
+        {"load_average": load, "cpus": cpus, "warning_above": factor * cpus},
+        "Find what uses the CPU or waits on the disk (the processes table's CPU column; iowait in top).")]
+
+
+def _system_open_files(system: dict, t: Thresholds) -> List[Finding]:
+    files = as_dict(system.get("open_files"))
+    percent = number(files.get("percent"))
+    warning = t.number("system_open_files_percent_warning")
+    critical = t.number("system_open_files_percent_critical")
+    if percent is None or percent < warning:
+        return []
+    return [Finding(
+        "files.system_limit", CRITICAL if percent >= critical else WARNING, "file-max",
+        f"{files.get('allocated')} files are open host-wide, {percent:.1f} % of fs.file-max ({files.get('max')})",
+        SOURCE, {"allocated": files.get("allocated"), "max": files.get("max"), "percent": percent,
+                 "warning_at": warning, "critical_at": critical},
+        "Raise fs.file-max (sysctl) or find the process holding the descriptors (the processes table's "
+        "open files column).")]
+
+
+def _clock(system: dict) -> List[Finding]:
+    if as_dict(system.get("time")).get("clock_synchronized") is not False:
+        return []
+    return [Finding(
+        "clock.unsynchronized", WARNING, "clock", "The system clock is not synchronized (adjtimex reports "
+        "TIME_ERROR)", SOURCE, {"clock_synchronized": False, "host_time": as_dict(system.get("time")).get("utc")},
+        "Enable time synchronization (chrony or systemd-timesyncd): MongoDB replicas, tokens and "
+        "schedules need a right clock.")]
+
+
+def _placeholder_secrets(config: dict) -> List[Finding]:
+    keys = [str(k) for k in config.get("placeholder_secrets") or [] if k] if isinstance(
+        config.get("placeholder_secrets"), list) else []
+    return [Finding(
+        "config.placeholder_secret", WARNING, key,
+        f"{key} is still the documented placeholder secret", schema.CONFIG_INDEX, {"key": key},
+        "Set a secret of your own (32 random characters or more) and restart the platform: anyone who read "
+        "the vendor's documentation knows this one.") for key in keys]

@@ -1,0 +1,208 @@
+"""The platform's processes: down, duplicated, just restarted, PID files, ports, open
+files, zombies, and remote-capable processes that run elsewhere.
+
+Reads processes.json (one record per catalog process: status, pids, pidfile, port,
+resources per PID) and the manifest's started_at."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from collector.analyzers.common import bundle_started_at, dicts, load, number, parse_time
+from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+SOURCE = schema.PROCESSES
+
+_PIDFILE_HINTS = {
+    "missing": "The process runs but left no PID file: the platform's own tools (akd) may not see it. "
+               "Restart it the platform's usual way so that it writes one.",
+    "invalid": "The PID file does not hold a process number. Stop the process, remove the file and start it again.",
+    "unreadable": "akdiag could not read the PID file (permissions?). Check the file's owner and mode.",
+    "stale": "The PID file names a process that no longer exists: the process died without cleaning up. "
+             "Read the end of its log for why, remove the stale file and start the process.",
+    "reused": "The PID file's number now belongs to another program: akd may take that program for the "
+              "platform process. Remove the PID file and start the process again.",
+}
+
+
+def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
+    data = load(reader, SOURCE)
+    if data is None:
+        return []
+    started = bundle_started_at(reader)
+    table = dicts(data.get("all"))
+    records = dicts(data.get("expected"))
+    findings: List[Finding] = []
+    for record in records:
+        findings.extend(_one_process(record, started, table, thresholds))
+    return _group_restarts(findings, records)
+
+
+def _group_restarts(findings: List[Finding], records: List[dict]) -> List[Finding]:
+    """Most of the platform started together: one start of the whole platform (an
+    administrator's doing, most likely), not one crash per process."""
+    restarted = [f for f in findings if f.id == "process.restarted"]
+    names = sorted({f.subject for f in restarted})
+    running = sum(1 for r in records if r.get("status") == "running")
+    if len(names) < max(3, running / 2.0):
+        return findings
+    ages = [f.figures["seconds_before"] for f in restarted]
+    platform = Finding(
+        "platform.restarted", INFO, "platform",
+        f"{len(names)} of {running} running processes started "
+        f"{min(ages) if min(ages) == max(ages) else f'{min(ages)}-{max(ages)}'} s before the collection",
+        SOURCE, {"processes": names, "seconds_before_min": min(ages), "seconds_before_max": max(ages),
+                 "window_seconds": restarted[0].figures["window_seconds"]},
+        "The platform was started or restarted just before this collection: if that was not planned, read "
+        "the logs around that time; collect again later to see it settled.")
+    return [f for f in findings if f.id != "process.restarted"] + [platform]
+
+
+def _one_process(record: dict, started: Optional[float], table: List[dict], t: Thresholds) -> List[Finding]:
+    name = str(record.get("name") or "?")
+    status = record.get("status")
+    out: List[Finding] = []
+    if status == "down":
+        out.append(_down(name, record))
+    elif status == "absent" and record.get("remote_capable"):
+        out.append(_absent_remote(name, record))
+    if status in ("running", "down"):
+        out.extend(_port(name, record, status))
+    out.extend(_pidfile(name, record, status))
+    if status == "running":
+        roots = _root_resources(record)
+        out.extend(_duplicates(name, record, roots))
+        out.extend(_restarted(name, roots, started, t.number("process_restart_window_seconds")))
+        out.extend(_open_files(name, record, t))
+        out.extend(_zombies(name, record, table))
+    return out
+
+
+def _down(name: str, record: dict) -> Finding:
+    pidfile = record.get("pidfile") if isinstance(record.get("pidfile"), dict) else {}
+    return Finding(
+        "process.down", CRITICAL, name, f"{name} is not running (no process titled {record.get('title')})",
+        SOURCE, {"title": record.get("title"), "pidfile_state": pidfile.get("state"), "pidfile_pid": pidfile.get("pid")},
+        f"Read the end of logs/{name}.log for why it stopped, then start it the platform's usual way "
+        "(remove a stale PID file first).")
+
+
+def _absent_remote(name: str, record: dict) -> Finding:
+    return Finding(
+        "process.absent_remote", INFO, name, f"{name} does not run on this host (it may run on another one)",
+        SOURCE, {"title": record.get("title"), "note": record.get("note")},
+        "Nothing to do if the platform runs it on another host; otherwise start it here.")
+
+
+def _port(name: str, record: dict, status: str) -> List[Finding]:
+    port = record.get("port") if isinstance(record.get("port"), dict) else {}
+    state, expected = port.get("state"), port.get("expected")
+    figures = {"port": expected, "address": port.get("address"), "state": state}
+    if state == "conflict":
+        owner = port.get("owner_name") or "another program"
+        figures.update(owner_name=port.get("owner_name"), owner_pid=port.get("owner_pid"))
+        return [Finding(
+            "port.conflict", CRITICAL, name,
+            f"{name}'s port {expected} is held by {owner} (PID {port.get('owner_pid') or '?'})", SOURCE, figures,
+            f"Stop {owner} or move it to another port, then restart {name}; "
+            "or change the platform's port for it if the other program must stay.")]
+    if state == "not_listening" and status == "running":
+        return [Finding(
+            "port.not_listening", CRITICAL, name, f"{name} runs but nothing listens on its port {expected}",
+            SOURCE, figures,
+            f"The process may be starting, hung or misconfigured: read logs/{name}.log; restart it if it stays so.")]
+    return []
+
+
+def _pidfile(name: str, record: dict, status: Optional[str]) -> List[Finding]:
+    pidfile = record.get("pidfile") if isinstance(record.get("pidfile"), dict) else {}
+    state = pidfile.get("state")
+    if state not in _PIDFILE_HINTS or (state == "missing" and status != "running"):
+        return []
+    figures = {"path": pidfile.get("path"), "state": state, "pid": pidfile.get("pid"),
+               "detail": pidfile.get("detail"), "owner_name": pidfile.get("owner_name"),
+               "running_pids": record.get("pids") or []}
+    titles = {
+        "missing": f"{name} runs without a PID file",
+        "invalid": f"{name}'s PID file is invalid ({pidfile.get('detail') or 'not a number'})",
+        "unreadable": f"{name}'s PID file cannot be read ({pidfile.get('detail') or 'error'})",
+        "stale": f"{name}'s PID file names process {pidfile.get('pid')}, which no longer exists",
+        "reused": f"{name}'s PID file names process {pidfile.get('pid')}, now "
+                  f"{pidfile.get('owner_name') or 'another program'}",
+    }
+    return [Finding(f"pidfile.{state}", WARNING, name, titles[state], SOURCE, figures, _PIDFILE_HINTS[state])]
+
+
+def _root_resources(record: dict) -> List[dict]:
+    """The PIDs of the process that are not children of another of its PIDs (a
+    process that forks workers under the same title counts once)."""
+    resources = dicts(record.get("resources"))
+    pids = {r.get("pid") for r in resources}
+    return [r for r in resources if r.get("ppid") not in pids and r.get("status") != "zombie"]
+
+
+def _duplicates(name: str, record: dict, roots: List[dict]) -> List[Finding]:
+    if len(roots) < 2:
+        return []
+    pids = [r.get("pid") for r in roots]
+    return [Finding(
+        "process.duplicate", WARNING, name, f"{len(roots)} separate {record.get('title')} processes run where one "
+        f"is expected (PIDs {', '.join(str(p) for p in pids)})", SOURCE,
+        {"pids": pids, "started_at": [r.get("started_at") for r in roots]},
+        "A second copy may process the same work twice: stop the copy the PID file does not name.")]
+
+
+def _restarted(name: str, roots: List[dict], started: Optional[float], window: float) -> List[Finding]:
+    if started is None:
+        return []
+    recent = [(started - began, r) for r, began in ((r, parse_time(r.get("started_at"))) for r in roots)
+              if began is not None and -60 <= started - began <= window]
+    out = []
+    for seconds, resource in sorted(recent, key=lambda item: item[0])[:1]:
+        age = max(0, int(seconds))
+        out.append(Finding(
+            "process.restarted", WARNING, name,
+            f"{name} (PID {resource.get('pid')}) started {age} s before the collection", SOURCE,
+            {"pid": resource.get("pid"), "started_at": resource.get("started_at"), "seconds_before": age,
+             "window_seconds": window},
+            f"A recent start may be a crash and restart: read logs/{name}.log around {resource.get('started_at')}; "
+            "collect again in a few minutes to see whether it keeps restarting."))
+    return out
+
+
+def _open_files(name: str, record: dict, t: Thresholds) -> List[Finding]:
+    warning = t.number("process_open_files_percent_warning")
+    critical = t.number("process_open_files_percent_critical")
+    out = []
+    for resource in dicts(record.get("resources")):
+        percent = number(resource.get("open_files_percent"))
+        if percent is None or percent < warning:
+            continue
+        severity = CRITICAL if percent >= critical else WARNING
+        out.append(Finding(
+            "process.open_files", severity, name,
+            f"{name} (PID {resource.get('pid')}) has {resource.get('open_files')} files open, "
+            f"{percent:.0f} % of its limit {resource.get('open_files_limit')}", SOURCE,
+            {"pid": resource.get("pid"), "open_files": resource.get("open_files"),
+             "limit": resource.get("open_files_limit"), "percent": percent, "warning_at": warning,
+             "critical_at": critical},
+            "Raise the process's open-files limit (LimitNOFILE / ulimit -n) or look for a descriptor leak "
+            "(connections piling up in its log)."))
+    return out
+
+
+def _zombies(name: str, record: dict, table: List[dict]) -> List[Finding]:
+    pids = {r.get("pid") for r in dicts(record.get("resources"))}
+    own = [r.get("pid") for r in dicts(record.get("resources")) if r.get("status") == "zombie"]
+    children = [r.get("pid") for r in table if r.get("status") == "zombie" and r.get("ppid") in pids]
+    zombies = own + [pid for pid in children if pid not in own]
+    if not zombies:
+        return []
+    return [Finding(
+        "process.zombie", WARNING, name,
+        f"{name}: {len(zombies)} zombie process{'es' if len(zombies) > 1 else ''} (PID "
+        f"{', '.join(str(p) for p in zombies)})", SOURCE,
+        {"zombie_pids": zombies, "own": own, "children": [p for p in children if p not in own]},
+        "A zombie has exited but its parent has not reaped it: restart the parent process if they accumulate.")]

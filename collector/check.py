@@ -1,0 +1,213 @@
+"""`akdiag check`: the quick collectors into a temporary folder, the analyzers over it,
+and a verdict with the monitoring convention's exit code (Nagios, Icinga, Zabbix):
+
+    0 OK        nothing above info
+    1 WARNING   a warning, nothing critical
+    2 CRITICAL  a critical finding
+    3 UNKNOWN   the check could not be made (no BASEDIR, no process data, a failed
+                analyzer, a bad option or catalog), unless something critical was found
+
+Also over an existing bundle (`--bundle`), with today's analyzers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from collector.analyzers import analyze, count_by_severity, worst_severity
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+from collector.catalog import Catalog
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+STATUS = {EXIT_OK: "OK", EXIT_WARNING: "WARNING", EXIT_CRITICAL: "CRITICAL", EXIT_UNKNOWN: "UNKNOWN"}
+CHECK_CPU_SAMPLE_SECONDS = 0.1  # the analyzers do not use CPU %; a short sample keeps the check quick
+SEVERITY_WORDS = {"critical": "CRITICAL", "warning": "WARNING", "info": "info"}
+
+
+@dataclass
+class CheckResult:
+    code: int
+    findings: List[dict] = field(default_factory=list)
+    reasons: List[str] = field(default_factory=list)  # why the check could not be made
+    figures: Dict[str, int] = field(default_factory=dict)
+    duration: float = 0.0
+    host: str = ""
+    source: str = "live"
+
+    @property
+    def status(self) -> str:
+        return STATUS[self.code]
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "exit_code": self.code, "host": self.host, "source": self.source,
+                "duration": round(self.duration, 3), "counts": count_by_severity(self.findings),
+                "reasons": self.reasons, "figures": self.figures, "findings": self.findings}
+
+
+def exit_code(findings: Sequence[dict], reasons: Sequence[str]) -> int:
+    """Critical beats unknown (what was found stands); unknown beats warning."""
+    worst = worst_severity(findings)
+    if worst == "critical":
+        return EXIT_CRITICAL
+    if reasons:
+        return EXIT_UNKNOWN
+    return EXIT_WARNING if worst == "warning" else EXIT_OK
+
+
+def unknown(reason: str, started: Optional[float] = None, source: str = "live") -> CheckResult:
+    duration = time.monotonic() - started if started is not None else 0.0
+    return CheckResult(EXIT_UNKNOWN, reasons=[reason], duration=duration, host=socket.gethostname(), source=source)
+
+
+def _reasons(reader: BundleReader, findings: List[dict]) -> List[str]:
+    """What keeps the check from speaking for the platform."""
+    reasons = []
+    system = reader.json(schema.SYSTEM)
+    basedir = system.get("basedir") if isinstance(system, dict) and isinstance(system.get("basedir"), dict) else {}
+    if basedir.get("exists") is False:
+        reasons.append(f"BASEDIR {basedir.get('path')} (from {basedir.get('source')}) is not a folder")
+    processes = reader.json(schema.PROCESSES)
+    if not isinstance(processes, dict) or not isinstance(processes.get("expected"), list):
+        reasons.append("no process data (the processes collector failed or was skipped)")
+    for finding in findings:
+        if finding.get("id") == "analyzer.failed":
+            reasons.append(str(finding.get("title")))
+    return reasons
+
+
+def figures(reader: BundleReader, findings: List[dict]) -> Dict[str, int]:
+    """The performance data: counts a monitoring system can graph."""
+    processes = reader.json(schema.PROCESSES)
+    expected = processes.get("expected") if isinstance(processes, dict) else None
+    expected = [p for p in expected if isinstance(p, dict)] if isinstance(expected, list) else []
+    counts = count_by_severity(findings)
+    ids = [f.get("id") for f in findings]
+    return {
+        "processes_running": sum(1 for p in expected if p.get("status") == "running"),
+        "processes_down": sum(1 for p in expected if p.get("status") == "down"),
+        "processes_expected": len(expected),
+        "port_problems": sum(1 for i in ids if str(i).startswith("port.")),
+        "pidfile_problems": sum(1 for i in ids if str(i).startswith("pidfile.")),
+        "datastores_failing": sum(1 for f in findings if str(f.get("id")).startswith("datastore.")
+                                  and f.get("severity") == "critical"),
+        "critical": counts["critical"],
+        "warning": counts["warning"],
+        "info": counts["info"],
+    }
+
+
+def check_reader(reader: BundleReader, catalog: Catalog, started: float, source: str = "live") -> CheckResult:
+    """The verdict on one bundle folder, with today's analyzers and the catalog's thresholds."""
+    analysis = analyze(reader, catalog.thresholds)
+    reasons = _reasons(reader, analysis.findings)
+    manifest = reader.manifest if isinstance(reader.manifest, dict) else {}
+    return CheckResult(exit_code(analysis.findings, reasons), analysis.findings, reasons,
+                       figures(reader, analysis.findings), time.monotonic() - started,
+                       str(manifest.get("hostname") or socket.gethostname()), source)
+
+
+def quick_collectors(skip: Sequence[str] = (), with_logs: bool = False) -> tuple:
+    from collector.collectors import registry
+
+    return tuple(spec.name for spec in registry().values()
+                 if (spec.quick or (with_logs and spec.name == "logs")) and spec.name not in skip)
+
+
+def check_host(basedir: Path, basedir_source: str, catalog: Catalog, skip: Sequence[str] = (),
+               with_logs: bool = False, timeout: float = 30.0, datastore_timeout: float = 3.0) -> CheckResult:
+    """Run the quick collectors into a temporary folder (no archive) and judge it."""
+    from collector.context import CollectOptions
+    from collector.run import CollectRequest, OutputError, collect
+
+    started = time.monotonic()
+    if not Path(basedir).is_dir():
+        return unknown(f"BASEDIR {basedir} (from {basedir_source}) is not a folder", started)
+    options = CollectOptions(only=quick_collectors(skip, with_logs), cpu_sample_seconds=CHECK_CPU_SAMPLE_SECONDS,
+                             datastore_timeout=datastore_timeout, log_lines=1000, log_bytes=256 * 1024,
+                             log_total_bytes=8 * 1024 * 1024)
+    with tempfile.TemporaryDirectory(prefix="akdiag-check-") as folder:
+        request = CollectRequest(basedir=Path(basedir), basedir_source=basedir_source, catalog=catalog,
+                                 output_dir=Path(folder), label="check", fmt="dir", timeout=timeout,
+                                 options=options, command_line="akdiag check")
+        try:
+            result = collect(request)
+        except OutputError as exc:
+            return unknown(f"cannot make the check's temporary bundle: {exc}", started)
+        return check_reader(BundleReader(result.path), catalog, started)
+
+
+# --------------------------------------------------------------------------- output
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def counts_text(findings: Sequence[dict]) -> str:
+    counts = count_by_severity(findings)
+    return f"{counts['critical']} critical, {_plural(counts['warning'], 'warning')}, {counts['info']} info"
+
+
+def top_findings_lines(findings: Sequence[dict], limit: int = 5) -> List[str]:
+    """The most urgent findings, one line each (info ones only when nothing is worse)."""
+    urgent = [f for f in findings if f.get("severity") in ("critical", "warning")]
+    shown = (urgent or list(findings))[:limit]
+    lines = [f"  {SEVERITY_WORDS.get(str(f.get('severity')), '?'):<8}  {f.get('title')}  [{f.get('id')}]"
+             for f in shown]
+    rest = len(urgent or findings) - len(shown)
+    if rest > 0:
+        lines.append(f"  ... and {rest} more")
+    return lines
+
+
+def render_text(result: CheckResult) -> str:
+    rows = [(SEVERITY_WORDS.get(str(f.get("severity")), "?"), str(f.get("id")), str(f.get("subject")),
+             str(f.get("title"))) for f in result.findings]
+    lines = []
+    if rows:
+        widths = [max(len(r[i]) for r in rows + [("SEVERITY", "ID", "SUBJECT", "")]) for i in range(3)]
+        header = ("SEVERITY", "ID", "SUBJECT", "TITLE")
+        for row in [header] + rows:
+            lines.append("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip())
+        lines.append("")
+    for reason in result.reasons:
+        lines.append(f"Could not check: {reason}")
+    lines.append(f"akdiag check: {result.status} (exit {result.code}) on {result.host}: "
+                 f"{counts_text(result.findings)} in {result.duration:.1f} s")
+    return "\n".join(lines)
+
+
+def render_json(result: CheckResult) -> str:
+    return json.dumps(result.as_dict(), indent=1, ensure_ascii=False, default=str)
+
+
+def _nagios_clean(text: str) -> str:
+    """A status text safe in Nagios's line: no '|' (it starts the performance data)."""
+    return " ".join(str(text).replace("|", "/").split())
+
+
+def render_nagios(result: CheckResult) -> str:
+    urgent = [f for f in result.findings if f.get("severity") in ("critical", "warning")]
+    if result.code == EXIT_UNKNOWN and not urgent:
+        summary = "; ".join(result.reasons) or "could not check"
+    elif urgent:
+        titles = [str(f.get("title")) for f in urgent[:3]]
+        more = f" (+{len(urgent) - 3} more)" if len(urgent) > 3 else ""
+        summary = f"{counts_text(result.findings)}: " + "; ".join(titles) + more
+    else:
+        summary = f"{result.figures.get('processes_running', 0)} processes running, no problem found"
+    perf = dict(result.figures)
+    expected = perf.pop("processes_expected", 0)
+    data = [f"processes_down={perf.pop('processes_down', 0)};;;0;{expected}",
+            f"processes_running={perf.pop('processes_running', 0)};;;0;{expected}"]
+    data += [f"{name}={value};;;0;" for name, value in perf.items()]
+    data.append(f"time={result.duration:.2f}s;;;0;")
+    return f"AKDIAG {result.status} - {_nagios_clean(summary)} | {' '.join(data)}"
+
+
+RENDERERS = {"text": render_text, "json": render_json, "nagios": render_nagios}

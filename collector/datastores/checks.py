@@ -1,0 +1,97 @@
+"""Run every endpoint's check at once, each in its own daemon thread and each bounded
+by the datastore timeout.  A check that has not finished by then is abandoned (its
+thread keeps nothing the bundle needs) and recorded as a timeout with what it was
+waiting for."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Callable, Dict, List
+
+from collector.datastores import clickhouse, health, kvrocks, mongodb, rabbitmq, ssdb
+from collector.datastores.common import Check, CheckFailed, Endpoint, base_record, one_line, scrub_values
+
+CheckFunc = Callable[[Check], None]
+
+CHECKS: Dict[str, CheckFunc] = {
+    "mongodb": mongodb.check,
+    "ssdb": ssdb.check,
+    "kvrocks": kvrocks.check,
+    "redis": kvrocks.check,
+    "rabbitmq": rabbitmq.check,
+    "clickhouse": clickhouse.check,
+    "http": health.check,
+}
+# a check's own timeouts come first; this is the margin after which the runner stops waiting
+GRACE_SECONDS = 0.5
+
+
+def not_checked(endpoint: Endpoint) -> dict:
+    """The record of an endpoint that is not checked: not configured, or configured wrongly."""
+    record = base_record(endpoint)
+    if endpoint.problem:
+        record.update(status="error", error=endpoint.problem, duration=0.0)
+    else:
+        record.update(status="not_configured", error=None, duration=0.0)
+        record["notes"] = list(record["notes"]) + [endpoint.options.get("not_configured") or "not configured"]
+    return record
+
+
+def _run(chk: Check, func: CheckFunc, done: threading.Event) -> None:
+    try:
+        func(chk)
+        chk.finish("ok")
+    except CheckFailed as exc:
+        chk.finish(exc.status, exc.message)
+    except Exception as exc:  # a bug or a library surprise: recorded, the others go on
+        chk.finish("error", f"unexpected {type(exc).__name__} while checking {chk.endpoint.address} "
+                            f"({chk.phase}): {one_line(exc, 160)}")
+        chk.record["traceback_type"] = type(exc).__name__
+    finally:
+        done.set()
+        chk.cleanup()
+
+
+def _snapshot(chk: Check) -> dict:
+    """A copy of an abandoned check's record; its thread may still be writing to it."""
+    for _ in range(3):
+        try:
+            return copy.deepcopy(chk.record)
+        except RuntimeError:
+            time.sleep(0.001)
+    return base_record(chk.endpoint)
+
+
+def check_endpoints(endpoints: List[Endpoint], timeout: float) -> List[dict]:
+    """One record per endpoint, in the order given; returns within timeout + GRACE_SECONDS."""
+    started = time.monotonic()
+    running = []
+    records: List[dict] = []
+    for index, endpoint in enumerate(endpoints):
+        func = CHECKS.get(endpoint.kind)
+        if endpoint.host is None or endpoint.port is None or endpoint.problem or func is None:
+            record = not_checked(endpoint)
+            if func is None and endpoint.host is not None:
+                record.update(status="error", error=f"no check for kind {endpoint.kind!r}")
+            records.append(record)
+            continue
+        chk = Check(endpoint, timeout)
+        done = threading.Event()
+        thread = threading.Thread(target=_run, args=(chk, func, done), daemon=True,
+                                  name=f"datastore:{endpoint.name}")
+        thread.start()
+        running.append((index, chk, done))
+        records.append({})
+    end = started + timeout + GRACE_SECONDS
+    for index, chk, done in running:
+        if done.wait(max(0.0, end - time.monotonic())):
+            record = chk.record
+        else:
+            chk.abandoned.set()
+            record = _snapshot(chk)
+            record.update(status="timeout", error=chk.timeout_message(),
+                          duration=round(time.monotonic() - chk.started, 3))
+        records[index] = scrub_values(record, list(chk.endpoint.secrets.values()))
+    return records

@@ -1,0 +1,364 @@
+"""What every datastore check shares: the record it fills, its time budget, the TCP
+probe, a small HTTP GET, and the wording of errors a person can act on.
+
+A check never puts a credential in its record: error messages are built here from
+host, port and user name, never from a client library's URI or exception text that
+could carry a password.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from collector.context import Deadline
+from collector.redact import MASK, is_secret_key
+
+STATUSES = ("ok", "unreachable", "timeout", "auth_failed", "error", "not_configured")
+HTTP_BODY_LIMIT = 4096
+
+
+@dataclass
+class Endpoint:
+    """One address to check, with where it came from and the credentials to use.
+    `secrets` stays in memory: nothing in it is ever copied into a record."""
+
+    name: str
+    kind: str
+    host: Optional[str]
+    port: Optional[int]
+    source: str
+    description: str = ""
+    group: Optional[str] = None  # the component a member or node belongs to
+    user: Optional[str] = None
+    secrets: Dict[str, str] = field(default_factory=dict, repr=False)
+    options: Dict[str, Any] = field(default_factory=dict)  # kind-specific, never secret
+    notes: List[str] = field(default_factory=list)
+    problem: Optional[str] = None  # why it cannot be checked (bad config value)
+
+    @property
+    def address(self) -> str:
+        host = self.host or "?"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    def password(self, key: str = "password") -> Optional[str]:
+        value = self.secrets.get(key)
+        return value if value else None
+
+
+class CheckFailed(Exception):
+    """Ends a check with a status and a one-line message."""
+
+    def __init__(self, status: str, message: str):
+        assert status in STATUSES, status
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.1f}".rstrip("0").rstrip(".") if seconds < 10 else f"{seconds:.0f}"
+
+
+class Check:
+    """The state of one endpoint's check: its record, its deadline, what it is doing
+    now (named in the message when it runs out of time), and clean-up work that runs
+    after the record is handed over (closing a client must not delay the result)."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float):
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.deadline = Deadline(timeout)
+        self.started = time.monotonic()
+        self.phase = "connecting"
+        self.record = base_record(endpoint)
+        self._cleanups: List[Callable[[], None]] = []
+        self.abandoned = threading.Event()
+
+    # -- time ---------------------------------------------------------------------
+    def remaining(self) -> float:
+        return self.deadline.bound(self.timeout)
+
+    def out_of_time(self) -> bool:
+        return self.deadline.remaining() < 0.02
+
+    def timeout_message(self, what: Optional[str] = None) -> str:
+        what = what or self.phase
+        return f"no reply within {fmt_seconds(self.timeout)} s from {self.endpoint.address} ({what})"
+
+    # -- recording ----------------------------------------------------------------
+    def set(self, key: str, value: Any) -> None:
+        self.record[key] = value
+
+    def detail(self, key: str, value: Any) -> None:
+        details = dict(self.record.get("details") or {})
+        details[key] = value
+        self.record["details"] = details  # replaced, never mutated in place
+
+    def command_error(self, command: str, message: str) -> None:
+        errors = dict(self.record.get("command_errors") or {})
+        errors[command] = message
+        self.record["command_errors"] = errors
+
+    def note(self, message: str) -> None:
+        self.record["notes"] = list(self.record.get("notes") or []) + [message]
+
+    def on_cleanup(self, func: Callable[[], None]) -> None:
+        self._cleanups.append(func)
+
+    def cleanup(self) -> None:
+        for func in reversed(self._cleanups):
+            try:
+                func()
+            except Exception:  # closing a broken client may fail; nothing to record
+                pass
+        self._cleanups.clear()
+
+    def finish(self, status: str, error: Optional[str] = None) -> dict:
+        self.record["status"] = status
+        self.record["error"] = error
+        self.record["duration"] = round(time.monotonic() - self.started, 3)
+        return self.record
+
+    # -- the TCP probe --------------------------------------------------------------
+    def tcp_probe(self, port: Optional[int] = None) -> float:
+        """Open and close one TCP connection; records reachable and connect_ms.
+        Raises CheckFailed("unreachable") with the reason when it cannot connect."""
+        self.phase = "TCP connect"
+        port = port or self.endpoint.port
+        try:
+            ms = tcp_connect_ms(self.endpoint.host, port, self.remaining(), self.timeout)
+        except CheckFailed:
+            self.record["reachable"] = False
+            raise
+        self.record["reachable"] = True
+        self.record["connect_ms"] = ms
+        return ms
+
+
+def base_record(endpoint: Endpoint) -> dict:
+    return {
+        "name": endpoint.name,
+        "kind": endpoint.kind,
+        "group": endpoint.group,
+        "description": endpoint.description,
+        "host": endpoint.host,
+        "port": endpoint.port,
+        "source": endpoint.source,
+        "user": endpoint.user,
+        "status": None,
+        "reachable": None,
+        "connect_ms": None,
+        "latency_ms": None,
+        "version": None,
+        "error": None,
+        "duration": None,
+        "notes": list(endpoint.notes),
+        "details": {},
+        "command_errors": {},
+    }
+
+
+def ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000.0, 2)
+
+
+def tcp_connect_ms(host: Optional[str], port: Optional[int], timeout: float, nominal: float) -> float:
+    started = time.monotonic()
+    sock = None
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise CheckFailed("unreachable", connect_error_message(exc, host, port, nominal)) from None
+    finally:
+        if sock is not None:
+            sock.close()
+    return ms_since(started)
+
+
+def _address(host: Optional[str], port: Optional[int]) -> str:
+    host = host or "?"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def connect_error_message(exc: BaseException, host: Optional[str], port: Optional[int], timeout: float) -> str:
+    where = _address(host, port)
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host name {host!r}: {exc.strerror or exc}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no TCP connection to {where} within {fmt_seconds(timeout)} s (host down or port filtered)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused on {where}"
+    code = getattr(exc, "errno", None)
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"no route to {where} ({exc.strerror or exc})"
+    return f"cannot connect to {where}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def one_line(text: Any, limit: int = 300) -> str:
+    """A message on one line, cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub_values(data: Any, secrets: List[str]) -> Any:
+    """A copy of `data` where every occurrence of one of `secrets` in a string is masked:
+    the last guard that keeps an endpoint's own credentials out of its record."""
+    secrets = [s for s in secrets if isinstance(s, str) and len(s) >= 3]
+    if not secrets:
+        return data
+    if isinstance(data, str):
+        for secret in secrets:
+            data = data.replace(secret, MASK)
+        return data
+    if isinstance(data, dict):
+        return {key: scrub_values(value, secrets) for key, value in data.items()}
+    if isinstance(data, list):
+        return [scrub_values(item, secrets) for item in data]
+    return data
+
+
+def mask_secrets(data: Any) -> Any:
+    """A copy of `data` where every value under a secret-named key is masked, scalars
+    included, and a command line's `--password value` / `--password=value` are masked."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            if isinstance(key, str) and is_secret_key(key) and value not in (None, "", [], {}):
+                out[key] = MASK
+            else:
+                out[key] = mask_secrets(value)
+        return out
+    if isinstance(data, list):
+        if all(isinstance(item, str) for item in data):
+            return mask_argv(data)
+        return [mask_secrets(item) for item in data]
+    return data
+
+
+def mask_argv(argv: List[str]) -> List[str]:
+    out: List[str] = []
+    mask_next = False
+    for arg in argv:
+        if mask_next:
+            out.append(MASK)
+            mask_next = False
+            continue
+        if arg.startswith("-"):
+            name, eq, _value = arg.lstrip("-").partition("=")
+            if is_secret_key(name.replace("-", "_")):
+                if eq:
+                    out.append(arg[: len(arg) - len(_value)] + MASK)
+                else:
+                    out.append(arg)
+                    mask_next = True
+                continue
+        out.append(arg)
+    return out
+
+
+# -- a small HTTP GET ---------------------------------------------------------------
+
+
+@dataclass
+class HttpReply:
+    status: int
+    reason: str
+    body: bytes
+    truncated: bool
+    ms: float
+    headers: Dict[str, str]
+
+
+class HttpFailure(Exception):
+    """An HTTP request that got no reply: kind is refused|unreachable|timeout|closed|garbage."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def http_get(host: str, port: int, path: str, deadline: Deadline, nominal: float,
+             headers: Optional[Dict[str, str]] = None, limit: int = HTTP_BODY_LIMIT,
+             label: Optional[str] = None) -> HttpReply:
+    """GET http://host:port/path with the standard library client: no proxy from the
+    environment (these are the host's own services), no redirects followed, every
+    socket operation bounded by what is left of `deadline`, the body cut at `limit`.
+    `label` names the request in messages (default: GET path)."""
+    where = _address(host, port)
+    label = label or f"GET {path}"
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=deadline.bound(nominal))
+    try:
+        try:
+            conn.connect()
+        except OSError as exc:
+            kind = "timeout" if isinstance(exc, (socket.timeout, TimeoutError)) else "refused"
+            raise HttpFailure(kind, connect_error_message(exc, host, port, nominal)) from None
+        try:
+            conn.request("GET", path, headers={"User-Agent": "akdiag", "Accept": "*/*", **(headers or {})})
+            conn.sock.settimeout(deadline.bound(nominal))
+            response = conn.getresponse()
+            chunks: List[bytes] = []
+            size = 0
+            truncated = False
+            while True:
+                if conn.sock is not None:
+                    conn.sock.settimeout(deadline.bound(nominal))
+                if deadline.expired():
+                    raise socket.timeout()
+                chunk = response.read(min(65536, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    truncated = True
+                    break
+            body = b"".join(chunks)[:limit]
+            reply_headers = {k.lower(): v for k, v in response.getheaders()}
+            return HttpReply(response.status, response.reason, body, truncated, ms_since(started), reply_headers)
+        except (socket.timeout, TimeoutError):
+            raise HttpFailure("timeout", f"no reply within {fmt_seconds(nominal)} s from {where} ({label})") from None
+        except (http.client.BadStatusLine, http.client.LineTooLong, http.client.HTTPException) as exc:
+            if isinstance(exc, http.client.RemoteDisconnected):
+                raise HttpFailure("closed", f"{where} closed the connection without an HTTP reply ({label})") from None
+            raise HttpFailure("garbage", f"{where} did not answer in HTTP ({label}: {type(exc).__name__})") from None
+        except ConnectionError:
+            raise HttpFailure("closed", f"{where} closed the connection without an HTTP reply ({label})") from None
+        except OSError as exc:
+            raise HttpFailure("closed", f"error talking to {where} ({label}): {exc.strerror or exc}") from None
+    finally:
+        conn.close()
+
+
+def body_text(body: bytes, limit: int = HTTP_BODY_LIMIT) -> str:
+    return body[:limit].decode("utf-8", "replace")
+
+
+def split_host_port(value: str, default_port: Optional[int]) -> Tuple[str, Optional[int]]:
+    """'host', 'host:port', '[v6]:port' -> (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if port:
+        number = int(port)  # ValueError for the caller
+        if not 0 < number < 65536:
+            raise ValueError(f"port {number} out of range")
+        return host, number
+    return host, default_port

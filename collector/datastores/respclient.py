@@ -1,0 +1,117 @@
+"""One redis-py connection to a Redis-protocol server (SSDB, Kvrocks, Redis), spoken in
+RESP2 (SSDB rejects RESP3's HELLO), with no client-side retries and no CLIENT SETINFO
+on connect, every reply read raw (SSDB's INFO is an array redis-py's own parser
+cannot read) and every read bounded by what is left of the check's time."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Optional
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import Connection
+from redis.retry import Retry
+
+from collector.datastores.common import Check, CheckFailed, one_line
+
+try:
+    _INIT_PARAMS = set(inspect.signature(redis.connection.AbstractConnection.__init__).parameters)
+except (AttributeError, TypeError, ValueError):  # pragma: no cover - older redis-py
+    _INIT_PARAMS = set(inspect.signature(Connection.__init__).parameters)
+try:
+    _READ_TIMEOUT = "timeout" in inspect.signature(Connection.read_response).parameters
+except (TypeError, ValueError):  # pragma: no cover
+    _READ_TIMEOUT = False
+
+
+def _connection_kwargs(chk: Check) -> dict:
+    kwargs: dict = {
+        "host": chk.endpoint.host,
+        "port": chk.endpoint.port,
+        "socket_connect_timeout": chk.remaining(),
+        "socket_timeout": chk.remaining(),
+        "socket_keepalive": False,
+        "health_check_interval": 0,
+        "decode_responses": False,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if "protocol" in _INIT_PARAMS:
+        kwargs["protocol"] = 2
+    if "driver_info" in _INIT_PARAMS:
+        kwargs["driver_info"] = None
+    elif "lib_name" in _INIT_PARAMS:
+        kwargs["lib_name"] = None
+        kwargs["lib_version"] = None
+    return kwargs
+
+
+class RespClient:
+    """The password is sent with an explicit AUTH command (never given to redis-py,
+    so it can never appear in its exceptions or its connection's repr)."""
+
+    def __init__(self, chk: Check, protocol_name: str):
+        self.chk = chk
+        self.protocol_name = protocol_name
+        self.conn = Connection(**_connection_kwargs(chk))
+        chk.on_cleanup(self.conn.disconnect)
+
+    @property
+    def where(self) -> str:
+        return self.chk.endpoint.address
+
+    def connect(self) -> None:
+        self.chk.phase = "connecting"
+        try:
+            self.conn.connect()
+        except Exception as exc:  # mapped to a status and a message of our own
+            raise self._failure(exc, "connect") from None
+
+    def command(self, *args: Any, name: Optional[str] = None) -> Any:
+        """Send one command; its raw reply.  A server's error reply to this command
+        raises redis.ResponseError (the caller records it for that command); anything
+        that ends the conversation raises CheckFailed."""
+        name = name or str(args[0]).upper()
+        self.chk.phase = name
+        if self.chk.out_of_time():
+            raise CheckFailed("timeout", self.chk.timeout_message(name))
+        try:
+            self.conn.send_command(*args, check_health=False)
+            if _READ_TIMEOUT:
+                return self.conn.read_response(timeout=self.chk.remaining())
+            return self.conn.read_response()
+        except redis.exceptions.AuthenticationError as exc:
+            raise self._failure(exc, name) from None
+        except redis.exceptions.ResponseError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, name) from None
+
+    def _failure(self, exc: BaseException, what: str) -> CheckFailed:
+        ep = self.chk.endpoint
+        password_key = ep.options.get("password_from") or "its password key"
+        if isinstance(exc, redis.exceptions.AuthenticationError) or "NOAUTH" in str(exc):
+            if ep.password():
+                return CheckFailed("auth_failed", f"authentication failed on {self.where}: the password from "
+                                                  f"{password_key} was refused")
+            return CheckFailed("auth_failed", f"{self.where} requires a password and {password_key} gives none")
+        if isinstance(exc, redis.exceptions.TimeoutError):
+            return CheckFailed("timeout", self.chk.timeout_message(what))
+        if isinstance(exc, (redis.exceptions.InvalidResponse,)) or "Protocol Error" in str(exc):
+            return CheckFailed("error", f"{self.where} did not answer in the Redis protocol "
+                                        f"({self.protocol_name} expected) to {what}")
+        if isinstance(exc, redis.exceptions.ConnectionError):
+            text = str(exc)
+            if "Connection refused" in text or "Error 111" in text:
+                return CheckFailed("unreachable", f"connection refused on {self.where}")
+            if "closed" in text.lower() or "reset" in text.lower() or "Error while reading" in text:
+                return CheckFailed("error", f"{self.where} closed the connection without a reply to {what}")
+            return CheckFailed("error", f"cannot talk to {self.where} ({what}): {one_line(text, 160)}")
+        if isinstance(exc, (ValueError, UnicodeError, IndexError)):
+            return CheckFailed("error", f"{self.where} did not answer in the Redis protocol "
+                                        f"({self.protocol_name} expected) to {what}")
+        return CheckFailed("error", f"{what} on {self.where} failed: {type(exc).__name__}: {one_line(exc, 160)}")
+
+
+def reply_error_text(exc: BaseException) -> str:
+    return one_line(str(exc), 200)

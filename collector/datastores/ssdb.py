@@ -1,0 +1,63 @@
+"""SSDB, over the Redis wire protocol in RESP2: auth (when main.json gives a password),
+ping, INFO read raw and parsed from SSDB's array form, and dbsize."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from collector.datastores.common import Check, ms_since
+from collector.datastores.resp import info_version, parse_info, ssdb_dbsize, ssdb_summary
+from collector.datastores.respclient import RespClient, reply_error_text
+
+
+def authenticate(chk: Check, client: RespClient) -> None:
+    """AUTH with the configured password; records details.auth."""
+    password = chk.endpoint.password()
+    if not password:
+        chk.detail("auth", "no password configured")
+        return
+    try:
+        client.command("AUTH", password, name="AUTH")
+    except redis.exceptions.ResponseError as exc:
+        # e.g. "Client sent AUTH, but no password is set" (Redis): the server needs none
+        chk.detail("auth", "not needed")
+        chk.note(f"AUTH: {reply_error_text(exc)}")
+        return
+    chk.detail("auth", "ok")
+
+
+def ping(chk: Check, client: RespClient) -> None:
+    started = time.monotonic()
+    reply = client.command("PING")
+    chk.set("latency_ms", ms_since(started))
+    if reply not in (b"PONG", "PONG"):
+        chk.note(f"PING replied {reply!r:.60}, not PONG")
+
+
+def check(chk: Check) -> None:
+    chk.tcp_probe()
+    client = RespClient(chk, "SSDB")
+    client.connect()
+    authenticate(chk, client)
+    ping(chk, client)
+    try:
+        parsed = parse_info(client.command("INFO"))
+    except redis.exceptions.ResponseError as exc:
+        chk.command_error("info", reply_error_text(exc))
+    except ValueError as exc:
+        chk.command_error("info", f"unexpected INFO reply: {exc}")
+    else:
+        chk.set("version", info_version(parsed))
+        if parsed["format"] == "ssdb":
+            chk.detail("info", ssdb_summary(parsed))
+        else:
+            chk.note("INFO answered in Redis's text form: this port serves Redis or Kvrocks, not SSDB")
+            chk.detail("info", parsed)
+    try:
+        chk.detail("dbsize_bytes", ssdb_dbsize(client.command("DBSIZE")))  # leveldb's estimate on disk
+    except redis.exceptions.ResponseError as exc:
+        chk.command_error("dbsize", reply_error_text(exc))
+    except ValueError as exc:
+        chk.command_error("dbsize", str(exc))
