@@ -136,7 +136,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
     ),
     Rule(
         "query_token",
-        ("token=", "key=", "sig=", "signature=", "password=", "secret="),
+        ("token=", "key=", "sig", "password=", "secret="),
         re.compile(
             r"(?i)([?&;](?:access_token|refresh_token|token|api_?key|key|sig|signature|password|secret)=)"
             r"([^&\s\"'#<>]+)"
@@ -145,7 +145,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
     ),
     Rule(
         "cli_secret_flag",
-        ("--pass", "--pwd", "--secret", "--token", "--api", "--auth", "-password", "--key", "--private"),
+        ("--pass", "--pwd", "--secret", "--token", "--auth", "-password", "key"),  # --api-key, --private-key
         re.compile(
             r"(?i)((?<![\w-])--?(?:password|passwd|pass|pwd|secret|token|api-?key|auth-?token|private-?key)(?:=|\s+))"
             r"(?!-)([^\s\"]+)"
