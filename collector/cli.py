@@ -168,6 +168,9 @@ def _command_line() -> str:
 
 
 _positive = click.IntRange(min=1)
+_basedir_option = click.option(
+    "--basedir", type=click.Path(file_okay=False),
+    help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,8 +189,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--basedir", type=click.Path(file_okay=False), help="Platform folder [default: $AKDIAG_BASEDIR, "
-              "else the folder of a running AK: process, else /opt/akd].")
+@_basedir_option
 @click.option("--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder to write the bundle into.")
 @click.option("--label", default="", help="A word to put in the bundle's name, e.g. pre-upgrade.")
@@ -292,8 +294,7 @@ def _valid_skip(_ctx, _param, names) -> tuple:
 
 
 @main.command(cls=_MonitoringCommand)
-@click.option("--basedir", type=click.Path(file_okay=False), help="Platform folder [default: $AKDIAG_BASEDIR, "
-              "else the folder of a running AK: process, else /opt/akd].")
+@_basedir_option
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in catalog (processes, thresholds).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "nagios"]), default="text", show_default=True)

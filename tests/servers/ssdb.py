@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from collector.datastores.resp import IncompleteReply, decode
+from servers.hostile import _Server
 
 CAPTURE = Path(__file__).with_name("ssdb-1.9.8-replies.txt")
 
@@ -35,53 +35,11 @@ AUTH_BAD = b"-ERR invalid password\r\n"
 NOAUTH = b"-NOAUTH authentication required\r\n"
 
 
-class FakeSSDB:
+class FakeSSDB(_Server):
     def __init__(self, password: Optional[str] = None, port: int = 0):
+        super().__init__(port)
         self.password = password
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(32)
-        self.port = self.sock.getsockname()[1]
         self.commands: List[List[bytes]] = []  # every command received, for the tests
-        self._conns: List[socket.socket] = []
-        self._stopped = threading.Event()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> "FakeSSDB":
-        threading.Thread(target=self._accept, daemon=True, name="fake-ssdb").start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        for conn in self._conns:
-            try:
-                conn.close()
-            except OSError:
-                pass
-
-    def __enter__(self) -> "FakeSSDB":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _reply(self, args: List[bytes], state: dict) -> bytes:
         command = args[0].decode(errors="replace").lower() if args else ""
@@ -98,7 +56,7 @@ class FakeSSDB:
             return REPLIES[command]
         return f"-ERR Unknown Command: {command}\r\n".encode()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         buffer = b""
         state = {"auth": False}
         try:
