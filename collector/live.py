@@ -22,6 +22,15 @@ def iso_utc(timestamp: Optional[float]) -> Optional[str]:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def path_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or below it, symlinks resolved."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
 def argv0_name(cmdline: Optional[List[str]]) -> Optional[str]:
     """The program name in argv[0]: a title set by the process itself ("AK:api",
     possibly followed by arguments in the same string) or the basename of a path."""

@@ -20,7 +20,7 @@ from collector.bundle.writer import BundleWriter, BundleWriteError, file_records
 from collector.catalog import Catalog
 from collector.collectors import CollectorSpec, registry
 from collector.context import CollectOptions, Context, Deadline
-from collector.live import iso_utc
+from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
 
 Progress = Callable[[str], None]
@@ -158,7 +158,10 @@ def _skipped(options: CollectOptions) -> List[CollectorOutcome]:
             for s in registry().values() if options.only is not None and s.name not in options.only]
 
 
-def _make_staging(output_dir: Path, name: str) -> Path:
+def _make_staging(output_dir: Path, name: str, basedir: Path) -> Path:
+    if path_inside(output_dir, basedir):
+        raise OutputError(f"output folder {output_dir} is inside BASEDIR {basedir}, where akdiag never writes: "
+                          "choose another with --output (e.g. --output /var/tmp)")
     if not output_dir.is_dir():
         raise OutputError(f"output folder {output_dir} does not exist")
     if not os.access(output_dir, os.W_OK | os.X_OK):
@@ -251,7 +254,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     log = _ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name(socket.gethostname(), request.label, stamp)
-    staging = _make_staging(request.output_dir, name)
+    staging = _make_staging(request.output_dir, name, request.basedir)
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
         scrubber = Scrubber.for_bundle(request.pii_kinds,

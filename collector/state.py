@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from collector.live import path_inside
+
 KEY_FILE = "secret-digest.key"
 KEY_BYTES = 32
 
@@ -25,19 +27,11 @@ def state_dir() -> Path:
     return Path(base) / "akdiag"
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def digest_key(basedir: Path) -> bytes:
     """The host's secret-digest key, created once (mode 0600) on first use.
     Raises OSError when it can be neither read nor created."""
     folder = state_dir()
-    if _inside(folder, basedir):
+    if path_inside(folder, basedir):
         raise OSError(f"akdiag's state folder {folder} is inside BASEDIR; refusing to write there")
     path = folder / KEY_FILE
     try:

@@ -117,7 +117,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
 
 
 def test_missing_output_folder(tmp_path):
-    done = akdiag("collect", "--basedir", str(tmp_path), "--output", str(tmp_path / "nope"))
+    done = akdiag("collect", "--basedir", str(tmp_path / "basedir"), "--output", str(tmp_path / "nope"))
     assert done.returncode == 3 and "does not exist" in done.stderr
 
 
@@ -185,3 +185,10 @@ def test_version_and_help():
     assert done.returncode == 0 and "Exit codes" in done.stdout
     done = akdiag("collect", "--help")
     assert "--log-total-bytes" in done.stdout
+
+
+def test_output_inside_basedir_is_refused(host):
+    done = akdiag("collect", "--basedir", str(host.basedir), "--output", str(host.basedir / "logs"))
+    assert done.returncode == 3
+    assert "inside BASEDIR" in done.stderr and "--output" in done.stderr
+    assert sorted(p.name for p in (host.basedir / "logs").iterdir() if p.name.startswith(".akdiag")) == []
