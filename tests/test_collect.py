@@ -192,3 +192,24 @@ def test_output_inside_basedir_is_refused(host):
     assert done.returncode == 3
     assert "inside BASEDIR" in done.stderr and "--output" in done.stderr
     assert sorted(p.name for p in (host.basedir / "logs").iterdir() if p.name.startswith(".akdiag")) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB filesystem: too small for a bundle."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_is_a_clear_error_and_leaves_nothing(full_host, tiny_disk):
+    done = akdiag("collect", "--basedir", str(full_host.basedir), "--output", str(tiny_disk))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "no bundle written" in done.stderr and "No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tiny_disk.iterdir()) == []
