@@ -36,11 +36,11 @@ def registry() -> "OrderedDict[str, Analyzer]":
     from collector.analyzers import collection, datastores, host, logs, processes
 
     return OrderedDict((
+        ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
         ("processes", processes.analyze),
         ("host", host.analyze),
         ("datastores", datastores.analyze),
         ("logs", logs.analyze),
-        ("collection", collection.analyze),
     ))
 
 
