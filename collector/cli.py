@@ -217,10 +217,30 @@ def main() -> None:
 @click.option("--password-file", type=click.Path(dir_okay=False),
               help="File holding the archive password [else $AKDIAG_PASSWORD, else a prompt].")
 @click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
+@click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False),
+              help="Cluster: collect every host of this YAML file over SSH into one cluster archive.")
+@click.option("--host", "host_options", multiple=True, metavar="USER@ADDRESS[:BASEDIR]",
+              help="Cluster: a host to collect over SSH (repeatable; with or without --hosts).")
+@click.option("--parallel", type=_positive, help="Cluster: hosts collected at once [default: up to 8].")
+@click.option("--host-timeout", type=click.FloatRange(min=1), help="Cluster: each host's deadline in seconds "
+              "(connect, copy, collect, fetch) [default: --timeout + 120].")
+@click.option("--connect-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Cluster: seconds to wait for each host's SSH connection.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="Cluster: ssh -F FILE [default: ~/.ssh/config].")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPTION",
+              help="Cluster: an ssh -o option, e.g. --ssh-option Port=2222 (repeatable).")
+@click.option("--akdiag-file", type=click.Path(dir_okay=False),
+              help="Cluster: the single-file akdiag to copy to the hosts [default: an installed akdiag not older "
+                   "than this one, else this akdiag's single file].")
+@click.option("--keep-remote-copy", is_flag=True,
+              help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
+                   "run (default: remove everything akdiag put on the host).")
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
             catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, redact_patterns, encrypt, password_file,
-            quiet):
-    """Collect a diagnostics bundle from this host."""
+            quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout, ssh_config, ssh_options,
+            akdiag_file, keep_remote_copy):
+    """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
+    a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
@@ -229,7 +249,22 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
         _usage_error("--encrypt needs --format 7z")
+    if not (hosts_file or host_options) and (parallel or host_timeout or ssh_config or ssh_options or akdiag_file
+                                             or keep_remote_copy):
+        _usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
+                     "need --hosts or --host")
     password = bundle_password(password_file, confirm=True) if encrypt else None
+    if hosts_file or host_options:
+        from collector.cluster.command import cluster_collect
+
+        sys.exit(cluster_collect(
+            hosts_file=hosts_file, host_options=host_options, parallel=parallel, host_timeout=host_timeout,
+            connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options,
+            akdiag_file=akdiag_file, keep_remote_copy=keep_remote_copy, basedir=basedir, output_dir=output_dir,
+            label=label, fmt=fmt, timeout=timeout,
+            options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
+            catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
+            password=password, command_line=_command_line(), quiet=quiet))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,

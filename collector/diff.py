@@ -366,6 +366,10 @@ def _comparable(old: BundleReader, new: BundleReader, allow_different_hosts: boo
 
 
 def diff_bundles(old: BundleReader, new: BundleReader, allow_different_hosts: bool = False) -> Diff:
+    if old.exists(schema.CLUSTER_MANIFEST) or new.exists(schema.CLUSTER_MANIFEST):
+        from collector.cluster.diff import diff_clusters  # host by host: a ClusterDiff
+
+        return diff_clusters(old, new, allow_different_hosts)
     result = Diff(old=_facts(old), new=_facts(new))
     _comparable(old, new, allow_different_hosts, result.not_compared)
     sections: List[Callable[[], List[Change]]] = [
@@ -395,6 +399,8 @@ _TITLES = {"platform": "Platform", "processes": "Processes", "pidfiles": "PID fi
 
 
 def render_text(diff: Diff, width: int = 100) -> str:
+    if getattr(diff, "is_cluster", False):
+        return diff.render_text(width)
     old, new = diff.old, diff.new
     lines = [f"akdiag diff: {old.get('hostname')}",
              f"  old: {old.get('started_at')} {old.get('label') or ''}".rstrip(),
@@ -422,6 +428,8 @@ def render_text(diff: Diff, width: int = 100) -> str:
 
 
 def render_html(diff: Diff) -> str:
+    if getattr(diff, "is_cluster", False):
+        return diff.render_html()
     from collector.report import environment
 
     return environment().get_template("diff.html.j2").render(diff=diff.as_dict(), titles=_TITLES)

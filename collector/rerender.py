@@ -55,6 +55,10 @@ def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[st
     from collector import report
 
     with open_bundle(Path(bundle), password) as reader:
+        if reader.exists(schema.CLUSTER_MANIFEST):
+            from collector.cluster.report import rerender_cluster
+
+            return rerender_cluster(reader.root, output, catalog)
         version = reader.schema_version
         check_schema(version)
         analysis = analyze(reader, catalog.thresholds)

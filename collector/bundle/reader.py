@@ -95,10 +95,12 @@ def _extract_tar(archive: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleReader]:
-    """A reader over a bundle folder or archive (extracted to a private temporary folder)."""
+    """A reader over a bundle folder or archive (extracted to a private temporary folder);
+    a cluster archive's too (its root holds cluster.json: see collector/cluster/)."""
     path = Path(path)
     if path.is_dir():
-        yield BundleReader(path if (path / schema.MANIFEST).exists() else _single_top_folder(path))
+        is_root = (path / schema.MANIFEST).exists() or (path / schema.CLUSTER_MANIFEST).exists()
+        yield BundleReader(path if is_root else _single_top_folder(path))
         return
     if not path.is_file():
         raise BundleError(f"{path} does not exist")
@@ -111,7 +113,7 @@ def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleRe
         else:
             raise BundleError(f"{path} is not a bundle (.7z, .tar.gz or a folder)")
         root = _single_top_folder(temp)
-        if not (root / schema.MANIFEST).exists():
+        if not (root / schema.MANIFEST).exists() and not (root / schema.CLUSTER_MANIFEST).exists():
             raise BundleError(f"{path} holds no {schema.MANIFEST}: not an akdiag bundle")
         yield BundleReader(root)
     finally:

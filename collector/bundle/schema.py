@@ -20,6 +20,10 @@ AKD = "commands/akd-processes.json"
 DATASTORES = "datastores.json"
 FINDINGS = "findings.json"
 
+# A cluster archive (akdiag collect --hosts, collector/cluster/) has this at its root
+# instead of MANIFEST, and each host's bundle under hosts/<name>/.
+CLUSTER_MANIFEST = "cluster.json"
+
 COLLECTOR_STATUSES = ("ok", "partial", "failed", "timeout", "skipped")
 PROCESS_STATUSES = ("running", "down", "absent")
 PIDFILE_STATES = ("ok", "missing", "unreadable", "invalid", "stale", "reused")

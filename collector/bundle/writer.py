@@ -14,7 +14,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional
 
 from collector.redact import Scrubber
 
@@ -77,6 +77,45 @@ class BundleWriter:
         """For data that cannot hold a secret (e.g. figures the tool computed itself)."""
         relpath = _safe_relpath(relpath)
         return self._store(relpath, data, collector, scrubbed=False)
+
+    def write_unscrubbed_stream(self, relpath: str, stream: BinaryIO, collector: str = "akdiag",
+                                max_bytes: Optional[int] = None, chunk_size: int = 1024 * 1024) -> FileRecord:
+        """A file copied from a stream as it comes (e.g. another host's finished bundle,
+        scrubbed by the akdiag that wrote it), without holding it in memory.  More than
+        `max_bytes` is refused (the partial file is removed)."""
+        relpath = _safe_relpath(relpath)
+        target = self.root / relpath
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as handle:
+                while True:
+                    chunk = stream.read(chunk_size)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise BundleWriteError(f"{relpath} is larger than {max_bytes} bytes; refused")
+                    digest.update(chunk)
+                    handle.write(chunk)
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            raise BundleWriteError(f"cannot write {relpath} into the bundle: {exc.strerror or exc}") from exc
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        record = FileRecord(relpath, size, digest.hexdigest(), collector, scrubbed=False)
+        with self._lock:
+            self._files[relpath] = record
+        return record
+
+    def forget(self, relpath: str) -> None:
+        """Remove a file this writer stored (a transfer's temporary copy) and its record."""
+        relpath = _safe_relpath(relpath)
+        (self.root / relpath).unlink(missing_ok=True)
+        with self._lock:
+            self._files.pop(relpath, None)
 
     # -------------------------------------------------------------------------
     def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:

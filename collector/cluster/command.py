@@ -1,0 +1,107 @@
+"""`akdiag collect --hosts FILE` / `--host DEST`: the command-line side of a cluster run
+(the options' checks, the run under the CLI's signal handling, the printout)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import click
+
+from collector.cluster.hosts import HostsError, HostSpec, combine, load_hosts_file, parse_host_option
+from collector.cluster.ssh import SshSettings
+
+DEFAULT_PARALLEL = 8
+
+
+def hosts_from_options(hosts_file: Optional[str], host_options: Sequence[str]) -> List[HostSpec]:
+    """Raises HostsError (the message names the file and line, or the option)."""
+    from_file = load_hosts_file(Path(hosts_file)) if hosts_file else []
+    from_options = [parse_host_option(text) for text in host_options]
+    return combine(from_file, from_options)
+
+
+def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect_timeout, ssh_config, ssh_options,
+                    akdiag_file, keep_remote_copy, basedir, output_dir, label, fmt, timeout, options, catalog, catalog_file,
+                    patterns, pii_kinds, keep_mapping, password, command_line, quiet) -> int:
+    """Run a cluster collection from the `collect` command's options; the exit code."""
+    from collector import cli
+    from collector.cluster.run import ClusterRequest, OutputError, collect_cluster
+
+    try:
+        hosts = hosts_from_options(hosts_file, host_options)
+    except HostsError as exc:
+        click.echo(f"akdiag: error: {exc}", err=True)
+        return cli.EXIT_USAGE
+    if not hosts:
+        click.echo("akdiag: error: no host to collect", err=True)
+        return cli.EXIT_USAGE
+    if basedir and not str(basedir).startswith("/"):
+        click.echo(f"akdiag: error: --basedir {basedir} must be an absolute path on the hosts", err=True)
+        return cli.EXIT_USAGE
+    settings = SshSettings.from_environment(ssh_config, ssh_options, connect_timeout)
+    if shutil.which(settings.program) is None:
+        click.echo("akdiag: error: the OpenSSH client (ssh) is not installed here", err=True)
+        return cli.EXIT_USAGE
+    if akdiag_file and not Path(akdiag_file).is_file():
+        click.echo(f"akdiag: error: --akdiag-file {akdiag_file} does not exist", err=True)
+        return cli.EXIT_USAGE
+    request = ClusterRequest(
+        hosts=hosts, catalog=catalog, output_dir=Path(output_dir),
+        catalog_file=Path(catalog_file) if catalog_file else None, label=label, fmt=fmt, timeout=timeout,
+        host_timeout=host_timeout, parallel=parallel or min(DEFAULT_PARALLEL, len(hosts)), options=options,
+        basedir=basedir, command_line=command_line, extra_redact_patterns=patterns, pii_kinds=pii_kinds,
+        keep_mapping=keep_mapping, password=password, akdiag_file=Path(akdiag_file) if akdiag_file else None,
+        ssh=settings, keep_remote_copy=keep_remote_copy)
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    try:
+        result = collect_cluster(request, progress=cli._progress_printer(quiet))
+    except OutputError as exc:
+        click.echo(f"akdiag: error: no cluster archive written: {exc}", err=True)
+        return cli.EXIT_OUTPUT
+    except (KeyboardInterrupt, cli._Terminated):
+        click.echo("akdiag: interrupted: no cluster archive written (the hosts were cleaned up)", err=True)
+        return cli.EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print(result, quiet)
+    return cli.EXIT_OK
+
+
+def _print(result, quiet: bool) -> None:
+    from collector.check import counts_text, top_findings_lines
+    from collector.cli import _human_size
+
+    if quiet:
+        click.echo(str(result.path.resolve()))
+        return
+    ok = [h for h in result.hosts if h["status"] == "ok"]
+    click.echo(f"Cluster:   {result.path.resolve()}")
+    click.echo(f"Size:      {_human_size(result.size)}")
+    if result.mapping_path:
+        click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the archive, do not send it)")
+    click.echo(f"Duration:  {result.duration:.1f} s")
+    click.echo(f"Hosts:     {len(ok)} of {len(result.hosts)} collected")
+    width = max(len(h["name"]) for h in result.hosts)
+    for host in result.hosts:
+        clock = host.get("clock") or {}
+        line = f"  {host['name']:<{width}}  {host['status']:<8} {host.get('duration') or 0:6.1f} s"
+        if host["status"] == "ok":
+            if clock.get("offset_seconds") is not None:
+                line += f"  clock {clock['offset_seconds']:+.3f} s"
+        else:
+            error = host.get("error") or {}
+            line += f"  at {error.get('stage')}: {error.get('message')}"
+            if error.get("exit_status") is not None:
+                line += f" (exit status {error['exit_status']})"
+        click.echo(line)
+    findings = result.findings
+    if findings:
+        click.echo(f"Cluster findings: {counts_text(findings)} (all in summary.html and findings.json)")
+        for line in top_findings_lines(findings):
+            click.echo(line)
+    else:
+        click.echo("Cluster findings: none (each host's own are in its bundle and in summary.html)")
+    click.echo("Send this file to Altcraft support.")

@@ -1,0 +1,216 @@
+"""The cluster summary.html: hosts and how their collection went, cluster-wide findings,
+every catalog process by host, each datastore as each host saw it, and each host's own
+findings (those the cluster explains, a remote-capable process running on another host,
+set apart).  Rendered from the archive only, like a host's summary; each host's own
+summary.html stays in its folder, linked from here.
+
+`akdiag report` on a cluster archive re-analyzes every host's bundle and the cluster
+with this akdiag and writes the summary and findings beside the archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import jinja2
+
+from collector import TOOL_NAME, __version__
+from collector.analyzers import Analysis, analyze, count_by_severity, read_findings, sort_findings, worst_severity
+from collector.analyzers.findings import SEVERITIES, Thresholds
+from collector.bundle import schema
+from collector.cluster import CLUSTER_SCHEMA_VERSION, HOSTS_DIR
+from collector.cluster.analyze import (ClusterReader, analyze_cluster, datastore_matrix, explained_by_cluster,
+                                       process_matrix)
+
+TEMPLATE = "cluster.html.j2"
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
+    from collector.report import _figures
+
+    rows = []
+    for index, finding in enumerate(findings):
+        evidence = _dict(finding.get("evidence"))
+        severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
+        rows.append({"n": start + index, "id": str(finding.get("id") or "?"), "severity": severity,
+                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
+                     "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
+                     "anchor": anchor_of(finding)})
+    return rows
+
+
+def _counts_words(findings: List[dict]) -> str:
+    counts = count_by_severity(findings)
+    return (f"{counts['critical']} critical, {counts['warning']} warning{'s' if counts['warning'] != 1 else ''}, "
+            f"{counts['info']} info")
+
+
+def _cluster_anchor(finding: dict) -> str:
+    fid, subject = str(finding.get("id") or ""), str(finding.get("subject") or "")
+    if fid.startswith("cluster.process_"):
+        return f"proc-{subject}"
+    if fid in ("cluster.host_failed", "cluster.cleanup_failed"):
+        return f"host-{subject}"
+    return "hosts"
+
+
+def _host_rows(cluster: ClusterReader, platform: Dict[str, Optional[str]]) -> List[dict]:
+    rows = []
+    for record in cluster.hosts:
+        name = str(record.get("name") or "?")
+        error = _dict(record.get("error"))
+        bundle = _dict(record.get("bundle"))
+        akdiag = _dict(record.get("akdiag"))
+        clock = _dict(record.get("clock"))
+        remote = _dict(record.get("remote"))
+        reader = cluster.bundle(name)
+        rows.append({
+            "name": name, "destination": record.get("destination"), "roles": record.get("roles") or [],
+            "basedir": record.get("basedir"), "status": record.get("status"), "error": error,
+            "duration": record.get("duration"), "deadline": record.get("deadline_seconds"),
+            "steps": [s for s in record.get("steps") or [] if isinstance(s, dict)],
+            "clock_offset": clock.get("offset_seconds"), "clock_rtt": clock.get("round_trip_seconds"),
+            "akdiag_version": akdiag.get("version"), "akdiag_source": akdiag.get("source"),
+            "platform_version": platform.get(name), "remote_hostname": remote.get("hostname"),
+            "python": remote.get("python_version"), "bundle": bundle,
+            "summary_link": f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}" if reader and reader.exists(schema.SUMMARY_HTML)
+            else None,
+            "cleanup": _dict(record.get("cleanup")),
+        })
+    return rows
+
+
+def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = None,
+                          host_findings: Optional[Dict[str, List[dict]]] = None) -> dict:
+    """Everything cluster.html.j2 shows.  `analysis`: the cluster's findings.json shape
+    (default: the archive's own); `host_findings`: each host's findings (default: its
+    bundle's findings.json)."""
+    from collector.report import platform_version
+
+    manifest = cluster.manifest
+    if analysis is None:
+        analysis = _own_findings(cluster)
+    thresholds = Thresholds(_dict(analysis).get("thresholds") if analysis else None)
+    matrix = process_matrix(cluster, thresholds)
+    bundles = cluster.bundles()
+    platform = {name: platform_version(reader) for name, reader in bundles.items()}
+    if host_findings is None:
+        host_findings = {name: read_findings(reader) or [] for name, reader in bundles.items()}
+    split = explained_by_cluster(cluster, host_findings, matrix)
+    cluster_findings = sort_findings(f for f in (_dict(analysis).get("findings") or []) if isinstance(f, dict))
+    rows = _finding_rows(cluster_findings, 1, _cluster_anchor)
+    number = len(rows) + 1
+    hosts_view = []
+    everything = list(cluster_findings)
+    for name in cluster.names():
+        part = split.get(name, {"findings": [], "explained": []})
+        link = f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}"
+        host_rows = _finding_rows(part["findings"], number, lambda _f: None)
+        number += len(host_rows)
+        everything += part["findings"]
+        hosts_view.append({"name": name, "rows": host_rows, "counts": count_by_severity(part["findings"]),
+                           "explained": part["explained"], "collected": name in bundles, "link": link,
+                           "worst": worst_severity(part["findings"])})
+    counts = count_by_severity(everything)
+    records = cluster.hosts
+    collected = sum(1 for r in records if r.get("status") == "ok")
+    worst = worst_severity(everything)
+    level = {"critical": "bad", "warning": "warn"}.get(worst or "", "ok")
+    lead = next((f.get("title") for f in cluster_findings if f.get("severity") == worst), None) or next(
+        (f"{h['name']}: {h['rows'][0]['title']}" for h in hosts_view if h["rows"] and h["worst"] == worst), None)
+    verdict = (f"{collected} of {len(records)} hosts collected · cluster: {_counts_words(cluster_findings)} · "
+               f"hosts: {_counts_words(everything[len(cluster_findings):])}"
+               + (f" — {lead}" if lead and level != "ok" else ""))
+    return {
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "cluster": {"label": manifest.get("label"), "started_at": manifest.get("started_at"),
+                    "finished_at": manifest.get("finished_at"), "duration": manifest.get("duration"),
+                    "tool_version": _dict(manifest.get("tool")).get("version"),
+                    "command_line": manifest.get("command_line"), "local": _dict(manifest.get("local")),
+                    "options": _dict(manifest.get("options")), "schema": manifest.get("cluster_schema"),
+                    "newer_schema": isinstance(manifest.get("cluster_schema"), int)
+                    and manifest.get("cluster_schema") > CLUSTER_SCHEMA_VERSION},
+        "manifest_note": None if manifest else "cluster.json is missing or unreadable.",
+        "verdict": {"text": verdict, "level": level},
+        "counts": counts,
+        "findings": rows,
+        "findings_available": analysis is not None,
+        "analyzers": [a for a in (_dict(analysis).get("analyzers") or []) if isinstance(a, dict)],
+        "hosts": _host_rows(cluster, platform),
+        "matrix": matrix,
+        "datastores": datastore_matrix(cluster),
+        "host_findings": hosts_view,
+    }
+
+
+def _own_findings(cluster: ClusterReader) -> Optional[dict]:
+    """The cluster's own findings.json."""
+    from collector.bundle.reader import BundleReader
+
+    data = BundleReader(cluster.root).json(schema.FINDINGS)
+    return data if isinstance(data, dict) else None
+
+
+def render_cluster(cluster: ClusterReader, analysis: Optional[dict] = None,
+                   host_findings: Optional[Dict[str, List[dict]]] = None) -> str:
+    from collector.report import _clean_output, _script, environment, templates_dir
+
+    env = environment()
+    try:
+        template = env.get_template(TEMPLATE)
+        script, script_hash = _script(env)
+    except jinja2.TemplateNotFound as exc:
+        raise FileNotFoundError(f"report template {exc.name} not found in {templates_dir()}") from exc
+    context = build_cluster_context(cluster, analysis, host_findings)
+    return _clean_output(template.render(script=script, script_hash=script_hash, **context))
+
+
+def reanalyze(cluster: ClusterReader, thresholds: Optional[Dict[str, Any]]) -> tuple:
+    """(the cluster's analysis, each host's analysis) with this akdiag's analyzers."""
+    hosts = {name: analyze(reader, thresholds) for name, reader in cluster.bundles().items()}
+    return analyze_cluster(cluster, thresholds), hosts
+
+
+def combined_findings(cluster: ClusterReader, cluster_analysis: Analysis, hosts: Dict[str, Analysis]) -> List[dict]:
+    """Cluster findings and every host's standing findings (titles prefixed with the
+    host's name), critical first: what `akdiag report` prints."""
+    split = explained_by_cluster(cluster, {name: a.findings for name, a in hosts.items()})
+    found = list(cluster_analysis.findings)
+    for name, part in split.items():
+        for finding in part["findings"]:
+            found.append(dict(finding, title=f"{name}: {finding.get('title')}", host=name))
+    return sort_findings(found)
+
+
+def rerender_cluster(root: Path, output: Path, catalog) -> "object":
+    """`akdiag report` on a cluster archive's folder: today's analyzers over every host and
+    the cluster; the summary to `output`, the findings beside it.  A cluster archive or a
+    host bundle newer than this akdiag reads is refused (NewerSchemaError)."""
+    from collector.bundle.writer import BundleWriter, json_bytes
+    from collector.redact import Scrubber
+    from collector.rerender import NewerSchemaError, Rerendered, check_schema, findings_path_for
+
+    cluster = ClusterReader(root)
+    version = cluster.schema_version
+    if isinstance(version, int) and not isinstance(version, bool) and version > CLUSTER_SCHEMA_VERSION:
+        raise NewerSchemaError(f"this cluster archive has schema version {version}, newer than akdiag "
+                               f"{__version__} reads (up to {CLUSTER_SCHEMA_VERSION}): upgrade akdiag to re-render it")
+    for reader in cluster.bundles().values():
+        check_schema(reader.schema_version)
+    cluster_analysis, hosts = reanalyze(cluster, catalog.thresholds)
+    host_findings = {name: a.findings for name, a in hosts.items()}
+    html = render_cluster(cluster, cluster_analysis.as_dict(), host_findings)
+    document = dict(cluster_analysis.as_dict(), hosts={name: a.as_dict() for name, a in hosts.items()})
+    output = Path(output)
+    findings_path = findings_path_for(output)
+    # Made of the archive's own (scrubbed) files and akdiag's words, like a host's report.
+    writer = BundleWriter(output.parent, Scrubber(()))
+    writer.write_unscrubbed_bytes(output.name, html.encode("utf-8", "surrogateescape"), "report")
+    writer.write_unscrubbed_bytes(findings_path.name, json_bytes(document), "report")
+    shown = Analysis(combined_findings(cluster, cluster_analysis, hosts), cluster_analysis.analyzers,
+                     cluster_analysis.thresholds)
+    return Rerendered(version if isinstance(version, int) else None, output, findings_path, shown)

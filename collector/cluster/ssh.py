@@ -1,0 +1,357 @@
+"""The transport of a cluster run: the system's OpenSSH client, nothing else.
+
+One connection per host: a master `ssh -M -N` process that akdiag starts and owns (its
+control socket in a private folder), and every command of the run over it (`ControlMaster
+no`), so that the host authenticates once and each step costs a round trip, not a
+handshake.  The user's ~/.ssh/config, agent, jump hosts and known_hosts apply as they do
+for the user; akdiag adds `BatchMode=yes` (never a password prompt), a connect timeout,
+no forwarding, and never `StrictHostKeyChecking=no`.
+
+Every call is bounded in time: a command that overruns has its ssh process killed (our
+own child, in its own session so that a Ctrl-C on the terminal does not kill the
+connection before akdiag has cleaned up the host).  Remote commands are POSIX `sh -c`
+scripts, whatever the user's login shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, List, Optional, Tuple, Union
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+STDERR_KEEP = 64 * 1024
+# OpenSSH's own chatter that is never the reason a step failed.
+_NOISE = re.compile(r"^(Warning: Permanently added|\*\* |Pseudo-terminal will not be allocated|"
+                    r"Connection to \S+ closed\.?$|Shared connection to \S+ closed\.?$|Transferred: )")
+_KINDS = (
+    ("auth_failed", re.compile(r"Permission denied|Too many authentication failures|no mutual signature", re.I)),
+    ("host_key", re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|"
+                            r"host key .* not known|No \S+ host key is known", re.I)),
+    ("unreachable", re.compile(r"Connection refused|No route to host|Connection timed out|timed out|"
+                               r"Could not resolve hostname|Name or service not known|Network is unreachable|"
+                               r"Connection closed by|Connection reset|kex_exchange_identification|"
+                               r"Temporary failure in name resolution|proxy|banner exchange", re.I)),
+)
+
+
+class RemoteError(Exception):
+    """A step on a host that failed: `kind` (unreachable, auth_failed, host_key, timeout,
+    no_python, ssh_error, remote_failed, transfer_failed, cancelled), the exit status and
+    the last line of stderr."""
+
+    def __init__(self, kind: str, message: str, exit_status: Optional[int] = None,
+                 stderr_tail: Optional[str] = None):
+        super().__init__(message)
+        self.kind = kind
+        self.exit_status = exit_status
+        self.stderr_tail = stderr_tail
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    program: str = "ssh"
+    config_file: Optional[str] = None  # ssh -F FILE
+    options: Tuple[str, ...] = ()  # ssh -o OPTION each (--ssh-option)
+    extra_args: Tuple[str, ...] = ()  # words of AKDIAG_SSH_OPTIONS, given to ssh as they are
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    @classmethod
+    def from_environment(cls, config_file: Optional[str], options, connect_timeout: float) -> "SshSettings":
+        extra = tuple(shlex.split(os.environ.get("AKDIAG_SSH_OPTIONS", "")))
+        return cls(config_file=config_file, options=tuple(options), extra_args=extra,
+                   connect_timeout=connect_timeout)
+
+    def argv(self, control_path: str, master: bool) -> List[str]:
+        """ssh and its options, up to (not including) the destination.  akdiag's own
+        options come first: for ssh the first value given wins."""
+        argv = [self.program]
+        if self.config_file:
+            argv += ["-F", self.config_file]
+        for option in ("BatchMode=yes", f"ConnectTimeout={max(1, int(round(self.connect_timeout)))}",
+                       f"ControlPath={control_path}", "ControlMaster=" + ("yes" if master else "no"),
+                       "ControlPersist=no", "ClearAllForwardings=yes", "ForwardAgent=no", "ForwardX11=no",
+                       "RequestTTY=no", "RemoteCommand=none", "PermitLocalCommand=no", "ServerAliveInterval=15",
+                       "ServerAliveCountMax=3"):
+            argv += ["-o", option]
+        for option in self.options:
+            argv += ["-o", option]
+        return argv + list(self.extra_args)
+
+
+def stderr_last_line(data: bytes) -> Optional[str]:
+    lines = [line.strip() for line in data.decode("utf-8", "replace").replace("\r", "\n").split("\n")]
+    lines = [line for line in lines if line and not _NOISE.match(line)]
+    return lines[-1][:500] if lines else None
+
+
+def classify(stderr_tail: Optional[str]) -> str:
+    for kind, pattern in _KINDS:
+        if stderr_tail and pattern.search(stderr_tail):
+            return kind
+    return "ssh_error"
+
+
+def sh_command(script: str) -> str:
+    """The remote command line: the script run by `sh -c`, whatever the login shell."""
+    return "sh -c " + shlex.quote(script)
+
+
+@dataclass
+class Result:
+    exit_status: Optional[int]
+    stdout: bytes
+    stderr: bytes
+    duration: float
+    timed_out: bool
+
+    @property
+    def stderr_tail(self) -> Optional[str]:
+        return stderr_last_line(self.stderr)
+
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+def _read_stderr(handle) -> bytes:
+    try:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - STDERR_KEEP))
+        return handle.read()
+    except (OSError, ValueError):
+        return b""
+
+
+def control_folder() -> str:
+    """A private folder for the control sockets, with a short path (a socket's path must
+    fit in 108 bytes)."""
+    base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK) else None
+    return tempfile.mkdtemp(prefix="akdiag-ssh-", dir=base)
+
+
+class Connection:
+    """One host's multiplexed SSH connection, owned by akdiag from open() to close()."""
+
+    def __init__(self, destination: str, settings: SshSettings, control_path: str):
+        self.destination = destination
+        self.settings = settings
+        self.control_path = control_path
+        self._master: Optional[subprocess.Popen] = None
+        self._master_err = None
+        self._running: List[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    # -- the master ------------------------------------------------------------------
+    def open(self, timeout: float) -> float:
+        """Connect and authenticate; returns the seconds it took.  RemoteError when the
+        host cannot be reached, refuses the key or its host key is not the known one."""
+        started = time.monotonic()
+        argv = self.settings.argv(self.control_path, master=True) + ["-N", "--", self.destination]
+        self._master_err = tempfile.TemporaryFile()
+        try:
+            self._master = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=self._master_err, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise RemoteError("ssh_error", f"cannot run {self.settings.program}: {exc.strerror or exc}") from exc
+        end = started + timeout
+        while True:
+            if self._cancelled.is_set():
+                raise RemoteError("cancelled", "interrupted")
+            code = self._master.poll()
+            if code is not None:
+                tail = stderr_last_line(_read_stderr(self._master_err))
+                kind = classify(tail)
+                raise RemoteError(kind, tail or f"ssh exited with status {code} before connecting",
+                                  exit_status=code, stderr_tail=tail)
+            if os.path.exists(self.control_path):
+                return time.monotonic() - started
+            if time.monotonic() >= end:
+                tail = stderr_last_line(_read_stderr(self._master_err))
+                self._stop_master()
+                raise RemoteError("timeout", f"no SSH connection within {timeout:.0f} s"
+                                  + (f" ({tail})" if tail else ""), stderr_tail=tail)
+            time.sleep(0.02)
+
+    def _stop_master(self) -> None:
+        master, self._master = self._master, None
+        if master is not None and master.poll() is None:
+            master.terminate()
+            try:
+                master.wait(5)
+            except subprocess.TimeoutExpired:
+                master.kill()
+                master.wait(5)
+        if self._master_err is not None:
+            self._master_err.close()
+            self._master_err = None
+        try:
+            os.unlink(self.control_path)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.kill_running()
+        self._stop_master()
+
+    def cancel(self) -> None:
+        """Stop whatever runs now (interrupt); later calls fail with kind `cancelled`."""
+        self._cancelled.set()
+        self.kill_running()
+
+    def kill_running(self) -> None:
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
+
+    # -- commands --------------------------------------------------------------------
+    def _popen(self, script: str, stdin, stdout, even_if_cancelled: bool = False) -> Tuple[subprocess.Popen, BinaryIO]:
+        if self._cancelled.is_set() and not even_if_cancelled:
+            raise RemoteError("cancelled", "interrupted")
+        argv = self.settings.argv(self.control_path, master=False) + ["--", self.destination, sh_command(script)]
+        err = tempfile.TemporaryFile()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err, start_new_session=True,
+                                close_fds=True)
+        with self._lock:
+            self._running.append(proc)
+        return proc, err
+
+    def _done(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            if proc in self._running:
+                self._running.remove(proc)
+
+    def run(self, script: str, timeout: float, stdin: Union[None, bytes, BinaryIO] = None,
+            even_if_cancelled: bool = False) -> Result:
+        """Run a sh script on the host; its output in memory (for small outputs).
+        `even_if_cancelled`: the cleanup, which runs after an interrupt too."""
+        started = time.monotonic()
+        pipe_in = subprocess.PIPE if isinstance(stdin, bytes) else (stdin or subprocess.DEVNULL)
+        proc, err = self._popen(script, pipe_in, subprocess.PIPE, even_if_cancelled)
+        timed_out = False
+        try:
+            try:
+                out, _ = proc.communicate(stdin if isinstance(stdin, bytes) else None, timeout=max(0.01, timeout))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.kill()
+                out, _ = proc.communicate()
+            return Result(None if timed_out else proc.returncode, out, _read_stderr(err),
+                          time.monotonic() - started, timed_out)
+        finally:
+            self._done(proc)
+            err.close()
+
+    def stream(self, script: str, timeout: float, sink: Callable[[BinaryIO], object]) -> Tuple[Result, object]:
+        """Run a script whose stdout `sink` consumes as it comes (a bundle); the ssh
+        process is killed at the timeout, which ends the stream."""
+        started = time.monotonic()
+        proc, err = self._popen(script, subprocess.DEVNULL, subprocess.PIPE)
+        expired = threading.Event()
+
+        def watchdog() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(max(0.01, timeout), watchdog)
+        timer.daemon = True
+        timer.start()
+        value = None
+        try:
+            try:
+                value = sink(proc.stdout)
+            finally:
+                proc.stdout.close()
+                try:
+                    proc.wait(max(0.1, timeout - (time.monotonic() - started)))
+                except subprocess.TimeoutExpired:
+                    expired.set()
+                    proc.kill()
+                    proc.wait()
+            timer.cancel()
+            timed_out = expired.is_set()
+            return Result(None if timed_out else proc.returncode, b"", _read_stderr(err),
+                          time.monotonic() - started, timed_out), value
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            self._done(proc)
+            err.close()
+
+    # -- the host's clock ------------------------------------------------------------
+    def measure_clock(self, timeout: float, samples: int = 5) -> dict:
+        """The host's clock minus the local one, from `date +%s.%N` asked `samples`
+        times over one open session: the sample with the shortest round trip counts, its
+        remote time compared with the local time at the middle of the round trip."""
+        started = time.monotonic()
+        end = started + timeout
+        proc, err = self._popen('while read -r _x; do date +%s.%N || exit 1; done', subprocess.PIPE,
+                                subprocess.PIPE)
+        best: Optional[Tuple[float, float, bool]] = None  # (round trip, offset, whole seconds only)
+        buffer = b""
+        try:
+            for index in range(samples + 1):  # the first one warms the session up
+                sent_wall, sent = time.time(), time.monotonic()
+                proc.stdin.write(b"x\n")
+                proc.stdin.flush()
+                while b"\n" not in buffer:
+                    left = end - time.monotonic()
+                    ready = select.select([proc.stdout], [], [], max(0.0, left))[0] if left > 0 else []
+                    if not ready:
+                        raise RemoteError("timeout", f"the host's clock did not answer within {timeout:.0f} s")
+                    chunk = os.read(proc.stdout.fileno(), 4096)
+                    if not chunk:
+                        tail = stderr_last_line(_read_stderr(err))
+                        raise RemoteError("remote_failed", tail or "date +%s.%N gave no answer",
+                                          stderr_tail=tail)
+                    buffer += chunk
+                line, buffer = buffer.split(b"\n", 1)
+                round_trip = time.monotonic() - sent
+                remote, coarse = _parse_date(line.decode("ascii", "replace").strip())
+                if index == 0:
+                    continue
+                offset = remote - (sent_wall + round_trip / 2.0)
+                if best is None or round_trip < best[0]:
+                    best = (round_trip, offset, coarse)
+        except (OSError, ValueError) as exc:
+            raise RemoteError("remote_failed", f"cannot read the host's clock: {exc}") from exc
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(max(0.1, min(2.0, end - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self._done(proc)
+            err.close()
+        assert best is not None
+        round_trip, offset, coarse = best
+        return {"offset_seconds": round(offset, 4), "round_trip_seconds": round(round_trip, 4),
+                "uncertainty_seconds": round(round_trip / 2.0 + (1.0 if coarse else 0.0), 4),
+                "samples": samples, "method": "date +%s" if coarse else "date +%s.%N"}
+
+
+def _parse_date(text: str) -> Tuple[float, bool]:
+    """Seconds since the epoch from `date +%s.%N`; (value, whole seconds only) when the
+    host's date has no %N (it prints the letter)."""
+    if re.fullmatch(r"\d+\.\d+", text):
+        return float(text), False
+    match = re.match(r"(\d+)", text)
+    if not match:
+        raise ValueError(f"unexpected answer {text[:40]!r}")
+    return float(match.group(1)), True
