@@ -931,14 +931,19 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
     }
 
 
-def render_bundle(reader: BundleReader, findings: Optional[dict] = None) -> str:
-    """The summary.html of a bundle, as text.  `findings` (findings.json's shape) replaces
-    the bundle's own findings.json, e.g. today's analysis of an old bundle."""
+def render_page(template_name: str, context: dict) -> str:
+    """A self-contained page from one of the report templates, with the inline script
+    (and its Content-Security-Policy hash) every page shares."""
     env = environment()
     try:
-        template = env.get_template(TEMPLATE)
+        template = env.get_template(template_name)
         script, script_hash = _script(env)
     except jinja2.TemplateNotFound as exc:
         raise FileNotFoundError(f"report template {exc.name} not found in {templates_dir()}") from exc
-    context = build_context(reader, findings)
     return _clean_output(template.render(script=script, script_hash=script_hash, **context))
+
+
+def render_bundle(reader: BundleReader, findings: Optional[dict] = None) -> str:
+    """The summary.html of a bundle, as text.  `findings` (findings.json's shape) replaces
+    the bundle's own findings.json, e.g. today's analysis of an old bundle."""
+    return render_page(TEMPLATE, build_context(reader, findings))

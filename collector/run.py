@@ -158,8 +158,10 @@ def _skipped(options: CollectOptions) -> List[CollectorOutcome]:
             for s in registry().values() if options.only is not None and s.name not in options.only]
 
 
-def _make_staging(output_dir: Path, name: str, basedir: Path) -> Path:
-    if path_inside(output_dir, basedir):
+def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) -> Path:
+    """A private working folder in the output folder, where the bundle is built before
+    it is packed under its final name."""
+    if basedir is not None and path_inside(output_dir, basedir):
         raise OutputError(f"output folder {output_dir} is inside BASEDIR {basedir}, where akdiag never writes: "
                           "choose another with --output (e.g. --output /var/tmp)")
     if not output_dir.is_dir():
@@ -254,7 +256,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     log = _ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name(socket.gethostname(), request.label, stamp)
-    staging = _make_staging(request.output_dir, name, request.basedir)
+    staging = make_staging(request.output_dir, name, request.basedir)
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
         scrubber = Scrubber.for_bundle(request.pii_kinds,

@@ -14,13 +14,14 @@ import platform
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from servers.hostile import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = Path(__file__).resolve().with_name("cluster_launcher.py")
@@ -38,12 +39,6 @@ def lab_missing() -> Optional[str]:
     return None
 
 
-def free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def keygen(path: Path) -> str:

@@ -17,6 +17,7 @@ from collector.catalog import load_catalog
 from collector.context import CollectOptions
 from collector.run import CollectRequest, collect
 from collector.simulate import SimulatedHost
+from servers.hostile import free_port  # noqa: F401  (used here and by the tests)
 
 
 def findings_of(reader: BundleReader, **overrides) -> List[dict]:
@@ -90,14 +91,6 @@ class LoneHost:
         self.sim.stop()
 
 
-def free_port() -> int:
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 GIB = 2 ** 30

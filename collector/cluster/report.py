@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import jinja2
 
 from collector import TOOL_NAME, __version__
 from collector.analyzers import Analysis, analyze, count_by_severity, read_findings, sort_findings, worst_severity
@@ -157,16 +156,9 @@ def _own_findings(cluster: ClusterReader) -> Optional[dict]:
 
 def render_cluster(cluster: ClusterReader, analysis: Optional[dict] = None,
                    host_findings: Optional[Dict[str, List[dict]]] = None) -> str:
-    from collector.report import _clean_output, _script, environment, templates_dir
+    from collector.report import render_page
 
-    env = environment()
-    try:
-        template = env.get_template(TEMPLATE)
-        script, script_hash = _script(env)
-    except jinja2.TemplateNotFound as exc:
-        raise FileNotFoundError(f"report template {exc.name} not found in {templates_dir()}") from exc
-    context = build_cluster_context(cluster, analysis, host_findings)
-    return _clean_output(template.render(script=script, script_hash=script_hash, **context))
+    return render_page(TEMPLATE, build_cluster_context(cluster, analysis, host_findings))
 
 
 def reanalyze(cluster: ClusterReader, thresholds: Optional[Dict[str, Any]]) -> tuple:

@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -43,8 +42,8 @@ from collector.cluster.ssh import Connection, RemoteError, SshSettings, classify
 from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
+from collector.run import OutputError, Progress, make_staging
 
-Progress = Callable[[str], None]
 
 CLEANUP_SECONDS = 15.0  # the remote cleanup's own bound, after a host's deadline if need be
 HOST_TIMEOUT_MARGIN = 120.0  # default host deadline: --timeout plus this (connect, copy, fetch)
@@ -90,10 +89,6 @@ class ClusterResult:
     hosts: List[dict]  # cluster.json's host records
     findings: List[dict]  # cluster-wide findings, critical first
     mapping_path: Optional[Path] = None
-
-
-class OutputError(Exception):
-    """No cluster archive could be written."""
 
 
 # --------------------------------------------------------------------------- the single file
@@ -676,24 +671,13 @@ def _scrub_destination(scrubber: Scrubber, destination: str) -> str:
     return f"{user}{at}{_scrub_text(scrubber, host)}" if at else _scrub_text(scrubber, destination)
 
 
-def _make_staging(output_dir: Path, name: str) -> Path:
-    if not output_dir.is_dir():
-        raise OutputError(f"output folder {output_dir} does not exist")
-    if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {output_dir} is not writable")
-    try:
-        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=str(output_dir)))
-    except OSError as exc:
-        raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
-
-
 def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None) -> ClusterResult:
     started = time.monotonic()
     started_wall = time.time()
     log = _Log(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name("cluster", request.label, stamp)
-    staging = _make_staging(request.output_dir, name)
+    staging = make_staging(request.output_dir, name)
     control = control_folder()
     runs: List[HostRun] = []
     try:
