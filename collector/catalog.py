@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from collector.yamlfile import compose_file, where
+
 BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 
@@ -86,13 +88,9 @@ _COMPONENT_KINDS = ("mongodb", "ssdb", "kvrocks", "redis", "rabbitmq", "clickhou
 _TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact")
 
 
-def _where(source: str, node: yaml.Node) -> str:
-    return f"{source}, line {node.start_mark.line + 1}"
-
-
 def _mapping_items(node: yaml.Node, source: str, what: str):
     if not isinstance(node, yaml.MappingNode):
-        raise CatalogError(f"{_where(source, node)}: {what} must be a mapping")
+        raise CatalogError(f"{where(source, node)}: {what} must be a mapping")
     for key_node, value_node in node.value:
         yield key_node.value, key_node, value_node
 
@@ -105,7 +103,7 @@ def _parse_entries(
     node: yaml.Node, source: str, section: str, fields: dict, key: str
 ) -> List[Tuple[dict, yaml.Node]]:
     if not isinstance(node, yaml.SequenceNode):
-        raise CatalogError(f"{_where(source, node)}: field '{section}' must be a list")
+        raise CatalogError(f"{where(source, node)}: field '{section}' must be a list")
     entries = []
     for item in node.value:
         entry: Dict[str, Any] = {}
@@ -113,7 +111,7 @@ def _parse_entries(
             if name not in fields:
                 known = ", ".join(fields)
                 raise CatalogError(
-                    f"{_where(source, key_node)}: unknown field '{section}.{name}' (known: {known})"
+                    f"{where(source, key_node)}: unknown field '{section}.{name}' (known: {known})"
                 )
             value = _scalar(value_node)
             types, _required = fields[name]
@@ -122,40 +120,28 @@ def _parse_entries(
             if not isinstance(value, types):
                 wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise CatalogError(
-                    f"{_where(source, value_node)}: field '{section}.{name}' must be {wanted}, "
+                    f"{where(source, value_node)}: field '{section}.{name}' must be {wanted}, "
                     f"got {value_node.value!r}"
                 )
             if name.endswith("port") and value is not None and not 0 < value < 65536:
-                raise CatalogError(f"{_where(source, value_node)}: field '{section}.{name}' must be 1-65535")
+                raise CatalogError(f"{where(source, value_node)}: field '{section}.{name}' must be 1-65535")
             if name == "kind" and value not in _COMPONENT_KINDS:
                 raise CatalogError(
-                    f"{_where(source, value_node)}: field '{section}.kind' must be one of "
+                    f"{where(source, value_node)}: field '{section}.kind' must be one of "
                     f"{', '.join(_COMPONENT_KINDS)}, got {value!r}"
                 )
             entry[name] = value
         if key not in entry:
-            raise CatalogError(f"{_where(source, item)}: an entry of '{section}' has no '{key}' field")
+            raise CatalogError(f"{where(source, item)}: an entry of '{section}' has no '{key}' field")
         entries.append((entry, item))
     return entries
 
 
 def _load_document(path: Path) -> Tuple[yaml.Node, str]:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"{source}: cannot read the catalog: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{source}: the catalog is not UTF-8 text ({exc})") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark else ""
-        raise CatalogError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    node = compose_file(path, "catalog", CatalogError)
     if node is None:
         node = yaml.MappingNode("tag:yaml.org,2002:map", [])
-    return node, source
+    return node, str(path)
 
 
 def _merge(base: Catalog, path: Path) -> Catalog:
@@ -167,7 +153,7 @@ def _merge(base: Catalog, path: Path) -> Catalog:
     for name, key_node, value_node in _mapping_items(node, source, "the catalog"):
         if name not in _TOP_FIELDS:
             raise CatalogError(
-                f"{_where(source, key_node)}: unknown field '{name}' (known: {', '.join(_TOP_FIELDS)})"
+                f"{where(source, key_node)}: unknown field '{name}' (known: {', '.join(_TOP_FIELDS)})"
             )
         if name == "processes":
             for entry, _item in _parse_entries(value_node, source, "processes", _PROCESS_FIELDS, "binary"):
@@ -180,7 +166,7 @@ def _merge(base: Catalog, path: Path) -> Catalog:
                 current = components.get(entry["name"])
                 if current is None:
                     if "kind" not in entry:
-                        raise CatalogError(f"{_where(source, item)}: new component needs a 'kind' field")
+                        raise CatalogError(f"{where(source, item)}: new component needs a 'kind' field")
                     current = ComponentSpec(name=entry["name"], kind=entry["kind"])
                 if "host" in entry or "port" in entry or entry["name"] not in components:
                     entry["defined_in"] = source
@@ -188,18 +174,18 @@ def _merge(base: Catalog, path: Path) -> Catalog:
         elif name == "thresholds":
             value = _scalar(value_node)
             if not isinstance(value, dict):
-                raise CatalogError(f"{_where(source, value_node)}: field 'thresholds' must be a mapping")
+                raise CatalogError(f"{where(source, value_node)}: field 'thresholds' must be a mapping")
             thresholds.update(value)
         elif name == "redact":
             value = _scalar(value_node)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise CatalogError(f"{_where(source, value_node)}: field 'redact' must be a list of strings")
+                raise CatalogError(f"{where(source, value_node)}: field 'redact' must be a list of strings")
             for pattern in value:
                 try:
                     re.compile(pattern)
                 except re.error as exc:
                     raise CatalogError(
-                        f"{_where(source, value_node)}: field 'redact' has an invalid regular expression "
+                        f"{where(source, value_node)}: field 'redact' has an invalid regular expression "
                         f"{pattern!r}: {exc}"
                     ) from exc
             redact.extend(value)

@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from collector.yamlfile import compose_file, where
+
 
 class HostsError(Exception):
     """A hosts file or --host option that cannot be used; the message says where and why."""
@@ -123,86 +125,71 @@ def parse_host_option(text: str) -> HostSpec:
 
 # --------------------------------------------------------------------------- the file
 
-def _where(source: str, node: yaml.Node) -> str:
-    return f"{source}, line {node.start_mark.line + 1}"
-
-
 def _value(node: yaml.Node) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
 def _fields(node: yaml.Node, source: str, allowed, what: str) -> Dict[str, Tuple[Any, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
-        raise HostsError(f"{_where(source, node)}: {what} must be a mapping")
+        raise HostsError(f"{where(source, node)}: {what} must be a mapping")
     found: Dict[str, Tuple[Any, yaml.Node]] = {}
     for key_node, value_node in node.value:
         key = key_node.value
         if key == "destination":
             key = "ssh"
         if key not in allowed:
-            raise HostsError(f"{_where(source, key_node)}: unknown field '{key_node.value}' in {what} "
+            raise HostsError(f"{where(source, key_node)}: unknown field '{key_node.value}' in {what} "
                              f"(known: {', '.join(allowed)})")
         value = _value(value_node)
         types = _FIELDS[key]
         if isinstance(value, bool) or not isinstance(value, types):
             wanted = " or ".join("null" if t is type(None) else ("a list" if t is list else t.__name__)
                                  for t in types)
-            raise HostsError(f"{_where(source, value_node)}: field '{key}' must be {wanted}, "
+            raise HostsError(f"{where(source, value_node)}: field '{key}' must be {wanted}, "
                              f"got {value_node.value!r}")
         if key == "roles":
             value = [value] if isinstance(value, str) else (value or [])
             if not all(isinstance(v, str) and v.strip() for v in value):
-                raise HostsError(f"{_where(source, value_node)}: field 'roles' must be a list of words")
+                raise HostsError(f"{where(source, value_node)}: field 'roles' must be a list of words")
         if key == "timeout" and value is not None and value <= 0:
-            raise HostsError(f"{_where(source, value_node)}: field 'timeout' must be a positive number of seconds")
+            raise HostsError(f"{where(source, value_node)}: field 'timeout' must be a positive number of seconds")
         found[key] = (value, value_node)
     return found
 
 
 def _host(node: yaml.Node, source: str, base: Path, defaults: Dict[str, Tuple[Any, yaml.Node]]) -> HostSpec:
     given = _fields(node, source, tuple(_FIELDS), "a host")
-    where = _where(source, node)
+    here = where(source, node)
     if "ssh" not in given:
-        raise HostsError(f"{where}: a host has no 'ssh' field (its SSH destination, e.g. root@10.0.0.11)")
+        raise HostsError(f"{here}: a host has no 'ssh' field (its SSH destination, e.g. root@10.0.0.11)")
     merged = dict(defaults)
     merged.update(given)
     ssh_value, ssh_node = merged["ssh"]
-    destination = check_destination(ssh_value, _where(source, ssh_node))
+    destination = check_destination(ssh_value, where(source, ssh_node))
     if "name" in merged:
         name_value, name_node = merged["name"]
-        name = _check_name(name_value, _where(source, name_node))
+        name = _check_name(name_value, where(source, name_node))
     else:
-        name = _check_name(name_from_destination(destination), where)
+        name = _check_name(name_from_destination(destination), here)
     basedir = None
     if "basedir" in merged:
-        basedir = check_basedir(merged["basedir"][0], _where(source, merged["basedir"][1]))
+        basedir = check_basedir(merged["basedir"][0], where(source, merged["basedir"][1]))
     catalog = None
     if merged.get("catalog", (None,))[0]:
         catalog = Path(merged["catalog"][0]).expanduser()
         catalog = catalog if catalog.is_absolute() else base / catalog
         if not catalog.is_file():
-            raise HostsError(f"{_where(source, merged['catalog'][1])}: field 'catalog': no such file {catalog}")
+            raise HostsError(f"{where(source, merged['catalog'][1])}: field 'catalog': no such file {catalog}")
     roles = tuple(str(r).strip() for r in (merged.get("roles", ([],))[0] or []))
     timeout = merged.get("timeout", (None,))[0]
     return HostSpec(name=name, destination=destination, basedir=basedir, roles=roles, catalog=catalog,
-                    timeout=float(timeout) if timeout is not None else None, where=where)
+                    timeout=float(timeout) if timeout is not None else None, where=here)
 
 
 def load_hosts_file(path: Path) -> List[HostSpec]:
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HostsError(f"{source}: cannot read the hosts file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise HostsError(f"{source}: the hosts file is not UTF-8 text ({exc})") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark else ""
-        raise HostsError(f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    root = compose_file(path, "hosts file", HostsError)
     if root is None:
         raise HostsError(f"{source}: the hosts file is empty (it needs a 'hosts:' list)")
     defaults: Dict[str, Tuple[Any, yaml.Node]] = {}
@@ -215,14 +202,14 @@ def load_hosts_file(path: Path) -> List[HostSpec]:
             elif key_node.value == "defaults":
                 defaults = _fields(value_node, source, _DEFAULT_FIELDS, "'defaults'")
             else:
-                raise HostsError(f"{_where(source, key_node)}: unknown field '{key_node.value}' "
+                raise HostsError(f"{where(source, key_node)}: unknown field '{key_node.value}' "
                                  f"(known: {', '.join(_TOP_FIELDS)})")
         if hosts_node is None:
-            raise HostsError(f"{_where(source, root)}: the hosts file has no 'hosts:' list")
+            raise HostsError(f"{where(source, root)}: the hosts file has no 'hosts:' list")
     if not isinstance(hosts_node, yaml.SequenceNode):
-        raise HostsError(f"{_where(source, hosts_node)}: field 'hosts' must be a list of hosts")
+        raise HostsError(f"{where(source, hosts_node)}: field 'hosts' must be a list of hosts")
     if not hosts_node.value:
-        raise HostsError(f"{_where(source, hosts_node)}: field 'hosts' lists no host")
+        raise HostsError(f"{where(source, hosts_node)}: field 'hosts' lists no host")
     hosts = [_host(item, source, path.parent, defaults) for item in hosts_node.value]
     return combine(hosts)
 
