@@ -29,7 +29,9 @@ def private_state_dir(tmp_path_factory):
 
 @pytest.fixture
 def host(tmp_path):
-    """A built simulated host with no process started yet; stopped after the test."""
+    """A built simulated host with no process started yet; stopped after the test.
+    Process titles are machine-wide: a test that asserts a process is down or has one PID
+    expects no other simulated host of the same catalog to run at that moment."""
     sim = SimulatedHost(tmp_path / "host").build()
     yield sim
     sim.stop()
