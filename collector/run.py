@@ -67,7 +67,6 @@ class CollectResult:
     duration: float
     outcomes: List[CollectorOutcome]
     processes_down: List[str]
-    bundle_dir_used: Path
     mapping_path: Optional[Path] = None
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
 
@@ -277,8 +276,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     finally:
         if request.fmt != "dir" or staging.exists():
             archive.remove_tree(staging)
-    size = _size_of(path)
-    return CollectResult(path, size, time.monotonic() - started, outcomes, down, staging, mapping, findings)
+    return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings)
 
 
 def _processes_down(staging: Path) -> List[str]:
@@ -291,8 +289,3 @@ def _findings(staging: Path) -> List[dict]:
 
     return read_findings(BundleReader(staging)) or []
 
-
-def _size_of(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size

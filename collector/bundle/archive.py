@@ -90,5 +90,12 @@ def write_mapping_beside(bundle: Path, mapping: dict) -> Path:
     return target
 
 
+def size_of(bundle: Path) -> int:
+    """Bytes of a finished bundle: the archive, or every file of a bundle folder."""
+    if bundle.is_dir():
+        return sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    return bundle.stat().st_size
+
+
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)

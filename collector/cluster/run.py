@@ -716,8 +716,7 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
         if request.fmt != "dir" or staging.exists():
             archive.remove_tree(staging)
         shutil.rmtree(control, ignore_errors=True)
-    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return ClusterResult(path, size, time.monotonic() - started, records, findings, mapping_path)
+    return ClusterResult(path, archive.size_of(path), time.monotonic() - started, records, findings, mapping_path)
 
 
 def _run_all(runs: List[HostRun], parallel: int) -> None:
