@@ -168,12 +168,16 @@ def _kind(old: Any, new: Any) -> str:
     return "added" if old is None else "removed" if new is None else "changed"
 
 
-def _ports(old: BundleReader, new: BundleReader) -> List[Change]:
-    def sockets(reader):
-        return {(s.get("protocol"), s.get("address"), s.get("port")): s.get("process")
-                for s in _list(_dict(reader.json(schema.PORTS)).get("listening"))}
+LINUX_EPHEMERAL_RANGE = (32768, 60999)  # the kernel's default, for bundles that do not record theirs
 
-    before, after = sockets(old), sockets(new)
+
+def _ports(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
+    before, skipped_before = _fixed_listeners(old)
+    after, skipped_after = _fixed_listeners(new)
+    skipped = skipped_before + skipped_after
+    if skipped:
+        not_compared.append(f"{skipped} listening socket(s) of non-platform programs on ephemeral ports "
+                            "(chosen by the kernel, different on every start)")
     changes = []
     for key in sorted(set(before) ^ set(after), key=lambda k: (k[2] or 0, str(k[0]), str(k[1]))):
         added = key in after
@@ -182,6 +186,28 @@ def _ports(old: BundleReader, new: BundleReader) -> List[Change]:
                               None if added else process, process if added else None,
                               text=f"{'new' if added else 'gone'}: {key[0]} {key[1]}:{key[2]} ({process or 'unknown'})"))
     return changes
+
+
+def _fixed_listeners(reader: BundleReader) -> Tuple[Dict[tuple, Any], int]:
+    """The listening sockets worth comparing, and how many were left out: a socket on an
+    ephemeral port is noise unless a platform process holds it or the catalog names the port."""
+    ports = _dict(reader.json(schema.PORTS))
+    expected = _list(_dict(reader.json(schema.PROCESSES)).get("expected"))
+    platform_pids = {pid for p in expected for pid in _list(_dict(p).get("pids"))}
+    catalog_ports = {_dict(_dict(p).get("port")).get("expected") for p in expected} - {None}
+    recorded = _list(ports.get("ephemeral_range"))
+    low, high = recorded if len(recorded) == 2 and all(_is_number(v) for v in recorded) else LINUX_EPHEMERAL_RANGE
+    kept: Dict[tuple, Any] = {}
+    skipped = 0
+    for sock in _list(ports.get("listening")):
+        sock = _dict(sock)
+        port = sock.get("port")
+        ephemeral = _is_number(port) and low <= port <= high
+        if ephemeral and sock.get("pid") not in platform_pids and port not in catalog_ports:
+            skipped += 1
+            continue
+        kept[(sock.get("protocol"), sock.get("address"), port)] = sock.get("process")
+    return kept, skipped
 
 
 def _flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
@@ -376,7 +402,7 @@ def diff_bundles(old: BundleReader, new: BundleReader, allow_different_hosts: bo
         lambda: _platform(old, new),
         lambda: _processes(old, new),
         lambda: _pidfiles(old, new),
-        lambda: _ports(old, new),
+        lambda: _ports(old, new, result.not_compared),
         lambda: _config(old, new, result.not_compared),
         lambda: _datastores(old, new),
         lambda: _host(old, new),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
 from collector.bundle.reader import BundleReader
+from collector.collectors.ports import ephemeral_range
 from collector.diff import DifferentHostsError, diff_bundles, render_html, render_text
 from conftest import akdiag, collect_bundle
 from servers.rabbit import publish, rabbit  # noqa: F401  (a fixture)
@@ -101,6 +103,42 @@ def test_no_change_is_no_regression(host, tmp_path):
     assert "Nothing changed." in render_text(diff)
     done = akdiag("diff", str(old.path), str(new.path))
     assert done.returncode == 0, done.stderr
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1)
+    return sock
+
+
+def _free_fixed_port(low: int) -> socket.socket:
+    """A listener on a free port below the kernel's ephemeral range."""
+    for port in range(low - 1, low - 2000, -1):
+        try:
+            return _listen(port)
+        except OSError:
+            continue
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def test_ephemeral_listeners_of_other_programs_are_not_compared(host, tmp_path):
+    host.start(["api"])
+    low, _high = ephemeral_range() or (32768, 60999)
+    _r, old = collect_bundle(host, tmp_path / "a", only=("processes", "ports"))
+    ephemeral, fixed = _listen(0), _free_fixed_port(low)
+    ephemeral_port, fixed_port = ephemeral.getsockname()[1], fixed.getsockname()[1]
+    try:
+        _r, new = collect_bundle(host, tmp_path / "b", only=("processes", "ports"))
+    finally:
+        ephemeral.close()
+        fixed.close()
+    assert new.json("ports.json")["ephemeral_range"] == list(ephemeral_range())
+    diff = diff_bundles(old, new)
+    subjects = {c.subject for c in diff.section("ports")}
+    assert f"tcp 127.0.0.1:{ephemeral_port}" not in subjects
+    assert f"tcp 127.0.0.1:{fixed_port}" in subjects
+    assert any("ephemeral ports" in note for note in diff.not_compared)
 
 
 def test_bundles_of_different_hosts_are_refused(host, tmp_path):
