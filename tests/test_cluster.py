@@ -27,6 +27,7 @@ from sshd_lab import SshLab, build_single_file, lab_missing
 
 from collector.catalog import load_catalog
 from collector.cluster.analyze import ClusterReader, analyze_cluster, process_matrix
+from collector.cluster.ssh import Connection, SshSettings
 from collector.simulate.host import PLATFORM_VERSION
 
 _missing = lab_missing()
@@ -462,3 +463,19 @@ def test_host_without_python_is_recorded(lab, pyz, tmp_path):
     assert host["error"]["stage"] == "probe" and "python3 not found" in host["error"]["message"]
     assert host["remote"]["python"] is None and host["cleanup"]["status"] == "ok"
     assert list(bare.tmpdir.iterdir()) == []
+
+
+def test_connection_closes_its_master_the_ssh_way(lab, tmp_path):
+    """close() asks the master to exit (`ssh -O exit`) before any signal: a signalled master
+    sometimes lingered for seconds, holding up the whole cluster run."""
+    settings = SshSettings(config_file=str(lab.ssh_config))
+    conn = Connection("app1", settings, str(tmp_path / "c0"))
+    conn.open(20)
+    master = conn._master
+    try:
+        assert conn.run("echo up", 10).text().strip() == "up"
+        conn._ask_master_to_exit()
+        master.wait(10)  # gone without a signal from us
+    finally:
+        conn.close()
+    assert master.returncode is not None and not (tmp_path / "c0").exists()

@@ -184,12 +184,15 @@ class Connection:
     def _stop_master(self) -> None:
         master, self._master = self._master, None
         if master is not None and master.poll() is None:
-            master.terminate()
-            try:
-                master.wait(5)
-            except subprocess.TimeoutExpired:
-                master.kill()
-                master.wait(5)
+            self._ask_master_to_exit()
+            for stop, wait in ((None, 2.0), (master.terminate, 1.0), (master.kill, 5.0)):
+                if stop is not None:
+                    stop()
+                try:
+                    master.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         if self._master_err is not None:
             self._master_err.close()
             self._master_err = None
@@ -197,6 +200,18 @@ class Connection:
             os.unlink(self.control_path)
         except OSError:
             pass
+
+    def _ask_master_to_exit(self) -> None:
+        """`ssh -O exit`: the master's own way out.  A SIGTERM to a master with a session
+        just ended is sometimes left unhandled for seconds."""
+        if not os.path.exists(self.control_path):
+            return
+        argv = self.settings.argv(self.control_path, master=False) + ["-O", "exit", "--", self.destination]
+        try:
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=2.0, close_fds=True)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # terminate() and kill() follow
 
     def close(self) -> None:
         self.kill_running()

@@ -6,23 +6,41 @@ waiting for."""
 from __future__ import annotations
 
 import copy
+import importlib
 import threading
 import time
 from typing import Callable, Dict, List
 
-from collector.datastores import clickhouse, health, kvrocks, mongodb, rabbitmq, ssdb
 from collector.datastores.common import Check, CheckFailed, Endpoint, base_record, one_line, scrub_values
 
 CheckFunc = Callable[[Check], None]
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _probe_then(module_name: str) -> CheckFunc:
+    """The check in `module_name`, run once the endpoint accepts a TCP connection.  Its
+    client library is imported only then: pymongo, redis and pika take most of a second
+    of CPU to import, which a host whose datastores are down or elsewhere never pays."""
+    def run(chk: Check) -> None:
+        chk.tcp_probe()
+        chk.phase = "loading the client library"
+        with _IMPORT_LOCK:  # one import at a time: threads importing packages that share modules can deadlock
+            module = importlib.import_module(module_name)
+        module.check(chk)
+
+    run.__name__ = run.__qualname__ = f"check_{module_name.rsplit('.', 1)[-1]}"
+    return run
+
+
 CHECKS: Dict[str, CheckFunc] = {
-    "mongodb": mongodb.check,
-    "ssdb": ssdb.check,
-    "kvrocks": kvrocks.check,
-    "redis": kvrocks.check,
-    "rabbitmq": rabbitmq.check,
-    "clickhouse": clickhouse.check,
-    "http": health.check,
+    "mongodb": _probe_then("collector.datastores.mongodb"),
+    "ssdb": _probe_then("collector.datastores.ssdb"),
+    "kvrocks": _probe_then("collector.datastores.kvrocks"),
+    "redis": _probe_then("collector.datastores.kvrocks"),
+    "rabbitmq": _probe_then("collector.datastores.rabbitmq"),
+    "clickhouse": _probe_then("collector.datastores.clickhouse"),
+    "http": _probe_then("collector.datastores.health"),
 }
 # a check's own timeouts come first; this is the margin after which the runner stops waiting
 GRACE_SECONDS = 0.5

@@ -10,7 +10,6 @@ QUERY = "/?query=SELECT%20version()%2C%20uptime()%20FORMAT%20TabSeparated"
 
 
 def check(chk: Check) -> None:
-    chk.tcp_probe()
     ep = chk.endpoint
     port = int(ep.options.get("http_port") or 8123)
     headers = {"X-ClickHouse-User": ep.user or "default"}

@@ -36,7 +36,6 @@ def _get(chk: Check, path: str) -> dict:
 def check(chk: Check) -> None:
     ep = chk.endpoint
     service = ep.options.get("service") or ep.name
-    chk.tcp_probe()
     health = _get(chk, f"/{service}/health")
     failure = health.pop("_failure", None)
     chk.detail("health", health)

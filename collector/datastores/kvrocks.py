@@ -42,7 +42,6 @@ def _sections(parsed: dict) -> dict:
 
 
 def check(chk: Check) -> None:
-    chk.tcp_probe()
     client = RespClient(chk, "Kvrocks/Redis")
     client.connect()
     ssdb.authenticate(chk, client)

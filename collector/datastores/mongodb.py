@@ -317,7 +317,6 @@ def _cmdline(doc: dict) -> dict:
 
 
 def check(chk: Check) -> None:
-    chk.tcp_probe()
     mongo = _Mongo(chk)
     mongo.wait_for_handshake()
     ep = chk.endpoint

@@ -215,7 +215,6 @@ def _families(queues: List[dict]) -> dict:
 
 
 def check(chk: Check) -> None:
-    chk.tcp_probe()
     rabbit = _Rabbit(chk)
     chk.detail("vhost", rabbit.vhost)
     if not chk.endpoint.password():

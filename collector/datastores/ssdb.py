@@ -37,7 +37,6 @@ def ping(chk: Check, client: RespClient) -> None:
 
 
 def check(chk: Check) -> None:
-    chk.tcp_probe()
     client = RespClient(chk, "SSDB")
     client.connect()
     authenticate(chk, client)
