@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -163,8 +164,19 @@ def bundle_password(password_file: Optional[str], confirm: bool) -> str:
     return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
 
 
-def _command_line() -> str:
-    return shlex.join(["akdiag"] + sys.argv[1:]) if hasattr(shlex, "join") else " ".join(sys.argv)
+def _command_line(argv: Optional[list] = None) -> str:
+    """The command line as the manifest records it, with the customer's own redaction
+    patterns left out: a pattern may spell out the very text it is there to hide."""
+    words, hide_next = ["akdiag"], False
+    for word in (sys.argv[1:] if argv is None else argv):
+        if hide_next:
+            word, hide_next = "<pattern>", False
+        elif word == "--redact-pattern":
+            hide_next = True
+        elif word.startswith("--redact-pattern="):
+            word = "--redact-pattern=<pattern>"
+        words.append(word)
+    return " ".join(shlex.quote(word) for word in words)
 
 
 _positive = click.IntRange(min=1)
@@ -173,7 +185,23 @@ _basedir_option = click.option(
     help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Akdiag(click.Group):
+    """The command group; an exception no command expected is a bug: its traceback and a
+    one-line message go to stderr and the exit code is 1, never a bare traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            click.echo(traceback.format_exc().rstrip(), err=True)
+            click.echo(f"akdiag: internal error: {type(exc).__name__}: {exc} (a bug in akdiag: please report "
+                       "it with the lines above)", err=True)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Akdiag, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="akdiag")
 def main() -> None:
     """Collect a diagnostics bundle from an Altcraft platform host for Altcraft support.

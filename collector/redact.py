@@ -25,7 +25,7 @@ WITHHELD = "[akdiag: line withheld: redaction failed on it]"
 CUT_MARK = "[cut]"
 
 _SECRET_KEY = re.compile(
-    r"(?i)(?:password|passwd|secret|token|api_?key|private_?key|crypt_?key"
+    r"(?i)(?:password|passwd|secret|token|api[_-]?key|private[_-]?key|crypt[_-]?key|access[_-]?key"
     r"|requirepass|masterauth|default_pass|credentials?)$"
     r"|(?:^|[_.\-])(?:pass|pwd)$"
 )
@@ -114,6 +114,11 @@ def _mask_value_of_secret_key(key_group: int, value_group: int, quoted: bool):
 _NOT_CREDENTIALS = ("enabled", "disabled", "true", "false", "none", "required", "optional", "null")
 
 _KEYWORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
+# a command-line value: up to the next space or quote; a quote escaped in JSON text
+# (\") belongs to the value, so a secret with a quote in it is masked whole
+_ARG_VALUE = r'(?:[^\s"\\]|\\.)+'
+_P_WORDS = ("a", "z", "g", "ie", "ic", "ipe", "rint", "rint0", "rintf", "thread", "edantic", "ath", "erm", "rune",
+            "rogname", "roto_dist", "arallel", "rofile", "ython")
 
 SECRET_RULES: Tuple[Rule, ...] = (
     Rule(
@@ -147,15 +152,18 @@ SECRET_RULES: Tuple[Rule, ...] = (
         "cli_secret_flag",
         ("--pass", "--pwd", "--secret", "--token", "--auth", "-password", "key"),  # --api-key, --private-key
         re.compile(
-            r"(?i)((?<![\w-])--?(?:password|passwd|pass|pwd|secret|token|api-?key|auth-?token|private-?key)(?:=|\s+))"
-            r"(?!-)([^\s\"]+)"
+            r"(?i)((?<![\w-])--?(?:[a-z0-9]+[-_])*(?:password|passwd|pass|pwd|secret|token|api-?key|auth-?token"
+            r"|private-?key)(?:=|\s+))"
+            r"(?!--)(" + _ARG_VALUE + ")"
         ),
         _mask_group(2),
     ),
     Rule(
         "cli_short_password",
         ("-p",),
-        re.compile(r"((?<![\w\-])-p)(?!\d+(?:[\s\"]|$))([^\s\"]+)"),
+        # -pSECRET as mysql takes it; digits too (a password may be a number); not the
+        # single-dash words of compilers, find and Erlang's command line
+        re.compile(r"((?<![\w\-])-p)(?!(?:" + "|".join(_P_WORDS) + r")(?=[\s\"]|$))(" + _ARG_VALUE + ")"),
         _mask_group(2),
     ),
     Rule(
@@ -170,7 +178,9 @@ SECRET_RULES: Tuple[Rule, ...] = (
         _KEYWORDS,
         re.compile(
             r"((?<![\w\"'.\-])([A-Za-z][A-Za-z0-9_.\-]{0,100})\s*[:=]\s*)"
-            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|[^\s,;&\"']+)"
+            # a quoted value; after a separator with a space (`key = a b`, `key: a b`, INI and
+            # YAML) the rest of the line; else everything up to the next space
+            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|(?<=\s)\S(?:[^\n]*\S)?|(?:[^\s\"'\\]|\\.)+)"
         ),
         _mask_value_of_secret_key(2, 3, quoted=False),
     ),
@@ -255,6 +265,11 @@ class RedactionCounts:
         with self._lock:
             self._counts[(rule, path)] += n
 
+    def forget_file(self, path: str) -> None:
+        with self._lock:
+            for key in [key for key in self._counts if key[1] == path]:
+                del self._counts[key]
+
     def as_records(self) -> List[dict]:
         with self._lock:
             items = sorted(self._counts.items())
@@ -272,10 +287,12 @@ class RedactionCounts:
             return sum(self._counts.values())
 
 
-def custom_rules(patterns: Iterable[str]) -> Tuple[Rule, ...]:
+def custom_rules(patterns: Iterable[str], first: int = 1) -> Tuple[Rule, ...]:
     """The customer's own patterns (--redact-pattern, the catalog's `redact:`): each
-    match is masked.  They have no pre-filter, so they look at every line."""
-    return tuple(Rule(f"custom:{p}", ("",), re.compile(p), MASK) for p in patterns)
+    match is masked.  They have no pre-filter, so they look at every line.  A rule is
+    named by its number (custom:1, ...), never by its pattern: the pattern may be the
+    very text the customer wants kept out of the bundle."""
+    return tuple(Rule(f"custom:{first + i}", ("",), re.compile(p), MASK) for i, p in enumerate(patterns))
 
 
 class Scrubber:
@@ -300,7 +317,8 @@ class Scrubber:
         return cls(SECRET_RULES + custom_rules(extra_patterns) + pii_rules, pseudonymizer=pseudonymizer)
 
     def with_extra_patterns(self, patterns: Iterable[str]) -> "Scrubber":
-        return Scrubber(self.rules + custom_rules(patterns), self.counts, self.pseudonymizer)
+        first = 1 + sum(1 for rule in self.rules if rule.name.startswith("custom:"))
+        return Scrubber(self.rules + custom_rules(patterns, first), self.counts, self.pseudonymizer)
 
     def for_file(self, path: str) -> "FileScrubber":
         return FileScrubber(self, path)
@@ -330,22 +348,24 @@ class Scrubber:
         pieces.append(data[position:])
         return b"".join(pieces)
 
-    _CUT_HEAD = re.compile(rb"^[^\s,;&\"'<>]+")
     _PEM_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY-----")
     _PEM_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
     def _mask_cut_head(self, data: bytes, path: str) -> bytes:
-        """A tail that starts inside a line: its first word may be the rest of a secret
-        whose key was cut off, and it may start inside a PEM key block."""
+        """A tail that starts inside a line: the rest of that line may hold a secret whose
+        key was cut off (`ord = s3cret`, `s3cret --port 1`), which no rule can recognise,
+        so the partial line is withheld whole; and the tail may start inside a PEM key
+        block, which is withheld up to its end."""
         end = self._PEM_END.search(data)
         begin = self._PEM_BEGIN.search(data)
         if end and (begin is None or end.start() < begin.start()):
             self.counts.add("pem_private_key_block", path)
-            data = (MASK + "\n").encode() + data[end.start():]
-        head = self._CUT_HEAD.match(data)
-        if head and head.group(0) != MASK.encode():
+            return (MASK + "\n").encode() + data[end.start():]
+        newline = data.find(b"\n")
+        head = data if newline < 0 else data[:newline]
+        if head:
             self.counts.add("cut_line_head", path)
-            data = CUT_MARK.encode() + data[head.end():]
+            data = CUT_MARK.encode() + data[len(head):]
         return data
 
     def _prefilter_tokens(self) -> Optional[Tuple[bytes, ...]]:

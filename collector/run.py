@@ -190,11 +190,7 @@ def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_
             "collecting host facts anyway")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
-    # Counts and rule names the tool computed itself: nothing in it can be a secret, and
-    # scrubbing it would mask counts whose rule names sound like secret keys.
-    writer.write_unscrubbed_bytes(schema.REDACTIONS, json_bytes(
-        {"total": scrubber.counts.total(), "by_rule": scrubber.counts.by_rule(),
-         "by_file": scrubber.counts.as_records(), "pseudonymized": list(request.pii_kinds)}))
+    _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     manifest = _manifest(request, outcomes, started_wall, writer)
     writer.write_json(schema.MANIFEST, manifest)  # provisional, so the report can read it
     try:
@@ -222,9 +218,18 @@ def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_
         log(f"summary.html could not be rendered: {type(exc).__name__}: {exc}")
         log(traceback.format_exc(), show=False)
     writer.write_text(schema.TOOL_LOG, log.text())
-    manifest = _manifest(request, outcomes, started_wall, writer)
-    writer.write_json(schema.MANIFEST, manifest)
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))
+    _write_redactions(writer, scrubber, request)  # final: the manifest's, summary's and log's counts too
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # its final hash
     return outcomes
+
+
+def _write_redactions(writer: BundleWriter, scrubber: Scrubber, request: CollectRequest) -> None:
+    # Counts and rule names the tool computed itself: nothing in it can be a secret, and
+    # scrubbing it would mask counts whose rule names sound like secret keys.
+    writer.write_unscrubbed_bytes(schema.REDACTIONS, json_bytes(
+        {"total": scrubber.counts.total(), "by_rule": scrubber.counts.by_rule(),
+         "by_file": scrubber.counts.as_records(), "pseudonymized": list(request.pii_kinds)}))
 
 
 def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started_wall: float,

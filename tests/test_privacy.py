@@ -114,8 +114,11 @@ def test_no_planted_secret_or_email_survives_a_collection(planted, tmp_path):
     # the report counts what was replaced
     redactions = json.loads((root / "redactions.json").read_text())
     for rule in ("pii_email", "url_credentials", "key_value_secret", "authorization_header",
-                 "pem_private_key_block", "cli_secret_flag", "cut_line_head", r"custom:ACME-\d{6}"):
+                 "pem_private_key_block", "cli_secret_flag", "cut_line_head", "custom:1"):
         assert redactions["by_rule"].get(rule, 0) >= 1, rule
+    for name in ("redactions.json", "manifest.json"):  # the customer's pattern is not written
+        assert "ACME" not in (root / name).read_text(), name
+    assert "--redact-pattern '<pattern>'" in json.loads((root / "manifest.json").read_text())["command_line"]
     assert "Redactions" in (root / "summary.html").read_text()
 
 
@@ -260,3 +263,20 @@ def test_secret_digests_tell_a_change_without_the_secret(host, tmp_path):
         text = "".join(p.read_text(errors="replace") for p in _all_files(reader.root))
         assert "a-new-password" not in text and host.secret_seed not in text
         assert key.read_bytes().hex() not in text
+
+
+def test_redactions_count_what_the_final_files_hold(tmp_path):
+    """redactions.json is written last: the manifest's own replacements are counted, once
+    each, though the manifest is written more than once during a run."""
+    basedir, out = tmp_path / "base", tmp_path / "out"
+    basedir.mkdir()
+    out.mkdir()
+    done = akdiag("collect", "--basedir", str(basedir), "--output", str(out), "--format", "dir",
+                  "--label", "ops@example.com", "--quiet")
+    assert done.returncode == 0, done.stderr
+    root = Path(done.stdout.strip().splitlines()[-1])
+    manifest_text = (root / "manifest.json").read_text()
+    assert "ops@example.com" not in manifest_text
+    redactions = json.loads((root / "redactions.json").read_text())
+    counted = sum(r["count"] for r in redactions["by_file"] if r["file"] == "manifest.json")
+    assert counted == len(re.findall(r"email-[0-9a-f]{12}", manifest_text)) >= 1

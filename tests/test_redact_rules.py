@@ -44,6 +44,17 @@ DIRTY = [
     ("key_value_secret", "default_pass=guest", f"default_pass={MASK}"),
     ("key_value_secret", "client_secret: s", f"client_secret: {MASK}"),
     ("key_value_secret", "login ok pwd=abc", f"login ok pwd={MASK}"),
+    ("key_value_secret", "password = correct horse battery staple", f"password = {MASK}"),
+    ("key_value_secret", "password: my secret pass", f"password: {MASK}"),
+    ("key_value_secret", "password=abc;def&ghi,jkl", f"password={MASK}"),
+    ("key_value_secret", "x-api-key: abcdef", f"x-api-key: {MASK}"),
+    ("key_value_secret", "X-Access-Key: abcdef", f"X-Access-Key: {MASK}"),
+    ("cli_secret_flag", "mysqldump --password -Xsecret db", f"mysqldump --password {MASK} db"),
+    ("cli_secret_flag", "run --db-password X --v", f"run --db-password {MASK} --v"),
+    ("cli_secret_flag", "run --mongo-password=X", f"run --mongo-password={MASK}"),
+    ("cli_secret_flag", '["run", "--password=ab\\"cd", "x"]', f'["run", "--password={MASK}", "x"]'),
+    ("cli_short_password", "mysql -p123456 -h db", f"mysql -p{MASK} -h db"),
+    ("cli_short_password", '["mysql", "-pab\\"cd"]', f'["mysql", "-p{MASK}"]'),
     ("redis_conf_secret", "requirepass foobared", f"requirepass {MASK}"),
     ("redis_conf_secret", "masterauth foobared", f"masterauth {MASK}"),
     ("pem_private_key_inline", '"k": "-----BEGIN RSA PRIVATE KEY-----\\nMIIE\\n-----END RSA PRIVATE KEY-----"',
@@ -71,6 +82,11 @@ CLEAN = [
     "mongodb://db1:27017,db2:27017/?replicaSet=rs0",
     "version 1.9.8 build 2026-01-01",
     '"authorization": "enabled",',
+    "/usr/lib/erlang/erts/bin/beam.smp -- -root /usr/lib/erlang -progname erl -- -home /var/lib/rabbitmq -pa ''",
+    "cc -pthread -pipe -O2 -o x x.c",
+    "find /opt/akd/logs -name '*.gz' -print",
+    "pg_dump --no-password --verbose altcraft",
+    "bypass mode: on",
 ]
 
 
@@ -137,7 +153,7 @@ def test_no_pseudonymize_keeps_pii_but_not_secrets():
 def test_custom_patterns_and_their_counts():
     scrubber = Scrubber.for_bundle(extra_patterns=(r"ACME-\d{6}",))
     assert scrubber.scrub_text("contract ACME-123456 signed", "f") == f"contract {MASK} signed"
-    assert scrubber.counts.by_rule() == {r"custom:ACME-\d{6}": 1}
+    assert scrubber.counts.by_rule() == {"custom:1": 1}
 
 
 def test_a_rule_that_raises_withholds_the_line():
@@ -149,9 +165,15 @@ def test_a_rule_that_raises_withholds_the_line():
     assert scrubber.counts.by_rule() == {"rule_error": 1}
 
 
-def test_cut_head_of_a_tail_is_masked():
-    out = Scrubber().scrub_bytes(b"ETVALUE rest of line\nnext\n", "f", starts_mid_line=True)
-    assert out == b"[cut] rest of line\nnext\n"
+@pytest.mark.parametrize("head", [b"ETVALUE rest of line", b"rer eyJSECRETTOKEN rest", b"ord SECRETPW --port 1",
+                                  b"word = SECRETPW", b"SECRET;PART2", b"x"])
+def test_the_partial_first_line_of_a_tail_is_withheld(head):
+    out = Scrubber().scrub_bytes(head + b"\nnext password=abc\n", "f", starts_mid_line=True)
+    assert out == b"[cut]\nnext password=<redacted>\n"
+    assert Scrubber().scrub_bytes(head + b"\nnext\n", "f") == head + b"\nnext\n"  # a whole line is kept
+
+
+def test_cut_head_inside_a_pem_block_is_masked():
     out = Scrubber().scrub_bytes(b"AAAB3Nza\n-----END RSA PRIVATE KEY-----\nafter\n", "f", starts_mid_line=True)
     assert b"AAAB3Nza" not in out and out.endswith(b"-----END RSA PRIVATE KEY-----\nafter\n")
 
@@ -179,6 +201,23 @@ POSITIONS = [
     "amqp://u:{s}@127.0.0.1/altcraft", "Authorization: Bearer {s}", "Authorization: Basic {s}",
     "GET /x?token={s}&id=1", "/y?sig={s}", "requirepass {s}", "api_key: {s}", "token={s}",
 ]
+
+
+# values with spaces and separators: after a spaced separator (INI, YAML, `key: value`
+# text) the rest of the line is the value; after `=` everything up to the next space
+SPACED_SECRET = st.text(alphabet="abcdefghijk23456789 ;&,=:#/", min_size=4, max_size=30).map(
+    lambda s: "Zq9" + s.strip() + "x")
+SPACED_POSITIONS = ["password = {s}", "PASSWORD: {s}", "db_pass : {s}", "x-api-key: {s}"]
+GLUED_POSITIONS = ["password={s}", "CONTROLDB_PASS={s}", "--password={s}", "--db-password {s}", "-p{s}"]
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(secret=SPACED_SECRET, position=st.sampled_from(SPACED_POSITIONS + GLUED_POSITIONS), before=WORDS)
+def test_a_secret_with_spaces_or_separators_never_survives(secret, position, before):
+    value = secret.replace(" ", "") if position in GLUED_POSITIONS else secret
+    line = " ".join(part for part in (before, position.format(s=value)) if part)
+    out = Scrubber.for_bundle(pii_kinds=()).scrub_text(line, "f")
+    assert value not in out and not any(len(piece) > 3 and piece in out for piece in re.split(r"[ ;&,=:#/]", value))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -69,6 +69,7 @@ class BundleWriter:
                     starts_mid_line: bool = False) -> FileRecord:
         """`starts_mid_line`: the data is a tail that begins inside a line."""
         relpath = _safe_relpath(relpath)
+        self.scrubber.counts.forget_file(relpath)  # a file written again: count what the bundle keeps
         scrubbed = self.scrubber.scrub_bytes(data, relpath, starts_mid_line)
         return self._store(relpath, scrubbed, collector, scrubbed=True)
 
