@@ -205,8 +205,9 @@ _PHONE = (r"(?<![\w+.:/-])(?:\+\d{1,3}[ \-]?\(?\d{2,4}\)?(?:[ \-]?\d{2,4}){2,3}"
 _IPV4 = r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
 _HOST_TLDS = ("com", "net", "org", "ru", "io", "info", "biz", "de", "uk", "local", "internal", "lan", "corp",
               "cloud", "online", "site", "su", "by", "kz", "ua", "eu", "me", "co", "app", "dev", "tech")
-_HOST = (r"(?<![\w.@/-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:" + "|".join(_HOST_TLDS)
-         + r")(?![\w.-])")
+# after `//` (a URL's host) or at a word's start; not a path's part, not a call (`log.info(`)
+_HOST = (r"(?:(?<=//)|(?<![\w.@/-]))(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:"
+         + "|".join(_HOST_TLDS) + r")(?![\w.(-])")
 _KEEP_IPS = ("127.0.0.1", "0.0.0.0", "255.255.255.255")
 
 
@@ -236,7 +237,7 @@ class Pseudonymizer:
         if "emails" in kinds:
             rules.append(Rule("pii_email", ("@",), re.compile(_EMAIL), lambda m: self.token("email", m.group(0))))
         if "phones" in kinds:
-            rules.append(Rule("pii_phone", (), re.compile(_PHONE), lambda m: self.token("phone", m.group(0)),
+            rules.append(Rule("pii_phone", (), re.compile(_PHONE), self._phone,
                               prefilter_re=(re.compile(rb"9\d{9}"), re.compile(rb"\+\d"), re.compile(rb"\(9"))))
         if "ips" in kinds:
             rules.append(Rule("pii_ip", (), re.compile(_IPV4), self._ip,
@@ -246,6 +247,19 @@ class Pseudonymizer:
                               lambda m: self.token("host", m.group(0)),
                               prefilter_re=(re.compile(rb"(?i)\.(?:" + "|".join(_HOST_TLDS).encode() + rb")\b"),)))
         return tuple(rules)
+
+    _NUMBER_BEFORE = re.compile(r"(?:^|[:\[,])\s*$")
+    _NUMBER_AFTER = re.compile(r"\s*(?:[,}\]]|$)")
+
+    def _phone(self, match: "re.Match[str]") -> str:
+        """A phone written as bare digits where JSON or YAML hold a number (`"k": 89151234567`)
+        becomes a quoted token: the file stays valid JSON and YAML."""
+        token = self.token("phone", match.group(0))
+        line, start, end = match.string, match.start(), match.end()
+        if (self._NUMBER_BEFORE.search(line, 0, start) and self._NUMBER_AFTER.match(line, end)
+                and line[start - 1:start] != '"'):
+            return f'"{token}"'
+        return token
 
     def _ip(self, match: "re.Match[str]") -> str:
         address = match.group(0)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from collector.bundle.reader import BundleReader
 from collector.catalog import load_catalog
@@ -17,6 +18,12 @@ from collector.run import CollectRequest, collect
 from collector.simulate import SimulatedHost
 
 REPO = Path(__file__).resolve().parent.parent
+
+# CI runs the property tests on a fixed sequence of examples, so that a red CI can be
+# replayed; a developer's run explores new ones each time (and prints any it falsifies).
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI") == "true":
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -231,6 +231,15 @@ def test_a_generated_secret_never_survives(secret, position, before, after):
     assert value not in out
 
 
+@pytest.mark.parametrize("number", [89151234567, 79151234567, [89000000000, 1], {"tel": 89151234567}])
+def test_a_phone_written_as_a_json_or_yaml_number_stays_parseable(number):
+    scrubber = Scrubber.for_bundle()
+    as_json = scrubber.scrub_text(json.dumps(number), "f.json")
+    as_yaml = scrubber.scrub_text(yaml.safe_dump({"k": number}), "f.yaml")
+    assert "9151234567" not in as_json + as_yaml and "9000000000" not in as_json + as_yaml
+    assert "phone-" in json.dumps(json.loads(as_json)) and "phone-" in json.dumps(yaml.safe_load(as_yaml))
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30)),
