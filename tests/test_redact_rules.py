@@ -143,6 +143,10 @@ def test_ips_and_hosts_only_when_asked():
     out = Scrubber.for_bundle(pii_kinds=("emails", "phones", "ips", "hosts")).scrub_text(line, "f")
     assert "203.0.113.7" not in out and "customer-mail" not in out
     assert "127.0.0.1" in out  # loopback identifies nobody and helps support
+    hosts = Scrubber.for_bundle(pii_kinds=("hosts",))
+    assert "customer" not in hosts.scrub_text("GET http://mx.customer.ru/x 200", "f")
+    for kept in ('logger.info("sent")', "/var/www/site.com/index.html"):
+        assert hosts.scrub_text(kept, "f") == kept
 
 
 def test_no_pseudonymize_keeps_pii_but_not_secrets():
