@@ -7,15 +7,17 @@ The file holds:
 
 - `__main__.py`: the bootstrap (collector/zipapp_main.py);
 - `_akdiag/build.json`: the version, a build id (a digest of the content) and, per
-  target (`cp39-x86_64` ... `cp313-aarch64`), the wheels that make it up;
+  target (`cp39-x86_64` ... `cp314-aarch64`), the wheels that make it up;
 - `_akdiag/wheels/*.whl`: akdiag itself as a wheel, and every dependency's wheel,
   each stored once however many targets use it.
 
 The dependencies are resolved by pip once per target (Python minor version and
 machine), since they differ between them: py7zr 1.x needs Python 3.10, and Python
-3.9 gets py7zr 1.0 with pyzstd.  pip evaluates environment markers against the
-interpreter that runs it, not the target, so the builder re-evaluates every
-Requires-Dist marker for the target and adds or drops what pip got wrong (redis
+3.9 gets py7zr 1.0 with pyzstd; Python 3.14 has zstd in its standard library, so
+py7zr's backports.zstd (which has no 3.14 wheel) is for the older ones only.  pip
+evaluates environment markers against the interpreter that runs it, not the target,
+so the builder runs pip with the target's marker environment, then re-evaluates every
+Requires-Dist marker for the target and adds or drops what pip still got wrong (redis
 needs async-timeout below Python 3.11.3).  Compiled wheels are manylinux2014 (glibc
 2.17 and newer) for x86_64 and aarch64; abi3 wheels (psutil, pycryptodomex) are shared
 by all Python versions of a machine.  PyYAML, MarkupSafe and PyMongo have pure-Python
@@ -55,7 +57,7 @@ except ImportError:  # pragma: no cover
 
 from collector import TOOL_NAME, __version__
 
-PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 MACHINES = ("x86_64", "aarch64")
 FORMAT = 1
 MANIFEST = "_akdiag/build.json"
@@ -199,8 +201,31 @@ def read_wheel(path: Path) -> WheelInfo:
 
 # --------------------------------------------------------------------------- downloads
 
+# pip evaluates environment markers against the interpreter that runs it, whatever
+# --python-version says: on Python 3.11 it would demand py7zr's `backports.zstd;
+# python_version < "3.14"` for a 3.14 target too, which has no 3.14 wheel (3.14 has
+# compression.zstd), and fail.  So pip runs with its markers' environment set to the
+# target's (a plain `pip` still runs when its internals differ: the closure below then
+# adds and drops what it got wrong, as far as pip could resolve at all).
+_PIP_WITH_TARGET_MARKERS = """\
+import json, runpy, sys
+wanted = json.loads(sys.argv.pop(1))
+try:
+    from pip._vendor.packaging import markers
+    if callable(getattr(markers, "default_environment", None)):
+        own = markers.default_environment
+        markers.default_environment = lambda: dict(own(), **wanted)
+except Exception:
+    pass
+sys.argv[0] = "pip"
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
+"""
+
+
 def _pip_download(dest: Path, target: Target, specs: Sequence[str]) -> None:
-    command = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--quiet",
+    environment = dict(target.marker_environments()[0])
+    command = [sys.executable, "-c", _PIP_WITH_TARGET_MARKERS, json.dumps(environment, sort_keys=True),
+               "download", "--disable-pip-version-check", "--no-input", "--quiet",
                "--dest", str(dest), *target.pip_options(), *specs]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT)

@@ -5,11 +5,17 @@ bundle, and the time bound of a whole collect with every datastore hanging."""
 from __future__ import annotations
 
 import json
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from collector.bundle.reader import BundleReader
+from collector.catalog import load_catalog
+from collector.context import CollectOptions
+from collector.run import CollectRequest, collect
 from conftest import akdiag, collect_bundle
 from servers.hostile import Tarpit, refused_port
 from servers.httpd import FakeHTTP, health_routes
@@ -62,10 +68,16 @@ def test_datastores_json_from_a_simulated_host(host, tmp_path):
     assert records["kvrocks_duplicates"]["source"] == "main.json CAMP_DUPLICATESDB.NODES[0]"
     assert records["webcontrol"]["status"] == "ok"
     assert records["clickhouse"]["status"] in ("unreachable", "ok")  # port 9000 of this machine
-    for name in ("mongodb_accounts", "ssdb_actions", "ssdb_stats", "kvrocks_workflow_cache", "trkwebctrl"):
+    for name in ("kvrocks_workflow_cache", "trkwebctrl"):
         assert records[name]["status"] == "not_configured", name
         assert records[name]["notes"], name
-    assert data["counts"]["not_configured"] >= 5
+    # main.json has no key for these: looked for at the catalog's default ports of this machine,
+    # where nothing (or a server of another test) may listen, but never "down"
+    down = {f["subject"] for f in result.findings if f["id"] == "datastore.unreachable"}
+    for name in ("mongodb_accounts", "ssdb_actions", "ssdb_stats"):
+        assert records[name]["source"] == "catalog default (main.json has no key for it)", name
+        assert records[name]["status"] != "unreachable" and name not in down, name
+    assert data["counts"]["not_configured"] >= 2
     # no credential, in any file of the bundle: not even the writer's scrubber had to catch one
     raw = _bundle_bytes(result.path)
     assert host.secret_seed.encode() not in raw
@@ -145,3 +157,43 @@ def test_without_a_usable_main_json_the_catalog_defaults_are_checked(host, tmp_p
     assert records["ssdb_actions"]["port"] == 4410
     outcome = next(o for o in result.outcomes if o.name == "datastores")
     assert outcome.status == ("ok" if state == "missing" else "partial")
+
+
+def _collect_with_default_ports(sim, out: Path, ports: dict) -> tuple:
+    """A real collection whose catalog moves these components' default ports, as a
+    packager's catalog would; no --catalog file names them, and main.json has no key for them."""
+    catalog = load_catalog(sim.catalog_file)
+    components = tuple(replace(c, port=ports[c.name]) if c.name in ports else c for c in catalog.components)
+    out.mkdir(parents=True)
+    request = CollectRequest(basedir=sim.basedir, basedir_source="test",
+                             catalog=replace(catalog, components=components), output_dir=out, fmt="dir", timeout=60,
+                             options=CollectOptions(only=("datastores",), datastore_timeout=1.0))
+    result = collect(request)
+    return result, BundleReader(result.path)
+
+
+def test_a_component_main_json_has_no_key_for_is_checked_at_its_default_or_not_configured(host, tmp_path):
+    stats_port, accounts_port = refused_port(), refused_port()
+    with FakeSSDB() as actions:
+        result, reader = _collect_with_default_ports(
+            host, tmp_path / "out", {"ssdb_actions": actions.port, "ssdb_stats": stats_port,
+                                     "mongodb_accounts": accounts_port})
+    records = {r["name"]: r for r in reader.json("datastores.json")["endpoints"]}
+    source = "catalog default (main.json has no key for it)"
+    # something answers at the default: checked in full, as any endpoint
+    found = records["ssdb_actions"]
+    assert (found["status"], found["reachable"], found["source"], found["port"]) == ("ok", True, source, actions.port)
+    assert found["version"] == "1.9.8" and found["details"]["info"]["server"] == "ssdb-server"
+    # nothing listens there: not configured, with why, and no error
+    for name, port in (("ssdb_stats", stats_port), ("mongodb_accounts", accounts_port)):
+        record = records[name]
+        assert (record["status"], record["reachable"], record["error"]) == ("not_configured", False, None), name
+        assert (record["source"], record["port"]) == (source, port)
+        assert record["notes"] == ["nothing listens at the catalog's default address and main.json has no key "
+                                   f"for it (connection refused on 127.0.0.1:{port})"]
+    # no finding says either is down; the summary lists them among those not configured
+    assert not [f for f in result.findings if f["subject"] in ("ssdb_stats", "mongodb_accounts", "ssdb_actions")]
+    html = (result.path / "summary.html").read_text()
+    listed = re.search(r"Not configured here: (.*?)</p>", html)
+    assert listed and "ssdb_stats" in listed.group(1) and "mongodb_accounts" in listed.group(1)
+    assert "ssdb_actions" not in listed.group(1)

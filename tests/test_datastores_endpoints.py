@@ -59,10 +59,17 @@ def test_sample_config_names_what_it_configures(tmp_path):
     assert eps["kvrocks_duplicates"].password() == f"kv-{SEED}"
     assert eps["webcontrol"].source == "main.json WEBCONTROL_PUBLIC_IP/WEBCONTROL_PUBLIC_PORT"
     assert eps["webapi"].port == 8801 and eps["webapi"].source.startswith("catalog process api")
-    # the catalog's components that main.json does not name are not configured, not down
-    for name in ("mongodb_accounts", "ssdb_actions", "ssdb_stats", "kvrocks_workflow_cache", "trkwebctrl"):
+    # the catalog's components whose keys main.json leaves out are not configured, not down
+    for name in ("kvrocks_workflow_cache", "trkwebctrl"):
         assert eps[name].host is None, name
         assert not_checked(eps[name])["status"] == "not_configured"
+    # those main.json has no key for are looked for at the catalog's default address
+    for name, port in (("mongodb_accounts", 27018), ("ssdb_actions", 4410), ("ssdb_stats", 4440)):
+        assert (eps[name].host, eps[name].port) == ("127.0.0.1", port), name
+        assert eps[name].source == "catalog default (main.json has no key for it)"
+        assert eps[name].if_absent == ("nothing listens at the catalog's default address and main.json has "
+                                       "no key for it")
+        assert not eps[name].secrets
     assert "FILEDB_ENABLE" in eps["mongodb_filedb"].options["not_configured"]
 
 
@@ -75,6 +82,7 @@ def test_without_main_json_the_catalog_defaults_are_used(tmp_path):
         assert eps[name].port == port and eps[name].host == "127.0.0.1"
         assert eps[name].source == "catalog default (main.json missing)"
         assert not eps[name].secrets
+        assert eps[name].if_absent is None  # without main.json, nothing says a default is optional
 
 
 def test_invalid_main_json_falls_back_to_defaults_and_says_so(tmp_path):
@@ -148,6 +156,7 @@ def test_user_catalog_overrides_the_address_and_keeps_the_credentials(tmp_path):
     # named only by the user's catalog: checked, at the catalog's host and the given port
     assert (eps["ssdb_actions"].host, eps["ssdb_actions"].port) == ("127.0.0.1", 14410)
     assert eps["ssdb_actions"].source.startswith("--catalog")
+    assert eps["ssdb_actions"].if_absent is None  # the user says it is there: down is down
     # a field other than host/port changes that field, the address still comes from main.json
     assert eps["rabbitmq"].source.startswith("main.json")
     assert eps["rabbitmq"].options["management_port"] == 25673

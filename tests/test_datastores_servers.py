@@ -17,6 +17,7 @@ from conftest import collect_bundle
 from servers import real_server
 from servers.rabbit import rabbit  # noqa: F401  (a fixture)
 from servers.hostile import refused_port
+from servers.redisd import RedisServer
 
 pytestmark = pytest.mark.servers
 TIMEOUT = 3.0
@@ -155,3 +156,41 @@ def test_redis_with_a_password(redis_server):
     assert none["status"] == "auth_failed"
     assert none["error"] == f"{where} requires a password and main.json CAMP_DUPLICATESDB.PASSWORD gives none"
     assert password not in json.dumps([good, bad, none])
+
+
+def _own_redis_endpoint(server: RedisServer, password, kind="kvrocks") -> Endpoint:
+    key = "main.json CAMP_DUPLICATESDB.PASSWORD" if kind == "kvrocks" else "main.json SSDB_HBSUPP_PASS"
+    return Endpoint(f"{kind}-{server.port}", kind, server.host, server.port, "test",
+                    secrets={"password": password} if password else {}, options={"password_from": key})
+
+
+def test_a_password_the_server_does_not_require_is_noted_not_refused():
+    """Two redis-servers of this test's own: one without a password, which refuses AUTH
+    with "called without any password configured", and one with requirepass."""
+    password = f"kv-{secrets.token_hex(16)}"
+    wrong = f"wrong-{secrets.token_hex(16)}"
+    with RedisServer() as open_server, RedisServer(password=password) as locked:
+        records = check_endpoints([
+            _own_redis_endpoint(open_server, password),
+            _own_redis_endpoint(open_server, password, kind="ssdb"),
+            _own_redis_endpoint(locked, wrong),
+            _own_redis_endpoint(locked, password),
+        ], TIMEOUT)
+    kvrocks, ssdb, refused, accepted = records
+    for record, key in ((kvrocks, "CAMP_DUPLICATESDB.PASSWORD"), (ssdb, "SSDB_HBSUPP_PASS")):
+        assert record["status"] == "ok", record["error"]
+        assert record["error"] is None and record["details"]["auth"] == "not needed"
+        note = next(n for n in record["notes"] if n.startswith("main.json"))
+        # the server's own words, as redis-server 7 says them
+        assert note.startswith(f"main.json {key} gives a password, but 127.0.0.1:{open_server.port} has none set: "
+                               "checked without it (AUTH: AUTH <password> called without any password configured")
+        # the check went on, unauthenticated, on a new connection
+        assert record["latency_ms"] is not None and record["version"]
+    assert kvrocks["details"]["info"]["server"]["redis_version"] == kvrocks["version"]
+    assert any("Redis's text form" in n for n in ssdb["notes"])
+    assert refused["status"] == "auth_failed"
+    assert refused["error"] == (f"authentication failed on 127.0.0.1:{locked.port}: the password from "
+                                "main.json CAMP_DUPLICATESDB.PASSWORD was refused")
+    assert accepted["status"] == "ok" and accepted["details"]["auth"] == "ok"
+    text = json.dumps(records)
+    assert password not in text and wrong not in text

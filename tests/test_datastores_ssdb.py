@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import redis
 
 from collector.datastores.checks import check_endpoints
@@ -85,3 +86,34 @@ def test_a_kvrocks_endpoint_that_is_really_ssdb_is_recognised():
     assert record["status"] == "ok"
     assert record["version"] == "1.9.8"
     assert any("SSDB's array form" in note for note in record["notes"])
+
+
+class NoPasswordSet(FakeSSDB):
+    """Answers AUTH as a server with no password does in other versions than the local
+    redis-server 7: Kvrocks and Redis 5 (which redis-py turns into an AuthenticationError
+    and closes the connection on), Redis 6.0 (a plain error reply to redis-py)."""
+
+    def __init__(self, reply: bytes):
+        super().__init__()
+        self.auth_reply = reply
+
+    def _reply(self, args, state):
+        if args and args[0].lower() == b"auth":
+            return self.auth_reply
+        return super()._reply(args, state)
+
+
+@pytest.mark.parametrize("reply", [
+    b"-ERR Client sent AUTH, but no password is set\r\n",
+    b"-ERR Client sent AUTH, but no password is set. Did you mean AUTH <username> <password>?\r\n",
+])
+def test_a_password_the_server_has_none_for_is_not_needed(reply):
+    with NoPasswordSet(reply) as server:
+        record = _check(server.port, password=PASSWORD)
+        sent = [args[0].decode().upper() for args in server.commands]
+    assert record["status"] == "ok", record["error"]
+    assert record["details"]["auth"] == "not needed" and record["version"] == "1.9.8"
+    assert record["notes"] == [f"main.json SSDB_HBSUPP_PASS gives a password, but 127.0.0.1:{server.port} has none "
+                               f"set: checked without it (AUTH: {reply[5:-2].decode()})"]
+    assert sent == ["AUTH", "PING", "INFO", "DBSIZE"]
+    assert PASSWORD not in json.dumps(record)

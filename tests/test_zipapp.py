@@ -124,6 +124,12 @@ def test_the_file_holds_every_target_and_is_executable(pyz, build):
         assert "async-timeout" in build["targets"]["cp39-x86_64"]["packages"]
         assert "async-timeout" in build["targets"]["cp311-x86_64"]["packages"]
         assert "async-timeout" not in build["targets"]["cp312-x86_64"]["packages"]
+        # Python 3.14 has zstd in its standard library (compression.zstd): py7zr asks for
+        # backports.zstd below 3.14 only, and that has no 3.14 wheel.
+        for machine in zipapp.MACHINES:
+            target = build["targets"][f"cp314-{machine}"]
+            assert "py7zr" in target["packages"] and "backports-zstd" not in target["packages"]
+            assert set(target["compiled"].values()) <= {"cp314", "abi3"}, target["compiled"]
         # Pure-Python fallbacks keep no extension module.
         for wheel in (n for n in names if n.split("/")[-1].split("-")[0] in ("pyyaml", "markupsafe", "pymongo")):
             inner = zipfile.ZipFile(archive.open(wheel))
@@ -170,7 +176,7 @@ def test_collect_from_the_single_file_in_a_clean_environment(pyz, build, full_ho
     print(f"\nsingle file: first collect {first:.2f} s (unpacking), second {second:.2f} s")
 
 
-@pytest.mark.parametrize("version", ["3.9", "3.10", "3.12", "3.13"])
+@pytest.mark.parametrize("version", ["3.9", "3.10", "3.12", "3.13", "3.14"])
 def test_collect_with_other_pythons(pyz, build, full_host, tmp_path, version):
     python = _pyenv_python(version)
     if python is None:
@@ -319,3 +325,39 @@ def test_dependencies_are_read_from_pyproject_without_tomllib_too():
     assert "psutil>=5.9" in parsed and "py7zr>=0.20" in parsed
     if sys.version_info >= (3, 11):
         assert parsed == zipapp._pyproject_dependencies(text)
+
+
+def _tiny_wheel(folder: Path, name: str, requires=()) -> None:
+    """A pure-Python wheel named `name` 1.0 whose metadata asks for `requires`."""
+    dist_info = f"{name}-1.0.dist-info"
+    files = {f"{name}.py": b"",
+             f"{dist_info}/METADATA": "\n".join(["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0"]
+                                                + [f"Requires-Dist: {r}" for r in requires]).encode() + b"\n",
+             f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{dist_info}/RECORD"] = zipapp._record(files, f"{dist_info}/RECORD")
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+
+
+@pytest.mark.parametrize("python, wanted, unwanted", [("3.14", "akdiagprobe_new", "akdiagprobe_old"),
+                                                      ("3.13", "akdiagprobe_old", "akdiagprobe_new")])
+def test_pip_evaluates_markers_for_the_target_not_the_building_python(tmp_path, python, wanted, unwanted):
+    """Like py7zr's `backports.zstd; python_version < "3.14"`: pip running on this
+    interpreter must judge the marker for the target, or a 3.14 build asks for a
+    distribution that has no 3.14 wheel.  Local wheels only (--no-index)."""
+    index = tmp_path / "index"
+    index.mkdir()
+    _tiny_wheel(index, "akdiagprobe", ['akdiagprobe_old; python_version < "3.14"',
+                                       'akdiagprobe_new; python_version >= "3.14"'])
+    _tiny_wheel(index, "akdiagprobe_old")
+    _tiny_wheel(index, "akdiagprobe_new")
+    dest = tmp_path / "dest"
+    target = zipapp.Target(python, "x86_64")
+    done = subprocess.run(
+        [sys.executable, "-c", zipapp._PIP_WITH_TARGET_MARKERS, json.dumps(target.marker_environments()[0]),
+         "download", "--no-index", "--find-links", str(index), "--quiet", "--dest", str(dest),
+         *target.pip_options(), "akdiagprobe"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = sorted(p.name.split("-")[0] for p in dest.glob("*.whl"))
+    assert got == sorted(["akdiagprobe", wanted]), (got, unwanted)

@@ -8,7 +8,9 @@ Findings (cluster findings.json, the analyzers' own shape):
   cluster.host_failed           warning   a host whose bundle could not be collected (reason given)
   cluster.cleanup_failed        info      akdiag's folder on a host may be left behind
   cluster.process_nowhere       critical  a catalog process that runs on none of the collected hosts
-  cluster.process_on_many_hosts warning   a process that should run once runs on several hosts
+  cluster.process_on_many_hosts warning   a process that should run once runs on several hosts that
+                                          share no role (the hosts file's `roles`: hosts that share one
+                                          are replicas, as app1/app2 of the fail-safe layout)
   cluster.clock_skew            warning   the hosts' clocks differ by more than 2 s (threshold)
   cluster.platform_versions     warning   the hosts run different platform versions
   cluster.akdiag_versions       info      the bundles were written by different akdiag versions
@@ -87,12 +89,46 @@ def _retired(record: dict) -> bool:
     return note.startswith(RETIRED_NOTE) or (record.get("status") == "absent" and not record.get("remote_capable"))
 
 
+def host_roles(cluster: ClusterReader) -> Dict[str, List[str]]:
+    """Each host's roles as cluster.json records them (the hosts file's `roles`)."""
+    out: Dict[str, List[str]] = {}
+    for record in cluster.hosts:
+        if not record.get("name"):
+            continue
+        value = record.get("roles")
+        value = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        roles: List[str] = []
+        for role in value:
+            if isinstance(role, str) and role.strip() and role.strip() not in roles:
+                roles.append(role.strip())
+        out[str(record["name"])] = roles
+    return out
+
+
+def shared_roles(hosts: List[str], roles: Dict[str, List[str]]) -> List[str]:
+    """The roles that every one of these hosts has (compared without regard to case), in
+    the first host's order: hosts that share a role are replicas of each other."""
+    if not hosts:
+        return []
+    common = None
+    for host in hosts:
+        mine = {r.casefold() for r in roles.get(host, [])}
+        common = mine if common is None else common & mine
+    return [r for r in roles.get(hosts[0], []) if r.casefold() in (common or set())]
+
+
 def process_matrix(cluster: ClusterReader, thresholds: Optional[Thresholds] = None) -> dict:
     """Every catalog process by host.  Cell statuses: running, down, absent, `elsewhere`
     (a remote-capable process that runs on another host: not missing anywhere), and
-    `no_data` (the host's bundle or its processes.json is missing)."""
+    `no_data` (the host's bundle or its processes.json is missing).
+
+    A process that should run once (not remote-capable, not allowed by the
+    `cluster_processes_on_many_hosts` threshold) running on several hosts is `many`,
+    unless all those hosts share a role (`replicas`: the fail-safe layout's app1/app2
+    both run the application processes)."""
     allowed_many = _patterns(thresholds or Thresholds())
     names = cluster.names()
+    roles = host_roles(cluster)
     per_host: Dict[str, Dict[str, dict]] = {}
     for name, reader in cluster.bundles().items():
         data = load(reader, schema.PROCESSES)
@@ -123,16 +159,18 @@ def process_matrix(cluster: ClusterReader, thresholds: Optional[Thresholds] = No
                            "port": port.get("state") if port.get("expected") is not None else None,
                            "port_number": port.get("expected"), "note": note}
         once = not remote and not any(fnmatch.fnmatchcase(process, p) for p in allowed_many)
+        common = shared_roles(running_on, roles) if len(running_on) > 1 else []
         if retired:
             verdict = "retired"
         elif not running_on:
             verdict = "nowhere"
         elif len(running_on) > 1 and once:
-            verdict = "many"
+            verdict = "replicas" if common else "many"
         else:
             verdict = "ok"
         rows.append({"name": process, "title": first.get("title"), "description": first.get("description"),
                      "remote_capable": remote, "retired": retired, "once": once, "running_on": running_on,
+                     "shared_roles": common, "roles_by_host": {h: roles.get(h, []) for h in running_on},
                      "cells": cells, "verdict": verdict})
     collected = list(per_host)
     return {"hosts": names, "collected": collected,
@@ -249,16 +287,47 @@ def _processes(cluster: ClusterReader, t: Thresholds) -> List[Finding]:
                 f"Start {name} on the host that should run it (read logs/{name}.log there first)"
                 + (f"; or check {', '.join(missing)}, which could not be collected." if missing else ".")))
         elif row["verdict"] == "many":
-            out.append(Finding(
-                "cluster.process_on_many_hosts", WARNING, name,
-                f"{name} runs on {len(row['running_on'])} hosts ({', '.join(row['running_on'])}); it should run on one",
-                f"{HOSTS_DIR}/*/{schema.PROCESSES}",
-                {"title": row["title"], "hosts": row["running_on"],
-                 "pids_by_host": {h: row["cells"][h]["pids"] for h in row["running_on"]}},
-                f"Two copies of {name} work the same queues and data twice: stop it on all hosts but one. If this "
-                "layout runs it on several hosts on purpose, list it under thresholds: "
-                "cluster_processes_on_many_hosts in a --catalog file."))
+            out.append(_on_many_hosts(row))
     return out
+
+
+def _and(words: List[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+_ALLOW_MANY = ("If this layout runs it on several hosts on purpose, list it under thresholds: "
+               "cluster_processes_on_many_hosts in a --catalog file.")
+
+
+def _on_many_hosts(row: dict) -> Finding:
+    """A process that should run once runs on hosts that share no role.  With no roles
+    given for any of them, akdiag cannot tell a fail-safe pair (app1/app2 running the
+    same application processes) from a mistake: the finding says how to tell it."""
+    name, hosts, roles = row["name"], row["running_on"], row["roles_by_host"]
+    figures = {"title": row["title"], "hosts": hosts, "roles_by_host": roles,
+               "roles_given": any(roles.get(h) for h in hosts),
+               "pids_by_host": {h: row["cells"][h]["pids"] for h in hosts}}
+    where = f"{HOSTS_DIR}/*/{schema.PROCESSES}"
+    listed = ", ".join(hosts)
+    if not figures["roles_given"]:
+        return Finding(
+            "cluster.process_on_many_hosts", WARNING, name,
+            f"{name} runs on {len(hosts)} hosts ({listed}), and the hosts file gives them no roles: "
+            "replicas of a fail-safe pair, or copies that should run once?", where, figures,
+            f"If {_and(hosts)} are a fail-safe pair (replicas running the same processes), give them a shared "
+            f"role in the hosts file (e.g. `roles: [app]` on each) and collect again: hosts that share a role may run "
+            f"the same processes. Otherwise copies of {name} work the same queues and data twice: stop it on all "
+            "hosts but one. " + _ALLOW_MANY)
+    shown = "; ".join(f"{h}: {', '.join(roles.get(h) or []) or 'no roles'}" for h in hosts)
+    bare = [h for h in hosts if not roles.get(h)]
+    return Finding(
+        "cluster.process_on_many_hosts", WARNING, name,
+        f"{name} runs on {len(hosts)} hosts with no role in common ({shown}); it should run on one, "
+        "or on replicas that share a role", where, figures,
+        f"Copies of {name} on hosts of different roles work the same queues and data twice: stop it on the "
+        "hosts whose role does not run it. If those hosts are replicas of each other, give them a shared role "
+        "in the hosts file" + (f" ({_and(bare)} {'has' if len(bare) == 1 else 'have'} none)" if bare else "")
+        + ". " + _ALLOW_MANY)
 
 
 def _clocks(cluster: ClusterReader, t: Thresholds) -> List[Finding]:

@@ -11,11 +11,25 @@ import threading
 import time
 from typing import Callable, Dict, List
 
-from collector.datastores.common import Check, CheckFailed, Endpoint, base_record, one_line, scrub_values
+from collector.datastores.common import (NOTHING_LISTENS, Check, CheckFailed, Endpoint, base_record, one_line,
+                                        scrub_values)
 
 CheckFunc = Callable[[Check], None]
 
 _IMPORT_LOCK = threading.Lock()
+
+
+def _probe(chk: Check) -> None:
+    """The TCP probe.  At an address a server may well not listen at (Endpoint.if_absent:
+    a catalog default main.json has no key for), a refused connection or no route ends the
+    check as not_configured, with a note, rather than unreachable: nothing says it is down."""
+    try:
+        chk.tcp_probe()
+    except CheckFailed as exc:
+        if not chk.endpoint.if_absent or exc.cause not in NOTHING_LISTENS:
+            raise
+        chk.note(f"{chk.endpoint.if_absent} ({exc.message})")
+        raise CheckFailed("not_configured", None) from None
 
 
 def _probe_then(module_name: str) -> CheckFunc:
@@ -23,7 +37,7 @@ def _probe_then(module_name: str) -> CheckFunc:
     client library is imported only then: pymongo, redis and pika take most of a second
     of CPU to import, which a host whose datastores are down or elsewhere never pays."""
     def run(chk: Check) -> None:
-        chk.tcp_probe()
+        _probe(chk)
         chk.phase = "loading the client library"
         with _IMPORT_LOCK:  # one import at a time: threads importing packages that share modules can deadlock
             module = importlib.import_module(module_name)

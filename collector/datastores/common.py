@@ -20,6 +20,9 @@ from collector.context import Deadline
 from collector.redact import MASK, is_secret_key
 
 STATUSES = ("ok", "unreachable", "timeout", "auth_failed", "error", "not_configured")
+# a TCP connect that failed for one of these causes found no server at the address; a
+# timeout did not (something there may drop or hold the connection)
+NOTHING_LISTENS = ("refused", "no_route")
 HTTP_BODY_LIMIT = 4096
 
 
@@ -40,6 +43,9 @@ class Endpoint:
     options: Dict[str, Any] = field(default_factory=dict)  # kind-specific, never secret
     notes: List[str] = field(default_factory=list)
     problem: Optional[str] = None  # why it cannot be checked (bad config value)
+    # set for an address a server may well not listen at (a catalog default main.json has no
+    # key for): when nothing answers there, the record is not_configured with this note, not down
+    if_absent: Optional[str] = None
 
     @property
     def address(self) -> str:
@@ -54,13 +60,15 @@ class Endpoint:
 
 
 class CheckFailed(Exception):
-    """Ends a check with a status and a one-line message."""
+    """Ends a check with a status and a one-line message (none for not_configured).  `cause`
+    says why a TCP connection failed: refused, no_route, timeout, resolve or other."""
 
-    def __init__(self, status: str, message: str):
+    def __init__(self, status: str, message: Optional[str], cause: Optional[str] = None):
         assert status in STATUSES, status
         super().__init__(message)
         self.status = status
         self.message = message
+        self.cause = cause
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -130,7 +138,7 @@ class Check:
     # -- the TCP probe --------------------------------------------------------------
     def tcp_probe(self, port: Optional[int] = None) -> float:
         """Open and close one TCP connection; records reachable and connect_ms.
-        Raises CheckFailed("unreachable") with the reason when it cannot connect."""
+        Raises CheckFailed("unreachable") with the reason (and its cause) when it cannot connect."""
         self.phase = "TCP connect"
         port = port or self.endpoint.port
         try:
@@ -176,7 +184,8 @@ def tcp_connect_ms(host: Optional[str], port: Optional[int], timeout: float, nom
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise CheckFailed("unreachable", connect_error_message(exc, host, port, nominal)) from None
+        raise CheckFailed("unreachable", connect_error_message(exc, host, port, nominal),
+                          connect_error_cause(exc)) from None
     finally:
         if sock is not None:
             sock.close()
@@ -188,6 +197,19 @@ def _address(host: Optional[str], port: Optional[int]) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"
+
+
+def connect_error_cause(exc: BaseException) -> str:
+    """Why a TCP connection failed, in one word: refused, no_route, timeout, resolve or other."""
+    if isinstance(exc, socket.gaierror):
+        return "resolve"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if getattr(exc, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "no_route"
+    return "other"
 
 
 def connect_error_message(exc: BaseException, host: Optional[str], port: Optional[int], timeout: float) -> str:

@@ -5,8 +5,11 @@ Precedence for a component:
 1. the user's --catalog file gives its host or port: that address ("--catalog <file>"),
    with the credentials main.json gives for it;
 2. main.json can be read: the address its keys give ("main.json KEY/KEY"); a component
-   it does not name is "not configured" (newer single-host layouts run only some of the
-   datastores), except HTTP services, which go to their catalog process's port;
+   whose keys it leaves out is "not configured" (newer single-host layouts run only some
+   of the datastores), except HTTP services, which go to their catalog process's port;
+   a component main.json has no key for at all (CONFIG_KEYS None: the accounts MongoDB,
+   the actions and stats SSDBs) is checked at the catalog's default address, and is
+   "not configured", not down, when nothing listens there;
 3. no readable main.json: the catalog's default address ("catalog default").
 
 Credentials go into Endpoint.secrets and nowhere else.
@@ -294,6 +297,27 @@ def _not_configured(spec: ComponentSpec, source: str, reason: str) -> Endpoint:
                     description=spec.description, group=spec.name, options={"not_configured": reason})
 
 
+def _catalog_default(spec: ComponentSpec, why: str) -> Endpoint:
+    return _local(Endpoint(name=spec.name, kind=spec.kind, host=spec.host, port=spec.port,
+                           source=f"catalog default ({why})", description=spec.description, group=spec.name,
+                           options=_options_from_catalog(spec)))
+
+
+def _unnamed(spec: ComponentSpec) -> Endpoint:
+    """A component that a readable main.json does not name.  One main.json has no key for
+    (the accounts MongoDB, the actions and stats SSDBs) may still run at the catalog's
+    default address: it is checked there, and nothing listening there is not_configured."""
+    keys = CONFIG_KEYS.get(spec.name, "")
+    if keys:
+        return _not_configured(spec, "main.json", f"main.json does not name it ({keys})")
+    if keys is None and spec.host is not None and spec.port is not None:
+        endpoint = _catalog_default(spec, "main.json has no key for it")
+        endpoint.if_absent = "nothing listens at the catalog's default address and main.json has no key for it"
+        return endpoint
+    return _not_configured(spec, "main.json", "main.json has no key for it; a --catalog file that gives its "
+                                              "host and port has it checked")
+
+
 def _from_process(spec: ComponentSpec, catalog: Catalog) -> Optional[Endpoint]:
     process = catalog.process(spec.process) if spec.process else None
     if process is None or process.port is None:
@@ -368,17 +392,10 @@ def resolve_endpoints(basedir: Path, catalog: Catalog) -> Tuple[List[Endpoint], 
                                   f"file (components: [{{name: {spec.name}, host: ..., port: ...}}])"))
             continue
         if main is not None:
-            keys = CONFIG_KEYS.get(spec.name)
-            reason = (f"main.json does not name it ({keys})" if keys else
-                      "main.json has no key for it; a --catalog file that gives its host and port "
-                      "has it checked")
-            endpoints.append(_not_configured(spec, "main.json", reason))
+            endpoints.append(_unnamed(spec))
             continue
         if spec.host is not None and spec.port is not None:
-            endpoints.append(_local(Endpoint(
-                name=spec.name, kind=spec.kind, host=spec.host, port=spec.port,
-                source=f"catalog default (main.json {info['state']})", description=spec.description,
-                group=spec.name, options=_options_from_catalog(spec))))
+            endpoints.append(_catalog_default(spec, f"main.json {info['state']}"))
         else:
             endpoints.append(_not_configured(spec, "catalog", "the catalog gives no default address"))
     return endpoints, info

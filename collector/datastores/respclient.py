@@ -24,6 +24,17 @@ try:
 except (TypeError, ValueError):  # pragma: no cover
     _READ_TIMEOUT = False
 
+# a server without a password answers AUTH with one of these (lower-cased): Redis 6 and later
+# "AUTH <password> called without any password configured for the default user. Are you sure
+# your configuration is correct?", Redis 5 and Kvrocks "Client sent AUTH, but no password is set"
+NO_PASSWORD_SET = ("without any password configured", "no password is set")
+
+
+def no_password_set(exc: BaseException) -> bool:
+    """Whether an error reply to AUTH says that the server has no password to check."""
+    text = str(exc).lower()
+    return any(words in text for words in NO_PASSWORD_SET)
+
 
 def _connection_kwargs(chk: Check) -> dict:
     kwargs: dict = {
@@ -60,8 +71,9 @@ class RespClient:
     def where(self) -> str:
         return self.chk.endpoint.address
 
-    def connect(self) -> None:
-        self.chk.phase = "connecting"
+    def connect(self, phase: str = "connecting") -> None:
+        self.chk.phase = phase
+        self.conn.socket_connect_timeout = self.conn.socket_timeout = self.chk.remaining()
         try:
             self.conn.connect()
         except Exception as exc:  # mapped to a status and a message of our own
@@ -72,20 +84,44 @@ class RespClient:
         raises redis.ResponseError (the caller records it for that command); anything
         that ends the conversation raises CheckFailed."""
         name = name or str(args[0]).upper()
+        self._start(name)
+        try:
+            return self._round_trip(args)
+        except redis.exceptions.ResponseError:
+            raise
+        except Exception as exc:  # AuthenticationError included: it ends the conversation
+            raise self._failure(exc, name) from None
+
+    def auth(self, password: str) -> Optional[str]:
+        """AUTH with `password`: None when the server accepts it.  A server that has no
+        password set (redis-py closes the connection on its reply) is connected to again,
+        without one, and its reply is returned.  A refused password raises
+        CheckFailed("auth_failed"); another error reply raises redis.ResponseError."""
+        self._start("AUTH")
+        try:
+            self._round_trip(("AUTH", password))
+        except Exception as exc:
+            if not no_password_set(exc):
+                if isinstance(exc, redis.exceptions.ResponseError):
+                    raise
+                raise self._failure(exc, "AUTH") from None
+            reply = reply_error_text(exc)
+        else:
+            return None
+        self.conn.disconnect()
+        self.connect("connecting again without a password")
+        return reply
+
+    def _start(self, name: str) -> None:
         self.chk.phase = name
         if self.chk.out_of_time():
             raise CheckFailed("timeout", self.chk.timeout_message(name))
-        try:
-            self.conn.send_command(*args, check_health=False)
-            if _READ_TIMEOUT:
-                return self.conn.read_response(timeout=self.chk.remaining())
-            return self.conn.read_response()
-        except redis.exceptions.AuthenticationError as exc:
-            raise self._failure(exc, name) from None
-        except redis.exceptions.ResponseError:
-            raise
-        except Exception as exc:
-            raise self._failure(exc, name) from None
+
+    def _round_trip(self, args: tuple) -> Any:
+        self.conn.send_command(*args, check_health=False)
+        if _READ_TIMEOUT:
+            return self.conn.read_response(timeout=self.chk.remaining())
+        return self.conn.read_response()
 
     def _failure(self, exc: BaseException, what: str) -> CheckFailed:
         ep = self.chk.endpoint

@@ -13,17 +13,25 @@ from collector.datastores.respclient import RespClient, reply_error_text
 
 
 def authenticate(chk: Check, client: RespClient) -> None:
-    """AUTH with the configured password; records details.auth."""
+    """AUTH with the configured password; records details.auth: ok, "no password
+    configured", or "not needed" (the server has none set: the check goes on without)."""
     password = chk.endpoint.password()
     if not password:
         chk.detail("auth", "no password configured")
         return
     try:
-        client.command("AUTH", password, name="AUTH")
+        reply = client.auth(password)
     except redis.exceptions.ResponseError as exc:
-        # e.g. "Client sent AUTH, but no password is set" (Redis): the server needs none
-        chk.detail("auth", "not needed")
+        # another error reply (Kvrocks: "ERR Invalid password"): go on without; a server that
+        # wants a password then refuses PING, which makes the check auth_failed
+        chk.detail("auth", "refused")
         chk.note(f"AUTH: {reply_error_text(exc)}")
+        return
+    if reply is not None:
+        password_key = chk.endpoint.options.get("password_from") or "main.json"
+        chk.detail("auth", "not needed")
+        chk.note(f"{password_key} gives a password, but {chk.endpoint.address} has none set: "
+                  f"checked without it (AUTH: {reply})")
         return
     chk.detail("auth", "ok")
 
