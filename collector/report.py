@@ -67,7 +67,7 @@ _PIDFILE_PROBLEMS = ("stale", "reused", "invalid", "unreadable")
 
 # the colour class of a status word (the word itself is always shown too)
 _LEVELS = {
-    "running": "ok", "ok": "ok", "listening": "ok", "tailed": "ok", "yes": "ok",
+    "running": "ok", "ok": "ok", "listening": "ok", "tailed": "ok", "yes": "ok", "listening_owner_unknown": "info",
     "partial": "warn", "not_listening": "warn", "missing": "warn", "skipped": "mute",
     "down": "bad", "failed": "bad", "timeout": "bad", "conflict": "bad", "error": "bad",
     "stale": "bad", "reused": "bad", "invalid": "bad", "unreadable": "bad", "no": "bad",
@@ -440,6 +440,7 @@ def _processes(data: Optional[dict]) -> dict:
             "port": port,
             "port_state": port_state,
             "port_conflict": port_state == "conflict",
+            "port_owner_hidden": port_state == "listening_owner_unknown",
             "port_silent": port_state == "not_listening" and status == "running",
             "resources": [_resource(r) for r in _dicts(record.get("resources"))],
         })

@@ -6,7 +6,7 @@ the values were compared in memory when the bundle was collected)."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from collector.analyzers.common import as_dict, dicts, fmt_bytes, load, number
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds
@@ -14,6 +14,14 @@ from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
 SOURCE = schema.SYSTEM
+# Filesystems held in memory (/run, /dev/shm, /dev, a tmpfs /tmp): one smaller than the
+# `filesystem_memory_min_bytes` threshold is not judged: /run/lock, /run/user/N or a
+# container's /dev are a few MB and may be full.
+MEMORY_FSTYPES = ("tmpfs", "devtmpfs", "ramfs")
+_DISK_HINT = ("Free space before it runs out: old rotated logs under BASEDIR/logs, database dumps, core files; "
+              "a full disk stops the datastores and the platform's processes.")
+_MEMORY_HINT = ("This filesystem lives in memory and empties at a reboot: find what fills it (`du -x`), such as "
+                "shared memory left by a dead process in /dev/shm, or raise its size= mount option.")
 
 
 def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
@@ -41,16 +49,38 @@ def _level(free_percent: float, warning: float, critical: float) -> Optional[str
 
 
 def _filesystems(system: dict, t: Thresholds) -> List[Finding]:
+    """Each filesystem once: bind mounts and overlays of one filesystem report the same
+    figures, so they are judged together under the shortest mount point."""
     ignored = set(t.words("filesystem_types_ignored"))
-    out = []
+    memory_min = _memory_min_bytes(t)
+    same: Dict[tuple, List[dict]] = {}
     for fs in dicts(system.get("filesystems")):
-        if fs.get("fstype") in ignored or not number(fs.get("total")):
+        if fs.get("fstype") in ignored or not number(fs.get("total")) or _small_in_memory(fs, memory_min):
             continue
-        out += _space(fs, t) + _inodes(fs, t)
+        same.setdefault(_identity(fs), []).append(fs)
+    out = []
+    for mounts in same.values():
+        fs = min(mounts, key=lambda m: len(str(m.get("mountpoint"))))
+        others = [m.get("mountpoint") for m in mounts if m is not fs]
+        out += _space(fs, t, others) + _inodes(fs, t, others)
     return out
 
 
-def _space(fs: dict, t: Thresholds) -> List[Finding]:
+def _memory_min_bytes(t: Thresholds) -> float:
+    return t.number("filesystem_memory_min_bytes")
+
+
+def _small_in_memory(fs: dict, memory_min: float) -> bool:
+    return fs.get("fstype") in MEMORY_FSTYPES and number(fs.get("total")) < memory_min
+
+
+def _identity(fs: dict) -> tuple:
+    """A filesystem's figures, which its bind mounts and overlays share (two distinct
+    filesystems alike to the block and inode are equally full: one finding fits both)."""
+    return tuple(fs.get(k) for k in ("total", "free", "inodes_total", "inodes_free"))
+
+
+def _space(fs: dict, t: Thresholds, others: List) -> List[Finding]:
     free = number(fs.get("percent_free"))
     if free is None:
         return []
@@ -62,13 +92,13 @@ def _space(fs: dict, t: Thresholds) -> List[Finding]:
         "disk.space_low", severity, str(mount),
         f"Filesystem {mount} has {free:.1f} % free ({fmt_bytes(fs.get('free'))} of {fmt_bytes(fs.get('total'))})",
         SOURCE, {"mountpoint": mount, "device": fs.get("device"), "percent_free": free, "free": fs.get("free"),
-                 "total": fs.get("total"), "warning_below": t.number("filesystem_free_percent_warning"),
+                 "total": fs.get("total"), "fstype": fs.get("fstype"), "also_mounted_at": others,
+                 "warning_below": t.number("filesystem_free_percent_warning"),
                  "critical_below": t.number("filesystem_free_percent_critical")},
-        "Free space before it runs out: old rotated logs under BASEDIR/logs, database dumps, core files; "
-        "a full disk stops the datastores and the platform's processes.")]
+        _MEMORY_HINT if fs.get("fstype") in MEMORY_FSTYPES else _DISK_HINT)]
 
 
-def _inodes(fs: dict, t: Thresholds) -> List[Finding]:
+def _inodes(fs: dict, t: Thresholds, others: List) -> List[Finding]:
     free = number(fs.get("inodes_percent_free"))
     if free is None or not number(fs.get("inodes_total")):
         return []
@@ -80,7 +110,7 @@ def _inodes(fs: dict, t: Thresholds) -> List[Finding]:
         "disk.inodes_low", severity, str(mount),
         f"Filesystem {mount} has {free:.1f} % of its inodes free ({fs.get('inodes_free')} of {fs.get('inodes_total')})",
         SOURCE, {"mountpoint": mount, "inodes_percent_free": free, "inodes_free": fs.get("inodes_free"),
-                 "inodes_total": fs.get("inodes_total")},
+                 "inodes_total": fs.get("inodes_total"), "fstype": fs.get("fstype"), "also_mounted_at": others},
         "Many small files use the inodes up (queues spilled to disk, session or cache files): find the folder "
         "holding them (`du --inodes`) and clean it.")]
 

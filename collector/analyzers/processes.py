@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from collector.analyzers.common import bundle_started_at, dicts, load, number, parse_time
+from collector.analyzers.common import as_dict, bundle_started_at, dicts, load, number, parse_time
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -37,16 +37,29 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     findings: List[Finding] = []
     for record in records:
         findings.extend(_one_process(record, started, table, thresholds))
-    return _group_restarts(findings, records)
+    findings.extend(_hidden_port_owners(records))
+    return _group_restarts(findings, records, _spread_limit(thresholds))
 
 
-def _group_restarts(findings: List[Finding], records: List[dict]) -> List[Finding]:
-    """Most of the platform started together: one start of the whole platform (an
-    administrator's doing, most likely), not one crash per process."""
+def _spread_limit(t: Thresholds) -> float:
+    """Restarts merge into one `platform.restarted` only when the processes started within
+    this many seconds of each other: crash loops start at scattered times and stay one
+    warning each."""
+    return t.number("platform_restart_spread_seconds")
+
+
+def _group_restarts(findings: List[Finding], records: List[dict], spread_limit: float) -> List[Finding]:
+    """At least 3 and at least half of the running processes started within
+    `spread_limit` seconds of each other: one start of the whole platform (an
+    administrator's doing, most likely), not one crash per process.  Otherwise each
+    restart stays a warning of its own."""
     restarted = [f for f in findings if f.id == "process.restarted"]
     names = sorted({f.subject for f in restarted})
     running = sum(1 for r in records if r.get("status") == "running")
     if len(names) < max(3, running / 2.0):
+        return findings
+    starts = [parse_time(f.figures.get("started_at")) for f in restarted]
+    if None in starts or max(starts) - min(starts) > spread_limit:
         return findings
     ages = [f.figures["seconds_before"] for f in restarted]
     platform = Finding(
@@ -54,10 +67,28 @@ def _group_restarts(findings: List[Finding], records: List[dict]) -> List[Findin
         f"{len(names)} of {running} running processes started "
         f"{min(ages) if min(ages) == max(ages) else f'{min(ages)}-{max(ages)}'} s before the collection",
         SOURCE, {"processes": names, "seconds_before_min": min(ages), "seconds_before_max": max(ages),
+                 "spread_seconds": int(max(starts) - min(starts)), "spread_limit_seconds": spread_limit,
                  "window_seconds": restarted[0].figures["window_seconds"]},
         "The platform was started or restarted just before this collection: if that was not planned, read "
         "the logs around that time; collect again later to see it settled.")
     return [f for f in findings if f.id != "process.restarted"] + [platform]
+
+
+def _hidden_port_owners(records: List[dict]) -> List[Finding]:
+    """Ports something listens on while this user could not see which program: likely
+    the platform's own processes, run by another user.  Not a conflict: one info."""
+    hidden = {str(r.get("name") or "?"): as_dict(r.get("port")).get("expected") for r in records
+              if as_dict(r.get("port")).get("state") == "listening_owner_unknown"}
+    if not hidden:
+        return []
+    listed = ", ".join(f"{name} ({port})" for name, port in list(hidden.items())[:5])
+    more = f" and {len(hidden) - 5} more" if len(hidden) > 5 else ""
+    return [Finding(
+        "ports.owner_unknown", INFO, "ports",
+        f"A program listens on {len(hidden)} platform port{'s' if len(hidden) > 1 else ''} ({listed}{more}) "
+        "but this user cannot see which", SOURCE, {"ports": hidden},
+        "The platform's processes most likely hold them under another user; run akdiag as root or as the "
+        "platform's user to tell a port held by the process from one held by another program.")]
 
 
 def _one_process(record: dict, started: Optional[float], table: List[dict], t: Thresholds) -> List[Finding]:

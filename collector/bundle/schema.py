@@ -27,4 +27,4 @@ CLUSTER_MANIFEST = "cluster.json"
 COLLECTOR_STATUSES = ("ok", "partial", "failed", "timeout", "skipped")
 PROCESS_STATUSES = ("running", "down", "absent")
 PIDFILE_STATES = ("ok", "missing", "unreadable", "invalid", "stale", "reused")
-PORT_STATES = ("listening", "not_listening", "conflict", "none")
+PORT_STATES = ("listening", "not_listening", "conflict", "listening_owner_unknown", "none")

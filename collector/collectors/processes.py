@@ -87,16 +87,22 @@ def _pid_record(info: dict) -> dict:
 
 
 def _port_state(spec: ProcessSpec, pids: List[int], by_port: Dict[int, List[dict]]) -> dict:
+    """listening (by the process), conflict (a program known not to be it),
+    listening_owner_unknown (every holder's PID hidden from this user: it may well be the
+    process, run by another user), not_listening, or none (no port)."""
     record = {"expected": spec.port, "address": spec.address, "state": "none", "owner_pid": None, "owner_name": None}
     if spec.port is None:
         return record
     holders = by_port.get(spec.port, [])
-    own = [s for s in holders if s["pid"] in pids]
+    own = [s for s in holders if s["pid"] is not None and s["pid"] in pids]
+    others = [s for s in holders if s["pid"] is not None and s["pid"] not in pids]
     if own:
         record.update(state="listening", owner_pid=own[0]["pid"], owner_name=own[0]["process"])
-    elif holders:
-        other = holders[0]
+    elif others:
+        other = others[0]
         record.update(state="conflict", owner_pid=other["pid"], owner_name=other["process"] or "unknown program")
+    elif holders:
+        record["state"] = "listening_owner_unknown"
     else:
         record["state"] = "not_listening"
     return record

@@ -23,6 +23,14 @@ from collector.bounded import CallTimeout, call_with_timeout
 from collector.context import Context
 
 STATVFS_TIMEOUT = 2.0
+# Kernel interfaces mounted as filesystems: nothing to run out of, and statvfs on some
+# (autofs) would trigger the mount it stands for.  tmpfs, devtmpfs and overlay are kept.
+PSEUDO_FSTYPES = frozenset({
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "efivarfs",
+    "fuse.lxcfs", "fusectl", "hugetlbfs", "mqueue", "nfsd", "nsfs", "proc", "pstore", "rpc_pipefs",
+    "securityfs", "selinuxfs", "sysfs", "tracefs", "usbfs", "xenfs",
+})
+PSEUDO_ROOTS = ("/proc", "/sys")  # whatever is mounted below them is a kernel interface
 _TIME_ERROR = 5  # adjtimex(2): the clock is not synchronized
 
 
@@ -48,9 +56,26 @@ def _os_release() -> dict:
             "version_id": fields.get("VERSION_ID")}
 
 
-def _filesystem(part, errors: list) -> Optional[dict]:
+def _is_pseudo(part) -> bool:
+    mount = part.mountpoint
+    return part.fstype in PSEUDO_FSTYPES or any(mount == r or mount.startswith(r + "/") for r in PSEUDO_ROOTS)
+
+
+def _mounts() -> list:
+    """Every mount but the kernel's pseudo filesystems, once per mount point: a later
+    mount on the same point hides the earlier one, and statvfs sees the later."""
+    by_point: dict = {}
+    for part in psutil.disk_partitions(all=True):
+        by_point.pop(part.mountpoint, None)
+        by_point[part.mountpoint] = part
+    return [part for part in by_point.values() if not _is_pseudo(part)]
+
+
+def _filesystem(part, errors: list, timeout: float = STATVFS_TIMEOUT) -> Optional[dict]:
+    """One mount's space and inodes; None for one of no size (an empty pseudo
+    filesystem such as a FUSE control mount)."""
     try:
-        st = call_with_timeout(lambda: os.statvfs(part.mountpoint), STATVFS_TIMEOUT, f"statvfs {part.mountpoint}")
+        st = call_with_timeout(lambda: os.statvfs(part.mountpoint), timeout, f"statvfs {part.mountpoint}")
     except CallTimeout as exc:
         errors.append(f"filesystem {part.mountpoint}: {exc}")
         return {"mountpoint": part.mountpoint, "device": part.device, "fstype": part.fstype, "error": str(exc)}
@@ -58,6 +83,8 @@ def _filesystem(part, errors: list) -> Optional[dict]:
         return {"mountpoint": part.mountpoint, "device": part.device, "fstype": part.fstype,
                 "error": exc.strerror or str(exc)}
     total = st.f_blocks * st.f_frsize
+    if not total:
+        return None
     free = st.f_bavail * st.f_frsize
     used = (st.f_blocks - st.f_bfree) * st.f_frsize
     return {
@@ -118,7 +145,7 @@ def collect(ctx: Context) -> dict:
     swap = psutil.swap_memory()
     boot = psutil.boot_time()
     uname = platform.uname()
-    partitions = psutil.disk_partitions(all=False)
+    partitions = _mounts()
     return {
         "hostname": socket.gethostname(),
         "fqdn": socket.getfqdn() if ctx.deadline.remaining() > 1 else None,
@@ -134,7 +161,8 @@ def collect(ctx: Context) -> dict:
         "memory": {"total": memory.total, "available": memory.available, "used": memory.used,
                    "percent_available": round(100.0 * memory.available / memory.total, 1)},
         "swap": {"total": swap.total, "used": swap.used, "free": swap.free, "percent": swap.percent},
-        "filesystems": [fs for fs in (_filesystem(p, errors) for p in partitions) if fs],
+        "filesystems": [fs for fs in (_filesystem(p, errors, ctx.deadline.bound(STATVFS_TIMEOUT))
+                                      for p in partitions) if fs],
         "open_files": _open_files(),
         "tcp_states": _tcp_states(),
         "time": {"utc": live.iso_utc(time.time()), "timezone": _timezone(),
