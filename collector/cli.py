@@ -539,7 +539,8 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
     elif fmt == "html":
         text = render_html(result)
     else:
-        text = render_text(result, width=shutil.get_terminal_size((100, 20)).columns)
+        on_terminal = not output_file and sys.stdout.isatty()  # a file or a pipe keeps every line whole
+        text = render_text(result, width=shutil.get_terminal_size((100, 20)).columns if on_terminal else None)
     if output_file:
         _write_outside_bundle(Path(output_file), text)
         click.echo(f"Diff: {Path(output_file).resolve()}", err=True)

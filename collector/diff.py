@@ -13,6 +13,7 @@ change: {"subject", "field", "change": added|removed|changed|rose|fell, "old", "
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -23,7 +24,20 @@ DIFF_SCHEMA = 1
 SECTIONS = ("platform", "processes", "pidfiles", "ports", "config", "datastores", "host", "findings", "logs")
 MEMORY_NOISE_POINTS = 10.0  # percentage points of available memory
 DISK_NOISE_POINTS = 2.0  # percentage points of free space
+SIZE_NOISE_FRACTION = 0.10  # a memory or disk size that moved less than this share of itself
 SECRET_CHANGED = "<secret changed>"
+# collector.redact.Pseudonymizer.token: "<kind>-<first 12 hex digits of an HMAC>", with a
+# random key per bundle, so one value has a different token in every bundle
+PSEUDONYM = re.compile(r"\b(email|phone|ip|host)-[0-9a-f]{12}\b")
+# the collector that writes each file a section compares (collector/collectors/__init__.py)
+SOURCE_COLLECTORS = {schema.SYSTEM: "system", schema.PROCESSES: "processes", schema.PIDFILES: "pidfiles",
+                     schema.PORTS: "ports", schema.LOGS_INDEX: "logs", schema.AKD: "akd",
+                     schema.CONFIG_INDEX: "config", schema.DATASTORES: "datastores"}
+# the files a section compares: when one is missing from a bundle, or its collector failed
+# there, the section compares nothing (an empty side would read as "everything is gone")
+SECTION_SOURCES = {"processes": (schema.PROCESSES,), "pidfiles": (schema.PIDFILES,), "ports": (schema.PORTS,),
+                   "config": (schema.CONFIG_INDEX,), "datastores": (schema.DATASTORES,), "host": (schema.SYSTEM,),
+                   "logs": (schema.LOGS_INDEX,)}
 
 
 class DifferentHostsError(Exception):
@@ -98,13 +112,110 @@ def _facts(reader: BundleReader) -> dict:
             "tool_version": _dict(manifest.get("tool")).get("version"), "basedir": manifest.get("basedir")}
 
 
+# -- pseudonyms ------------------------------------------------------------------------
+
+def is_pseudonym(value: Any) -> bool:
+    """A value that is one pseudonym token as a whole (a pseudonymized host name)."""
+    return isinstance(value, str) and PSEUDONYM.fullmatch(value) is not None
+
+
+def _without_pseudonyms(value: Any) -> Any:
+    """The value with each pseudonym token reduced to its kind, so that two bundles'
+    values that differ only by their (per-bundle) pseudonyms become equal."""
+    if isinstance(value, str):
+        return PSEUDONYM.sub(lambda match: f"{match.group(1)}-?", value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_pseudonyms(item) for item in value)
+    if isinstance(value, dict):
+        return {_without_pseudonyms(k): _without_pseudonyms(v) for k, v in value.items()}
+    return value
+
+
+def _only_pseudonyms_differ(old: Any, new: Any) -> bool:
+    return old != new and _without_pseudonyms(old) == _without_pseudonyms(new)
+
+
+def _pseudonymized_note(count: int, one: str, many: str) -> str:
+    """E.g. "3 configuration values are pseudonymized with a per-bundle key: cannot tell
+    whether they changed"."""
+    if count == 1:
+        return f"1 {one} is pseudonymized with a per-bundle key: cannot tell whether it changed"
+    return f"{count} {many} are pseudonymized with a per-bundle key: cannot tell whether they changed"
+
+
+def _pair_names(before: Iterable, after: Iterable) -> Tuple[List[tuple], int]:
+    """Pairs (old name, new name) of the things two bundles name: the same name, else the
+    same name once its pseudonyms are left out (None for a name of one side only); and
+    how many names could not be paired: several names of a side that look alike without
+    their pseudonyms, facing some on the other side."""
+    before, after = set(before), set(after)
+    pairs = [(name, name) for name in before & after]
+    alike: Dict[Any, Tuple[list, list]] = {}
+    for side, names in ((0, before - after), (1, after - before)):
+        for name in names:
+            alike.setdefault(_without_pseudonyms(name), ([], []))[side].append(name)
+    unpaired = 0
+    for olds, news in alike.values():
+        if olds and news and len(olds) + len(news) > 2:
+            unpaired += max(len(olds), len(news))
+        elif olds and news:
+            pairs.append((olds[0], news[0]))
+        else:
+            pairs += [(name, None) for name in olds] + [(None, name) for name in news]
+    return pairs, unpaired
+
+
+def _either(pair: tuple) -> Any:
+    """The new name of a pair, else the old one."""
+    return pair[0] if pair[1] is None else pair[1]
+
+
+# -- what a bundle lacks -------------------------------------------------------------------
+
+def _collector_failure(reader: BundleReader, relpath: str) -> Optional[str]:
+    """How the collector that writes `relpath` failed in this bundle, or None."""
+    name = SOURCE_COLLECTORS.get(relpath)
+    records = [_dict(r) for r in _list(reader.manifest.get("collectors"))]
+    record = next((r for r in records if r.get("name") == name), {})
+    if record.get("status") not in ("failed", "timeout"):
+        return None
+    words = "failed" if record.get("status") == "failed" else "timed out"
+    return f"the {name} collector {words}" + (f" ({record['error']})" if record.get("error") else "")
+
+
+def _readable(reader: BundleReader, relpath: str) -> bool:
+    return reader.exists(relpath) and _collector_failure(reader, relpath) is None
+
+
+def _source_problems(old: BundleReader, new: BundleReader, relpaths: Iterable[str]) -> List[str]:
+    """Why files cannot be compared: missing from a bundle, or their collector failed there."""
+    problems = []
+    for relpath in relpaths:
+        missing = []
+        for side, reader in (("old", old), ("new", new)):
+            failure = _collector_failure(reader, relpath)
+            if failure:
+                problems.append(f"{failure} in the {side} bundle, so it has no usable {relpath}")
+            elif not reader.exists(relpath):
+                missing.append(side)
+        if missing:
+            problems.append(f"{relpath} is missing from the {' and '.join(missing)} bundle")
+    return problems
+
+
 # -- sections ------------------------------------------------------------------------
 
-def _platform(old: BundleReader, new: BundleReader) -> List[Change]:
+def _platform(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
     from collector.report import platform_version
 
     before, after = platform_version(old), platform_version(new)
     if before == after:
+        return []
+    unknown = [side for side, version, reader in (("old", before, old), ("new", after, new))
+               if version is None and not _readable(reader, schema.AKD)]
+    if unknown:
+        not_compared.append(f"platform: version not compared: {schema.AKD} cannot be read in the "
+                            f"{' and '.join(unknown)} bundle")
         return []
     return [Change("platform", "platform", "version", "changed", before, after,
                    text=f"platform version {before or 'unknown'} -> {after or 'unknown'}")]
@@ -149,8 +260,11 @@ def _process_changes(name: str, a: dict, b: dict) -> List[Change]:
         changes.append(Change("processes", name, "port", "changed", pa.get("expected"), pb.get("expected"),
                               text=f"{name}: port {pa.get('expected')} -> {pb.get('expected')}"))
     if pa.get("state") != pb.get("state"):
+        # listening_owner_unknown (the holder's PID hidden from the collecting user) is no
+        # regression: a bundle collected by another user says so for the same listener
         worse = pb.get("state") in ("not_listening", "conflict") and pa.get("state") == "listening"
-        owner = f" (held by {pb.get('owner_name')})" if pb.get("state") == "conflict" else ""
+        owner = {"conflict": f" (held by {pb.get('owner_name')})",
+                 "listening_owner_unknown": " (its owner not visible to the collecting user)"}.get(pb.get("state"), "")
         changes.append(Change("processes", name, "port_state", "changed", pa.get("state"), pb.get("state"),
                               regression=worse, text=f"{name}: port {pa.get('state')} -> {pb.get('state')}{owner}"))
     return changes
@@ -172,15 +286,23 @@ LINUX_EPHEMERAL_RANGE = (32768, 60999)  # the kernel's default, for bundles that
 
 
 def _ports(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
-    before, skipped_before = _fixed_listeners(old)
-    after, skipped_after = _fixed_listeners(new)
+    owners = _platform_owners(old, new, not_compared)
+    before, skipped_before = _fixed_listeners(old, *owners[0])
+    after, skipped_after = _fixed_listeners(new, *owners[1])
     skipped = skipped_before + skipped_after
     if skipped:
         not_compared.append(f"{skipped} listening socket(s) of non-platform programs on ephemeral ports "
                             "(chosen by the kernel, different on every start)")
+    pairs, unpaired = _pair_names(before, after)
+    renamed = [pair for pair in pairs if None not in pair and pair[0] != pair[1]]
+    if unpaired + len(renamed):
+        not_compared.append(_pseudonymized_note(unpaired + len(renamed), "listening address",
+                                                "listening addresses"))
     changes = []
-    for key in sorted(set(before) ^ set(after), key=lambda k: (k[2] or 0, str(k[0]), str(k[1]))):
-        added = key in after
+    for key_a, key_b in sorted(pairs, key=lambda pair: _port_order(_either(pair))):
+        if None not in (key_a, key_b):
+            continue  # on both sides (a pseudonymized address is counted above)
+        key, added = _either((key_a, key_b)), key_a is None
         process = after.get(key) if added else before.get(key)
         changes.append(Change("ports", f"{key[0]} {key[1]}:{key[2]}", "listening", "added" if added else "removed",
                               None if added else process, process if added else None,
@@ -188,13 +310,34 @@ def _ports(old: BundleReader, new: BundleReader, not_compared: List[str]) -> Lis
     return changes
 
 
-def _fixed_listeners(reader: BundleReader) -> Tuple[Dict[tuple, Any], int]:
+def _port_order(key: tuple) -> tuple:
+    return key[2] if _is_number(key[2]) else 0, str(key[0]), str(key[1])
+
+
+def _platform_owners(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Tuple[set, set]]:
+    """(the platform's PIDs, the catalog's ports) of each bundle, from processes.json.  When
+    one bundle cannot tell its platform PIDs, neither side uses PIDs (a platform process's
+    ephemeral socket would be kept on one side and left out on the other)."""
+    owners = [_platform_pids_and_ports(old), _platform_pids_and_ports(new)]
+    if all(_readable(reader, schema.PROCESSES) for reader in (old, new)):
+        return owners
+    not_compared.append(f"ports: {schema.PROCESSES} cannot be read in both bundles, so a socket on an ephemeral "
+                        "port is compared only when it is on a catalog port")
+    catalog_ports = owners[0][1] | owners[1][1]
+    return [(set(), catalog_ports), (set(), catalog_ports)]
+
+
+def _platform_pids_and_ports(reader: BundleReader) -> Tuple[set, set]:
+    expected = _list(_dict(reader.json(schema.PROCESSES)).get("expected"))
+    pids = {pid for p in expected for pid in _list(_dict(p).get("pids"))}
+    catalog_ports = {_dict(_dict(p).get("port")).get("expected") for p in expected} - {None}
+    return pids, catalog_ports
+
+
+def _fixed_listeners(reader: BundleReader, platform_pids: set, catalog_ports: set) -> Tuple[Dict[tuple, Any], int]:
     """The listening sockets worth comparing, and how many were left out: a socket on an
     ephemeral port is noise unless a platform process holds it or the catalog names the port."""
     ports = _dict(reader.json(schema.PORTS))
-    expected = _list(_dict(reader.json(schema.PROCESSES)).get("expected"))
-    platform_pids = {pid for p in expected for pid in _list(_dict(p).get("pids"))}
-    catalog_ports = {_dict(_dict(p).get("port")).get("expected") for p in expected} - {None}
     recorded = _list(ports.get("ephemeral_range"))
     low, high = recorded if len(recorded) == 2 and all(_is_number(v) for v in recorded) else LINUX_EPHEMERAL_RANGE
     kept: Dict[tuple, Any] = {}
@@ -239,68 +382,136 @@ def _digests(reader: BundleReader) -> Dict[Tuple[str, str], str]:
 
 
 def _config(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
-    from collector.redact import MASK
-
     before, after = _config_files(old), _config_files(new)
-    digests_before, digests_after = _digests(old), _digests(new)
+    digests = (_digests(old), _digests(new))
     changes = []
+    pseudonymized = 0
     for path in sorted(set(before) | set(after)):
         a, b = before.get(path, {}), after.get(path, {})
-        for key in sorted(set(a) | set(b)):
-            if key in a and key in b and a[key] == b[key] != MASK:
+        pairs, unpaired = _pair_names(a, b)
+        pseudonymized += unpaired
+        for key_a, key_b in sorted(pairs, key=lambda pair: str(_either(pair))):
+            old_value, new_value = a.get(key_a), b.get(key_b)
+            if _pseudonymized_pair((key_a, key_b), (old_value, new_value)):
+                pseudonymized += 1
                 continue
-            secret = MASK in (a.get(key), b.get(key))
-            if secret and key in a and key in b:
-                da, db = digests_before.get((path, key)), digests_after.get((path, key))
-                if da is None or db is None:
-                    not_compared.append(f"{path} {key}: a secret without a digest in one bundle")
-                elif da != db:
-                    changes.append(Change("config", f"{path} {key}", key, "changed", SECRET_CHANGED, SECRET_CHANGED,
-                                          text=f"{path}: {key} changed (a secret: values not shown)"))
-                continue
-            kind = "added" if key not in a else "removed" if key not in b else "changed"
-            shown_old, shown_new = (MASK if secret else a.get(key)), (MASK if secret else b.get(key))
-            changes.append(Change("config", f"{path} {key}", key, kind, shown_old, shown_new,
-                                  text=f"{path}: {key} {kind}" + ("" if kind != "changed" else
-                                                                  f": {shown_old!r} -> {shown_new!r}")))
+            change = _config_change(path, (key_a, key_b), (old_value, new_value), digests, not_compared)
+            if change is not None:
+                changes.append(change)
+    if pseudonymized:
+        not_compared.append(_pseudonymized_note(pseudonymized, "configuration value", "configuration values"))
     return changes
+
+
+def _pseudonymized_pair(keys: tuple, values: tuple) -> bool:
+    """Both bundles have the key, and only pseudonyms differ (in its name or its value):
+    a secret is left to its digest."""
+    from collector.redact import MASK
+
+    (key_a, key_b), (value_a, value_b) = keys, values
+    return None not in keys and MASK not in values and _only_pseudonyms_differ((key_a, value_a), (key_b, value_b))
+
+
+def _config_change(path: str, keys: tuple, values: tuple, digests: tuple, not_compared: List[str]) -> Optional[Change]:
+    """The change of one configuration key (old and new name, None where absent), if any."""
+    from collector.redact import MASK
+
+    (key_a, key_b), (value_a, value_b) = keys, values
+    key = _either(keys)
+    both = None not in keys
+    if both and value_a == value_b != MASK:
+        return None
+    secret = MASK in values
+    if secret and both:
+        digest_a, digest_b = digests[0].get((path, key_a)), digests[1].get((path, key_b))
+        if digest_a is None or digest_b is None:
+            not_compared.append(f"{path} {key}: a secret without a digest in one bundle")
+            return None
+        if digest_a == digest_b:
+            return None
+        return Change("config", f"{path} {key}", key, "changed", SECRET_CHANGED, SECRET_CHANGED,
+                      text=f"{path}: {key} changed (a secret: values not shown)")
+    kind = "added" if key_a is None else "removed" if key_b is None else "changed"
+    shown_a, shown_b = (MASK, MASK) if secret else (value_a, value_b)
+    return Change("config", f"{path} {key}", key, kind, shown_a, shown_b,
+                  text=f"{path}: {key} {kind}" + (f": {shown_a!r} -> {shown_b!r}" if kind == "changed" else ""))
 
 
 def _datastore_figures(endpoint: dict) -> Dict[str, Any]:
     """The figures support compares across an upgrade, by a stable name."""
     details = _dict(endpoint.get("details"))
     figures: Dict[str, Any] = {"status": endpoint.get("status"), "version": endpoint.get("version")}
-    status = _dict(details.get("server_status"))
-    figures["connections"] = _dict(status.get("connections")).get("current")
-    for member in _list(_dict(details.get("replica_set")).get("members")):
-        figures[f"replica lag {member.get('name')}"] = member.get("lag_s")
-    databases = _dict(details.get("databases"))
-    for database in _list(databases.get("databases")):
-        figures[f"database size {database.get('name')}"] = database.get("size_on_disk")
-    for name, queue in sorted(_dict(details.get("queues")).items()):
-        figures[f"queue {name}"] = _dict(queue).get("messages")
-    for family in _dict(details.get("queue_families")).values():
-        for queue in _list(_dict(family).get("queues")):
-            figures[f"queue {queue.get('name')}"] = queue.get("messages")
+    for figures_of in (_mongodb_figures, _rabbitmq_figures, _resp_figures):
+        figures.update(figures_of(details))
     return {k: v for k, v in figures.items() if v is not None}
 
 
-def _datastores(old: BundleReader, new: BundleReader) -> List[Change]:
+def _mongodb_figures(details: dict) -> Dict[str, Any]:
+    figures = {"connections": _dict(_dict(details.get("server_status")).get("connections")).get("current")}
+    for member in _list(_dict(details.get("replica_set")).get("members")):
+        figures[f"replica lag {member.get('name')}"] = member.get("lag_s")
+    for database in _list(_dict(details.get("databases")).get("databases")):
+        figures[f"database size {database.get('name')}"] = database.get("size_on_disk")
+    return figures
+
+
+def _rabbitmq_figures(details: dict) -> Dict[str, Any]:
+    figures = {f"queue {name}": _dict(queue).get("messages") for name, queue in _dict(details.get("queues")).items()}
+    for family in _dict(details.get("queue_families")).values():
+        for queue in _list(_dict(family).get("queues")):
+            figures[f"queue {queue.get('name')}"] = queue.get("messages")
+    return figures
+
+
+def _resp_figures(details: dict) -> Dict[str, Any]:
+    """SSDB's and Kvrocks/Redis's figures, from the INFO their checks keep."""
+    info = _dict(details.get("info"))
+    if "links" in info:  # SSDB's INFO summary (collector.datastores.resp.ssdb_summary)
+        size = details.get("dbsize_bytes")  # leveldb's estimate of bytes on disk, as INFO's dbsize
+        return {"connections": info.get("links"), "database size": info.get("dbsize") if size is None else size}
+    # Kvrocks's kept INFO sections; or Redis's whole parsed INFO, kept by the SSDB check
+    sections = _dict(info.get("sections")) if info.get("format") == "redis" else info
+    figures = {"connections": _dict(sections.get("clients")).get("connected_clients"),
+               "used memory": _dict(sections.get("memory")).get("used_memory")}
+    for database, keyspace in _dict(sections.get("keyspace")).items():
+        figures[f"keys {database}"] = _dict(keyspace).get("keys")
+    return figures
+
+
+NOISY_SIZES = ("used memory", "database size")  # they move a little between any two bundles
+
+
+def _datastore_change(name: str, figure: str, old: Any, new: Any) -> Optional[Change]:
+    if old == new:
+        return None
+    numbers = _is_number(old) and _is_number(new)
+    if numbers and figure in NOISY_SIZES and abs(new - old) < SIZE_NOISE_FRACTION * max(abs(old), abs(new)):
+        return None
+    kind = ("rose" if new > old else "fell") if numbers else _kind(old, new)
+    delta = f" ({new - old:+g})" if numbers else ""
+    return Change("datastores", name, figure, kind, old, new, text=f"{name}: {figure} {old} -> {new}{delta}")
+
+
+def _datastores(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
     def endpoints(reader):
         return {e.get("name"): e for e in _list(_dict(reader.json(schema.DATASTORES)).get("endpoints"))}
 
     before, after = endpoints(old), endpoints(new)
     changes = []
+    pseudonymized = 0
     for name in sorted(set(before) | set(after), key=str):
         a, b = _datastore_figures(_dict(before.get(name))), _datastore_figures(_dict(after.get(name)))
-        for figure in sorted(set(a) | set(b)):
-            va, vb = a.get(figure), b.get(figure)
-            if va == vb:
+        pairs, unpaired = _pair_names(a, b)
+        pseudonymized += unpaired
+        for figure_a, figure_b in sorted(pairs, key=lambda pair: str(_either(pair))):
+            if None not in (figure_a, figure_b) and figure_a != figure_b and a[figure_a] == b[figure_b]:
+                pseudonymized += 1  # e.g. a replica member's pseudonymized host, with the same lag
                 continue
-            kind = ("rose" if vb > va else "fell") if _is_number(va) and _is_number(vb) else _kind(va, vb)
-            delta = f" ({vb - va:+g})" if _is_number(va) and _is_number(vb) else ""
-            changes.append(Change("datastores", name, figure, kind, va, vb,
-                                  text=f"{name}: {figure} {va} -> {vb}{delta}"))
+            change = _datastore_change(name, _either((figure_a, figure_b)), a.get(figure_a), b.get(figure_b))
+            if change is not None:
+                changes.append(change)
+    if pseudonymized:
+        not_compared.append(_pseudonymized_note(pseudonymized, "datastore figure name", "datastore figure names"))
     return changes
 
 
@@ -338,9 +549,14 @@ def _finding_key(finding: dict) -> Tuple[str, str]:
 def _findings(old: BundleReader, new: BundleReader, diff: Diff) -> List[Change]:
     before = {_finding_key(f): f for f in _findings_of(old)}
     after = {_finding_key(f): f for f in _findings_of(new)}
-    diff.new_findings = [after[k] for k in after if k not in before]
-    diff.resolved_findings = [before[k] for k in before if k not in after]
-    diff.unchanged_findings = len(set(before) & set(after))
+    pairs, unpaired = _pair_names(before, after)  # a subject may hold a pseudonymized host
+    if unpaired:
+        diff.not_compared.append(f"{unpaired} finding(s) about pseudonymized subjects (a per-bundle key): "
+                                 "cannot tell whether they are new or resolved")
+    paired = set(pairs)
+    diff.new_findings = [after[k] for k in after if (None, k) in paired]
+    diff.resolved_findings = [before[k] for k in before if (k, None) in paired]
+    diff.unchanged_findings = sum(1 for pair in pairs if None not in pair)
     changes = [Change("findings", f"{f.get('id')} {f.get('subject')}", "finding", "added", None, f.get("severity"),
                       regression=f.get("severity") in ("critical", "warning"),
                       text=f"new {f.get('severity')}: {f.get('title')}") for f in diff.new_findings]
@@ -375,20 +591,25 @@ def _logs(old: BundleReader, new: BundleReader) -> List[Change]:
 # -- the whole diff --------------------------------------------------------------------
 
 def _comparable(old: BundleReader, new: BundleReader, allow_different_hosts: bool, not_compared: List[str]) -> None:
-    host_a, host_b = old.manifest.get("hostname"), new.manifest.get("hostname")
-    if host_a != host_b and not allow_different_hosts:
-        raise DifferentHostsError(
-            f"the bundles come from different hosts ({host_a} and {host_b}); "
-            "compare them anyway with --allow-different-hosts")
+    _same_host(old.manifest.get("hostname"), new.manifest.get("hostname"), allow_different_hosts, not_compared)
     version_a, version_b = old.schema_version, new.schema_version
     if version_a != version_b:
         not_compared.append(f"schema versions differ ({version_a} and {version_b}): only the fields both "
                             "have are compared")
-    for relpath in (schema.PROCESSES, schema.PIDFILES, schema.PORTS, schema.CONFIG_INDEX, schema.DATASTORES,
-                    schema.SYSTEM, schema.LOGS_INDEX):
-        missing = [side for side, r in (("old", old), ("new", new)) if not r.exists(relpath)]
-        if missing:
-            not_compared.append(f"{relpath} is missing from the {' and '.join(missing)} bundle")
+
+
+def _same_host(host_a: Any, host_b: Any, allow_different_hosts: bool, not_compared: List[str]) -> None:
+    """Refuses two hosts' bundles unless allowed; a pseudonymized host name (per-bundle key)
+    cannot tell, so it is noted instead."""
+    if host_a == host_b:
+        return
+    if is_pseudonym(host_a) or is_pseudonym(host_b):
+        not_compared.append(f"the host names are pseudonymized ({host_a} and {host_b}): akdiag cannot tell "
+                            "whether both bundles come from one host")
+    elif not allow_different_hosts:
+        raise DifferentHostsError(
+            f"the bundles come from different hosts ({host_a} and {host_b}); "
+            "compare them anyway with --allow-different-hosts")
 
 
 def diff_bundles(old: BundleReader, new: BundleReader, allow_different_hosts: bool = False) -> Diff:
@@ -399,17 +620,21 @@ def diff_bundles(old: BundleReader, new: BundleReader, allow_different_hosts: bo
     result = Diff(old=_facts(old), new=_facts(new))
     _comparable(old, new, allow_different_hosts, result.not_compared)
     sections: List[Callable[[], List[Change]]] = [
-        lambda: _platform(old, new),
+        lambda: _platform(old, new, result.not_compared),
         lambda: _processes(old, new),
         lambda: _pidfiles(old, new),
         lambda: _ports(old, new, result.not_compared),
         lambda: _config(old, new, result.not_compared),
-        lambda: _datastores(old, new),
+        lambda: _datastores(old, new, result.not_compared),
         lambda: _host(old, new),
         lambda: _findings(old, new, result),
         lambda: _logs(old, new),
     ]
     for name, section in zip(SECTIONS, sections):
+        problems = _source_problems(old, new, SECTION_SOURCES.get(name, ()))
+        if problems:  # an empty side would read as "everything is gone"
+            result.not_compared += [f"{name}: not compared: {problem}" for problem in problems]
+            continue
         try:
             result.changes += section()
         except Exception as exc:  # one section that cannot be compared does not stop the rest
@@ -424,9 +649,22 @@ _TITLES = {"platform": "Platform", "processes": "Processes", "pidfiles": "PID fi
            "findings": "Findings", "logs": "Logs"}
 
 
-def render_text(diff: Diff, width: int = 100) -> str:
+UNCUT = 10 ** 9  # a width no line reaches (a cluster diff's renderer needs a number)
+CUT_MARK = "\u2026"
+
+
+def _fit(line: str, width: Optional[int]) -> str:
+    """The line, cut to `width` columns with a mark where it was cut; whole without a width."""
+    if width is None or len(line) <= width:
+        return line
+    return line[:max(0, width - 1)] + CUT_MARK
+
+
+def render_text(diff: Diff, width: Optional[int] = None) -> str:
+    """The diff for a person.  `width`: a terminal's columns, to which longer lines are cut
+    (ending in "…"); None (a file, a pipe, a ticket) keeps every line whole."""
     if getattr(diff, "is_cluster", False):
-        return diff.render_text(width)
+        return diff.render_text(UNCUT if width is None else width)
     old, new = diff.old, diff.new
     lines = [f"akdiag diff: {old.get('hostname')}",
              f"  old: {old.get('started_at')} {old.get('label') or ''}".rstrip(),
@@ -442,11 +680,11 @@ def render_text(diff: Diff, width: int = 100) -> str:
         lines.append(f"{_TITLES[name]} ({len(changes)})")
         for change in changes:
             mark = "!" if change.regression else "-"
-            lines.append(f"  {mark} {change.text}"[:width])
+            lines.append(_fit(f"  {mark} {change.text}", width))
     if diff.not_compared:
         lines.append("")
         lines.append("Not compared")
-        lines.extend(f"  - {reason}"[:width] for reason in diff.not_compared)
+        lines.extend(_fit(f"  - {reason}", width) for reason in diff.not_compared)
     if not diff.changes:
         lines.append("")
         lines.append("Nothing changed.")

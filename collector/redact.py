@@ -97,6 +97,18 @@ def _mask_group(group: int) -> Callable[["re.Match[str]"], str]:
     return replace
 
 
+_CLOSED_QUOTES = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'(?!')")
+
+
+def _masked_value(value: str, quoted: bool) -> str:
+    """The mask in the value's own quoting.  A quoted value that does not close on its
+    line (a YAML scalar continued on the next) keeps its open quote and a trailing
+    backslash, so that the file still parses."""
+    if value[:1] in "\"'" and not _CLOSED_QUOTES.fullmatch(value):
+        return value[0] + MASK + ("\\" if value.endswith("\\") and value[0] == '"' else "")
+    return f'"{MASK}"' if quoted or value[:1] in "\"'" else MASK
+
+
 def _mask_value_of_secret_key(key_group: int, value_group: int, quoted: bool):
     def replace(match: "re.Match[str]") -> str:
         if not is_secret_key(match.group(key_group)):
@@ -104,7 +116,7 @@ def _mask_value_of_secret_key(key_group: int, value_group: int, quoted: bool):
         value = match.group(value_group)
         if value in ('""', "''", "null", "None", "") or _masked(value):
             return match.group(0)
-        return _splice(match, value_group, f'"{MASK}"' if quoted or value[:1] in "\"'" else MASK)
+        return _splice(match, value_group, _masked_value(value, quoted))
 
     return replace
 
@@ -170,7 +182,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
         "json_secret_value",
         _KEYWORDS,
         re.compile(r"(([\"'])([^\"'\\]{1,200})\2\s*[:=]\s*)"
-                   r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|-?[0-9][^,\s}\]]*|true|false)"),
+                   r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'(?!')|-?[0-9][^,\s}\]]*|true|false)"),
         _mask_value_of_secret_key(3, 4, quoted=True),
     ),
     Rule(
@@ -180,7 +192,7 @@ SECRET_RULES: Tuple[Rule, ...] = (
             r"((?<![\w\"'.\-])([A-Za-z][A-Za-z0-9_.\-]{0,100})\s*[:=]\s*)"
             # a quoted value; after a separator with a space (`key = a b`, `key: a b`, INI and
             # YAML) the rest of the line; else everything up to the next space
-            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'|(?<=\s)\S(?:[^\n]*\S)?|(?:[^\s\"'\\]|\\.)+)"
+            r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.|'')*'(?!')|(?<=\s)\S(?:[^\n]*\S)?|(?:[^\s\"'\\]|\\.)+)"
         ),
         _mask_value_of_secret_key(2, 3, quoted=False),
     ),

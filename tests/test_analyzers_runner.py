@@ -49,7 +49,8 @@ def test_a_crashing_analyzer_becomes_a_finding_and_the_others_still_run(tmp_path
 
 def test_a_missing_threshold_is_named_in_the_failure(tmp_path):
     (tmp_path / "system.json").write_text(json.dumps({"memory": {"percent_available": 5.0}, "filesystems": []}))
-    analysis = analyze(BundleReader(tmp_path), {"filesystem_types_ignored": []}, {"host": registry()["host"]})
+    thresholds = {"filesystem_types_ignored": [], "filesystem_memory_min_bytes": 1}
+    analysis = analyze(BundleReader(tmp_path), thresholds, {"host": registry()["host"]})
     failed = one(analysis.findings, "analyzer.failed", "host")
     assert "'memory_available_percent_warning' is missing in the catalog" in failed["title"]
 
