@@ -361,3 +361,45 @@ def test_pip_evaluates_markers_for_the_target_not_the_building_python(tmp_path, 
     assert done.returncode == 0, done.stderr
     got = sorted(p.name.split("-")[0] for p in dest.glob("*.whl"))
     assert got == sorted(["akdiagprobe", wanted]), (got, unwanted)
+
+
+def test_the_single_file_needs_no_root(pyz, tmp_path):
+    """As the user nobody, with its own empty home: the wheels unpack under ~/.cache, the
+    host's processes are found, and the bundle is written; nothing needs root."""
+    import pwd
+    import shutil
+    import tempfile
+
+    from collector.simulate import SimulatedHost
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv(1) to run the single file as the user nobody")
+    nobody = pwd.getpwnam("nobody")
+    folder = Path(tempfile.mkdtemp(prefix="akdiag-noroot-"))  # pytest's folders are closed to others
+    try:
+        folder.chmod(0o755)
+        shutil.copy(pyz, folder / "akdiag.pyz")
+        (folder / "akdiag.pyz").chmod(0o755)
+        home, out = folder / "home", folder / "out"
+        for path in (home, out):
+            path.mkdir()
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(home),
+               "AKDIAG_STATE_DIR": str(home / "state")}
+        with SimulatedHost(folder / "host") as host:
+            host.start(["api", "procworkflow"])
+            done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                   sys.executable, "-I", "-S", str(folder / "akdiag.pyz"), "collect",
+                                   "--basedir", str(host.basedir), "--catalog", str(host.catalog_file),
+                                   "--output", str(out), "--format", "dir", "--quiet"],
+                                  capture_output=True, text=True, env=env, cwd="/", timeout=180)
+            assert done.returncode == 0, done.stdout + done.stderr
+            bundle = Path(done.stdout.strip().splitlines()[-1])
+            assert bundle.parent == out and bundle.stat().st_uid == nobody.pw_uid
+            expected = {p["name"]: p for p in json.loads((bundle / "processes.json").read_text())["expected"]}
+            assert expected["api"]["status"] == "running" and expected["procworkflow"]["status"] == "running"
+            assert 'id="proc-' in (bundle / "summary.html").read_text()
+        caches = list((home / ".cache" / "akdiag").glob("*/*/" + zipapp_main.COMPLETE))
+        assert len(caches) == 1 and caches[0].stat().st_uid == nobody.pw_uid
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
