@@ -74,11 +74,21 @@ def _status(endpoint: dict) -> List[Finding]:
     name = str(endpoint.get("name") or "?")
     what = "service" if endpoint.get("kind") == "http" else str(endpoint.get("kind") or "datastore")
     error = endpoint.get("error")
-    title = f"{name} ({what} at {_address(endpoint)}) {words}" + (f": {error}" if error else "")
+    address = _address(endpoint)
+    said = _without_address(str(error), address) if error else ""
+    title = f"{name} ({what} at {address}) {words}" + (f": {said}" if said else "")
     return [Finding(f"datastore.{status}", severity, name, title, SOURCE,
                     {"kind": endpoint.get("kind"), "host": endpoint.get("host"), "port": endpoint.get("port"),
                      "source": endpoint.get("source"), "status": status, "error": error,
                      "duration": endpoint.get("duration")}, hint)]
+
+
+def _without_address(error: str, address: str) -> str:
+    """The check's one-line error without the address the title already gives
+    ("connection refused on 127.0.0.1:27017" -> "connection refused")."""
+    for joint in (" on ", " from ", " to "):
+        error = error.replace(joint + address, "")
+    return error
 
 
 def is_local(host: Optional[str], own_names: Iterable[str] = ()) -> bool:
