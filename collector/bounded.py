@@ -49,15 +49,14 @@ class CommandResult:
     error: Optional[str] = None
 
 
-def run_command(argv: List[str], timeout: float, max_output: int = 4 * 1024 * 1024,
-                cwd: Optional[str] = None) -> CommandResult:
+def run_command(argv: List[str], timeout: float, max_output: int = 4 * 1024 * 1024) -> CommandResult:
     """Run a command with no stdin, a timeout, and output capped at `max_output` bytes
     per stream; on timeout its whole process group is killed (it is our own child)."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=cwd, start_new_session=True,
+            start_new_session=True,
         )
     except OSError as exc:
         return CommandResult(argv, None, b"", b"", time.monotonic() - started, False, False, False,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 from collector.yamlfile import compose_file, where
 
@@ -63,26 +64,26 @@ class Catalog:
         return next((p for p in self.processes if p.binary == binary), None)
 
 
-# field name -> (accepted python types, required)
+# field name -> accepted python types (required fields are checked where entries are used)
 _PROCESS_FIELDS = {
-    "binary": ((str,), True),
-    "title": ((str,), False),
-    "port": ((int, type(None)), False),
-    "address": ((str,), False),
-    "remote": ((bool,), False),
-    "description": ((str,), False),
-    "retired_in": ((str, type(None)), False),
-    "pidfile": ((str,), False),
+    "binary": (str,),
+    "title": (str,),
+    "port": (int, type(None)),
+    "address": (str,),
+    "remote": (bool,),
+    "description": (str,),
+    "retired_in": (str, type(None)),
+    "pidfile": (str,),
 }
 _COMPONENT_FIELDS = {
-    "name": ((str,), True),
-    "kind": ((str,), True),
-    "host": ((str, type(None)), False),
-    "port": ((int, type(None)), False),
-    "description": ((str,), False),
-    "process": ((str, type(None)), False),
-    "management_port": ((int, type(None)), False),
-    "http_port": ((int, type(None)), False),
+    "name": (str,),
+    "kind": (str,),
+    "host": (str, type(None)),
+    "port": (int, type(None)),
+    "description": (str,),
+    "process": (str, type(None)),
+    "management_port": (int, type(None)),
+    "http_port": (int, type(None)),
 }
 _COMPONENT_KINDS = ("mongodb", "ssdb", "kvrocks", "redis", "rabbitmq", "clickhouse", "http")
 _TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact")
@@ -96,7 +97,8 @@ def _mapping_items(node: yaml.Node, source: str, what: str):
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node))
+    """The Python value of a composed node (the node itself is kept for line numbers)."""
+    return SafeConstructor().construct_object(node, deep=True)
 
 
 def _parse_entries(
@@ -114,7 +116,7 @@ def _parse_entries(
                     f"{where(source, key_node)}: unknown field '{section}.{name}' (known: {known})"
                 )
             value = _scalar(value_node)
-            types, _required = fields[name]
+            types = fields[name]
             if isinstance(value, bool) and bool not in types:
                 value = object()  # a bool is an int in Python; not a port
             if not isinstance(value, types):

@@ -19,7 +19,7 @@ from typing import Optional
 import click
 
 from collector import __version__
-from collector.bundle.archive import FORMATS
+from collector.bundle.schema import FORMATS
 from collector.catalog import CatalogError, load_catalog
 from collector.context import CollectOptions
 from collector.redact import DEFAULT_PII_KINDS

@@ -342,10 +342,6 @@ class Scrubber:
         pii_rules = pseudonymizer.rules(pii_kinds) if pseudonymizer else ()
         return cls(SECRET_RULES + custom_rules(extra_patterns) + pii_rules, pseudonymizer=pseudonymizer)
 
-    def with_extra_patterns(self, patterns: Iterable[str]) -> "Scrubber":
-        first = 1 + sum(1 for rule in self.rules if rule.name.startswith("custom:"))
-        return Scrubber(self.rules + custom_rules(patterns, first), self.counts, self.pseudonymizer)
-
     def for_file(self, path: str) -> "FileScrubber":
         return FileScrubber(self, path)
 

@@ -11,15 +11,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import py7zr
-
-FORMATS = ("7z", "tar.gz", "dir")
-
-# Chosen for speed on log text (figures in the README, measured on 22.7 MB of simulated
-# platform logs on one core): Deflate in 7z packs 58 MB/s to 24.0% of the size, where
-# LZMA2 preset 1 packs 11 MB/s to 23.6% and preset 0 28 MB/s to 24.2%.  Stock 7-Zip
-# reads Deflate; it does not read 7z with zstd.
-SEVENZIP_FILTERS = [{"id": py7zr.FILTER_DEFLATE}]
 TAR_GZ_LEVEL = 6
 
 
@@ -65,10 +56,16 @@ def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = N
 
 
 def _write_7z(staging: Path, temp: Path, name: str, password: str = None) -> None:
-    filters = SEVENZIP_FILTERS
+    import py7zr  # here, not at the top: commands that write no archive do not pay its import
+
+    # Chosen for speed on log text (figures in the README, measured on 22.7 MB of simulated
+    # platform logs on one core): Deflate in 7z packs 58 MB/s to 24.0% of the size, where
+    # LZMA2 preset 1 packs 11 MB/s to 23.6% and preset 0 28 MB/s to 24.2%.  Stock 7-Zip
+    # reads Deflate; it does not read 7z with zstd.
+    filters = [{"id": py7zr.FILTER_DEFLATE}]
     kwargs = {}
     if password:
-        filters = SEVENZIP_FILTERS + [{"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
+        filters.append({"id": py7zr.FILTER_CRYPTO_AES256_SHA256})
         kwargs = {"password": password, "header_encryption": True}
     with py7zr.SevenZipFile(temp, "w", filters=filters, **kwargs) as archive:
         archive.writeall(str(staging), arcname=name)

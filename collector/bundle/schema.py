@@ -7,6 +7,8 @@ SUMMARY_HTML = "summary.html"
 REDACTIONS = "redactions.json"
 TOOL_LOG = "akdiag.log"
 
+FORMATS = ("7z", "tar.gz", "dir")  # what a bundle is written as (collector/bundle/archive.py)
+
 SYSTEM = "system.json"
 PROCESSES = "processes.json"
 PIDFILES = "pidfiles.json"

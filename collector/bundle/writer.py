@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -175,10 +174,3 @@ def file_records_as_dicts(records: List[FileRecord]) -> List[dict]:
         for r in records
     ]
 
-
-def read_json_file(path: Path) -> Optional[Any]:
-    try:
-        with open(path, "rb") as handle:
-            return json.loads(handle.read().decode("utf-8", "surrogateescape"))
-    except (OSError, ValueError):
-        return None

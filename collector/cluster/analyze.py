@@ -45,9 +45,6 @@ class ClusterReader:
     def hosts(self) -> List[dict]:
         return dicts(self.manifest.get("hosts"))
 
-    def host(self, name: str) -> dict:
-        return next((h for h in self.hosts if h.get("name") == name), {})
-
     def names(self) -> List[str]:
         return [str(h.get("name")) for h in self.hosts if h.get("name")]
 
@@ -69,10 +66,6 @@ class ClusterReader:
     @property
     def schema_version(self) -> Any:
         return self.manifest.get("cluster_schema")
-
-
-def is_cluster_root(root: Path) -> bool:
-    return (Path(root) / CLUSTER_MANIFEST).is_file()
 
 
 # --------------------------------------------------------------------------- the process matrix

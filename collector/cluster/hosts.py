@@ -52,11 +52,6 @@ class HostSpec:
     timeout: Optional[float] = None  # this host's deadline; None: the run's --host-timeout
     where: str = ""  # "hosts.yaml, line 4" or "--host"
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "destination": self.destination, "basedir": self.basedir,
-                "roles": list(self.roles), "catalog": str(self.catalog) if self.catalog else None,
-                "timeout": self.timeout}
-
 
 def check_destination(destination: str, where: str) -> str:
     destination = destination.strip()
