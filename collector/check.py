@@ -23,6 +23,7 @@ from collector.analyzers import analyze, count_by_severity, worst_severity
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.catalog import Catalog
+from collector.plain import as_dict, dicts
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 STATUS = {EXIT_OK: "OK", EXIT_WARNING: "WARNING", EXIT_CRITICAL: "CRITICAL", EXIT_UNKNOWN: "UNKNOWN"}
@@ -68,8 +69,7 @@ def unknown(reason: str, started: Optional[float] = None, source: str = "live") 
 def _reasons(reader: BundleReader, findings: List[dict]) -> List[str]:
     """What keeps the check from speaking for the platform."""
     reasons = []
-    system = reader.json(schema.SYSTEM)
-    basedir = system.get("basedir") if isinstance(system, dict) and isinstance(system.get("basedir"), dict) else {}
+    basedir = as_dict(as_dict(reader.json(schema.SYSTEM)).get("basedir"))
     if basedir.get("exists") is False:
         reasons.append(f"BASEDIR {basedir.get('path')} (from {basedir.get('source')}) is not a folder")
     processes = reader.json(schema.PROCESSES)
@@ -83,9 +83,7 @@ def _reasons(reader: BundleReader, findings: List[dict]) -> List[str]:
 
 def figures(reader: BundleReader, findings: List[dict]) -> Dict[str, int]:
     """The performance data: counts a monitoring system can graph."""
-    processes = reader.json(schema.PROCESSES)
-    expected = processes.get("expected") if isinstance(processes, dict) else None
-    expected = [p for p in expected if isinstance(p, dict)] if isinstance(expected, list) else []
+    expected = dicts(as_dict(reader.json(schema.PROCESSES)).get("expected"))
     counts = count_by_severity(findings)
     ids = [f.get("id") for f in findings]
     return {
@@ -106,7 +104,7 @@ def check_reader(reader: BundleReader, catalog: Catalog, started: float, source:
     """The verdict on one bundle folder, with today's analyzers and the catalog's thresholds."""
     analysis = analyze(reader, catalog.thresholds)
     reasons = _reasons(reader, analysis.findings)
-    manifest = reader.manifest if isinstance(reader.manifest, dict) else {}
+    manifest = as_dict(reader.manifest)
     return CheckResult(exit_code(analysis.findings, reasons), analysis.findings, reasons,
                        figures(reader, analysis.findings), time.monotonic() - started,
                        str(manifest.get("hostname") or socket.gethostname()), source)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
+from collector.plain import as_dict, as_list, is_number
 
 DIFF_SCHEMA = 1
 SECTIONS = ("platform", "processes", "pidfiles", "ports", "config", "datastores", "host", "findings", "logs")
@@ -58,7 +59,7 @@ class Change:
     def as_dict(self) -> dict:
         record = {"subject": self.subject, "field": self.field, "change": self.change, "old": self.old,
                   "new": self.new, "regression": self.regression, "text": self.text}
-        if _is_number(self.old) and _is_number(self.new):
+        if is_number(self.old) and is_number(self.new):
             record["delta"] = round(self.new - self.old, 3)
         return record
 
@@ -93,23 +94,11 @@ class Diff:
         }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
 def _facts(reader: BundleReader) -> dict:
     manifest = reader.manifest
     return {"hostname": manifest.get("hostname"), "label": manifest.get("label"),
             "started_at": manifest.get("started_at"), "schema_version": manifest.get("schema_version"),
-            "tool_version": _dict(manifest.get("tool")).get("version"), "basedir": manifest.get("basedir")}
+            "tool_version": as_dict(manifest.get("tool")).get("version"), "basedir": manifest.get("basedir")}
 
 
 # -- pseudonyms ------------------------------------------------------------------------
@@ -175,7 +164,7 @@ def _either(pair: tuple) -> Any:
 def _collector_failure(reader: BundleReader, relpath: str) -> Optional[str]:
     """How the collector that writes `relpath` failed in this bundle, or None."""
     name = SOURCE_COLLECTORS.get(relpath)
-    records = [_dict(r) for r in _list(reader.manifest.get("collectors"))]
+    records = [as_dict(r) for r in as_list(reader.manifest.get("collectors"))]
     record = next((r for r in records if r.get("name") == name), {})
     if record.get("status") not in ("failed", "timeout"):
         return None
@@ -222,8 +211,8 @@ def _platform(old: BundleReader, new: BundleReader, not_compared: List[str]) -> 
 
 
 def _processes(old: BundleReader, new: BundleReader) -> List[Change]:
-    before = {p.get("name"): p for p in _list(_dict(old.json(schema.PROCESSES)).get("expected"))}
-    after = {p.get("name"): p for p in _list(_dict(new.json(schema.PROCESSES)).get("expected"))}
+    before = {p.get("name"): p for p in as_list(as_dict(old.json(schema.PROCESSES)).get("expected"))}
+    after = {p.get("name"): p for p in as_list(as_dict(new.json(schema.PROCESSES)).get("expected"))}
     changes: List[Change] = []
     for name in sorted(set(before) | set(after), key=str):
         a, b = before.get(name), after.get(name)
@@ -236,7 +225,7 @@ def _processes(old: BundleReader, new: BundleReader) -> List[Change]:
 
 
 def _started(record: dict) -> Optional[str]:
-    starts = [r.get("started_at") for r in _list(record.get("resources")) if r.get("started_at")]
+    starts = [r.get("started_at") for r in as_list(record.get("resources")) if r.get("started_at")]
     return min(starts) if starts else None
 
 
@@ -255,7 +244,7 @@ def _process_changes(name: str, a: dict, b: dict) -> List[Change]:
         elif a.get("pids") != b.get("pids"):
             changes.append(Change("processes", name, "pids", "changed", a.get("pids"), b.get("pids"),
                                   text=f"{name}: PIDs {a.get('pids')} -> {b.get('pids')}"))
-    pa, pb = _dict(a.get("port")), _dict(b.get("port"))
+    pa, pb = as_dict(a.get("port")), as_dict(b.get("port"))
     if pa.get("expected") != pb.get("expected"):
         changes.append(Change("processes", name, "port", "changed", pa.get("expected"), pb.get("expected"),
                               text=f"{name}: port {pa.get('expected')} -> {pb.get('expected')}"))
@@ -271,8 +260,8 @@ def _process_changes(name: str, a: dict, b: dict) -> List[Change]:
 
 
 def _pidfiles(old: BundleReader, new: BundleReader) -> List[Change]:
-    before = {f.get("name"): f.get("state") for f in _list(_dict(old.json(schema.PIDFILES)).get("files"))}
-    after = {f.get("name"): f.get("state") for f in _list(_dict(new.json(schema.PIDFILES)).get("files"))}
+    before = {f.get("name"): f.get("state") for f in as_list(as_dict(old.json(schema.PIDFILES)).get("files"))}
+    after = {f.get("name"): f.get("state") for f in as_list(as_dict(new.json(schema.PIDFILES)).get("files"))}
     return [Change("pidfiles", name, "state", _kind(before.get(name), after.get(name)), before.get(name),
                    after.get(name), text=f"PID file {name}: {before.get(name) or 'none'} -> {after.get(name) or 'none'}")
             for name in sorted(set(before) | set(after), key=str) if before.get(name) != after.get(name)]
@@ -311,7 +300,7 @@ def _ports(old: BundleReader, new: BundleReader, not_compared: List[str]) -> Lis
 
 
 def _port_order(key: tuple) -> tuple:
-    return key[2] if _is_number(key[2]) else 0, str(key[0]), str(key[1])
+    return key[2] if is_number(key[2]) else 0, str(key[0]), str(key[1])
 
 
 def _platform_owners(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Tuple[set, set]]:
@@ -328,24 +317,24 @@ def _platform_owners(old: BundleReader, new: BundleReader, not_compared: List[st
 
 
 def _platform_pids_and_ports(reader: BundleReader) -> Tuple[set, set]:
-    expected = _list(_dict(reader.json(schema.PROCESSES)).get("expected"))
-    pids = {pid for p in expected for pid in _list(_dict(p).get("pids"))}
-    catalog_ports = {_dict(_dict(p).get("port")).get("expected") for p in expected} - {None}
+    expected = as_list(as_dict(reader.json(schema.PROCESSES)).get("expected"))
+    pids = {pid for p in expected for pid in as_list(as_dict(p).get("pids"))}
+    catalog_ports = {as_dict(as_dict(p).get("port")).get("expected") for p in expected} - {None}
     return pids, catalog_ports
 
 
 def _fixed_listeners(reader: BundleReader, platform_pids: set, catalog_ports: set) -> Tuple[Dict[tuple, Any], int]:
     """The listening sockets worth comparing, and how many were left out: a socket on an
     ephemeral port is noise unless a platform process holds it or the catalog names the port."""
-    ports = _dict(reader.json(schema.PORTS))
-    recorded = _list(ports.get("ephemeral_range"))
-    low, high = recorded if len(recorded) == 2 and all(_is_number(v) for v in recorded) else LINUX_EPHEMERAL_RANGE
+    ports = as_dict(reader.json(schema.PORTS))
+    recorded = as_list(ports.get("ephemeral_range"))
+    low, high = recorded if len(recorded) == 2 and all(is_number(v) for v in recorded) else LINUX_EPHEMERAL_RANGE
     kept: Dict[tuple, Any] = {}
     skipped = 0
-    for sock in _list(ports.get("listening")):
-        sock = _dict(sock)
+    for sock in as_list(ports.get("listening")):
+        sock = as_dict(sock)
         port = sock.get("port")
-        ephemeral = _is_number(port) and low <= port <= high
+        ephemeral = is_number(port) and low <= port <= high
         if ephemeral and sock.get("pid") not in platform_pids and port not in catalog_ports:
             skipped += 1
             continue
@@ -367,9 +356,9 @@ def _flatten(data: Any, prefix: str = "") -> Dict[str, Any]:
 
 
 def _config_files(reader: BundleReader) -> Dict[str, dict]:
-    index = _dict(reader.json(schema.CONFIG_INDEX))
+    index = as_dict(reader.json(schema.CONFIG_INDEX))
     files = {}
-    for entry in _list(index.get("files")):
+    for entry in as_list(index.get("files")):
         path = entry.get("bundle_path")
         if path and entry.get("valid_json"):
             files[path] = _flatten(reader.json(path))
@@ -377,8 +366,8 @@ def _config_files(reader: BundleReader) -> Dict[str, dict]:
 
 
 def _digests(reader: BundleReader) -> Dict[Tuple[str, str], str]:
-    index = _dict(reader.json(schema.CONFIG_INDEX))
-    return {(d.get("file"), d.get("key")): d.get("digest") for d in _list(index.get("secret_digests"))}
+    index = as_dict(reader.json(schema.CONFIG_INDEX))
+    return {(d.get("file"), d.get("key")): d.get("digest") for d in as_list(index.get("secret_digests"))}
 
 
 def _config(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
@@ -439,7 +428,7 @@ def _config_change(path: str, keys: tuple, values: tuple, digests: tuple, not_co
 
 def _datastore_figures(endpoint: dict) -> Dict[str, Any]:
     """The figures support compares across an upgrade, by a stable name."""
-    details = _dict(endpoint.get("details"))
+    details = as_dict(endpoint.get("details"))
     figures: Dict[str, Any] = {"status": endpoint.get("status"), "version": endpoint.get("version")}
     for figures_of in (_mongodb_figures, _rabbitmq_figures, _resp_figures):
         figures.update(figures_of(details))
@@ -447,34 +436,34 @@ def _datastore_figures(endpoint: dict) -> Dict[str, Any]:
 
 
 def _mongodb_figures(details: dict) -> Dict[str, Any]:
-    figures = {"connections": _dict(_dict(details.get("server_status")).get("connections")).get("current")}
-    for member in _list(_dict(details.get("replica_set")).get("members")):
+    figures = {"connections": as_dict(as_dict(details.get("server_status")).get("connections")).get("current")}
+    for member in as_list(as_dict(details.get("replica_set")).get("members")):
         figures[f"replica lag {member.get('name')}"] = member.get("lag_s")
-    for database in _list(_dict(details.get("databases")).get("databases")):
+    for database in as_list(as_dict(details.get("databases")).get("databases")):
         figures[f"database size {database.get('name')}"] = database.get("size_on_disk")
     return figures
 
 
 def _rabbitmq_figures(details: dict) -> Dict[str, Any]:
-    figures = {f"queue {name}": _dict(queue).get("messages") for name, queue in _dict(details.get("queues")).items()}
-    for family in _dict(details.get("queue_families")).values():
-        for queue in _list(_dict(family).get("queues")):
+    figures = {f"queue {name}": as_dict(queue).get("messages") for name, queue in as_dict(details.get("queues")).items()}
+    for family in as_dict(details.get("queue_families")).values():
+        for queue in as_list(as_dict(family).get("queues")):
             figures[f"queue {queue.get('name')}"] = queue.get("messages")
     return figures
 
 
 def _resp_figures(details: dict) -> Dict[str, Any]:
     """SSDB's and Kvrocks/Redis's figures, from the INFO their checks keep."""
-    info = _dict(details.get("info"))
+    info = as_dict(details.get("info"))
     if "links" in info:  # SSDB's INFO summary (collector.datastores.resp.ssdb_summary)
         size = details.get("dbsize_bytes")  # leveldb's estimate of bytes on disk, as INFO's dbsize
         return {"connections": info.get("links"), "database size": info.get("dbsize") if size is None else size}
     # Kvrocks's kept INFO sections; or Redis's whole parsed INFO, kept by the SSDB check
-    sections = _dict(info.get("sections")) if info.get("format") == "redis" else info
-    figures = {"connections": _dict(sections.get("clients")).get("connected_clients"),
-               "used memory": _dict(sections.get("memory")).get("used_memory")}
-    for database, keyspace in _dict(sections.get("keyspace")).items():
-        figures[f"keys {database}"] = _dict(keyspace).get("keys")
+    sections = as_dict(info.get("sections")) if info.get("format") == "redis" else info
+    figures = {"connections": as_dict(sections.get("clients")).get("connected_clients"),
+               "used memory": as_dict(sections.get("memory")).get("used_memory")}
+    for database, keyspace in as_dict(sections.get("keyspace")).items():
+        figures[f"keys {database}"] = as_dict(keyspace).get("keys")
     return figures
 
 
@@ -484,7 +473,7 @@ NOISY_SIZES = ("used memory", "database size")  # they move a little between any
 def _datastore_change(name: str, figure: str, old: Any, new: Any) -> Optional[Change]:
     if old == new:
         return None
-    numbers = _is_number(old) and _is_number(new)
+    numbers = is_number(old) and is_number(new)
     if numbers and figure in NOISY_SIZES and abs(new - old) < SIZE_NOISE_FRACTION * max(abs(old), abs(new)):
         return None
     kind = ("rose" if new > old else "fell") if numbers else _kind(old, new)
@@ -494,13 +483,13 @@ def _datastore_change(name: str, figure: str, old: Any, new: Any) -> Optional[Ch
 
 def _datastores(old: BundleReader, new: BundleReader, not_compared: List[str]) -> List[Change]:
     def endpoints(reader):
-        return {e.get("name"): e for e in _list(_dict(reader.json(schema.DATASTORES)).get("endpoints"))}
+        return {e.get("name"): e for e in as_list(as_dict(reader.json(schema.DATASTORES)).get("endpoints"))}
 
     before, after = endpoints(old), endpoints(new)
     changes = []
     pseudonymized = 0
     for name in sorted(set(before) | set(after), key=str):
-        a, b = _datastore_figures(_dict(before.get(name))), _datastore_figures(_dict(after.get(name)))
+        a, b = _datastore_figures(as_dict(before.get(name))), _datastore_figures(as_dict(after.get(name)))
         pairs, unpaired = _pair_names(a, b)
         pseudonymized += unpaired
         for figure_a, figure_b in sorted(pairs, key=lambda pair: str(_either(pair))):
@@ -516,18 +505,18 @@ def _datastores(old: BundleReader, new: BundleReader, not_compared: List[str]) -
 
 
 def _host(old: BundleReader, new: BundleReader) -> List[Change]:
-    a, b = _dict(old.json(schema.SYSTEM)), _dict(new.json(schema.SYSTEM))
+    a, b = as_dict(old.json(schema.SYSTEM)), as_dict(new.json(schema.SYSTEM))
     changes = []
-    mem_a = _dict(a.get("memory")).get("percent_available")
-    mem_b = _dict(b.get("memory")).get("percent_available")
-    if _is_number(mem_a) and _is_number(mem_b) and abs(mem_b - mem_a) >= MEMORY_NOISE_POINTS:
+    mem_a = as_dict(a.get("memory")).get("percent_available")
+    mem_b = as_dict(b.get("memory")).get("percent_available")
+    if is_number(mem_a) and is_number(mem_b) and abs(mem_b - mem_a) >= MEMORY_NOISE_POINTS:
         changes.append(Change("host", "memory", "percent_available", "rose" if mem_b > mem_a else "fell",
                               mem_a, mem_b, text=f"available memory {mem_a}% -> {mem_b}%"))
-    disks_a = {f.get("mountpoint"): f for f in _list(a.get("filesystems"))}
-    disks_b = {f.get("mountpoint"): f for f in _list(b.get("filesystems"))}
+    disks_a = {f.get("mountpoint"): f for f in as_list(a.get("filesystems"))}
+    disks_b = {f.get("mountpoint"): f for f in as_list(b.get("filesystems"))}
     for mount in sorted(set(disks_a) & set(disks_b), key=str):
         fa, fb = disks_a[mount].get("percent_free"), disks_b[mount].get("percent_free")
-        if _is_number(fa) and _is_number(fb) and abs(fb - fa) >= DISK_NOISE_POINTS:
+        if is_number(fa) and is_number(fb) and abs(fb - fa) >= DISK_NOISE_POINTS:
             changes.append(Change("host", f"disk {mount}", "percent_free", "rose" if fb > fa else "fell", fa, fb,
                                   text=f"free space on {mount} {fa}% -> {fb}%"))
     return changes
@@ -569,8 +558,8 @@ def _log_error_counts(reader: BundleReader) -> Dict[str, int]:
     from collector.analyzers.logs import scan_tail
 
     counts = {}
-    for entry in _list(_dict(reader.json(schema.LOGS_INDEX)).get("files")):
-        tail = _dict(entry.get("tail"))
+    for entry in as_list(as_dict(reader.json(schema.LOGS_INDEX)).get("files")):
+        tail = as_dict(entry.get("tail"))
         path = tail.get("bundle_path")
         if not path or not reader.exists(path):
             continue

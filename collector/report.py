@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -33,6 +32,7 @@ import jinja2
 from collector import TOOL_NAME, __version__
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
+from collector.plain import as_dict, as_list, dicts, number
 
 TEMPLATE = "summary.html.j2"
 SCRIPT = "script.js.j2"  # plain JavaScript; named .j2 so that it ships with the templates
@@ -121,15 +121,6 @@ def environment(directory: Optional[Path] = None) -> jinja2.Environment:
 
 # --------------------------------------------------------------------------- formatting helpers
 
-def _number(value: Any) -> Optional[float]:
-    """A finite int or float, else None (bools and strings are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _blank(value: Any) -> bool:
     return value is None or isinstance(value, jinja2.Undefined) or value == ""
 
@@ -141,7 +132,7 @@ def dash(value: Any) -> Any:
 
 def human_bytes(value: Any) -> str:
     """1536 -> '1.5 KiB'; None -> '—'."""
-    n = _number(value)
+    n = number(value)
     if n is None:
         return "—" if _blank(value) else str(value)
     sign = "-" if n < 0 else ""
@@ -157,7 +148,7 @@ def human_bytes(value: Any) -> str:
 
 def human_duration(value: Any) -> str:
     """Seconds as '0.42 s', '3 min 5 s', '4 h 10 min', '12 d 3 h'; None -> '—'."""
-    s = _number(value)
+    s = number(value)
     if s is None:
         return "—" if _blank(value) else str(value)
     if s < 0:
@@ -178,7 +169,7 @@ def human_duration(value: Any) -> str:
 
 
 def human_number(value: Any, digits: int = 1) -> str:
-    n = _number(value)
+    n = number(value)
     if n is None:
         return "—" if _blank(value) else str(value)
     if isinstance(n, int):
@@ -187,7 +178,7 @@ def human_number(value: Any, digits: int = 1) -> str:
 
 
 def human_percent(value: Any, digits: int = 1) -> str:
-    n = _number(value)
+    n = number(value)
     if n is None:
         return "—" if _blank(value) else str(value)
     return f"{n:.{digits}f} %"
@@ -195,7 +186,7 @@ def human_percent(value: Any, digits: int = 1) -> str:
 
 def human_time(value: Any) -> str:
     """An ISO timestamp or a Unix time as 'YYYY-MM-DD HH:MM:SS UTC'."""
-    n = _number(value)
+    n = number(value)
     if n is not None:
         try:
             return datetime.fromtimestamp(n, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -223,24 +214,14 @@ def plural(count: int, singular: str, many: Optional[str] = None) -> str:
 
 # --------------------------------------------------------------------------- data normalizing
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _dicts(value: Any) -> List[dict]:
-    return [item for item in _list(value) if isinstance(item, dict)]
 
 
 def _strings(value: Any) -> List[str]:
-    return [str(item) for item in _list(value) if not _blank(item)]
+    return [str(item) for item in as_list(value) if not _blank(item)]
 
 
 def _percent_of(part: Any, whole: Any) -> Optional[float]:
-    p, w = _number(part), _number(whole)
+    p, w = number(part), number(whole)
     return round(100.0 * p / w, 1) if p is not None and w else None
 
 
@@ -251,7 +232,7 @@ class _Sources:
     def __init__(self, reader: BundleReader, manifest: dict):
         self.reader = reader
         self.has_manifest = bool(manifest)
-        self.outcomes = {c.get("name"): c for c in _dicts(manifest.get("collectors"))}
+        self.outcomes = {c.get("name"): c for c in dicts(manifest.get("collectors"))}
         self.missing: List[Dict[str, str]] = []
 
     def load(self, relpath: str, kind: type = dict) -> Tuple[Any, Optional[str]]:
@@ -336,7 +317,7 @@ def _read_tail(path: Path, max_lines: int, max_bytes: int) -> Tuple[str, int, bo
 def _platform_version(reader: BundleReader, akd_data: Optional[dict]) -> Optional[str]:
     """The platform's version: the first line of `akd --processes` ("Altcraft platform
     vX"), else a version key of config/main.json; None when neither tells."""
-    path, _problem = _bundle_file(reader, _dict(akd_data).get("stdout"), schema.COMMANDS_DIR + "/")
+    path, _problem = _bundle_file(reader, as_dict(akd_data).get("stdout"), schema.COMMANDS_DIR + "/")
     if path:
         try:
             first = _read_head(path, 4096)[0].lstrip().split("\n", 1)[0]
@@ -345,7 +326,7 @@ def _platform_version(reader: BundleReader, akd_data: Optional[dict]) -> Optiona
         match = PLATFORM_VERSION.search(first)
         if match:
             return match.group(1)
-    config = _dict(reader.json("config/main.json"))
+    config = as_dict(reader.json("config/main.json"))
     for key in ("PLATFORM_VERSION", "VERSION", "version"):
         if isinstance(config.get(key), str) and config[key].strip() and len(config[key]) < 64:
             return config[key].strip()
@@ -359,8 +340,8 @@ def platform_version(reader: BundleReader) -> Optional[str]:
 
 def _header(manifest: dict, system: Optional[dict], platform_version: Optional[str] = None) -> dict:
     system = system or {}
-    basedir = _dict(system.get("basedir"))
-    tool = _dict(manifest.get("tool"))
+    basedir = as_dict(system.get("basedir"))
+    tool = as_dict(manifest.get("tool"))
     return {
         "host": manifest.get("hostname") or system.get("hostname"),
         "fqdn": system.get("fqdn"),
@@ -375,13 +356,13 @@ def _header(manifest: dict, system: Optional[dict], platform_version: Optional[s
         "tool_version": tool.get("version"),
         "command_line": manifest.get("command_line"),
         "schema_version": manifest.get("schema_version"),
-        "newer_schema": isinstance(_number(manifest.get("schema_version")), int)
+        "newer_schema": isinstance(number(manifest.get("schema_version")), int)
         and manifest.get("schema_version") > schema.SCHEMA_VERSION,
     }
 
 
 def _resource(record: dict) -> dict:
-    percent = _number(record.get("open_files_percent"))
+    percent = number(record.get("open_files_percent"))
     if percent is None:
         percent = _percent_of(record.get("open_files"), record.get("open_files_limit"))
     return {
@@ -394,7 +375,7 @@ def _resource(record: dict) -> dict:
         "open_files_limit": record.get("open_files_limit"),
         "open_files_percent": percent,
         "fd_high": percent is not None and percent >= FD_WARN_PERCENT,
-        "connections": _dict(record.get("connections")),
+        "connections": as_dict(record.get("connections")),
         "started_at": record.get("started_at"),
         "user": record.get("user"),
         "exe": record.get("exe"),
@@ -408,7 +389,7 @@ _STATUS_RANK = {"down": 0, "unknown": 1, "running": 2, "absent": 3}
 def _sort_keys(resources: List[dict]) -> dict:
     """What the processes table sorts a row by: the largest figure of its PIDs."""
     def most(key: str) -> Any:
-        values = [_number(r.get(key)) for r in resources]
+        values = [number(r.get(key)) for r in resources]
         values = [v for v in values if v is not None]
         return max(values) if values else ""
 
@@ -420,12 +401,12 @@ def _sort_keys(resources: List[dict]) -> dict:
 def _processes(data: Optional[dict]) -> dict:
     data = data or {}
     rows = []
-    for index, record in enumerate(_dicts(data.get("expected"))):
+    for index, record in enumerate(dicts(data.get("expected"))):
         status = record.get("status")
         status = status if status in schema.PROCESS_STATUSES else "unknown"
         name = str(record.get("name") or f"unknown-{index}")
-        pidfile = _dict(record.get("pidfile"))
-        port = _dict(record.get("port"))
+        pidfile = as_dict(record.get("pidfile"))
+        port = as_dict(record.get("port"))
         port_state = port.get("state") or "none"
         pidfile_state = pidfile.get("state")
         rows.append({
@@ -434,7 +415,7 @@ def _processes(data: Optional[dict]) -> dict:
             "description": record.get("description"),
             "status": status,
             "note": record.get("note"),
-            "pids": [p for p in _list(record.get("pids")) if _number(p) is not None],
+            "pids": [p for p in as_list(record.get("pids")) if number(p) is not None],
             "pidfile": pidfile,
             "pidfile_bad": pidfile_state in _PIDFILE_PROBLEMS or (pidfile_state == "missing" and status == "running"),
             "port": port,
@@ -442,12 +423,12 @@ def _processes(data: Optional[dict]) -> dict:
             "port_conflict": port_state == "conflict",
             "port_owner_hidden": port_state == "listening_owner_unknown",
             "port_silent": port_state == "not_listening" and status == "running",
-            "resources": [_resource(r) for r in _dicts(record.get("resources"))],
+            "resources": [_resource(r) for r in dicts(record.get("resources"))],
         })
         rows[-1]["status_rank"] = _STATUS_RANK.get(status, 1)
         rows[-1]["sort"] = _sort_keys(rows[-1]["resources"])
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in schema.PROCESS_STATUSES + ("unknown",)}
-    table = _dicts(data.get("all"))
+    table = dicts(data.get("all"))
     return {
         "rows": rows,
         "counts": counts,
@@ -461,22 +442,22 @@ def _processes(data: Optional[dict]) -> dict:
 def _host(data: Optional[dict]) -> dict:
     data = data or {}
     filesystems = []
-    for index, fs in enumerate(_dicts(data.get("filesystems"))):
-        used = _number(fs.get("percent_used"))
-        inodes_free = _number(fs.get("inodes_percent_free"))
+    for index, fs in enumerate(dicts(data.get("filesystems"))):
+        used = number(fs.get("percent_used"))
+        inodes_free = number(fs.get("inodes_percent_free"))
         filesystems.append(dict(fs, anchor=f"fs-{index}", bar=_bar(used),
                                 full=(used is not None and used >= FS_USED_WARN_PERCENT)
                                 or (inodes_free is not None and inodes_free <= FS_INODES_FREE_WARN_PERCENT)))
-    cpu = _dict(data.get("cpu"))
-    load = [x for x in _list(data.get("load_average"))]
-    cpus = _number(cpu.get("count"))
-    load1 = _number(load[0]) if load else None
-    tcp = _dict(data.get("tcp_states"))
-    memory = _dict(data.get("memory"))
-    swap = _dict(data.get("swap"))
-    time_ = _dict(data.get("time"))
+    cpu = as_dict(data.get("cpu"))
+    load = [x for x in as_list(data.get("load_average"))]
+    cpus = number(cpu.get("count"))
+    load1 = number(load[0]) if load else None
+    tcp = as_dict(data.get("tcp_states"))
+    memory = as_dict(data.get("memory"))
+    swap = as_dict(data.get("swap"))
+    time_ = as_dict(data.get("time"))
     return {
-        "os": _dict(data.get("os")),
+        "os": as_dict(data.get("os")),
         "hostname": data.get("hostname"),
         "fqdn": data.get("fqdn"),
         "kernel": data.get("kernel"),
@@ -488,15 +469,15 @@ def _host(data: Optional[dict]) -> dict:
         "load_high": load1 is not None and bool(cpus) and load1 > cpus,
         "cpu": cpu,
         "memory": memory,
-        "memory_low": (_number(memory.get("percent_available")) or 100) < 10,
+        "memory_low": (number(memory.get("percent_available")) or 100) < 10,
         "memory_bar": _bar(_used_percent(memory.get("percent_available"))),
-        "swap_bar": _bar(_number(swap.get("percent"))),
+        "swap_bar": _bar(number(swap.get("percent"))),
         "swap": swap,
         "filesystems": filesystems,
-        "open_files": _dict(data.get("open_files")),
-        "tcp_states": sorted(tcp.items(), key=lambda kv: (-(_number(kv[1]) or 0), str(kv[0]))),
+        "open_files": as_dict(data.get("open_files")),
+        "tcp_states": sorted(tcp.items(), key=lambda kv: (-(number(kv[1]) or 0), str(kv[0]))),
         "time": time_,
-        "timezone": _dict(time_.get("timezone")),
+        "timezone": as_dict(time_.get("timezone")),
         "clock_synchronized": time_.get("clock_synchronized"),
         "errors": _strings(data.get("errors")),
     }
@@ -504,7 +485,7 @@ def _host(data: Optional[dict]) -> dict:
 
 def _pidfiles(data: Optional[dict]) -> dict:
     data = data or {}
-    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in _dicts(data.get("files"))]
+    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in dicts(data.get("files"))]
     return {"folder": data.get("folder"), "exists": data.get("exists"), "files": files,
             "errors": _strings(data.get("errors"))}
 
@@ -513,11 +494,11 @@ def _ports(data: Optional[dict], processes: dict) -> dict:
     data = data or {}
     expected = {}
     for row in processes["rows"]:
-        port = _number(row["port"].get("expected"))
+        port = number(row["port"].get("expected"))
         if port is not None:
             expected.setdefault(port, []).append(row["name"])
-    listening = [dict(s, expected_for=expected.get(_number(s.get("port")), []))
-                 for s in _dicts(data.get("listening"))]
+    listening = [dict(s, expected_for=expected.get(number(s.get("port")), []))
+                 for s in dicts(data.get("listening"))]
     return {"listening": listening, "errors": _strings(data.get("errors"))}
 
 
@@ -546,17 +527,17 @@ def _akd(reader: BundleReader, data: Optional[dict]) -> dict:
 
 def _config(data: Optional[dict]) -> dict:
     data = data or {}
-    return {"files": _dicts(data.get("files")), "placeholder_secrets": _strings(data.get("placeholder_secrets")),
+    return {"files": dicts(data.get("files")), "placeholder_secrets": _strings(data.get("placeholder_secrets")),
             "errors": _strings(data.get("errors"))}
 
 
 def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
     data = data or {}
-    files = _dicts(data.get("files"))
+    files = dicts(data.get("files"))
     budget = TAILS_TOTAL_BYTES
     tails = []
     for record in files:
-        tail = _dict(record.get("tail"))
+        tail = as_dict(record.get("tail"))
         if not tail.get("bundle_path"):
             continue
         entry = {"path": record.get("path"), "bundle_path": tail.get("bundle_path"), "lines": tail.get("lines"),
@@ -584,8 +565,8 @@ def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
     return {
         "root": data.get("root"),
         "exists": data.get("exists"),
-        "limits": _dict(data.get("limits")),
-        "totals": _dict(data.get("totals")),
+        "limits": as_dict(data.get("limits")),
+        "totals": as_dict(data.get("totals")),
         "files": files[:MAX_TABLE_ROWS],
         "files_total": len(files),
         "states": _count_by(files, "state"),
@@ -603,13 +584,13 @@ def _count_by(records: List[dict], key: str) -> List[Tuple[str, int]]:
 
 
 def _collectors(manifest: dict) -> List[dict]:
-    return _dicts(manifest.get("collectors"))
+    return dicts(manifest.get("collectors"))
 
 
 def _redactions(data: Optional[dict]) -> dict:
     data = data or {}
-    by_rule = sorted(_dict(data.get("by_rule")).items(), key=lambda kv: (-(_number(kv[1]) or 0), str(kv[0])))
-    by_file = sorted(_dicts(data.get("by_file")), key=lambda r: -(_number(r.get("count")) or 0))
+    by_rule = sorted(as_dict(data.get("by_rule")).items(), key=lambda kv: (-(number(kv[1]) or 0), str(kv[0])))
+    by_file = sorted(dicts(data.get("by_file")), key=lambda r: -(number(r.get("count")) or 0))
     return {"total": data.get("total"), "by_rule": by_rule, "by_file": by_file[:MAX_TABLE_ROWS]}
 
 
@@ -659,13 +640,13 @@ def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[di
 # --------------------------------------------------------------------------- bars, tails, datastores
 
 def _used_percent(available_percent: Any) -> Optional[float]:
-    available = _number(available_percent)
+    available = number(available_percent)
     return None if available is None else round(100.0 - available, 1)
 
 
 def _bar(used_percent: Optional[float]) -> Optional[dict]:
     """An inline SVG bar's figures: the used part's width (0-100) and its colour class."""
-    used = _number(used_percent)
+    used = number(used_percent)
     if used is None:
         return None
     used = max(0.0, min(100.0, float(used)))
@@ -705,12 +686,12 @@ _QUEUE_FIELDS = ("messages", "messages_ready", "messages_unacknowledged", "consu
 
 def _queue_rows(details: dict) -> List[dict]:
     rows = []
-    for name, queue in sorted(_dict(details.get("queues")).items()):
-        queue = _dict(queue)
+    for name, queue in sorted(as_dict(details.get("queues")).items()):
+        queue = as_dict(queue)
         rows.append({"name": name, "family": None, "exists": queue.get("exists"), "messages": queue.get("messages"),
                      "consumers": queue.get("consumers"), "state": queue.get("error")})
-    for family, group in sorted(_dict(details.get("queue_families")).items()):
-        for queue in _dicts(_dict(group).get("queues")):
+    for family, group in sorted(as_dict(details.get("queue_families")).items()):
+        for queue in dicts(as_dict(group).get("queues")):
             rows.append(dict({f: queue.get(f) for f in _QUEUE_FIELDS}, name=queue.get("name"), family=family,
                              exists=True))
     return rows[:MAX_TABLE_ROWS]
@@ -727,21 +708,21 @@ def _other_details(details: dict) -> Optional[str]:
 def _datastores(data: Optional[dict]) -> dict:
     data = data or {}
     rows = []
-    for index, record in enumerate(_dicts(data.get("endpoints"))):
-        details = _dict(record.get("details"))
-        replica = _dict(details.get("replica_set"))
+    for index, record in enumerate(dicts(data.get("endpoints"))):
+        details = as_dict(record.get("details"))
+        replica = as_dict(details.get("replica_set"))
         rows.append(dict(
             {k: record.get(k) for k in ("name", "kind", "group", "description", "host", "port", "source", "user",
                                         "status", "reachable", "connect_ms", "latency_ms", "version", "error",
                                         "duration")},
             anchor=f"ds-{index}", notes=_strings(record.get("notes")),
-            command_errors=sorted(_dict(record.get("command_errors")).items()),
-            replica_set=replica.get("set"), primary=replica.get("primary"), members=_dicts(replica.get("members")),
+            command_errors=sorted(as_dict(record.get("command_errors")).items()),
+            replica_set=replica.get("set"), primary=replica.get("primary"), members=dicts(replica.get("members")),
             queues=_queue_rows(details), other=_other_details(details)))
     configured = [r for r in rows if r["status"] != "not_configured"]
     return {"rows": rows, "configured": configured, "not_configured": [r for r in rows if r not in configured],
-            "counts": sorted(_dict(data.get("counts")).items()), "timeout_s": data.get("timeout_s"),
-            "main_json": _dict(data.get("main_json")), "errors": _strings(data.get("errors"))}
+            "counts": sorted(as_dict(data.get("counts")).items()), "timeout_s": data.get("timeout_s"),
+            "main_json": as_dict(data.get("main_json")), "errors": _strings(data.get("errors"))}
 
 
 # --------------------------------------------------------------------------- findings
@@ -760,7 +741,7 @@ class _Anchors:
 
     def of(self, finding: dict) -> str:
         fid, subject = str(finding.get("id") or ""), str(finding.get("subject") or "")
-        figures = _dict(_dict(finding.get("evidence")).get("figures"))
+        figures = as_dict(as_dict(finding.get("evidence")).get("figures"))
         if fid.startswith(("process.", "pidfile.", "port.")) and subject in self.processes:
             return f"proc-{subject}"
         if fid.startswith("disk."):
@@ -776,7 +757,7 @@ class _Anchors:
         tail = self.tails.get(subject)
         if tail is None:
             return "logs"
-        last = _dict(figures.get("last")).get("line")
+        last = as_dict(figures.get("last")).get("line")
         return tail["marked"].get(last) or tail["anchor"]
 
     @staticmethod
@@ -808,7 +789,7 @@ def _figure_text(value: Any) -> str:
 
 
 def _figures(figures: Any) -> List[Tuple[str, str]]:
-    return [(str(k).replace("_", " "), _figure_text(v)) for k, v in _dict(figures).items()
+    return [(str(k).replace("_", " "), _figure_text(v)) for k, v in as_dict(figures).items()
             if v is not None and v != [] and v != ""]
 
 
@@ -817,17 +798,17 @@ def _findings_view(data: Optional[dict], anchors: _Anchors) -> dict:
 
     if data is None:
         return {"available": False, "rows": [], "counts": {}, "analyzers": [], "total": 0}
-    findings = sort_findings(_dicts(data.get("findings")))
+    findings = sort_findings(dicts(data.get("findings")))
     rows = []
     for index, finding in enumerate(findings[:MAX_FINDINGS]):
-        evidence = _dict(finding.get("evidence"))
+        evidence = as_dict(finding.get("evidence"))
         severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
         rows.append({"n": index + 1, "id": str(finding.get("id") or "?"), "severity": severity,
                      "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
                      "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
                      "anchor": anchors.of(finding)})
     return {"available": True, "rows": rows, "counts": count_by_severity(findings), "total": len(findings),
-            "analyzers": _dicts(data.get("analyzers"))}
+            "analyzers": dicts(data.get("analyzers"))}
 
 
 def _findings_verdict(view: dict) -> dict:
@@ -874,7 +855,7 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
     """Everything the summary template shows, normalized from the bundle.  `findings`:
     a findings.json-shaped dict to show instead of the bundle's own findings.json."""
     manifest = reader.manifest
-    manifest = manifest if isinstance(manifest, dict) else {}
+    manifest = as_dict(manifest)
     sources = _Sources(reader, manifest)
     manifest_note = None
     if not manifest:

@@ -12,7 +12,7 @@ from collector.bundle.reader import BundleReader
 
 
 def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
-    manifest = reader.manifest if isinstance(reader.manifest, dict) else {}
+    manifest = as_dict(reader.manifest)
     findings = _basedir(reader, manifest)
     for outcome in dicts(manifest.get("collectors")):
         findings += _collector(outcome)

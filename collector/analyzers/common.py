@@ -3,30 +3,13 @@ that may be missing, and the bundle's timestamps.  Nothing here looks at the liv
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
-
-
-def as_dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def dicts(value: Any) -> List[dict]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def number(value: Any) -> Optional[float]:
-    """A finite int or float, else None (bools and strings are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+from collector.plain import as_dict, dicts, number  # noqa: F401  (the analyzers import them from here)
 
 
 def load(reader: BundleReader, relpath: str) -> Optional[dict]:

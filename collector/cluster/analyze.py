@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 from collector.analyzers import Analysis, sort_findings
 from collector.analyzers.common import dicts, load, number
+from collector.plain import as_dict
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -39,7 +40,7 @@ class ClusterReader:
     def __init__(self, root: Path):
         self.root = Path(root)
         data = BundleReader(self.root).json(CLUSTER_MANIFEST)
-        self.manifest: dict = data if isinstance(data, dict) else {}
+        self.manifest: dict = as_dict(data)
 
     @property
     def hosts(self) -> List[dict]:
@@ -147,7 +148,7 @@ def process_matrix(cluster: ClusterReader, thresholds: Optional[Thresholds] = No
             note = record.get("note")
             if status == "absent" and remote and not retired and running_on:
                 status, note = "elsewhere", "runs on " + ", ".join(h for h in running_on if h != host)
-            port = record.get("port") if isinstance(record.get("port"), dict) else {}
+            port = as_dict(record.get("port"))
             cells[host] = {"status": status, "pids": [p for p in record.get("pids") or [] if number(p) is not None],
                            "port": port.get("state") if port.get("expected") is not None else None,
                            "port_number": port.get("expected"), "note": note}
@@ -226,7 +227,7 @@ def _hosts(cluster: ClusterReader, _t: Thresholds) -> List[Finding]:
     out = []
     for record in cluster.hosts:
         name = str(record.get("name") or "?")
-        error = record.get("error") if isinstance(record.get("error"), dict) else {}
+        error = as_dict(record.get("error"))
         status = record.get("status")
         if status != "ok" or cluster.bundle(name) is None:
             reason = error.get("message") or ("its bundle is missing from the archive" if status == "ok" else status)
@@ -238,7 +239,7 @@ def _hosts(cluster: ClusterReader, _t: Thresholds) -> List[Finding]:
                  "duration": record.get("duration")},
                 _HOST_HINTS.get(str(error.get("kind")), "Collect it by hand with `akdiag collect` on the host and "
                                 "send its bundle with this archive.")))
-        cleanup = record.get("cleanup") if isinstance(record.get("cleanup"), dict) else {}
+        cleanup = as_dict(record.get("cleanup"))
         if cleanup.get("status") == "failed":
             out.append(Finding(
                 "cluster.cleanup_failed", INFO, name,
@@ -327,7 +328,7 @@ def _clocks(cluster: ClusterReader, t: Thresholds) -> List[Finding]:
     limit = t.number("cluster_clock_skew_seconds_warning")
     offsets, uncertainty = {}, {}
     for record in cluster.hosts:
-        clock = record.get("clock") if isinstance(record.get("clock"), dict) else {}
+        clock = as_dict(record.get("clock"))
         offset = number(clock.get("offset_seconds"))
         if offset is not None and record.get("name"):
             offsets[str(record["name"])] = float(offset)
@@ -357,7 +358,7 @@ def _versions(cluster: ClusterReader, _t: Thresholds) -> List[Finding]:
         version = platform_version(reader)
         if version:
             platform[name] = version
-        manifest_tool = reader.manifest.get("tool") if isinstance(reader.manifest.get("tool"), dict) else {}
+        manifest_tool = as_dict(reader.manifest.get("tool"))
         if manifest_tool.get("version"):
             tool[name] = str(manifest_tool["version"])
     out = []

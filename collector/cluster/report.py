@@ -18,14 +18,11 @@ from collector.analyzers import Analysis, analyze, count_by_severity, read_findi
 from collector.analyzers.findings import SEVERITIES, Thresholds
 from collector.bundle import schema
 from collector.cluster import CLUSTER_SCHEMA_VERSION, HOSTS_DIR
+from collector.plain import as_dict
 from collector.cluster.analyze import (ClusterReader, analyze_cluster, datastore_matrix, explained_by_cluster,
                                        process_matrix)
 
 TEMPLATE = "cluster.html.j2"
-
-
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
@@ -33,7 +30,7 @@ def _finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
 
     rows = []
     for index, finding in enumerate(findings):
-        evidence = _dict(finding.get("evidence"))
+        evidence = as_dict(finding.get("evidence"))
         severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
         rows.append({"n": start + index, "id": str(finding.get("id") or "?"), "severity": severity,
                      "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
@@ -61,11 +58,11 @@ def _host_rows(cluster: ClusterReader, platform: Dict[str, Optional[str]]) -> Li
     rows = []
     for record in cluster.hosts:
         name = str(record.get("name") or "?")
-        error = _dict(record.get("error"))
-        bundle = _dict(record.get("bundle"))
-        akdiag = _dict(record.get("akdiag"))
-        clock = _dict(record.get("clock"))
-        remote = _dict(record.get("remote"))
+        error = as_dict(record.get("error"))
+        bundle = as_dict(record.get("bundle"))
+        akdiag = as_dict(record.get("akdiag"))
+        clock = as_dict(record.get("clock"))
+        remote = as_dict(record.get("remote"))
         reader = cluster.bundle(name)
         rows.append({
             "name": name, "destination": record.get("destination"), "roles": record.get("roles") or [],
@@ -78,7 +75,7 @@ def _host_rows(cluster: ClusterReader, platform: Dict[str, Optional[str]]) -> Li
             "python": remote.get("python_version"), "bundle": bundle,
             "summary_link": f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}" if reader and reader.exists(schema.SUMMARY_HTML)
             else None,
-            "cleanup": _dict(record.get("cleanup")),
+            "cleanup": as_dict(record.get("cleanup")),
         })
     return rows
 
@@ -93,14 +90,14 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
     manifest = cluster.manifest
     if analysis is None:
         analysis = _own_findings(cluster)
-    thresholds = Thresholds(_dict(analysis).get("thresholds") if analysis else None)
+    thresholds = Thresholds(as_dict(analysis).get("thresholds") if analysis else None)
     matrix = process_matrix(cluster, thresholds)
     bundles = cluster.bundles()
     platform = {name: platform_version(reader) for name, reader in bundles.items()}
     if host_findings is None:
         host_findings = {name: read_findings(reader) or [] for name, reader in bundles.items()}
     split = explained_by_cluster(cluster, host_findings, matrix)
-    cluster_findings = sort_findings(f for f in (_dict(analysis).get("findings") or []) if isinstance(f, dict))
+    cluster_findings = sort_findings(f for f in (as_dict(analysis).get("findings") or []) if isinstance(f, dict))
     rows = _finding_rows(cluster_findings, 1, _cluster_anchor)
     number = len(rows) + 1
     hosts_view = []
@@ -128,9 +125,9 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
         "tool": {"name": TOOL_NAME, "version": __version__},
         "cluster": {"label": manifest.get("label"), "started_at": manifest.get("started_at"),
                     "finished_at": manifest.get("finished_at"), "duration": manifest.get("duration"),
-                    "tool_version": _dict(manifest.get("tool")).get("version"),
-                    "command_line": manifest.get("command_line"), "local": _dict(manifest.get("local")),
-                    "options": _dict(manifest.get("options")), "schema": manifest.get("cluster_schema"),
+                    "tool_version": as_dict(manifest.get("tool")).get("version"),
+                    "command_line": manifest.get("command_line"), "local": as_dict(manifest.get("local")),
+                    "options": as_dict(manifest.get("options")), "schema": manifest.get("cluster_schema"),
                     "newer_schema": isinstance(manifest.get("cluster_schema"), int)
                     and manifest.get("cluster_schema") > CLUSTER_SCHEMA_VERSION},
         "manifest_note": None if manifest else "cluster.json is missing or unreadable.",
@@ -138,7 +135,7 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
         "counts": counts,
         "findings": rows,
         "findings_available": analysis is not None,
-        "analyzers": [a for a in (_dict(analysis).get("analyzers") or []) if isinstance(a, dict)],
+        "analyzers": [a for a in (as_dict(analysis).get("analyzers") or []) if isinstance(a, dict)],
         "hosts": _host_rows(cluster, platform),
         "matrix": matrix,
         "datastores": datastore_matrix(cluster),

@@ -41,6 +41,7 @@ from collector.cluster.hosts import HostSpec
 from collector.cluster.ssh import Connection, RemoteError, SshSettings, classify, control_folder
 from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
+from collector.plain import as_dict
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
 from collector.run import OutputError, Progress, make_staging
 
@@ -563,7 +564,7 @@ class HostRun:
                 bundle_name = reader.root.name
         except BundleError as exc:
             raise RemoteError("transfer_failed", f"the bundle cannot be read: {exc}") from exc
-        tool = manifest.get("tool") if isinstance(manifest.get("tool"), dict) else {}
+        tool = as_dict(manifest.get("tool"))
         self.record["bundle"] = {
             "path": prefix, "name": bundle_name, "archive": archive_name, "archive_size": record.size,
             "archive_sha256": record.sha256, "files": count, "checked_against_manifest": not mismatches,
