@@ -475,12 +475,12 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
 
 
 def _rerender_asking_password(rerender, bundle: Path, output: Path, catalog, password, password_file):
-    from collector.bundle.reader import BundleError
+    from collector.bundle.reader import BundleEncrypted
 
     try:
         return rerender(bundle, output, catalog, password)
-    except BundleError as exc:
-        if password is not None or "is encrypted" not in str(exc):
+    except BundleEncrypted:
+        if password is not None:
             raise
     return rerender(bundle, output, catalog, bundle_password(password_file, confirm=False))
 
@@ -552,7 +552,7 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
 @contextlib.contextmanager
 def _open_bundles(paths, password_file):
     """Readers over every bundle; the password is asked once, when one is encrypted."""
-    from collector.bundle.reader import BundleError, open_bundle
+    from collector.bundle.reader import BundleEncrypted, open_bundle
 
     password = bundle_password(password_file, confirm=False) if password_file else None
     with contextlib.ExitStack() as stack:
@@ -560,8 +560,8 @@ def _open_bundles(paths, password_file):
         for path in paths:
             try:
                 readers.append(stack.enter_context(open_bundle(path, password)))
-            except BundleError as exc:
-                if password is not None or "is encrypted" not in str(exc):
+            except BundleEncrypted:
+                if password is not None:
                     raise
                 password = bundle_password(password_file, confirm=False)
                 readers.append(stack.enter_context(open_bundle(path, password)))

@@ -124,6 +124,7 @@ def pidfile_state(path: Path, expected_title: Optional[str]) -> dict:
 def listening_sockets() -> List[dict]:
     """Every listening TCP socket and bound UDP socket, with its process when known."""
     sockets = []
+    names: Dict[int, Optional[str]] = {}  # a server's many sockets: its name read once
     try:
         connections = psutil.net_connections(kind="inet")
     except (psutil.Error, OSError):
@@ -136,13 +137,15 @@ def listening_sockets() -> List[dict]:
             continue
         if not conn.laddr:
             continue
+        if conn.pid and conn.pid not in names:
+            names[conn.pid] = process_name(conn.pid)
         sockets.append(
             {
                 "protocol": ("tcp" if is_tcp else "udp") + ("6" if conn.family == socket.AF_INET6 else ""),
                 "address": conn.laddr.ip,
                 "port": conn.laddr.port,
                 "pid": conn.pid,
-                "process": process_name(conn.pid) if conn.pid else None,
+                "process": names.get(conn.pid),
             }
         )
     sockets.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))

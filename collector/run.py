@@ -197,10 +197,7 @@ def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_
         log("analyzing the bundle")
         from collector import analyzers
 
-        analysis = analyzers.analyze(BundleReader(staging), request.catalog.thresholds)
-        # Made only of the bundle's own (already scrubbed) files and akdiag's words: scrubbing
-        # it again would give pseudonyms of pseudonyms that no longer match the files.
-        writer.write_json(schema.FINDINGS, analysis.as_dict(), "analyzers")
+        analyzers.write_findings(analyzers.analyze(BundleReader(staging), request.catalog.thresholds), writer)
     except BundleWriteError:
         raise
     except Exception as exc:  # the analyzers catch their own crashes; this is the last resort
@@ -279,8 +276,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     except OSError as exc:
         raise OutputError(f"cannot write the bundle into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
-        if request.fmt != "dir" or staging.exists():
-            archive.remove_tree(staging)
+        archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings)
 
 

@@ -18,6 +18,10 @@ class BundleError(Exception):
     """A bundle that cannot be opened or read; the message says why."""
 
 
+class BundleEncrypted(BundleError):
+    """An encrypted archive opened without its password: ask for it and try again."""
+
+
 class BundleReader:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -73,7 +77,7 @@ def _extract_7z(archive: Path, target: Path, password: Optional[str]) -> None:
                 _check_member(name)
             z.extractall(path=target)
     except py7zr.exceptions.PasswordRequired as exc:
-        raise BundleError(f"{archive} is encrypted: give its password") from exc
+        raise BundleEncrypted(f"{archive} is encrypted: give its password") from exc
     except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, OSError, ValueError, KeyError) as exc:
         raise BundleError(f"cannot read {archive}: {exc} (wrong password or damaged archive?)") from exc
     except Exception as exc:  # py7zr raises assorted errors on a wrong password

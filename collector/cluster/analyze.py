@@ -387,13 +387,6 @@ def registry() -> "OrderedDict[str, Any]":
 
 def analyze_cluster(cluster: ClusterReader, thresholds: Optional[Dict[str, Any]] = None) -> Analysis:
     """The cluster-wide findings (each host's own are in its bundle's findings.json)."""
-    from collector.analyzers import run_one
+    from collector.analyzers import analyze
 
-    limits = Thresholds(thresholds)
-    found: List[dict] = []
-    outcomes = []
-    for name, analyzer in registry().items():
-        findings, outcome = run_one(name, analyzer, cluster, limits)
-        found += findings
-        outcomes.append(outcome)
-    return Analysis(sort_findings(found), outcomes, limits.as_dict())
+    return analyze(cluster, thresholds, registry())

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Dict, List, Optional
 
-from collector import TOOL_NAME, __version__
+from collector import TOOL_NAME, __version__, zipapp_main
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleError, open_bundle
 from collector.bundle.writer import BundleWriteError, BundleWriter, file_records_as_dicts
@@ -50,7 +50,6 @@ CLEANUP_SECONDS = 15.0  # the remote cleanup's own bound, after a host's deadlin
 HOST_TIMEOUT_MARGIN = 120.0  # default host deadline: --timeout plus this (connect, copy, fetch)
 MIN_REMOTE_TIMEOUT = 5.0  # `akdiag collect --timeout` accepts no less
 MAX_BUNDLE_BYTES = 4 * 1024 ** 3
-MIN_PYTHON = (3, 9)
 INCOMING = ".incoming"
 
 
@@ -122,7 +121,7 @@ def running_single_file() -> Optional[Path]:
             continue
         try:
             with zipfile.ZipFile(candidate) as archive_file:
-                if "_akdiag/build.json" in archive_file.namelist():
+                if zipapp_main.MANIFEST in archive_file.namelist():
                     return Path(candidate).resolve()
         except (OSError, zipfile.BadZipFile):
             continue
@@ -130,8 +129,10 @@ def running_single_file() -> Optional[Path]:
 
 
 def single_file_cache() -> Path:
-    folder = os.environ.get("AKDIAG_CACHE_DIR")
-    return Path(folder) if folder else Path.home() / ".cache" / "akdiag"
+    """Where a single file built for the hosts is kept: the first of the places the
+    single file itself would unpack into (AKDIAG_CACHE_DIR, XDG_CACHE_HOME, ~/.cache)."""
+    root, _final = next(zipapp_main.cache_roots())
+    return Path(root)
 
 
 def file_digest(path: Path) -> str:
@@ -399,7 +400,7 @@ class HostRun:
             if not python:
                 raise HostFailure(RemoteError("no_python", "python3 not found on the host's PATH (the single-file "
                                                            "akdiag needs Python 3.9 or newer)"), "probe")
-            if version_tuple(remote.get("python_version"))[:2] < MIN_PYTHON:
+            if version_tuple(remote.get("python_version"))[:2] < zipapp_main.MIN_PYTHON:
                 raise HostFailure(RemoteError("no_python", f"the host's python3 is {remote.get('python_version') or '?'}"
                                                            "; the single-file akdiag needs 3.9 or newer"), "probe")
             local = self._step("copy", lambda left: self._copy_single_file(left))
@@ -555,11 +556,10 @@ class HostRun:
                     if item.is_symlink() or not item.is_file():
                         continue
                     rel = item.relative_to(reader.root).as_posix()
-                    data = item.read_bytes()
-                    self.writer.write_unscrubbed_bytes(f"{prefix}/{rel}", data, f"host:{name}")
+                    stored = self.writer.write_unscrubbed_bytes(f"{prefix}/{rel}", item.read_bytes(), f"host:{name}")
                     count += 1
                     want = expected.get(rel)
-                    if want and hashlib.sha256(data).hexdigest() != want:
+                    if want and stored.sha256 != want:
                         mismatches.append(rel)
                 bundle_name = reader.root.name
         except BundleError as exc:
@@ -743,15 +743,15 @@ def _run_all(runs: List[HostRun], parallel: int) -> None:
 
 
 def _analyze_and_render(staging: Path, writer: BundleWriter, request: ClusterRequest, log) -> List[dict]:
+    from collector.analyzers import write_findings
     from collector.cluster.analyze import ClusterReader, analyze_cluster
     from collector.cluster.report import render_cluster
 
     findings: List[dict] = []
     try:
         log("analyzing the cluster")
-        cluster = ClusterReader(staging)
-        analysis = analyze_cluster(cluster, request.catalog.thresholds)
-        writer.write_json(schema.FINDINGS, analysis.as_dict(), "analyzers")
+        analysis = analyze_cluster(ClusterReader(staging), request.catalog.thresholds)
+        write_findings(analysis, writer)
         findings = analysis.findings
     except BundleWriteError:
         raise
