@@ -3,12 +3,13 @@ finding processes by title the way pidof does, PID file states, listening socket
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import psutil
 
@@ -161,17 +162,30 @@ def sockets_by_port(sockets: Iterable[dict]) -> Dict[int, List[dict]]:
 
 
 class NotRegularFile(OSError):
-    pass
+    """What was opened is not a regular file (a FIFO, a device, or swapped after an lstat)."""
 
 
-def read_small_file(path: Path, max_bytes: int) -> tuple:
-    """(bytes, truncated) of a regular file, read without following a final symlink,
-    without blocking on a FIFO, and never more than `max_bytes`."""
-    fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+def open_regular(path, follow_symlink: bool = False) -> Tuple[int, os.stat_result]:
+    """A descriptor on `path`, opened without blocking on a FIFO or taking a controlling
+    terminal, and by default without following a final symlink; anything but a regular
+    file is refused (NotRegularFile)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow_symlink else os.O_NOFOLLOW)
+    fd = os.open(str(path), flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
+            raise NotRegularFile(errno.EINVAL, f"{path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_small_file(path: Path, max_bytes: int) -> tuple:
+    """(bytes, truncated) of a regular file, never more than `max_bytes`.  A final symlink
+    is followed: a platform's main.json may be a link to where the site keeps it."""
+    fd, _st = open_regular(path, follow_symlink=True)
+    try:
         chunks, total = [], 0
         while total <= max_bytes:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))

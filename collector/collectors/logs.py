@@ -80,6 +80,7 @@ from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Set, Tup
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Context, Deadline
+from collector import live
 from collector.live import iso_utc
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,8 +90,6 @@ BLOCK_SIZE = 64 * 1024
 MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files
 SHRINK_RETRIES = 3
 
-OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
-O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
@@ -195,27 +194,9 @@ def count_lines(data: bytes) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-class NotRegularFile(OSError):
-    """What was opened is not a regular file (it was swapped after the lstat)."""
-
-
-def open_regular(path: str) -> Tuple[int, os.stat_result]:
-    """Open `path` for reading without following a final symlink, blocking on a
-    FIFO or taking a controlling terminal; refuse anything but a regular file."""
-    fd = os.open(path, OPEN_FLAGS | O_NOFOLLOW)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, REASON_NOT_REGULAR)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
 def tail_file(path: str, max_lines: int, max_bytes: int) -> Tail:
     """Open `path` (a regular file, not a symlink) and read its tail."""
-    fd, st = open_regular(path)
+    fd, st = live.open_regular(path)
     try:
         return read_tail(fd, st.st_size, max_lines, max_bytes)
     finally:
@@ -493,7 +474,7 @@ def _tail_candidate(cand: Candidate, max_lines: int, max_bytes: int, errors: Lis
         return tail_file(cand.open_path, max_lines, max_bytes)
     except FileNotFoundError:
         entry.update(state="skipped", error=REASON_VANISHED)
-    except NotRegularFile:
+    except live.NotRegularFile:
         entry.update(reason=REASON_NOT_REGULAR)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
