@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import jinja2
@@ -94,12 +94,11 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "report_templates"
 
 
-def environment(directory: Optional[Path] = None) -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     """The Jinja2 environment of every akdiag page: autoescaped, forgiving of
     missing values, with the formatting filters registered."""
-    folder = Path(directory) if directory is not None else templates_dir()
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
@@ -265,25 +264,6 @@ class _Sources:
         return f"{what}."
 
 
-def _bundle_file(reader: BundleReader, relpath: Any, prefix: str) -> Tuple[Optional[Path], Optional[str]]:
-    """The file a bundle record points to, refusing anything outside the bundle."""
-    if not isinstance(relpath, str) or not relpath:
-        return None, "no file recorded"
-    pure = PurePosixPath(relpath)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts) or not relpath.startswith(prefix):
-        return None, f"{relpath!r} is not a path inside the bundle's {prefix} folder; not shown"
-    try:
-        root = reader.root.resolve()
-        target = (reader.root / relpath).resolve()
-    except (OSError, RuntimeError):
-        return None, f"{relpath} cannot be resolved"
-    if root not in target.parents:
-        return None, f"{relpath} points outside the bundle; not shown"
-    if not target.is_file():
-        return None, f"{relpath} is missing from this bundle"
-    return target, None
-
-
 def _read_head(path: Path, cap: int) -> Tuple[str, bool, int]:
     """(text of the first `cap` bytes, capped?, file size)."""
     with open(path, "rb") as handle:
@@ -317,7 +297,7 @@ def _read_tail(path: Path, max_lines: int, max_bytes: int) -> Tuple[str, int, bo
 def _platform_version(reader: BundleReader, akd_data: Optional[dict]) -> Optional[str]:
     """The platform's version: the first line of `akd --processes` ("Altcraft platform
     vX"), else a version key of config/main.json; None when neither tells."""
-    path, _problem = _bundle_file(reader, as_dict(akd_data).get("stdout"), schema.COMMANDS_DIR + "/")
+    path, _problem = reader.member(as_dict(akd_data).get("stdout"), schema.COMMANDS_DIR + "/")
     if path:
         try:
             first = _read_head(path, 4096)[0].lstrip().split("\n", 1)[0]
@@ -512,13 +492,13 @@ def _akd(reader: BundleReader, data: Optional[dict]) -> dict:
         "stdout_note": None, "stderr": None, "stderr_path": data.get("stderr"), "stderr_capped": False,
     }
     if data.get("stdout"):
-        path, problem = _bundle_file(reader, data.get("stdout"), schema.COMMANDS_DIR + "/")
+        path, problem = reader.member(data.get("stdout"), schema.COMMANDS_DIR + "/")
         if path:
             view["stdout"], view["stdout_capped"], view["stdout_size"] = _read_head(path, MAX_AKD_STDOUT_BYTES)
         else:
             view["stdout_note"] = problem
     if data.get("stderr"):
-        path, _problem = _bundle_file(reader, data.get("stderr"), schema.COMMANDS_DIR + "/")
+        path, _problem = reader.member(data.get("stderr"), schema.COMMANDS_DIR + "/")
         if path:
             text, view["stderr_capped"], _size = _read_head(path, MAX_AKD_STDERR_BYTES)
             view["stderr"] = text if text.strip() else None
@@ -545,7 +525,7 @@ def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
                  "anchor": f"log-{len(tails)}", "numbered": [], "marked": {}, "marked_count": 0,
                  "text": None, "shown_lines": 0, "capped": False, "note": None}
         tails.append(entry)
-        path, problem = _bundle_file(reader, tail.get("bundle_path"), schema.LOGS_DIR + "/")
+        path, problem = reader.member(tail.get("bundle_path"), schema.LOGS_DIR + "/")
         if not path:
             entry["note"] = problem
             continue
@@ -793,20 +773,29 @@ def _figures(figures: Any) -> List[Tuple[str, str]]:
             if v is not None and v != [] and v != ""]
 
 
+def finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
+    """The findings table's rows, numbered from `start`; `anchor_of(finding)` links each
+    to its evidence (the host report's and the cluster report's own anchors)."""
+    from collector.analyzers.findings import SEVERITIES
+
+    rows = []
+    for index, finding in enumerate(findings):
+        evidence = as_dict(finding.get("evidence"))
+        severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
+        rows.append({"n": start + index, "id": str(finding.get("id") or "?"), "severity": severity,
+                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
+                     "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
+                     "anchor": anchor_of(finding)})
+    return rows
+
+
 def _findings_view(data: Optional[dict], anchors: _Anchors) -> dict:
-    from collector.analyzers.findings import SEVERITIES, count_by_severity, sort_findings
+    from collector.analyzers.findings import count_by_severity, sort_findings
 
     if data is None:
         return {"available": False, "rows": [], "counts": {}, "analyzers": [], "total": 0}
     findings = sort_findings(dicts(data.get("findings")))
-    rows = []
-    for index, finding in enumerate(findings[:MAX_FINDINGS]):
-        evidence = as_dict(finding.get("evidence"))
-        severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
-        rows.append({"n": index + 1, "id": str(finding.get("id") or "?"), "severity": severity,
-                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
-                     "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
-                     "anchor": anchors.of(finding)})
+    rows = finding_rows(findings[:MAX_FINDINGS], 1, anchors.of)
     return {"available": True, "rows": rows, "counts": count_by_severity(findings), "total": len(findings),
             "analyzers": dicts(data.get("analyzers"))}
 

@@ -4,7 +4,6 @@ that may be missing, and the bundle's timestamps.  Nothing here looks at the liv
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from collector.bundle import schema
@@ -41,37 +40,10 @@ def bundle_started_at(reader: BundleReader) -> Optional[float]:
     return parse_time(manifest.get("started_at")) if isinstance(manifest, dict) else None
 
 
-def bundle_file(reader: BundleReader, relpath: Any, prefix: str) -> Optional[Path]:
-    """The file a bundle record points to, or None when the path is not a plain
-    path inside the bundle's `prefix` folder (a hostile or damaged index)."""
-    if not isinstance(relpath, str) or not relpath.startswith(prefix):
-        return None
-    pure = PurePosixPath(relpath)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts):
-        return None
-    try:
-        root = reader.root.resolve()
-        target = (reader.root / relpath).resolve()
-    except (OSError, RuntimeError):
-        return None
-    if root not in target.parents or not target.is_file():
-        return None
-    return target
-
-
 def processes_by_name(reader: BundleReader) -> dict:
     """processes.json's expected records by process name."""
     data = load(reader, schema.PROCESSES) or {}
     return {str(p.get("name")): p for p in dicts(data.get("expected")) if p.get("name")}
-
-
-def fmt_number(value: Any, digits: int = 1) -> str:
-    n = number(value)
-    if n is None:
-        return "?"
-    if isinstance(n, int) or float(n).is_integer():
-        return f"{int(n):,}"
-    return f"{n:,.{digits}f}"
 
 
 def fmt_bytes(value: Any) -> str:

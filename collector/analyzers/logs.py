@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Dict, Iterator, List, Optional, Pattern, Tuple
 
-from collector.analyzers.common import bundle_file, bundle_started_at, dicts, load, parse_time, processes_by_name
+from collector.analyzers.common import bundle_started_at, dicts, load, parse_time, processes_by_name
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
 SOURCE = schema.LOGS_INDEX
-ROTATED_REASON = "rotated or compressed: listed only"
 LINE_TEXT_LIMIT = 300
 PANIC_TRACE_WINDOW = 4096  # bytes after "panic:" in which the goroutine trace must start
 
@@ -212,7 +211,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
 
 
 def _tail_findings(reader: BundleReader, entry: dict, tail: dict, t: Thresholds) -> List[Finding]:
-    path = bundle_file(reader, tail.get("bundle_path"), schema.LOGS_DIR + "/")
+    path, _problem = reader.member(tail.get("bundle_path"), schema.LOGS_DIR + "/")
     if path is None:
         return []
     data = path.read_bytes()
@@ -318,7 +317,7 @@ def _stale_logs(reader: BundleReader, files: List[dict], t: Thresholds) -> List[
 
 def _process_of(entry: dict, running: set) -> Optional[str]:
     """The running process whose main log this entry is (<binary>.log), if any."""
-    if entry.get("type") not in ("file", "symlink") or entry.get("reason") == ROTATED_REASON:
+    if entry.get("type") not in ("file", "symlink") or entry.get("reason") == schema.LOG_REASON_ROTATED:
         return None
     path = PurePosixPath(str(entry.get("path") or ""))
     stem = path.name[:-4] if path.name.endswith(".log") else None

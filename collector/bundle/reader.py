@@ -9,7 +9,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Tuple
 
 from collector.bundle import schema
 
@@ -37,6 +37,26 @@ class BundleReader:
             return json.loads((self.root / relpath).read_bytes().decode("utf-8", "surrogateescape"))
         except (OSError, ValueError):
             return None
+
+    def member(self, relpath: Any, prefix: str) -> Tuple[Optional[Path], Optional[str]]:
+        """(the file a bundle record points to, None) or (None, why not): refused when the
+        path is not a plain path inside the bundle's `prefix` folder (a hostile or damaged
+        index) or the file is missing."""
+        if not isinstance(relpath, str) or not relpath:
+            return None, "no file recorded"
+        pure = PurePosixPath(relpath)
+        if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts) or not relpath.startswith(prefix):
+            return None, f"{relpath!r} is not a path inside the bundle's {prefix} folder; not shown"
+        try:
+            root = self.root.resolve()
+            target = (self.root / relpath).resolve()
+        except (OSError, RuntimeError):
+            return None, f"{relpath} cannot be resolved"
+        if root not in target.parents:
+            return None, f"{relpath} points outside the bundle; not shown"
+        if not target.is_file():
+            return None, f"{relpath} is missing from this bundle"
+        return target, None
 
     def text(self, relpath: str, limit: Optional[int] = None) -> Optional[str]:
         try:

@@ -29,4 +29,6 @@ CLUSTER_MANIFEST = "cluster.json"
 COLLECTOR_STATUSES = ("ok", "partial", "failed", "timeout", "skipped")
 PROCESS_STATUSES = ("running", "down", "absent")
 PIDFILE_STATES = ("ok", "missing", "unreadable", "invalid", "stale", "reused")
+# logs/index.json's reason for a rotated or compressed log (listed, never tailed)
+LOG_REASON_ROTATED = "rotated or compressed: listed only"
 PORT_STATES = ("listening", "not_listening", "conflict", "listening_owner_unknown", "none")

@@ -15,34 +15,15 @@ from typing import Any, Dict, List, Optional
 
 from collector import TOOL_NAME, __version__
 from collector.analyzers import Analysis, analyze, count_by_severity, read_findings, sort_findings, worst_severity
-from collector.analyzers.findings import SEVERITIES, Thresholds
+from collector.analyzers.findings import Thresholds
 from collector.bundle import schema
+from collector.check import counts_text
 from collector.cluster import CLUSTER_SCHEMA_VERSION, HOSTS_DIR
 from collector.plain import as_dict
 from collector.cluster.analyze import (ClusterReader, analyze_cluster, datastore_matrix, explained_by_cluster,
                                        process_matrix)
 
 TEMPLATE = "cluster.html.j2"
-
-
-def _finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
-    from collector.report import _figures
-
-    rows = []
-    for index, finding in enumerate(findings):
-        evidence = as_dict(finding.get("evidence"))
-        severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
-        rows.append({"n": start + index, "id": str(finding.get("id") or "?"), "severity": severity,
-                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
-                     "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
-                     "anchor": anchor_of(finding)})
-    return rows
-
-
-def _counts_words(findings: List[dict]) -> str:
-    counts = count_by_severity(findings)
-    return (f"{counts['critical']} critical, {counts['warning']} warning{'s' if counts['warning'] != 1 else ''}, "
-            f"{counts['info']} info")
 
 
 def _cluster_anchor(finding: dict) -> str:
@@ -85,7 +66,7 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
     """Everything cluster.html.j2 shows.  `analysis`: the cluster's findings.json shape
     (default: the archive's own); `host_findings`: each host's findings (default: its
     bundle's findings.json)."""
-    from collector.report import platform_version
+    from collector.report import finding_rows, platform_version
 
     manifest = cluster.manifest
     if analysis is None:
@@ -98,14 +79,14 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
         host_findings = {name: read_findings(reader) or [] for name, reader in bundles.items()}
     split = explained_by_cluster(cluster, host_findings, matrix)
     cluster_findings = sort_findings(f for f in (as_dict(analysis).get("findings") or []) if isinstance(f, dict))
-    rows = _finding_rows(cluster_findings, 1, _cluster_anchor)
+    rows = finding_rows(cluster_findings, 1, _cluster_anchor)
     number = len(rows) + 1
     hosts_view = []
     everything = list(cluster_findings)
     for name in cluster.names():
         part = split.get(name, {"findings": [], "explained": []})
         link = f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}"
-        host_rows = _finding_rows(part["findings"], number, lambda _f: None)
+        host_rows = finding_rows(part["findings"], number, lambda _f: None)
         number += len(host_rows)
         everything += part["findings"]
         hosts_view.append({"name": name, "rows": host_rows, "counts": count_by_severity(part["findings"]),
@@ -118,8 +99,8 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
     level = {"critical": "bad", "warning": "warn"}.get(worst or "", "ok")
     lead = next((f.get("title") for f in cluster_findings if f.get("severity") == worst), None) or next(
         (f"{h['name']}: {h['rows'][0]['title']}" for h in hosts_view if h["rows"] and h["worst"] == worst), None)
-    verdict = (f"{collected} of {len(records)} hosts collected · cluster: {_counts_words(cluster_findings)} · "
-               f"hosts: {_counts_words(everything[len(cluster_findings):])}"
+    verdict = (f"{collected} of {len(records)} hosts collected · cluster: {counts_text(cluster_findings)} · "
+               f"hosts: {counts_text(everything[len(cluster_findings):])}"
                + (f" — {lead}" if lead and level != "ok" else ""))
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},

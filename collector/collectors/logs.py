@@ -95,7 +95,7 @@ COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
 _ROTATION_SUFFIX = re.compile(r"(?:\.\d+|[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?)$")
 
-REASON_ROTATED = "rotated or compressed: listed only"
+REASON_ROTATED = schema.LOG_REASON_ROTATED
 REASON_NOT_REGULAR = "not a regular file"
 REASON_DEPTH = "depth limit"
 REASON_DEADLINE = "deadline"
