@@ -49,10 +49,7 @@ class Endpoint:
 
     @property
     def address(self) -> str:
-        host = self.host or "?"
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"{host}:{self.port}"
+        return _address(self.host, self.port)
 
     def password(self, key: str = "password") -> Optional[str]:
         value = self.secrets.get(key)

@@ -87,12 +87,6 @@ def _port(value: Any, key: str) -> int:
     return number
 
 
-def _secret(value: Any) -> Optional[str]:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
 def _text(value: Any) -> Optional[str]:
     if value is None or value == "":
         return None
@@ -120,7 +114,7 @@ Resolver = Callable[[dict, ComponentSpec], Optional[List[Endpoint]]]
 def _mongodb(main: dict, spec: ComponentSpec, prefix: str) -> Optional[List[Endpoint]]:
     auth_db = _text(main.get("MONGO_AUTH_DB")) or "admin"
     user = _text(main.get(f"{prefix}_USER"))
-    password = _secret(main.get(f"{prefix}_PASS"))
+    password = _text(main.get(f"{prefix}_PASS"))
     database = _text(main.get(f"{prefix}_NAME"))
     replica_set = _text(main.get(f"{prefix}_REPL_SET_NAME"))
     members = main.get(prefix)
@@ -169,7 +163,7 @@ def _ssdb(prefix: str) -> Resolver:
         host = _host(main.get(f"{prefix}_IP", spec.host or "127.0.0.1"), f"{prefix}_IP")
         port = _port(main.get(f"{prefix}_PORT", spec.port), f"{prefix}_PORT")
         used = [k for k in (f"{prefix}_IP", f"{prefix}_PORT") if k in main]
-        password = _secret(main.get(f"{prefix}_PASS"))
+        password = _text(main.get(f"{prefix}_PASS"))
         return [_local(Endpoint(name=spec.name, kind=spec.kind, host=host, port=port,
                                 source="main.json " + "/".join(used), description=spec.description,
                                 group=spec.name, secrets={"password": password} if password else {},
@@ -188,7 +182,7 @@ def _rabbitmq(main: dict, spec: ComponentSpec) -> Optional[List[Endpoint]]:
         raise ConfigValueError(f"main.json RABBITMQ_HOST has a bad port: {raw!r}") from None
     source = "main.json RABBITMQ_HOST" + ("" if port != default_port or ":" in raw else
                                           f", port {default_port} from the catalog (main.json has no port key)")
-    password = _secret(main.get("RABBITMQ_PASS"))
+    password = _text(main.get("RABBITMQ_PASS"))
     return [_local(Endpoint(
         name=spec.name, kind="rabbitmq", host=host, port=port, source=source, description=spec.description,
         group=spec.name, user=_text(main.get("RABBITMQ_USER")) or "guest",
@@ -205,7 +199,7 @@ def _clickhouse(main: dict, spec: ComponentSpec) -> Optional[List[Endpoint]]:
         raise ConfigValueError("main.json CLICKHOUSE_SYSTEM is not an object")
     host = _host(conf.get("HOST", spec.host or "127.0.0.1"), "CLICKHOUSE_SYSTEM.HOST")
     port = _port(conf.get("PORT", spec.port or 9000), "CLICKHOUSE_SYSTEM.PORT")
-    password = _secret(conf.get("PASSWORD"))
+    password = _text(conf.get("PASSWORD"))
     return [_local(Endpoint(
         name=spec.name, kind="clickhouse", host=host, port=port, source="main.json CLICKHOUSE_SYSTEM.HOST/PORT",
         description=spec.description, group=spec.name, user=_text(conf.get("USER")) or "default",
@@ -224,7 +218,7 @@ def _kvrocks(key: str) -> Resolver:
         nodes = conf.get("NODES")
         if not isinstance(nodes, list) or not nodes:
             raise ConfigValueError(f"main.json {key}.NODES lists no node")
-        password = _secret(conf.get("PASSWORD"))
+        password = _text(conf.get("PASSWORD"))
         endpoints = []
         for index, node in enumerate(nodes):
             where = f"{key}.NODES[{index}]"

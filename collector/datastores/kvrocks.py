@@ -5,12 +5,10 @@ as such."""
 
 from __future__ import annotations
 
-import redis
-
 from collector.datastores import ssdb
 from collector.datastores.common import Check
-from collector.datastores.resp import info_version, parse_info, ssdb_summary
-from collector.datastores.respclient import RespClient, reply_error_text
+from collector.datastores.resp import info_version, ssdb_summary
+from collector.datastores.respclient import RespClient
 
 INFO_SECTIONS = ("server", "clients", "memory", "persistence", "keyspace")
 # the figures kept from each section (all of keyspace); a section's other keys are dropped
@@ -43,16 +41,8 @@ def _sections(parsed: dict) -> dict:
 
 def check(chk: Check) -> None:
     client = RespClient(chk, "Kvrocks/Redis")
-    client.connect()
-    ssdb.authenticate(chk, client)
-    ssdb.ping(chk, client)
-    try:
-        parsed = parse_info(client.command("INFO"))
-    except redis.exceptions.ResponseError as exc:
-        chk.command_error("info", reply_error_text(exc))
-        return
-    except ValueError as exc:
-        chk.command_error("info", f"unexpected INFO reply: {exc}")
+    parsed = ssdb.connect_and_read_info(chk, client)
+    if parsed is None:
         return
     chk.set("version", info_version(parsed))
     if parsed["format"] == "ssdb":

@@ -155,37 +155,31 @@ def _api_queues(chk: Check, user: str, vhost: str) -> Optional[List[dict]]:
     token = base64.b64encode(f"{user}:{ep.password() or ''}".encode()).decode()
     chk.phase = "management API"
     families = ", ".join(name for name, _prefix in FAMILIES)
+    def not_counted(status: str, error: str, what_happened: str) -> None:
+        api.update(status=status, error=error)
+        chk.detail("management_api", api)
+        chk.note(f"management API {where} {what_happened}; queues {families} not counted")
+
     try:
         reply = http_get(ep.host, port, path, chk.deadline, chk.timeout,
                          headers={"Authorization": f"Basic {token}"}, limit=API_BODY_LIMIT,
                          label="management API")
     except HttpFailure as exc:
-        api.update(status="no_answer", error=exc.message)
-        chk.detail("management_api", api)
-        chk.note(f"management API {where} did not answer ({exc.message}); queues {families} not counted")
-        return None
+        return not_counted("no_answer", exc.message, f"did not answer ({exc.message})")
     api["status_code"] = reply.status
     api["ms"] = reply.ms
     if reply.status in (401, 403):
-        api.update(status="refused", error=f"HTTP {reply.status}: user {user} was refused")
-        chk.detail("management_api", api)
-        chk.note(f"management API {where} refused user {user} (HTTP {reply.status}); queues {families} not counted")
-        return None
+        return not_counted("refused", f"HTTP {reply.status}: user {user} was refused",
+                           f"refused user {user} (HTTP {reply.status})")
     if reply.status != 200 or reply.truncated:
         reason = "reply too large" if reply.truncated else f"HTTP {reply.status} {reply.reason}"
-        api.update(status="error", error=reason)
-        chk.detail("management_api", api)
-        chk.note(f"management API {where} answered {reason}; queues {families} not counted")
-        return None
+        return not_counted("error", reason, f"answered {reason}")
     try:
         queues = json.loads(reply.body.decode("utf-8", "replace"))
         if not isinstance(queues, list):
             raise ValueError("not a list")
     except ValueError:
-        api.update(status="error", error="the reply is not a JSON list of queues")
-        chk.detail("management_api", api)
-        chk.note(f"management API {where} did not answer with a list of queues; queues {families} not counted")
-        return None
+        return not_counted("error", "the reply is not a JSON list of queues", "did not answer with a list of queues")
     api["status"] = "ok"
     chk.detail("management_api", api)
     return [q for q in queues if isinstance(q, dict)]

@@ -4,6 +4,7 @@ ping, INFO read raw and parsed from SSDB's array form, and dbsize."""
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import redis
 
@@ -44,18 +45,25 @@ def ping(chk: Check, client: RespClient) -> None:
         chk.note(f"PING replied {reply!r:.60}, not PONG")
 
 
-def check(chk: Check) -> None:
-    client = RespClient(chk, "SSDB")
+def connect_and_read_info(chk: Check, client: RespClient) -> Optional[dict]:
+    """Connect, AUTH when main.json gives a password, PING, and INFO parsed (SSDB's array
+    form or Redis's text form); None, with the error recorded, when INFO fails."""
     client.connect()
     authenticate(chk, client)
     ping(chk, client)
     try:
-        parsed = parse_info(client.command("INFO"))
+        return parse_info(client.command("INFO"))
     except redis.exceptions.ResponseError as exc:
         chk.command_error("info", reply_error_text(exc))
     except ValueError as exc:
         chk.command_error("info", f"unexpected INFO reply: {exc}")
-    else:
+    return None
+
+
+def check(chk: Check) -> None:
+    client = RespClient(chk, "SSDB")
+    parsed = connect_and_read_info(chk, client)
+    if parsed is not None:
         chk.set("version", info_version(parsed))
         if parsed["format"] == "ssdb":
             chk.detail("info", ssdb_summary(parsed))
