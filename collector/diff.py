@@ -535,19 +535,28 @@ def _finding_key(finding: dict) -> Tuple[str, str]:
     return str(finding.get("id")), str(finding.get("subject"))
 
 
-def _findings(old: BundleReader, new: BundleReader, diff: Diff) -> List[Change]:
-    before = {_finding_key(f): f for f in _findings_of(old)}
-    after = {_finding_key(f): f for f in _findings_of(new)}
-    pairs, unpaired = _pair_names(before, after)  # a subject may hold a pseudonymized host
+URGENT = ("critical", "warning")  # a new finding of these severities is a regression
+
+
+def compare_findings(old: List[dict], new: List[dict], not_compared: List[str]) -> Tuple[List[dict], List[dict], int]:
+    """(new findings, resolved findings, how many stayed), matched by id and subject; a
+    subject that differs only by pseudonyms (a per-bundle key) is noted, not guessed."""
+    before = {_finding_key(f): f for f in old}
+    after = {_finding_key(f): f for f in new}
+    pairs, unpaired = _pair_names(before, after)
     if unpaired:
-        diff.not_compared.append(f"{unpaired} finding(s) about pseudonymized subjects (a per-bundle key): "
-                                 "cannot tell whether they are new or resolved")
+        not_compared.append(f"{unpaired} finding(s) about pseudonymized subjects (a per-bundle key): "
+                            "cannot tell whether they are new or resolved")
     paired = set(pairs)
-    diff.new_findings = [after[k] for k in after if (None, k) in paired]
-    diff.resolved_findings = [before[k] for k in before if (k, None) in paired]
-    diff.unchanged_findings = sum(1 for pair in pairs if None not in pair)
+    return ([after[k] for k in after if (None, k) in paired], [before[k] for k in before if (k, None) in paired],
+            sum(1 for pair in pairs if None not in pair))
+
+
+def _findings(old: BundleReader, new: BundleReader, diff: Diff) -> List[Change]:
+    diff.new_findings, diff.resolved_findings, diff.unchanged_findings = compare_findings(
+        _findings_of(old), _findings_of(new), diff.not_compared)
     changes = [Change("findings", f"{f.get('id')} {f.get('subject')}", "finding", "added", None, f.get("severity"),
-                      regression=f.get("severity") in ("critical", "warning"),
+                      regression=f.get("severity") in URGENT,
                       text=f"new {f.get('severity')}: {f.get('title')}") for f in diff.new_findings]
     changes += [Change("findings", f"{f.get('id')} {f.get('subject')}", "finding", "removed", f.get("severity"), None,
                        text=f"resolved: {f.get('title')}") for f in diff.resolved_findings]
@@ -638,7 +647,6 @@ _TITLES = {"platform": "Platform", "processes": "Processes", "pidfiles": "PID fi
            "findings": "Findings", "logs": "Logs"}
 
 
-UNCUT = 10 ** 9  # a width no line reaches (a cluster diff's renderer needs a number)
 CUT_MARK = "\u2026"
 
 
@@ -653,7 +661,7 @@ def render_text(diff: Diff, width: Optional[int] = None) -> str:
     """The diff for a person.  `width`: a terminal's columns, to which longer lines are cut
     (ending in "…"); None (a file, a pipe, a ticket) keeps every line whole."""
     if getattr(diff, "is_cluster", False):
-        return diff.render_text(UNCUT if width is None else width)
+        return diff.render_text(width)
     old, new = diff.old, diff.new
     lines = [f"akdiag diff: {old.get('hostname')}",
              f"  old: {old.get('started_at')} {old.get('label') or ''}".rstrip(),

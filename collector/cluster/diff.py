@@ -15,9 +15,9 @@ from typing import List, Optional
 
 from collector.bundle.reader import BundleError, BundleReader
 from collector.cluster.analyze import ClusterReader
-from collector.diff import DIFF_SCHEMA, Change, Diff, DifferentHostsError
+from collector.diff import DIFF_SCHEMA, URGENT, Change, Diff, DifferentHostsError, compare_findings
+from collector.plain import as_dict
 
-_URGENT = ("critical", "warning")
 
 
 @dataclass
@@ -50,8 +50,8 @@ class ClusterDiff:
             "not_compared": self.not_compared,
         }
 
-    def render_text(self, width: int = 100) -> str:
-        from collector.diff import render_text
+    def render_text(self, width: Optional[int] = None) -> str:
+        from collector.diff import _fit, render_text
 
         lines = [f"akdiag diff of two cluster archives ({len(self.hosts)} hosts compared)",
                  f"  old: {self.old.get('started_at')} {self.old.get('label') or ''}".rstrip(),
@@ -59,14 +59,15 @@ class ClusterDiff:
                  "Verdict: " + ("REGRESSION" if self.regression else "no regression")]
         if self.changes:
             lines += ["", f"Cluster ({len(self.changes)})"]
-            lines += [f"  {'!' if c.regression else '-'} {c.text}"[:width] for c in self.changes]
+            lines += [_fit(f"  {'!' if c.regression else '-'} {c.text}", width) for c in self.changes]
         for name, diff in self.hosts.items():
             if diff is None:
                 continue
-            lines += ["", f"=== {name} " + "=" * max(3, min(width, 80) - len(name) - 5)]
-            lines += ["  " + line if line else line for line in render_text(diff, width - 2).rstrip("\n").split("\n")]
+            lines += ["", f"=== {name} " + "=" * max(3, min(width or 80, 80) - len(name) - 5)]
+            inner = render_text(diff, width - 2 if width else None)
+            lines += ["  " + line if line else line for line in inner.rstrip("\n").split("\n")]
         if self.not_compared:
-            lines += ["", "Not compared"] + [f"  - {reason}"[:width] for reason in self.not_compared]
+            lines += ["", "Not compared"] + [_fit(f"  - {reason}", width) for reason in self.not_compared]
         return "\n".join(lines) + "\n"
 
     def render_html(self) -> str:
@@ -80,12 +81,7 @@ def _facts(cluster: ClusterReader) -> dict:
     manifest = cluster.manifest
     return {"label": manifest.get("label"), "started_at": manifest.get("started_at"),
             "cluster_schema": manifest.get("cluster_schema"),
-            "tool_version": (manifest.get("tool") or {}).get("version") if isinstance(manifest.get("tool"), dict)
-            else None, "hosts": cluster.names()}
-
-
-def _finding_key(finding: dict) -> tuple:
-    return str(finding.get("id")), str(finding.get("subject"))
+            "tool_version": as_dict(manifest.get("tool")).get("version"), "hosts": cluster.names()}
 
 
 def _cluster_findings(reader: BundleReader) -> List[dict]:
@@ -131,14 +127,11 @@ def diff_clusters(old: BundleReader, new: BundleReader, allow_different_hosts: b
         except DifferentHostsError as exc:
             result.not_compared.append(f"{name}: {exc}")
             result.hosts[name] = None
-    before = {_finding_key(f): f for f in _cluster_findings(old)}
-    after = {_finding_key(f): f for f in _cluster_findings(new)}
-    result.new_findings = [f for k, f in after.items() if k not in before]
-    result.resolved_findings = [f for k, f in before.items() if k not in after]
-    result.unchanged_findings = len(set(before) & set(after))
+    result.new_findings, result.resolved_findings, result.unchanged_findings = compare_findings(
+        _cluster_findings(old), _cluster_findings(new), result.not_compared)
     for finding in result.new_findings:
         result.changes.append(Change("cluster", str(finding.get("subject")), str(finding.get("id")), "added", None,
-                                     finding.get("severity"), regression=finding.get("severity") in _URGENT,
+                                     finding.get("severity"), regression=finding.get("severity") in URGENT,
                                      text=f"new {finding.get('severity')} finding: {finding.get('title')}"))
     for finding in result.resolved_findings:
         result.changes.append(Change("cluster", str(finding.get("subject")), str(finding.get("id")), "removed",
