@@ -71,8 +71,10 @@ class CollectResult:
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
 
 
-class _ToolLog:
-    """The tool's own log, kept in memory and written into the bundle (scrubbed) at the end."""
+class ToolLog:
+    """The tool's own log, kept in memory and written into the bundle (scrubbed) at the end.
+    A message also goes to the progress line unless `show` is false or it spans several
+    lines (a traceback belongs in the log, not on the administrator's terminal)."""
 
     def __init__(self, progress: Optional[Progress]):
         self._lines: List[str] = []
@@ -82,7 +84,7 @@ class _ToolLog:
     def __call__(self, message: str, show: bool = True) -> None:
         with self._lock:
             self._lines.append(f"{iso_utc(time.time())} {message}")
-        if show and self._progress:
+        if show and self._progress and "\n" not in message.strip():
             self._progress(message)
 
     def text(self) -> str:
@@ -100,7 +102,7 @@ def _run_one(spec: CollectorSpec, ctx: Context, box: dict) -> None:
     box["duration"] = time.monotonic() - started
 
 
-def _outcome_from(spec: CollectorSpec, box: dict, writer: BundleWriter, log: _ToolLog) -> CollectorOutcome:
+def _outcome_from(spec: CollectorSpec, box: dict, writer: BundleWriter, log: ToolLog) -> CollectorOutcome:
     duration = box.get("duration", 0.0)
     if "error" in box:
         log(f"collector {spec.name} failed: {box['error']}")
@@ -115,7 +117,7 @@ def _outcome_from(spec: CollectorSpec, box: dict, writer: BundleWriter, log: _To
 
 
 def run_collectors(specs: List[CollectorSpec], make_ctx: Callable[[CollectorSpec], Context],
-                   deadline: Deadline, writer: BundleWriter, log: _ToolLog) -> List[CollectorOutcome]:
+                   deadline: Deadline, writer: BundleWriter, log: ToolLog) -> List[CollectorOutcome]:
     """Start every collector at once, each in its own thread; wait for each until its
     own timeout (never past the deadline).  A late collector's writer is closed."""
     started = time.monotonic()
@@ -173,7 +175,7 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
         raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
 
 
-def collect_into(staging: Path, request: CollectRequest, log: _ToolLog, started_wall: float,
+def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
                  deadline: Deadline, scrubber: Scrubber) -> List[CollectorOutcome]:
     """Fill `staging` with a complete bundle (everything but the archive step)."""
     writer = BundleWriter(staging, scrubber)
@@ -254,7 +256,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     started = time.monotonic()
     started_wall = time.time()
     deadline = Deadline(request.timeout)
-    log = _ToolLog(progress)
+    log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name(socket.gethostname(), request.label, stamp)
     staging = make_staging(request.output_dir, name, request.basedir)

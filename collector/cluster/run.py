@@ -43,7 +43,7 @@ from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
 from collector.plain import as_dict
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
-from collector.run import OutputError, Progress, make_staging
+from collector.run import OutputError, Progress, ToolLog, make_staging
 
 
 CLEANUP_SECONDS = 15.0  # the remote cleanup's own bound, after a host's deadline if need be
@@ -603,23 +603,6 @@ class HostRun:
 
 # --------------------------------------------------------------------------- the cluster
 
-class _Log:
-    def __init__(self, progress: Optional[Progress]):
-        self._lines: List[str] = []
-        self._lock = threading.Lock()
-        self._progress = progress
-
-    def __call__(self, message: str) -> None:
-        with self._lock:
-            self._lines.append(f"{iso_utc(time.time())} {message}")
-        if self._progress and "\n" not in message.strip():
-            self._progress(message)
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self._lines) + "\n"
-
-
 def _manifest(request: ClusterRequest, records: List[dict], started_wall: float, started: float,
               writer: BundleWriter, ssh_version: Optional[str]) -> dict:
     import socket
@@ -675,7 +658,7 @@ def _scrub_destination(scrubber: Scrubber, destination: str) -> str:
 def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None) -> ClusterResult:
     started = time.monotonic()
     started_wall = time.time()
-    log = _Log(progress)
+    log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name("cluster", request.label, stamp)
     staging = make_staging(request.output_dir, name)
@@ -714,8 +697,7 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
     except OSError as exc:
         raise OutputError(f"cannot write the cluster archive into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
-        if request.fmt != "dir" or staging.exists():
-            archive.remove_tree(staging)
+        archive.remove_tree(staging)  # gone already when a `dir` archive was renamed into place
         shutil.rmtree(control, ignore_errors=True)
     return ClusterResult(path, archive.size_of(path), time.monotonic() - started, records, findings, mapping_path)
 
