@@ -691,6 +691,6 @@ def render_text(diff: Diff, width: Optional[int] = None) -> str:
 def render_html(diff: Diff) -> str:
     if getattr(diff, "is_cluster", False):
         return diff.render_html()
-    from collector.report import environment
+    from collector.report import render_page
 
-    return environment().get_template("diff.html.j2").render(diff=diff.as_dict(), titles=_TITLES)
+    return render_page("diff.html.j2", {"diff": diff.as_dict(), "titles": _TITLES})

@@ -205,6 +205,16 @@ def test_html_diff_uses_the_report_style(host, tmp_path):
     assert done.returncode == 1 and output.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_html_diff_shows_control_characters_as_symbols(host, tmp_path):
+    """A config value with a terminal escape (as a host may hold) becomes a visible symbol
+    in the page, as in the summary, never a raw control character."""
+    _r, old = collect_bundle(host, tmp_path / "a", only=("config",))
+    _edit_config(host, WEBCONTROL_HOSTNAME="app\x1b[31m.example")
+    _r, new = collect_bundle(host, tmp_path / "b", only=("config",))
+    html = render_html(diff_bundles(old, new))
+    assert "WEBCONTROL_HOSTNAME" in html and "\u241b[31m" in html and "\x1b" not in html
+
+
 def test_a_bundle_that_cannot_be_read_is_exit_2(tmp_path):
     (tmp_path / "junk.7z").write_bytes(b"not an archive")
     done = akdiag("diff", str(tmp_path / "junk.7z"), str(tmp_path / "junk.7z"))

@@ -72,9 +72,9 @@ class ClusterDiff:
 
     def render_html(self) -> str:
         from collector.diff import _TITLES
-        from collector.report import environment
+        from collector.report import render_page
 
-        return environment().get_template("cluster_diff.html.j2").render(diff=self.as_dict(), titles=_TITLES)
+        return render_page("cluster_diff.html.j2", {"diff": self.as_dict(), "titles": _TITLES})
 
 
 def _facts(cluster: ClusterReader) -> dict:
