@@ -6,7 +6,6 @@ user's file name the file, the line and the field.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -14,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from yaml.constructor import SafeConstructor
 
+from collector.userpattern import compile_error
 from collector.yamlfile import compose_file, where
 
 BUILTIN_CATALOG = Path(__file__).with_name("catalog.yaml")
@@ -183,13 +183,12 @@ def _merge(base: Catalog, path: Path) -> Catalog:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise CatalogError(f"{where(source, value_node)}: field 'redact' must be a list of strings")
             for pattern in value:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
+                error = compile_error(pattern)
+                if error:
                     raise CatalogError(
                         f"{where(source, value_node)}: field 'redact' has an invalid regular expression "
-                        f"{pattern!r}: {exc}"
-                    ) from exc
+                        f"{pattern!r}: {error}"
+                    )
             redact.extend(value)
     return Catalog(
         processes=tuple(processes.values()),

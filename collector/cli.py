@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -125,11 +124,12 @@ def _usage_error(message: str) -> None:
 
 
 def _valid_patterns(patterns) -> tuple:
+    from collector.userpattern import compile_error
+
     for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            _usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {exc}")
+        error = compile_error(pattern)
+        if error:
+            _usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {error}")
     return tuple(patterns)
 
 

@@ -318,7 +318,10 @@ def custom_rules(patterns: Iterable[str], first: int = 1) -> Tuple[Rule, ...]:
     match is masked.  They have no pre-filter, so they look at every line.  A rule is
     named by its number (custom:1, ...), never by its pattern: the pattern may be the
     very text the customer wants kept out of the bundle."""
-    return tuple(Rule(f"custom:{first + i}", ("",), re.compile(p), MASK) for i, p in enumerate(patterns))
+    from collector.userpattern import Budget, UserPattern  # time-bounded: a pattern may backtrack forever
+
+    budget = Budget()
+    return tuple(Rule(f"custom:{first + i}", ("",), UserPattern(p, budget), MASK) for i, p in enumerate(patterns))
 
 
 class Scrubber:
