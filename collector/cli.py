@@ -71,6 +71,9 @@ def _print_summary(result, quiet: bool) -> None:
     if result.mapping_path:
         click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the bundle, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")
+    if getattr(result, "cut", None):
+        click.echo(f"Cut short: {result.cut} (what was collected is in the bundle; "
+                   "`akdiag report` on it completes the summary)")
     if result.processes_down:
         click.echo(f"Processes down ({len(result.processes_down)}): {', '.join(result.processes_down)}")
     else:
@@ -272,7 +275,9 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
+    reading = time.monotonic()
     catalog = _load_catalog_or_exit(catalog_file)
+    catalog_seconds = time.monotonic() - reading  # counts against the run's deadline
     patterns = _valid_patterns(redact_patterns)
     pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
@@ -298,7 +303,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
                              label=label, fmt=fmt, timeout=timeout,
                              options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
                              command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
-                             keep_mapping=keep_mapping, password=password)
+                             keep_mapping=keep_mapping, password=password, spent_before=catalog_seconds)
     sys.exit(run_collect(request, quiet))
 
 

@@ -850,6 +850,9 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
     if not manifest:
         manifest_note = ("manifest.json is missing or unreadable: host, times and collector results "
                          "below come from the other files where they can.")
+    if isinstance(manifest.get("cut"), str) and manifest["cut"]:
+        manifest_note = (f"This run was cut short ({manifest['cut']}): what it collected is here, "
+                         "what it had no time for is not.")
     system, system_note = sources.load(schema.SYSTEM)
     processes_data, processes_note = sources.load(schema.PROCESSES)
     pidfiles_data, pidfiles_note = sources.load(schema.PIDFILES)

@@ -11,7 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from collector import TOOL_NAME, __version__
 from collector.bundle import archive, schema
@@ -22,6 +22,7 @@ from collector.collectors import CollectorSpec, registry
 from collector.context import CollectOptions, Context, Deadline
 from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
+from collector.userpattern import timed_out
 
 Progress = Callable[[str], None]
 
@@ -45,6 +46,7 @@ class CollectRequest:
     pii_kinds: tuple = DEFAULT_PII_KINDS  # empty with --no-pseudonymize
     keep_mapping: bool = False
     password: Optional[str] = None  # set: the 7z archive is AES-256 encrypted, names included
+    spent_before: float = 0.0  # seconds of the deadline spent before collect() (reading the catalog)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class CollectResult:
     processes_down: List[str]
     mapping_path: Optional[Path] = None
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
+    cut: Optional[str] = None  # why the run was cut short by its deadline (what it had is in the bundle)
 
 
 class ToolLog:
@@ -175,12 +178,47 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
         raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
 
 
+def phase_deadlines(deadline: Deadline, timeout: float) -> Dict[str, Deadline]:
+    """Where each step of a run must end: the collectors first, then the analysis, the
+    summary, and what is left for packing.  Each is a point in time, so a step that
+    starts early has all the time the ones before it left."""
+    reserve = min(15.0, timeout * 0.2)
+    shares = {"collectors": reserve, "analysis": reserve * 0.6, "rendering": reserve * 0.2}
+    return {step: deadline.child(max(1.0 if step == "collectors" else 0.0, deadline.remaining() - kept))
+            for step, kept in shares.items()}
+
+
+def run_bounded(step: str, work: Callable[[], Any], deadline: Deadline) -> Tuple[Any, Optional[str]]:
+    """(what `work` returned, None), or (None, why it was cut) when it did not end by the
+    deadline.  It runs in a thread of its own, which is left behind when late: it only
+    computes, the caller writes."""
+    if deadline.expired():
+        return None, f"deadline reached before {step}"
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"akdiag:{step}", daemon=True)
+    thread.start()
+    thread.join(deadline.remaining())
+    if thread.is_alive():
+        return None, f"deadline reached during {step}"
+    if "error" in box:
+        raise box["error"]
+    return box.get("value"), None
+
+
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
-                 deadline: Deadline, scrubber: Scrubber) -> List[CollectorOutcome]:
-    """Fill `staging` with a complete bundle (everything but the archive step)."""
+                 deadline: Deadline, scrubber: Scrubber) -> Tuple[List[CollectorOutcome], Optional[str]]:
+    """Fill `staging` with a complete bundle (everything but the archive step); with the
+    outcomes, why the run was cut short (None when it was not)."""
     writer = BundleWriter(staging, scrubber)
-    reserve = min(15.0, request.timeout * 0.2)
-    collectors_deadline = deadline.child(max(1.0, deadline.remaining() - reserve))
+    steps = phase_deadlines(deadline, request.timeout)
+    collectors_deadline = steps["collectors"]
 
     def make_ctx(spec: CollectorSpec) -> Context:
         return Context(basedir=request.basedir, basedir_source=request.basedir_source, catalog=request.catalog,
@@ -193,34 +231,60 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
-    manifest = _manifest(request, outcomes, started_wall, writer)
-    writer.write_json(schema.MANIFEST, manifest)  # provisional, so the report can read it
-    try:
-        log("analyzing the bundle")
-        from collector import analyzers
+    cut = _analyze_into(staging, writer, request, steps["analysis"], log)
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))  # for the summary
+    cut = _render_into(staging, writer, steps["rendering"], log) or cut
+    if cut:
+        log(f"run cut short: {cut}; what was collected is in the bundle")
+    _log_timed_out_patterns(scrubber, log)
+    writer.write_text(schema.TOOL_LOG, log.text())
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
+    _write_redactions(writer, scrubber, request)  # final: the manifest's, summary's and log's counts too
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))  # its final hash
+    return outcomes, cut
 
-        analyzers.write_findings(analyzers.analyze(BundleReader(staging), request.catalog.thresholds), writer)
+
+def _analyze_into(staging: Path, writer: BundleWriter, request: CollectRequest, deadline: Deadline,
+                  log: ToolLog) -> Optional[str]:
+    """findings.json, unless the analysis does not end by its deadline (the reason then)."""
+    from collector import analyzers
+
+    log("analyzing the bundle")
+    try:
+        analysis, cut = run_bounded(
+            "analysis", lambda: analyzers.analyze(BundleReader(staging), request.catalog.thresholds), deadline)
+        if analysis is not None:
+            analyzers.write_findings(analysis, writer)
+        return cut
     except BundleWriteError:
         raise
     except Exception as exc:  # the analyzers catch their own crashes; this is the last resort
         log(f"findings.json could not be written: {type(exc).__name__}: {exc}")
         log(traceback.format_exc(), show=False)
-    try:
-        log("writing the summary")
-        from collector import report
+        return None
 
-        html = report.render_bundle(BundleReader(staging))
-        writer.write_text(schema.SUMMARY_HTML, html)
+
+def _render_into(staging: Path, writer: BundleWriter, deadline: Deadline, log: ToolLog) -> Optional[str]:
+    """summary.html, unless rendering does not end by its deadline (the reason then)."""
+    from collector import report
+
+    log("writing the summary")
+    try:
+        html, cut = run_bounded("rendering", lambda: report.render_bundle(BundleReader(staging)), deadline)
+        if html is not None:
+            writer.write_text(schema.SUMMARY_HTML, html)
+        return cut
     except BundleWriteError:
         raise
     except Exception as exc:  # a report that cannot be rendered is recorded, the bundle stays
         log(f"summary.html could not be rendered: {type(exc).__name__}: {exc}")
         log(traceback.format_exc(), show=False)
-    writer.write_text(schema.TOOL_LOG, log.text())
-    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))
-    _write_redactions(writer, scrubber, request)  # final: the manifest's, summary's and log's counts too
-    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # its final hash
-    return outcomes
+        return None
+
+
+def _log_timed_out_patterns(scrubber: Scrubber, log: ToolLog) -> None:
+    for rule, lines in timed_out(scrubber.rules).items():
+        log(f"redaction pattern {rule} ran out of time on {lines} line(s); they were withheld")
 
 
 def _write_redactions(writer: BundleWriter, scrubber: Scrubber, request: CollectRequest) -> None:
@@ -228,11 +292,12 @@ def _write_redactions(writer: BundleWriter, scrubber: Scrubber, request: Collect
     # scrubbing it would mask counts whose rule names sound like secret keys.
     writer.write_unscrubbed_bytes(schema.REDACTIONS, json_bytes(
         {"total": scrubber.counts.total(), "by_rule": scrubber.counts.by_rule(),
-         "by_file": scrubber.counts.as_records(), "pseudonymized": list(request.pii_kinds)}))
+         "by_file": scrubber.counts.as_records(), "pseudonymized": list(request.pii_kinds),
+         "timed_out": timed_out(scrubber.rules)}))
 
 
 def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started_wall: float,
-              writer: BundleWriter) -> dict:
+              writer: BundleWriter, cut: Optional[str] = None) -> dict:
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": __version__},
@@ -248,6 +313,7 @@ def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started
                     "log_total_bytes": request.options.log_total_bytes},
         "catalog_sources": list(request.catalog.sources),
         "collectors": [o.as_dict() for o in outcomes],
+        "cut": cut,
         "files": [f for f in file_records_as_dicts(writer.files()) if f["path"] != schema.MANIFEST],
     }
 
@@ -255,7 +321,7 @@ def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started
 def collect(request: CollectRequest, progress: Optional[Progress] = None) -> CollectResult:
     started = time.monotonic()
     started_wall = time.time()
-    deadline = Deadline(request.timeout)
+    deadline = Deadline(max(0.0, request.timeout - request.spent_before))  # the catalog's reading counts
     log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name(socket.gethostname(), request.label, stamp)
@@ -264,7 +330,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
         scrubber = Scrubber.for_bundle(request.pii_kinds,
                                        tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
-        outcomes = collect_into(staging, request, log, started_wall, deadline, scrubber)
+        outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber)
         down = _processes_down(staging)
         findings = _findings(staging)
         if progress:
@@ -279,7 +345,8 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         raise OutputError(f"cannot write the bundle into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
-    return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings)
+    return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings,
+                         cut)
 
 
 def _processes_down(staging: Path) -> List[str]:
