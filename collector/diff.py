@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from collector.bundle import schema
-from collector.bundle.reader import BundleReader
+from collector.bundle.reader import MAX_TEXT_MEMBER, BundleReader
 from collector.plain import as_dict, as_list, is_number
 
 DIFF_SCHEMA = 1
@@ -573,7 +573,7 @@ def _log_error_counts(reader: BundleReader) -> Dict[str, int]:
         if not path or not reader.exists(path):
             continue
         try:
-            counts[entry.get("path")] = len(scan_tail(reader.path(path).read_bytes()).errors)
+            counts[entry.get("path")] = len(scan_tail(reader.read(path, MAX_TEXT_MEMBER)).errors)
         except OSError:
             continue
     return counts

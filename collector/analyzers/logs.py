@@ -17,7 +17,8 @@ from typing import Dict, Iterator, List, Optional, Pattern, Tuple
 from collector.analyzers.common import bundle_started_at, dicts, load, parse_time, processes_by_name
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
-from collector.bundle.reader import BundleReader
+from collector.bundle.reader import MAX_TEXT_MEMBER, BundleReader
+from collector.untrusted import read_regular
 
 SOURCE = schema.LOGS_INDEX
 LINE_TEXT_LIMIT = 300
@@ -214,7 +215,10 @@ def _tail_findings(reader: BundleReader, entry: dict, tail: dict, t: Thresholds)
     path, _problem = reader.member(tail.get("bundle_path"), schema.LOGS_DIR + "/")
     if path is None:
         return []
-    data = path.read_bytes()
+    try:
+        data = read_regular(path, MAX_TEXT_MEMBER)
+    except OSError:
+        return []
     scan = scan_tail(data)
     subject, relpath = str(entry.get("path") or tail.get("bundle_path")), str(tail.get("bundle_path"))
     findings = _errors(subject, relpath, scan, t)

@@ -4,14 +4,24 @@ only through this, never the live host."""
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tarfile
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional, Tuple
 
 from collector.bundle import schema
+from collector.untrusted import MIB, read_regular, load_json_bounded
+
+# Bounds on a bundle someone hands to `report`, `check --bundle`, `diff` or `pack`: a
+# member is read only when it is a regular file inside the bundle, within its cap.
+MAX_JSON_MEMBER = 64 * MIB
+MAX_TEXT_MEMBER = 64 * MIB
+MAX_MEMBERS = 200_000  # files and folders in an archive
+MAX_MEMBER_DEPTH = 32  # folders deep
+MAX_EXTRACTED = 8 * 1024 * MIB
+EXTRACT_SECONDS = 600.0
 
 
 class BundleError(Exception):
@@ -32,9 +42,23 @@ class BundleReader:
     def exists(self, relpath: str) -> bool:
         return (self.root / relpath).is_file()
 
-    def json(self, relpath: str) -> Optional[Any]:
+    def read(self, relpath: str, limit: int, head: bool = False) -> bytes:
+        """A member's bytes (with `head`, its first `limit` bytes): OSError when it is not a
+        regular file inside the bundle (a FIFO, a device, a link leading out) or is larger
+        than `limit`."""
+        path = self.root / relpath
         try:
-            return json.loads((self.root / relpath).read_bytes().decode("utf-8", "surrogateescape"))
+            inside = self.root.resolve() in path.resolve().parents
+        except RuntimeError as exc:  # a loop of links
+            raise OSError(f"{relpath} cannot be resolved") from exc
+        if not inside:
+            raise OSError(f"{relpath} points outside the bundle")
+        return read_regular(path, limit, head=head)
+
+    def json(self, relpath: str) -> Optional[Any]:
+        """A JSON member, or None when it is missing, unreadable, too large or too deep."""
+        try:
+            return load_json_bounded(self.read(relpath, MAX_JSON_MEMBER))
         except (OSError, ValueError):
             return None
 
@@ -54,14 +78,18 @@ class BundleReader:
             return None, f"{relpath} cannot be resolved"
         if root not in target.parents:
             return None, f"{relpath} points outside the bundle; not shown"
-        if not target.is_file():
+        if not target.exists():
             return None, f"{relpath} is missing from this bundle"
+        if not target.is_file():
+            return None, f"{relpath} is not a regular file; not read"
+        if target.stat().st_size > MAX_TEXT_MEMBER:
+            return None, f"{relpath} is larger than the {MAX_TEXT_MEMBER // MIB} MiB a bundle file may have; not read"
         return target, None
 
     def text(self, relpath: str, limit: Optional[int] = None) -> Optional[str]:
+        """A text member (its first `limit` bytes), or None when it cannot be read."""
         try:
-            with open(self.root / relpath, "rb") as handle:
-                data = handle.read(limit) if limit else handle.read()
+            data = self.read(relpath, limit or MAX_TEXT_MEMBER, head=bool(limit))
         except OSError:
             return None
         return data.decode("utf-8", "replace")
@@ -86,16 +114,45 @@ def _check_member(name: str) -> None:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts:
         raise BundleError(f"the archive holds an unsafe path {name!r}; refusing to extract it")
+    if len(path.parts) > MAX_MEMBER_DEPTH:
+        raise BundleError(f"the archive holds a path {len(path.parts)} folders deep (more than {MAX_MEMBER_DEPTH}); "
+                          "refusing to extract it")
+
+
+class _Budget:
+    """Count, size and time bounds of one extraction."""
+
+    def __init__(self, archive: Path):
+        self.archive = archive
+        self.members = 0
+        self.size = 0
+        self.ends = time.monotonic() + EXTRACT_SECONDS
+
+    def add(self, name: str, size: int) -> None:
+        _check_member(name)
+        self.members += 1
+        self.size += max(0, size or 0)
+        if self.members > MAX_MEMBERS:
+            raise BundleError(f"{self.archive} holds more than {MAX_MEMBERS} files; refusing to extract it")
+        if self.size > MAX_EXTRACTED:
+            raise BundleError(f"{self.archive} unpacks to more than {MAX_EXTRACTED // MIB} MiB; refusing to extract it")
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.ends:
+            raise BundleError(f"{self.archive} took more than {EXTRACT_SECONDS:.0f} s to extract; given up")
 
 
 def _extract_7z(archive: Path, target: Path, password: Optional[str]) -> None:
     import py7zr
 
+    budget = _Budget(archive)
     try:
         with py7zr.SevenZipFile(archive, "r", password=password) as z:
-            for name in z.getnames():
-                _check_member(name)
+            for info in z.list():
+                budget.add(info.filename, info.uncompressed)
             z.extractall(path=target)
+    except BundleError:
+        raise
     except py7zr.exceptions.PasswordRequired as exc:
         raise BundleEncrypted(f"{archive} is encrypted: give its password") from exc
     except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.CrcError, OSError, ValueError, KeyError) as exc:
@@ -106,13 +163,16 @@ def _extract_7z(archive: Path, target: Path, password: Optional[str]) -> None:
 
 
 def _extract_tar(archive: Path, target: Path) -> None:
+    budget = _Budget(archive)
     try:
         with tarfile.open(archive, "r:*") as tar:
-            for member in tar.getmembers():
-                _check_member(member.name)
+            for member in tar:  # one at a time: the index is never held whole
+                budget.add(member.name, member.size)
+                budget.check_time()
                 if not (member.isfile() or member.isdir()):
                     raise BundleError(f"the archive holds a link or device {member.name!r}; refusing it")
-            tar.extractall(target)
+                tar.extract(member, target, set_attrs=False)
+                tar.members = []  # extracted: not kept in memory
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"cannot read {archive}: {exc}") from exc
 
@@ -126,8 +186,10 @@ def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleRe
         is_root = (path / schema.MANIFEST).exists() or (path / schema.CLUSTER_MANIFEST).exists()
         yield BundleReader(path if is_root else _single_top_folder(path))
         return
-    if not path.is_file():
+    if not path.exists():
         raise BundleError(f"{path} does not exist")
+    if not path.is_file():
+        raise BundleError(f"{path} is neither a folder nor a regular file: not a bundle")
     temp = Path(tempfile.mkdtemp(prefix="akdiag-read-"))
     try:
         if path.name.endswith(".7z"):
