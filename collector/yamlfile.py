@@ -1,12 +1,99 @@
 """Reading a user's YAML file (the catalog, the cluster's hosts) as a node tree, so
-that every error can name the file and the line."""
+that every error can name the file and the line.
+
+The file is read with bounds set before parsing: a regular file only (a FIFO or a
+device is refused at once), at most MAX_BYTES, parsed within MAX_SECONDS, nested at
+most MAX_DEPTH deep, and its aliases may not expand it past MAX_NODES nodes (a few
+hundred bytes of nested aliases would otherwise stand for billions of values)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional, Type
 
 import yaml
+
+from collector.untrusted import MIB, read_regular
+
+MAX_BYTES = MIB // 4  # the built-in catalog is 8 KiB; the pure-Python parser reads ~100 KiB a second
+MAX_SECONDS = 5.0
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # aliases counted as often as they are used
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem: str, mark=None):
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader's composer with a clock, a depth and an expanded-size count."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._ends = time.monotonic() + MAX_SECONDS
+        self._depth = 0
+        self._nodes = 0
+        self._open_anchors: list = []  # of the nodes being composed: an alias to one is a cycle
+
+    def compose_node(self, parent, index):
+        if time.monotonic() > self._ends:
+            raise _Refused(f"parsing took more than {MAX_SECONDS:.0f} s; given up")
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise _Refused(f"the alias *{event.anchor} refers to a value that holds it", event.start_mark)
+            node = super().compose_node(parent, index)
+            self._count(_expanded_size(node), node)
+            return node
+        anchor = getattr(event, "anchor", None)
+        self._depth += 1
+        self._open_anchors.append(anchor)
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+            self._count(1, None)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.pop()
+
+    def _count(self, nodes: int, node) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_NODES:
+            mark = node.start_mark if node is not None else None
+            raise _Refused(f"more than {MAX_NODES} values, its aliases expanded (an alias bomb?)", mark)
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """Nodes under `node` with every alias expanded, counted without expanding them (each
+    distinct node once, shared ones by their count)."""
+    sizes: dict = {}
+    stack = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        key = id(current)
+        if key in sizes and not children_done:
+            continue
+        children = _children(current)
+        if children_done:
+            sizes[key] = min(MAX_NODES + 1, 1 + sum(sizes.get(id(c), MAX_NODES + 1) for c in children))
+            continue
+        sizes[key] = MAX_NODES + 1  # in progress (cycles are refused while composing)
+        stack.append((current, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(node)]
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def where(source: str, node: yaml.Node) -> str:
@@ -19,13 +106,15 @@ def compose_file(path: Path, what: str, error: Type[Exception]) -> Optional[yaml
     naming the file (and the line of a YAML mistake); `what` names the file's role."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_regular(path, MAX_BYTES).decode("utf-8")
     except OSError as exc:
         raise error(f"{source}: cannot read the {what}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise error(f"{source}: the {what} is not UTF-8 text ({exc})") from exc
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_BoundedLoader)
+    except RecursionError as exc:
+        raise error(f"{source}: the {what} is nested too deeply to read") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
