@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from collector.bundle import schema
-from collector.bundle.reader import MAX_TEXT_MEMBER, BundleReader
+from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
 from collector.plain import as_dict, as_list, is_number
 
 DIFF_SCHEMA = 1
@@ -567,7 +567,7 @@ def _log_error_counts(reader: BundleReader) -> Dict[str, int]:
     from collector.analyzers.logs import scan_tail
 
     counts = {}
-    for entry in as_list(as_dict(reader.json(schema.LOGS_INDEX)).get("files")):
+    for entry in as_list(as_dict(reader.json(schema.LOGS_INDEX)).get("files"))[:MAX_INDEX_ENTRIES]:
         tail = as_dict(entry.get("tail"))
         path = tail.get("bundle_path")
         if not path or not reader.exists(path):

@@ -31,7 +31,7 @@ import jinja2
 
 from collector import TOOL_NAME, __version__
 from collector.bundle import schema
-from collector.bundle.reader import BundleReader
+from collector.bundle.reader import MAX_INDEX_ENTRIES, BundleReader
 from collector.plain import as_dict, as_list, dicts, number
 
 TEMPLATE = "summary.html.j2"
@@ -514,6 +514,11 @@ def _config(data: Optional[dict]) -> dict:
 def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
     data = data or {}
     files = dicts(data.get("files"))
+    errors = _strings(data.get("errors"))
+    if len(files) > MAX_INDEX_ENTRIES:  # akdiag's own index stops there: a damaged or crafted one
+        errors.append(f"{schema.LOGS_INDEX} lists {len(files)} files, more than akdiag ever lists; "
+                      f"only the first {MAX_INDEX_ENTRIES} are read")
+        files = files[:MAX_INDEX_ENTRIES]
     budget = TAILS_TOTAL_BYTES
     tails = []
     for record in files:
@@ -551,7 +556,7 @@ def _logs(reader: BundleReader, data: Optional[dict]) -> dict:
         "files_total": len(files),
         "states": _count_by(files, "state"),
         "tails": tails,
-        "errors": _strings(data.get("errors")),
+        "errors": errors,
     }
 
 

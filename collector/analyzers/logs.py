@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Optional, Pattern, Tuple
 from collector.analyzers.common import bundle_started_at, dicts, load, parse_time, processes_by_name
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
-from collector.bundle.reader import MAX_TEXT_MEMBER, BundleReader
+from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
 from collector.untrusted import read_regular
 
 SOURCE = schema.LOGS_INDEX
@@ -203,11 +203,12 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     if index is None:
         return []
     findings: List[Finding] = []
-    for entry in dicts(index.get("files")):
+    files = dicts(index.get("files"))[:MAX_INDEX_ENTRIES]  # a longer index is not akdiag's
+    for entry in files:
         tail = entry.get("tail") if isinstance(entry.get("tail"), dict) else None
         if tail:
             findings += _tail_findings(reader, entry, tail, thresholds)
-    findings += _stale_logs(reader, dicts(index.get("files")), thresholds)
+    findings += _stale_logs(reader, files, thresholds)
     return findings
 
 

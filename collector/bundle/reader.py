@@ -4,6 +4,7 @@ only through this, never the live host."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tarfile
 import tempfile
@@ -16,9 +17,10 @@ from collector.untrusted import MIB, read_regular, load_json_bounded
 
 # Bounds on a bundle someone hands to `report`, `check --bundle`, `diff` or `pack`: a
 # member is read only when it is a regular file inside the bundle, within its cap.
-MAX_JSON_MEMBER = 64 * MIB
+MAX_JSON_MEMBER = 32 * MIB
 MAX_TEXT_MEMBER = 64 * MIB
 MAX_MEMBERS = 200_000  # files and folders in an archive
+MAX_INDEX_ENTRIES = 20_000  # files an index may list: akdiag's own stop there (collectors/logs.py)
 MAX_MEMBER_DEPTH = 32  # folders deep
 MAX_EXTRACTED = 8 * 1024 * MIB
 EXTRACT_SECONDS = 600.0
@@ -35,6 +37,14 @@ class BundleEncrypted(BundleError):
 class BundleReader:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._real_root: Optional[str] = None
+
+    def _inside(self, relpath: str) -> bool:
+        """Whether the member's real path (links resolved) is inside the bundle."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        target = os.path.realpath(os.path.join(self.root, relpath))
+        return target.startswith(self._real_root.rstrip(os.sep) + os.sep)
 
     def path(self, relpath: str) -> Path:
         return self.root / relpath
@@ -46,14 +56,9 @@ class BundleReader:
         """A member's bytes (with `head`, its first `limit` bytes): OSError when it is not a
         regular file inside the bundle (a FIFO, a device, a link leading out) or is larger
         than `limit`."""
-        path = self.root / relpath
-        try:
-            inside = self.root.resolve() in path.resolve().parents
-        except RuntimeError as exc:  # a loop of links
-            raise OSError(f"{relpath} cannot be resolved") from exc
-        if not inside:
+        if not self._inside(relpath):
             raise OSError(f"{relpath} points outside the bundle")
-        return read_regular(path, limit, head=head)
+        return read_regular(self.root / relpath, limit, head=head)
 
     def json(self, relpath: str) -> Optional[Any]:
         """A JSON member, or None when it is missing, unreadable, too large or too deep."""
@@ -71,13 +76,9 @@ class BundleReader:
         pure = PurePosixPath(relpath)
         if pure.is_absolute() or any(part in ("..", ".", "") for part in pure.parts) or not relpath.startswith(prefix):
             return None, f"{relpath!r} is not a path inside the bundle's {prefix} folder; not shown"
-        try:
-            root = self.root.resolve()
-            target = (self.root / relpath).resolve()
-        except (OSError, RuntimeError):
-            return None, f"{relpath} cannot be resolved"
-        if root not in target.parents:
+        if not self._inside(relpath):
             return None, f"{relpath} points outside the bundle; not shown"
+        target = self.root / relpath
         if not target.exists():
             return None, f"{relpath} is missing from this bundle"
         if not target.is_file():

@@ -17,15 +17,18 @@ import psutil
 
 from collector import live
 from collector.catalog import ProcessSpec
+from collector.cmdline import CmdlineReader
 from collector.context import Context
 
-_TABLE_ATTRS = ["pid", "ppid", "name", "cmdline", "username", "status", "create_time", "num_threads", "memory_info"]
+# cmdline is read apart, capped (collector/cmdline.py): psutil reads it whole
+_TABLE_ATTRS = ["pid", "ppid", "name", "username", "status", "create_time", "num_threads", "memory_info"]
 
 
-def _host_table() -> Dict[int, dict]:
+def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
     table = {}
     for proc in psutil.process_iter(_TABLE_ATTRS, ad_value=None):
         info = proc.info
+        info["cmdline"] = cmdlines.read(info["pid"])
         info["_proc"] = proc
         table[info["pid"]] = info
     return table
@@ -155,7 +158,8 @@ def _table_row(info: dict) -> dict:
 
 
 def collect(ctx: Context) -> dict:
-    table = _host_table()
+    cmdlines = CmdlineReader()
+    table = _host_table(cmdlines)
     _sample_cpu(table, min(ctx.options.cpu_sample_seconds, ctx.deadline.bound(ctx.options.cpu_sample_seconds)))
     by_port = live.sockets_by_port(live.listening_sockets())
     expected = [expected_record(spec, ctx.basedir, table, by_port) for spec in ctx.catalog.processes]
@@ -163,5 +167,6 @@ def collect(ctx: Context) -> dict:
         "sample_seconds": ctx.options.cpu_sample_seconds,
         "expected": expected,
         "all": [_table_row(info) for _pid, info in sorted(table.items())],
+        "cmdlines_cut": cmdlines.cut,  # command lines cut at their cap (they end with "[cut]")
         "errors": [],
     }
