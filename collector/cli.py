@@ -98,6 +98,17 @@ def _print_top_findings(findings) -> None:
         click.echo(line)
 
 
+def _seconds_since_start() -> float:
+    """How long this process has run (start-up, the catalog's reading): the deadline's share
+    already spent when the collection begins."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # no /proc: the deadline starts with the collection
+        return 0.0
+
+
 def run_collect(request, quiet: bool) -> int:
     from collector.run import OutputError, collect
 
@@ -275,9 +286,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
-    reading = time.monotonic()
     catalog = _load_catalog_or_exit(catalog_file)
-    catalog_seconds = time.monotonic() - reading  # counts against the run's deadline
     patterns = _valid_patterns(redact_patterns)
     pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
@@ -303,7 +312,8 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
                              label=label, fmt=fmt, timeout=timeout,
                              options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
                              command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
-                             keep_mapping=keep_mapping, password=password, spent_before=catalog_seconds)
+                             keep_mapping=keep_mapping, password=password,
+                             spent_before=_seconds_since_start())
     sys.exit(run_collect(request, quiet))
 
 

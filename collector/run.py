@@ -46,7 +46,7 @@ class CollectRequest:
     pii_kinds: tuple = DEFAULT_PII_KINDS  # empty with --no-pseudonymize
     keep_mapping: bool = False
     password: Optional[str] = None  # set: the 7z archive is AES-256 encrypted, names included
-    spent_before: float = 0.0  # seconds of the deadline spent before collect() (reading the catalog)
+    spent_before: float = 0.0  # seconds of the deadline spent before collect() (start-up, the catalog)
 
 
 @dataclass
