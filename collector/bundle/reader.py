@@ -163,6 +163,10 @@ def _extract_7z(archive: Path, target: Path, password: Optional[str]) -> None:
         raise BundleError(f"cannot read {archive}: {hint} ({type(exc).__name__}: {exc})") from exc
 
 
+# Python's own checks where it has them (3.12, and the security releases before it)
+_TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
 def _extract_tar(archive: Path, target: Path) -> None:
     budget = _Budget(archive)
     try:
@@ -172,7 +176,7 @@ def _extract_tar(archive: Path, target: Path) -> None:
                 budget.check_time()
                 if not (member.isfile() or member.isdir()):
                     raise BundleError(f"the archive holds a link or device {member.name!r}; refusing it")
-                tar.extract(member, target, set_attrs=False)
+                tar.extract(member, target, set_attrs=False, **_TAR_FILTER)
                 tar.members = []  # extracted: not kept in memory
     except (tarfile.TarError, OSError) as exc:
         raise BundleError(f"cannot read {archive}: {exc}") from exc
