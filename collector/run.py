@@ -231,8 +231,10 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
     cut = _analyze_into(staging, writer, request, steps["analysis"], log)
-    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))  # for the summary
+    if cut:  # for the summary to say so
+        writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
     cut = _render_into(staging, writer, steps["rendering"], log) or cut
     if cut:
         log(f"run cut short: {cut}; what was collected is in the bundle")

@@ -302,3 +302,12 @@ def test_archive_too_deep_is_refused(tmp_path):
     with pytest.raises(BundleError, match="folders deep"):
         with open_bundle(archive):
             pass
+
+
+def test_a_cut_run_says_so_in_its_summary(crafted, tmp_path):
+    manifest = json.loads((crafted / "manifest.json").read_text())
+    manifest["cut"] = "deadline reached during analysis"
+    (crafted / "manifest.json").write_text(json.dumps(manifest))
+    done, _elapsed, output = _report(crafted, tmp_path)
+    assert output.exists(), done.stderr
+    assert "This run was cut short (deadline reached during analysis)" in output.read_text()
