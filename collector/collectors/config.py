@@ -13,7 +13,6 @@ bundle lets anyone guess the secret.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List
 
@@ -21,6 +20,7 @@ from collector import live
 from collector.context import Context
 from collector.redact import is_secret_key, redact_structure
 from collector.state import secret_digest, try_digest_key
+from collector.untrusted import load_json_bounded
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 PLACEHOLDER_SECRET = "abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -76,7 +76,7 @@ def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict, dige
     try:
         if truncated:
             raise ValueError(f"larger than {MAX_CONFIG_BYTES} bytes; only the start was kept")
-        data = json.loads(raw.decode("utf-8"))
+        data = load_json_bounded(raw.decode("utf-8"))  # a ValueError when nested too deeply
     except ValueError as exc:
         entry["valid_json"] = False
         entry["error"] = f"{source} is not valid JSON: {exc}"

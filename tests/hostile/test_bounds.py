@@ -311,3 +311,13 @@ def test_a_cut_run_says_so_in_its_summary(crafted, tmp_path):
     done, _elapsed, output = _report(crafted, tmp_path)
     assert output.exists(), done.stderr
     assert "This run was cut short (deadline reached during analysis)" in output.read_text()
+
+
+def test_a_deep_main_json_is_refused_and_the_rest_goes_on(host, tmp_path):
+    (host.basedir / "config" / "main.json").write_text("[" * 100_000 + "]" * 100_000)
+    result, reader = collect_bundle(host, tmp_path / "out", only=("config", "datastores", "system"))
+    statuses = {o.name: o.status for o in result.outcomes}
+    assert statuses["system"] == "ok" and statuses["config"] == "partial", statuses
+    assert statuses["datastores"] in ("ok", "partial"), statuses
+    index = reader.json("config/index.json")
+    assert any("nests deeper than" in error for error in index["errors"])
