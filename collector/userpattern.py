@@ -24,8 +24,6 @@ import threading
 import time
 from typing import Optional
 
-import regex
-
 PER_CALL_SECONDS = 0.5
 BUDGET_SECONDS = 3.0
 SLOW_CALL_SECONDS = 0.005  # calls faster than this (nearly all: microseconds) spend no budget
@@ -39,6 +37,8 @@ class PatternTimedOut(Exception):
 
 def compile_error(pattern: str) -> Optional[str]:
     """Why `pattern` cannot be used (None when it compiles)."""
+    import regex  # here: most runs have no user pattern, and start-up stays lean
+
     try:
         regex.compile(pattern)
     except (regex.error, TypeError, ValueError, OverflowError, RecursionError) as exc:
@@ -66,6 +66,8 @@ class UserPattern:
     """A compiled user pattern with the `sub` that redaction rules call, bounded in time."""
 
     def __init__(self, source: str, budget: Optional[Budget] = None, per_call: float = PER_CALL_SECONDS):
+        import regex
+
         self.source = source
         self._compiled = regex.compile(source)
         self._budget = budget or Budget()
