@@ -3,7 +3,8 @@
 The collector works in two phases:
 
 1. `list_logs` walks BASEDIR/logs (depth-limited, never following a symlinked
-   directory) and lstat's every entry.  Nothing is opened in this phase.
+   directory) through open folder descriptors and lstat's every entry.  Nothing
+   but folders is opened in this phase.
 2. `take_tails` reads the tail of each live regular file, newest first by mtime,
    within a total byte budget, and writes it into the bundle at
    ``logs/<path relative to BASEDIR/logs>``.  Tails are read from the end of the
@@ -11,30 +12,35 @@ The collector works in two phases:
    on the file's size.  Tails keep the file's bytes exactly (lines are split on
    b"\\n" only; the bundle writer scrubs secrets line by line).
 
-Only regular files are ever opened: entries are lstat'ed first, opened with
-``O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW`` and re-checked with fstat.
-A symlink is tailed only when it resolves to a regular file inside BASEDIR (the
-resolved path is opened, with O_NOFOLLOW).  Rotated and compressed logs
+Nothing outside BASEDIR is ever read: every path is opened relative to an open
+BASEDIR descriptor, folder by folder with O_NOFOLLOW (collector.safeopen), so a
+folder swapped for a symlink between listing and reading is refused, not followed.
+Only regular files are opened (``O_RDONLY | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW``,
+re-checked with fstat).  A symlink is tailed only when it resolves, link by link,
+to a regular file inside BASEDIR.  Rotated and compressed logs
 (``*.gz``, ``*.bz2``, ``*.xz``, ``*.zst``, ``*.zip``, ``x.log.1``, ``x.1``,
 ``x.log.2.gz``, ``x.log-20260101``, ``x-20260101.log.gz``) are listed, not read.
 
 Depth: entries directly in BASEDIR/logs are at depth 1; a directory at depth
 ``log_depth`` is listed with reason ``depth limit`` and not descended.
 
-If BASEDIR/logs itself is a symlink to a directory it is followed (it is the
-platform's log folder, wherever the operator put it); ``root_target`` then holds
-the resolved path, and symlinks inside may point into it as well as into BASEDIR.
+BASEDIR/logs may itself be a symlink to a folder inside BASEDIR (``root_target``
+then holds where it leads); one that leaves BASEDIR is refused and recorded.
+
+A file name that is not valid UTF-8 is stored escaped (``\\xNN`` for each such byte)
+in ``path`` and in the bundle path, and the entry has ``"path_escaped": true``.
 
 The returned index (written by the runner to logs/index.json)::
 
     {
       "root": "<BASEDIR>/logs",
-      "root_target": "<resolved path>" | null,   # set when the root is a symlink
+      "root_target": "<resolved path>" | null,   # set when the root is a symlink inside BASEDIR
       "exists": bool,
       "limits": {"lines": int, "bytes": int, "total_bytes": int, "depth": int},
       "files": [                                  # sorted by path
         {
-          "path": "<path relative to BASEDIR/logs>",
+          "path": "<path relative to BASEDIR/logs>",  # escaped when not UTF-8
+          "path_escaped": true,        # only when it was
           "type": "file" | "symlink" | "dir" | "fifo" | "socket" | "device" | "other",
           "size": int | null,          # regular files (and symlinks to them) only
           "mtime": "YYYY-MM-DDTHH:MM:SSZ" | null,
@@ -44,7 +50,8 @@ The returned index (written by the runner to logs/index.json)::
                                        #  "total tail budget of N bytes used up",
                                        #  "not a regular file", "depth limit", "deadline",
                                        #  "symlink points outside BASEDIR: <target>",
-                                       #  "symlinked directory: not descended", "symlink loop"
+                                       #  "symlinked directory: not descended", "symlink loop",
+                                       #  "became a symlink after it was listed: not followed"
           "error": str | null,         # the per-file problem met while reading it
           "target": str | null,        # symlinks: what the link resolves to
           "tail": null | {
@@ -76,12 +83,14 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Set
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Context, Deadline
-from collector import live
+from collector import safeopen
+from collector.live import open_regular
 from collector.live import iso_utc
+from collector.safeopen import SafeRoot, escaped_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
@@ -102,6 +111,7 @@ REASON_DEADLINE = "deadline"
 REASON_SYMLINK_DIR = "symlinked directory: not descended"
 REASON_SYMLINK_LOOP = "symlink loop"
 REASON_VANISHED = "vanished before it could be read (rotated or deleted)"
+REASON_BECAME_LINK = "became a symlink after it was listed: not followed"
 
 
 # -- the tail reader ---------------------------------------------------------------
@@ -196,7 +206,7 @@ def count_lines(data: bytes) -> int:
 
 def tail_file(path: str, max_lines: int, max_bytes: int) -> Tail:
     """Open `path` (a regular file, not a symlink) and read its tail."""
-    fd, st = live.open_regular(path)
+    fd, st = open_regular(path)
     try:
         return read_tail(fd, st.st_size, max_lines, max_bytes)
     finally:
@@ -230,10 +240,6 @@ def file_type(mode: int) -> str:
     return "other"
 
 
-def is_inside(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
-
 def _describe_os_error(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied: run akdiag as root or as the user the platform runs as"
@@ -264,7 +270,8 @@ class Candidate:
     """A regular file (or a symlink to one inside BASEDIR) whose tail may be taken."""
 
     entry: dict
-    open_path: str
+    parts: List[str]  # its canonical place below BASEDIR, as found while listing: no link on the way
+    open_path: str  # the same, for messages
     mtime: float
 
 
@@ -273,6 +280,12 @@ class Listing:
     entries: List[dict] = field(default_factory=list)
     candidates: List[Candidate] = field(default_factory=list)
     errors: List[str] = field(default_factory=list)
+    root: Optional[SafeRoot] = None  # BASEDIR, open: the tails are opened from it
+    logs_parts: List[str] = field(default_factory=lambda: ["logs"])  # BASEDIR/logs, links resolved
+
+    def close(self) -> None:
+        if self.root is not None:
+            self.root.close()
 
 
 class _ListingStopped(Exception):
@@ -280,122 +293,137 @@ class _ListingStopped(Exception):
 
 
 class _Walker:
-    def __init__(self, root: str, allowed_roots: Sequence[str], max_depth: int, deadline: Deadline):
-        self.root = root
-        self.allowed_roots = tuple(allowed_roots)
+    """Lists BASEDIR/logs through open folder descriptors: each sub-folder is opened
+    from its parent with O_NOFOLLOW, so a folder swapped for a symlink while it is
+    listed is never entered; symlinks are resolved by collector.safeopen from BASEDIR."""
+
+    def __init__(self, listing: Listing, max_depth: int, deadline: Deadline):
+        self.root = listing.root
+        self.display_root = self.root.display(listing.logs_parts)
         self.max_depth = max_depth
         self.deadline = deadline
-        self.listing = Listing()
+        self.listing = listing
 
-    def walk(self) -> Listing:
+    def walk(self, logs_fd: int) -> Listing:
         try:
-            problem = self._scan(self.root, "", 1)
+            problem = self._scan(logs_fd, [], 1)
         except _ListingStopped:
             problem = None
         if problem:
-            self.listing.errors.append(f"{self.root}: {problem}")
+            self.listing.errors.append(f"{self.display_root}: {problem}")
         return self.listing
 
-    def _scan(self, dirpath: str, reldir: str, depth: int) -> Optional[str]:
+    def _scan(self, dir_fd: int, relparts: List[str], depth: int) -> Optional[str]:
         """List one directory; returns an error message if it cannot be listed."""
         try:
-            with os.scandir(dirpath) as it:
-                dirents = sorted(it, key=lambda d: d.name)
+            names = sorted(os.listdir(dir_fd))
         except OSError as exc:
             return f"cannot list: {_describe_os_error(exc)}"
-        for dirent in dirents:
-            self._check_limits(dirpath)
-            rel = f"{reldir}/{dirent.name}" if reldir else dirent.name
-            self._add(dirent.path, rel, depth)
+        for name in names:
+            self._check_limits(relparts)
+            self._add(dir_fd, relparts + [name], depth)
         return None
 
-    def _check_limits(self, dirpath: str) -> None:
+    def _shown(self, relparts: List[str]) -> str:
+        return escaped_name(os.path.join(self.display_root, *relparts))
+
+    def _check_limits(self, relparts: List[str]) -> None:
         if self.deadline.expired():
             self.listing.errors.append(
-                f"run deadline reached while listing {dirpath}: the log listing is incomplete")
+                f"run deadline reached while listing {self._shown(relparts)}: the log listing is incomplete")
             raise _ListingStopped()
         if len(self.listing.entries) >= MAX_ENTRIES:
-            self.listing.errors.append(
-                f"more than {MAX_ENTRIES} entries under {self.root}: listing stopped at {dirpath}")
+            self.listing.errors.append(f"more than {MAX_ENTRIES} entries under {self.display_root}: "
+                                       f"listing stopped at {self._shown(relparts)}")
             raise _ListingStopped()
 
-    def _add(self, path: str, rel: str, depth: int) -> None:
+    def _add(self, dir_fd: int, relparts: List[str], depth: int) -> None:
+        name = relparts[-1]
         try:
-            st = os.lstat(path)
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            self._append(self._vanished(rel, "other"))
+            self._append(self._vanished(relparts, "other"))
             return
         except OSError as exc:
-            self._append(self._failed(rel, "other", None, exc))
+            self._append(self._failed(relparts, "other", None, exc))
             return
         mode = st.st_mode
         if stat.S_ISLNK(mode):
-            self._add_symlink(path, rel, st)
+            self._add_symlink(dir_fd, relparts, st)
         elif stat.S_ISDIR(mode):
-            self._add_dir(path, rel, st, depth)
+            self._add_dir(dir_fd, relparts, st, depth)
         elif stat.S_ISREG(mode):
-            self._add_regular(path, rel, "file", st, os.path.basename(path))
+            self._add_regular(self.listing.logs_parts + relparts, relparts, "file", st, name)
         else:
-            self._append(new_entry(rel, file_type(mode), st, reason=REASON_NOT_REGULAR))
+            self._append(new_log_entry(relparts, file_type(mode), st, reason=REASON_NOT_REGULAR))
 
-    def _add_dir(self, path: str, rel: str, st: os.stat_result, depth: int) -> None:
+    def _add_dir(self, dir_fd: int, relparts: List[str], st: os.stat_result, depth: int) -> None:
         if depth >= self.max_depth:
-            self._append(new_entry(rel, "dir", st, reason=REASON_DEPTH))
+            self._append(new_log_entry(relparts, "dir", st, reason=REASON_DEPTH))
             return
-        entry = self._append(new_entry(rel, "dir", st))
-        problem = self._scan(path, rel, depth + 1)
+        entry = self._append(new_log_entry(relparts, "dir", st))
+        try:
+            child = os.open(relparts[-1], safeopen.DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            problem = (REASON_BECAME_LINK if exc.errno in (errno.ELOOP, errno.ENOTDIR)
+                       else f"cannot list: {_describe_os_error(exc)}")
+        else:
+            try:
+                problem = self._scan(child, relparts, depth + 1)
+            finally:
+                os.close(child)
         if problem:
             entry.update(state="error", error=problem)
-            self.listing.errors.append(f"{path}: {problem}")
+            self.listing.errors.append(f"{self._shown(relparts)}: {problem}")
 
-    def _add_regular(self, open_path: str, rel: str, kind: str, st: os.stat_result, *names: str) -> dict:
+    def _add_regular(self, parts: List[str], relparts: List[str], kind: str, st: os.stat_result,
+                     *names: str) -> dict:
         if any(is_rotated_or_compressed(name) for name in names):
-            return self._append(new_entry(rel, kind, st, reason=REASON_ROTATED))
-        entry = self._append(new_entry(rel, kind, st))
-        self.listing.candidates.append(Candidate(entry, open_path, st.st_mtime))
+            return self._append(new_log_entry(relparts, kind, st, reason=REASON_ROTATED))
+        entry = self._append(new_log_entry(relparts, kind, st))
+        self.listing.candidates.append(Candidate(entry, parts, escaped_name(self.root.display(parts)), st.st_mtime))
         return entry
 
-    def _add_symlink(self, path: str, rel: str, lst: os.stat_result) -> None:
-        resolved = os.path.realpath(path)
-        if not is_inside(resolved, self.allowed_roots):
-            entry = self._append(new_entry(rel, "symlink", lst,
-                                           reason=f"symlink points outside BASEDIR: {resolved}"))
-            entry["target"] = resolved
-            return
+    def _add_symlink(self, dir_fd: int, relparts: List[str], lst: os.stat_result) -> None:
         try:
-            st = os.stat(path)
+            st, parts = self.root.stat(self.listing.logs_parts + relparts)
+        except safeopen.LeavesBasedir:
+            shown = escaped_name(os.path.realpath(os.path.join(self.display_root, *relparts)))  # for the record only
+            entry = self._append(new_log_entry(relparts, "symlink", lst,
+                                               reason=f"symlink points outside BASEDIR: {shown}"))
+            entry["target"] = shown
+            return
         except OSError as exc:
-            entry = self._broken_symlink(path, rel, lst, exc)
-        else:
-            entry = self._followed_symlink(path, rel, resolved, st)
-        entry["target"] = resolved
+            self._broken_symlink(dir_fd, relparts, lst, exc)
+            return
+        entry = self._followed_symlink(relparts, parts, st)
+        entry["target"] = escaped_name(os.path.join(self.root.real, *parts))
 
-    def _followed_symlink(self, path: str, rel: str, resolved: str, st: os.stat_result) -> dict:
+    def _followed_symlink(self, relparts: List[str], parts: List[str], st: os.stat_result) -> dict:
         if stat.S_ISDIR(st.st_mode):
-            return self._append(new_entry(rel, "symlink", st, reason=REASON_SYMLINK_DIR))
+            return self._append(new_log_entry(relparts, "symlink", st, reason=REASON_SYMLINK_DIR))
         if not stat.S_ISREG(st.st_mode):
-            return self._append(new_entry(rel, "symlink", st, reason=REASON_NOT_REGULAR))
-        return self._add_regular(resolved, rel, "symlink", st,
-                                 os.path.basename(path), os.path.basename(resolved))
+            return self._append(new_log_entry(relparts, "symlink", st, reason=REASON_NOT_REGULAR))
+        return self._add_regular(parts, relparts, "symlink", st, relparts[-1], parts[-1] if parts else "")
 
-    def _broken_symlink(self, path: str, rel: str, lst: os.stat_result, exc: OSError) -> dict:
+    def _broken_symlink(self, dir_fd: int, relparts: List[str], lst: os.stat_result, exc: OSError) -> dict:
         if exc.errno == errno.ELOOP:
-            return self._append(new_entry(rel, "symlink", lst, reason=REASON_SYMLINK_LOOP))
+            return self._append(new_log_entry(relparts, "symlink", lst, reason=REASON_SYMLINK_LOOP))
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            target = _readlink(path)
-            return self._append(new_entry(rel, "symlink", lst,
-                                          reason=f"broken symlink: {target} does not exist"))
-        return self._append(self._failed(rel, "symlink", lst, exc))
+            target = escaped_name(_readlink_at(dir_fd, relparts[-1]))
+            return self._append(new_log_entry(relparts, "symlink", lst,
+                                              reason=f"broken symlink: {target} does not exist"))
+        return self._append(self._failed(relparts, "symlink", lst, exc))
 
-    def _vanished(self, rel: str, kind: str) -> dict:
-        entry = new_entry(rel, kind, state="skipped")
+    def _vanished(self, relparts: List[str], kind: str) -> dict:
+        entry = new_log_entry(relparts, kind, state="skipped")
         entry["error"] = REASON_VANISHED
         return entry
 
-    def _failed(self, rel: str, kind: str, st: Optional[os.stat_result], exc: OSError) -> dict:
-        entry = new_entry(rel, kind, st, state="error")
+    def _failed(self, relparts: List[str], kind: str, st: Optional[os.stat_result], exc: OSError) -> dict:
+        entry = new_log_entry(relparts, kind, st, state="error")
         entry["error"] = _describe_os_error(exc)
-        self.listing.errors.append(f"{os.path.join(self.root, rel)}: {entry['error']}")
+        self.listing.errors.append(f"{self._shown(relparts)}: {entry['error']}")
         return entry
 
     def _append(self, entry: dict) -> dict:
@@ -403,23 +431,39 @@ class _Walker:
         return entry
 
 
-def _readlink(path: str) -> str:
+def _readlink_at(dir_fd: int, name: str) -> str:
     try:
-        return os.readlink(path)
+        return os.readlink(name, dir_fd=dir_fd)
     except OSError:
         return "?"
 
 
-def list_logs(root: Path, allowed_roots: Sequence[str], max_depth: int, deadline: Deadline) -> Listing:
-    """Every entry under `root` (an existing directory), lstat'ed, nothing opened."""
-    return _Walker(str(root), allowed_roots, max_depth, deadline).walk()
+def new_log_entry(relparts: List[str], kind: str, st: Optional[os.stat_result] = None, state: str = "listed",
+                  reason: Optional[str] = None) -> dict:
+    """An index entry for the path `relparts` below BASEDIR/logs; a name that is not
+    UTF-8 is stored escaped (safeopen.escaped_name), and `path_escaped` says so."""
+    rel = "/".join(relparts)
+    shown = escaped_name(rel)
+    entry = new_entry(shown, kind, st, state, reason)
+    if shown != rel:
+        entry["path_escaped"] = True
+    return entry
 
 
-def allowed_roots(basedir: Path, root: Path) -> Tuple[str, ...]:
-    """Where a symlink may point to be followed: BASEDIR, and the log folder's
-    real location when BASEDIR/logs is itself a symlink."""
-    roots = [os.path.realpath(basedir), os.path.realpath(root)]
-    return tuple(dict.fromkeys(roots))
+def list_logs(basedir: Path, max_depth: int, deadline: Deadline) -> Listing:
+    """Every entry under BASEDIR/logs, lstat'ed, nothing but folders opened.  Raises
+    OSError when BASEDIR or its log folder cannot be opened (LeavesBasedir when `logs`
+    is a symlink that leaves BASEDIR).  The caller closes the listing."""
+    listing = Listing(root=SafeRoot(basedir))
+    try:
+        logs_fd, listing.logs_parts = listing.root.open_dir("logs")
+    except BaseException:
+        listing.close()
+        raise
+    try:
+        return _Walker(listing, max_depth, deadline).walk(logs_fd)
+    finally:
+        os.close(logs_fd)
 
 
 # -- tailing ---------------------------------------------------------------------
@@ -455,7 +499,7 @@ def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOpti
             entry["reason"] = f"total tail budget of {options.log_total_bytes} bytes used up"
             continue
         cap = min(options.log_bytes, budget)
-        tail = _tail_candidate(cand, options.log_lines, cap, errors)
+        tail = _tail_candidate(listing.root, cand, options.log_lines, cap, errors)
         if tail is None:
             continue
         _record_tail(entry, tail, bundle_path_for(entry["path"], taken), writer)
@@ -467,23 +511,33 @@ def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOpti
     return errors
 
 
-def _tail_candidate(cand: Candidate, max_lines: int, max_bytes: int, errors: List[str]) -> Optional[Tail]:
-    """The tail, or None with the entry marked (and `errors` extended) on a per-file problem."""
+def _tail_candidate(root: SafeRoot, cand: Candidate, max_lines: int, max_bytes: int,
+                    errors: List[str]) -> Optional[Tail]:
+    """The tail, or None with the entry marked (and `errors` extended) on a per-file problem.
+    The file is opened from BASEDIR along the place it was listed at, following no link:
+    a folder or file swapped for a symlink since is refused, not followed."""
     entry = cand.entry
     try:
-        return tail_file(cand.open_path, max_lines, max_bytes)
+        fd, st, _parts = root.open_file(cand.parts, follow=False)
     except FileNotFoundError:
         entry.update(state="skipped", error=REASON_VANISHED)
-    except live.NotRegularFile:
+        return None
+    except safeopen.NotRegularFile:
         entry.update(reason=REASON_NOT_REGULAR)
+        return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            message = "became a symlink after it was listed: not followed"
-        else:
-            message = _describe_os_error(exc)
+        message = REASON_BECAME_LINK if exc.errno == errno.ELOOP else _describe_os_error(exc)
         entry.update(state="error", error=message)
         errors.append(f"{cand.open_path}: {message}")
-    return None
+        return None
+    try:
+        return read_tail(fd, st.st_size, max_lines, max_bytes)
+    except OSError as exc:
+        entry.update(state="error", error=_describe_os_error(exc))
+        errors.append(f"{cand.open_path}: {entry['error']}")
+        return None
+    finally:
+        os.close(fd)
 
 
 def _record_tail(entry: dict, tail: Tail, bundle_path: str, writer: "CollectorWriter") -> None:
@@ -525,31 +579,34 @@ def _totals(entries: List[dict]) -> dict:
     return {"files": len(entries), "tailed": len(tails), "tail_bytes": sum(t["bytes"] for t in tails)}
 
 
-def _root_problem(root: Path) -> Optional[str]:
-    """Why BASEDIR/logs cannot be walked, or None when it is a folder."""
-    try:
-        st = os.stat(root)
-    except FileNotFoundError:
+def _root_problem(exc: OSError) -> str:
+    """Why BASEDIR/logs cannot be walked."""
+    if isinstance(exc, safeopen.LeavesBasedir):
+        return f"is not read: {exc.strerror}"
+    if isinstance(exc, FileNotFoundError):
         return "does not exist"
-    except OSError as exc:
-        return f"cannot be examined ({_describe_os_error(exc)})"
-    return None if stat.S_ISDIR(st.st_mode) else "is not a folder"
+    if isinstance(exc, NotADirectoryError):
+        return "is not a folder"
+    return f"cannot be examined ({_describe_os_error(exc)})"
 
 
 def collect(ctx: Context) -> dict:
     root = ctx.basedir / "logs"
     index = _new_index(root, ctx.options)
-    problem = _root_problem(root)
-    if problem:
-        index["errors"].append(f"log folder {root} {problem}: check BASEDIR ({ctx.basedir}, "
+    try:
+        listing = list_logs(ctx.basedir, ctx.options.log_depth, ctx.deadline)
+    except OSError as exc:
+        index["errors"].append(f"log folder {root} {_root_problem(exc)}: check BASEDIR ({ctx.basedir}, "
                                f"from {ctx.basedir_source}) and akdiag's permissions")
         return index
-    index["exists"] = True
-    if root.is_symlink():
-        index["root_target"] = os.path.realpath(root)
-    listing = list_logs(root, allowed_roots(ctx.basedir, root), ctx.options.log_depth, ctx.deadline)
-    index["errors"].extend(listing.errors)
-    index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline))
+    try:
+        index["exists"] = True
+        if listing.logs_parts != ["logs"]:
+            index["root_target"] = escaped_name(listing.root.display(listing.logs_parts))
+        index["errors"].extend(listing.errors)
+        index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline))
+    finally:
+        listing.close()
     index["files"] = listing.entries
     index["totals"] = _totals(listing.entries)
     return index
