@@ -76,3 +76,18 @@ def resolve_basedir(option: Optional[str]) -> Tuple[Path, str]:
     if refused:
         return DEFAULT_BASEDIR, "default; refused running AK: process(es): " + "; ".join(refused[:3])
     return DEFAULT_BASEDIR, "default"
+
+
+def basedir_problem(path: Path) -> Optional[str]:
+    """Why BASEDIR cannot be read (every collector that reads it records its own part
+    of that too), or None."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return "does not exist"
+    except NotADirectoryError:
+        return "is not a folder"
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or exc})"
+    os.close(fd)
+    return None

@@ -181,7 +181,9 @@ def _command_line(argv: Optional[list] = None) -> str:
 
 _positive = click.IntRange(min=1)
 _basedir_option = click.option(
-    "--basedir", type=click.Path(file_okay=False),
+    # Neither existence, type nor readability is checked here: a BASEDIR that cannot be
+    # read still gives a bundle that says what could not be read and why.
+    "--basedir", type=click.Path(readable=False),
     help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
 
 

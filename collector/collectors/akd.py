@@ -10,6 +10,7 @@ akd is run only when a less-privileged user could not have planted or changed it
 from __future__ import annotations
 
 import os
+import stat
 from typing import Optional
 
 from collector.bounded import run_command
@@ -24,8 +25,16 @@ MAX_OUTPUT = 1024 * 1024
 def collect(ctx: Context) -> dict:
     akd = ctx.basedir / "akd"
     argv = [str(akd), "--processes"]
-    record = {"command": " ".join(argv), "exists": akd.is_file(), "exit_code": None, "duration": None,
+    record = {"command": " ".join(argv), "exists": False, "exit_code": None, "duration": None,
               "timed_out": False, "stdout": None, "stderr": None, "error": None, "errors": []}
+    try:
+        record["exists"] = stat.S_ISREG(os.stat(akd).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        record["error"] = f"cannot examine {akd}: {exc.strerror or exc}"
+        record["errors"].append(record["error"])
+        return record
     if not record["exists"]:
         record["error"] = f"{akd} not found: cannot ask the platform for its process list"
         record["errors"].append(record["error"])
