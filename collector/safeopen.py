@@ -9,11 +9,12 @@ sits in (or from BASEDIR for an absolute target naming BASEDIR), and a target th
 BASEDIR is refused (`LeavesBasedir`).  At most MAX_LINKS links are followed per path.
 
 Names are str as os.listdir gives them (bytes that are not UTF-8 kept as surrogates);
-`escaped_name` turns one into valid UTF-8 for a bundle path or an index.
+`escaped_name` turns one into valid UTF-8 for a bundle path or an index (%XX escapes).
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -40,13 +41,25 @@ class LeavesBasedir(OSError):
         self.target = target
 
 
+def _percent_bytes(exc: UnicodeDecodeError):
+    return "".join(f"%{byte:02X}" for byte in exc.object[exc.start:exc.end]), exc.end
+
+
+codecs.register_error("akdiag-percent", _percent_bytes)
+
+
 def escaped_name(name: str) -> str:
-    """A file name as valid UTF-8: bytes that are not UTF-8 become \\xNN (deterministic)."""
+    """A file name as valid UTF-8 that every archive format stores as it is: each byte
+    that is not UTF-8 becomes %XX, and so does a backslash, which 7-Zip and py7zr take
+    for a folder separator (deterministic; names without either are unchanged)."""
     try:
         name.encode("utf-8")
-        return name
+        clean = True
     except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
+        clean = False
+    if clean and "\\" not in name:
+        return name
+    return os.fsencode(name).decode("utf-8", "akdiag-percent").replace("\\", "%5C")
 
 
 def split(path: PathLike) -> List[str]:

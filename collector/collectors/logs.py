@@ -27,8 +27,9 @@ Depth: entries directly in BASEDIR/logs are at depth 1; a directory at depth
 BASEDIR/logs may itself be a symlink to a folder inside BASEDIR (``root_target``
 then holds where it leads); one that leaves BASEDIR is refused and recorded.
 
-A file name that is not valid UTF-8 is stored escaped (``\\xNN`` for each such byte)
-in ``path`` and in the bundle path, and the entry has ``"path_escaped": true``.
+A file name that is not valid UTF-8 (or holds a backslash) is stored escaped (``%XX``
+for each such byte, safeopen.escaped_name) in ``path`` and in the bundle path, and the
+entry has ``"path_escaped": true``.
 
 The returned index (written by the runner to logs/index.json)::
 
@@ -387,8 +388,8 @@ class _Walker:
     def _add_symlink(self, dir_fd: int, relparts: List[str], lst: os.stat_result) -> None:
         try:
             st, parts = self.root.stat(self.listing.logs_parts + relparts)
-        except safeopen.LeavesBasedir:
-            shown = escaped_name(os.path.realpath(os.path.join(self.display_root, *relparts)))  # for the record only
+        except safeopen.LeavesBasedir as exc:
+            shown = escaped_name(_where_it_leads(os.path.join(self.display_root, *relparts), exc.target))
             entry = self._append(new_log_entry(relparts, "symlink", lst,
                                                reason=f"symlink points outside BASEDIR: {shown}"))
             entry["target"] = shown
@@ -429,6 +430,15 @@ class _Walker:
     def _append(self, entry: dict) -> dict:
         self.listing.entries.append(entry)
         return entry
+
+
+def _where_it_leads(path: str, target: str) -> str:
+    """For the record only (nothing is opened): the resolved path of a link that leaves
+    BASEDIR, or the link's own text when it changed meanwhile."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return target
 
 
 def _readlink_at(dir_fd: int, name: str) -> str:
