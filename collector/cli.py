@@ -319,7 +319,9 @@ def demo(output_dir, fmt, quiet):
     from collector.run import CollectRequest
     from collector.simulate import SimulatedHost
 
-    with tempfile.TemporaryDirectory(prefix="akdiag-demo-") as root:
+    from collector.trust import trusted_temp_parent
+
+    with tempfile.TemporaryDirectory(prefix="akdiag-demo-", dir=trusted_temp_parent()) as root:
         with SimulatedHost(Path(root)) as host:
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)

@@ -60,3 +60,12 @@ def fd_problem(fd: int, path: str) -> Optional[str]:
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
     return None
+
+
+def trusted_temp_parent() -> Optional[str]:
+    """An existing folder of this user's that no one else can write to (for the demo's
+    simulated host, whose akd must be trusted to be run), or None: the usual temp folder."""
+    for folder in (os.environ.get("XDG_RUNTIME_DIR"), os.path.expanduser("~/.cache"), os.path.expanduser("~")):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK) and untrusted_reason(folder) is None:
+            return folder
+    return None
