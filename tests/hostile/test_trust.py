@@ -23,7 +23,7 @@ from collector.basedir import resolve_basedir
 from collector.bundle import archive
 from collector.bundle.writer import BundleWriter
 from collector.catalog import load_catalog
-from collector.collectors import akd, config, logs
+from collector.collectors import akd, logs
 from collector.context import CollectOptions, Context, Deadline
 from collector.redact import Scrubber
 from conftest import REPO, akdiag, collect_bundle
