@@ -182,7 +182,7 @@ class SafeRoot:
         if last and want in ("stat", "file"):
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                raise _Symlink(_readlink_at(dir_fd, name))
+                raise _Symlink(os.readlink(name, dir_fd=dir_fd))
             if want == "stat":
                 return st
             if not stat.S_ISREG(st.st_mode):
@@ -217,10 +217,6 @@ class _Symlink(Exception):
     def __init__(self, target: str):
         super().__init__(target)
         self.target = target
-
-
-def _readlink_at(dir_fd: int, name: str) -> str:
-    return os.readlink(name, dir_fd=dir_fd)
 
 
 def read_capped(fd: int, max_bytes: int) -> Tuple[bytes, bool]:
