@@ -41,7 +41,10 @@ def pytest_configure(config):
         return
     from collector.trust import untrusted_reason
 
-    for parent in (Path.home() / ".cache" / "akdiag-tests", REPO / ".pytest-tmp"):
+    parents = [Path.home() / ".cache" / "akdiag-tests", REPO / ".pytest-tmp"]
+    if os.geteuid() == 0:
+        parents.append(Path("/var/cache/akdiag-tests"))
+    for parent in parents:
         try:
             parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError:

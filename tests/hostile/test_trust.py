@@ -334,12 +334,9 @@ def test_an_unreadable_basedir_as_nobody_still_gives_a_bundle(shared_tmp):
 
 
 def run_as_nobody(shared_tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    """akdiag run by the user nobody.  This interpreter may live where nobody cannot
-    reach (under /root): it is bind-mounted in a private mount namespace, and akdiag's
-    code copied beside it."""
-    prefix = Path(sys.base_prefix)
-    mount = shared_tmp / "python"
-    mount.mkdir()
+    """akdiag run by the user nobody.  This interpreter (and a virtual environment's
+    packages) may live where nobody cannot reach (under /root): each such folder is
+    bind-mounted in a private mount namespace, and akdiag's code copied beside them."""
     code = shared_tmp / "code"
     shutil.copytree(REPO / "collector", code / "collector", ignore=shutil.ignore_patterns("__pycache__"))
     for path in [code, *code.rglob("*")]:
@@ -347,14 +344,31 @@ def run_as_nobody(shared_tmp: Path, *args: str) -> subprocess.CompletedProcess:
     home = shared_tmp / "home"
     home.mkdir()
     os.chown(home, nobody().pw_uid, nobody().pw_gid)
-    python = mount / Path(sys.executable).relative_to(prefix) if Path(sys.executable).is_relative_to(prefix) \
-        else Path(sys.executable)
-    script = (f'mount --bind "{prefix}" "{mount}" && cd / && exec setpriv --reuid=nobody --regid=nogroup '
-              f'--clear-groups env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="{home}" '
-              f'AKDIAG_STATE_DIR="{home}/state" LD_LIBRARY_PATH="{mount}/lib" PYTHONPATH="{code}" '
+    mounts = {}  # real folder -> where nobody reaches it
+    for n, prefix in enumerate(dict.fromkeys((sys.base_prefix, sys.prefix))):
+        if not _reachable_by_others(Path(prefix)):
+            mounts[prefix] = shared_tmp / f"mount{n}"
+            mounts[prefix].mkdir()
+
+    def seen(path: str) -> str:
+        for real, mount in mounts.items():
+            if Path(path).is_relative_to(real):
+                return str(mount / Path(path).relative_to(real))
+        return path
+
+    python = seen(os.path.realpath(sys.executable) if sys.prefix != sys.base_prefix else sys.executable)
+    packages = [seen(p) for p in sys.path if p.endswith("site-packages")]
+    binds = " && ".join(f'mount --bind "{real}" "{mount}"' for real, mount in mounts.items()) or "true"
+    script = (f'{binds} && cd / && exec setpriv --reuid=nobody --regid=nogroup --clear-groups env -i '
+              f'PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="{home}" AKDIAG_STATE_DIR="{home}/state" '
+              f'LD_LIBRARY_PATH="{seen(sys.base_prefix)}/lib" PYTHONPATH="{os.pathsep.join([str(code), *packages])}" '
               f'PYTHONDONTWRITEBYTECODE=1 "{python}" -m collector "$@"')
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args],
                           capture_output=True, text=True, timeout=180)
+
+
+def _reachable_by_others(path: Path) -> bool:
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
 
 def test_a_file_named_as_basedir_still_gives_a_bundle(tmp_path):
