@@ -20,30 +20,33 @@ def trusted_owners() -> Tuple[int, ...]:
 
 
 def untrusted_reason(path: str) -> Optional[str]:
-    """Why `path` (resolved through its symlinks) might have been planted by another
-    user, or None when it and every folder above it are safe."""
-    real = os.path.realpath(path)
+    """Why `path` might have been planted by another user, or None when it and every
+    folder above it are safe, both along the path as written (where a symlink must be
+    owned by root or this user too) and along the path it resolves to."""
     owners = trusted_owners()
-    current = real
-    while True:
-        problem = _component_problem(current, owners)
-        if problem:
-            return problem
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
+    literal, real = os.path.abspath(path), os.path.realpath(path)
+    for start, links_allowed in ((literal, True), (real, False)) if literal != real else ((real, False),):
+        current = start
+        while True:
+            problem = _component_problem(current, owners, links_allowed)
+            if problem:
+                return problem
+            parent = os.path.dirname(current)
+            if parent == current:
+                break
+            current = parent
+    return None
 
 
-def _component_problem(path: str, owners: Tuple[int, ...]) -> Optional[str]:
+def _component_problem(path: str, owners: Tuple[int, ...], link_allowed: bool = False) -> Optional[str]:
     try:
         st = os.lstat(path)
     except OSError as exc:
         return f"cannot examine {path}: {exc.strerror or exc}"
-    if stat.S_ISLNK(st.st_mode):  # replaced by a link since it was resolved
-        return f"{path} changed while it was examined"
     if st.st_uid not in owners:
         return f"{path} is owned by uid {st.st_uid}, not by root" + ("" if owners == (0,) else " or this user")
+    if stat.S_ISLNK(st.st_mode):  # a link's own mode means nothing; on the resolved path, one is a change
+        return None if link_allowed else f"{path} changed while it was examined"
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         who = "others" if st.st_mode & stat.S_IWOTH else "its group"
         return f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o})"

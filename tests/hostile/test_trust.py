@@ -145,13 +145,21 @@ def test_a_root_owned_layout_is_still_detected_and_its_akd_run(host, monkeypatch
     assert found != host.basedir and "akd is not trusted" in source
 
 
-def test_a_sticky_shared_folder_is_not_trusted(shared_tmp):
+def test_a_sticky_shared_folder_is_not_trusted(shared_tmp, tmp_path):
     sticky = shared_tmp / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)
     (sticky / "akd").write_text("#!/bin/sh\nexit 0\n")
     (sticky / "akd").chmod(0o755)
     assert "writable by others (mode 1777)" in akd.execution_problem(str(sticky / "akd"))
+    # a trusted akd reached through a link in a shared folder: the link can be swapped
+    good = tmp_path / "platform"
+    good.mkdir()
+    (good / "akd").write_text("#!/bin/sh\nexit 0\n")
+    (good / "akd").chmod(0o755)
+    assert akd.execution_problem(str(good / "akd")) is None
+    os.symlink(good, sticky / "platform")
+    assert "writable by others (mode 1777)" in akd.execution_problem(str(sticky / "platform" / "akd"))
 
 
 # -- files outside BASEDIR ---------------------------------------------------------------------
