@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from reference_host import build_reference_host  # noqa: E402
+from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only from a folder others cannot write to)
 
 TARGET_SECONDS = 2.0
 
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("extra", nargs="*", help="options passed to akdiag check (after --)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="akdiag-bench-") as root:
+    with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
         print("building the reference host ...", file=sys.stderr)
         with build_reference_host(Path(root) / "host") as host:
             time_check(host, args.extra)  # warm the page cache: the first run reads every module

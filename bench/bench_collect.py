@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE))
 from reference_host import build_reference_host  # noqa: E402
 
 from collector.collectors.logs import tail_file  # noqa: E402
+from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only from a folder others cannot write to)
 
 
 def time_collect(host, out: Path) -> tuple:
@@ -55,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="akdiag-bench-") as root:
+    with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
         print("building the reference host ...", file=sys.stderr)
         with build_reference_host(Path(root) / "host") as host:
             out = Path(root) / "out"

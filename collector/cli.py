@@ -195,7 +195,9 @@ def _command_line(argv: Optional[list] = None) -> str:
 
 _positive = click.IntRange(min=1)
 _basedir_option = click.option(
-    "--basedir", type=click.Path(file_okay=False),
+    # Neither existence, type nor readability is checked here: a BASEDIR that cannot be
+    # read still gives a bundle that says what could not be read and why.
+    "--basedir", type=click.Path(readable=False),
     help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
 
 
@@ -332,7 +334,9 @@ def demo(output_dir, fmt, quiet):
     from collector.run import CollectRequest
     from collector.simulate import SimulatedHost
 
-    with tempfile.TemporaryDirectory(prefix="akdiag-demo-") as root:
+    from collector.trust import trusted_temp_parent
+
+    with tempfile.TemporaryDirectory(prefix="akdiag-demo-", dir=trusted_temp_parent()) as root:
         with SimulatedHost(Path(root)) as host:
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)

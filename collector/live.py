@@ -13,6 +13,9 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import psutil
 
+from collector import safeopen
+from collector.safeopen import NotRegularFile
+
 COMM_LEN = 15  # Linux keeps 15 bytes of a process's comm
 PIDFILE_MAX_BYTES = 64
 
@@ -71,35 +74,24 @@ def process_name(pid: int) -> Optional[str]:
         return None
 
 
-def pidfile_state(path: Path, expected_title: Optional[str]) -> dict:
-    """State of one PID file: ok, missing, unreadable, invalid, stale or reused."""
+def pidfile_state(path: Path, expected_title: Optional[str], basedir: Optional[Path] = None) -> dict:
+    """State of one PID file: ok, missing, unreadable, invalid, stale or reused.  With
+    `basedir`, the file is opened from BASEDIR folder by folder (collector.safeopen):
+    links that leave BASEDIR are refused."""
     record = {"path": str(path), "state": None, "pid": None, "detail": None, "owner_name": None}
     try:
-        st = path.lstat()
+        raw, too_long = _read_pidfile(Path(path), basedir)
     except FileNotFoundError:
         record["state"] = "missing"
         return record
-    except OSError as exc:
-        record.update(state="unreadable", detail=exc.strerror or str(exc))
-        return record
-    if not stat.S_ISREG(st.st_mode):
-        kind = "directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        record.update(state="unreadable", detail=kind)
-        return record
-    try:
-        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY)
-        try:
-            raw = os.read(fd, PIDFILE_MAX_BYTES + 1)
-        finally:
-            os.close(fd)
-    except FileNotFoundError:
-        record["state"] = "missing"
+    except NotRegularFile as exc:
+        record.update(state="unreadable", detail=exc.strerror)
         return record
     except OSError as exc:
-        record.update(state="unreadable", detail=exc.strerror or str(exc))
+        record.update(state="unreadable", detail=safeopen.describe_error(exc))
         return record
     text = raw.decode("ascii", "replace").strip()
-    if len(raw) > PIDFILE_MAX_BYTES or not text.isdigit() or int(text) <= 0:
+    if too_long or not text.isdigit() or int(text) <= 0:
         record.update(state="invalid", detail=f"not a process number: {text[:32]!r}")
         return record
     pid = int(text)
@@ -120,6 +112,21 @@ def pidfile_state(path: Path, expected_title: Optional[str]) -> dict:
         return record
     record["state"] = "ok"
     return record
+
+
+def _read_pidfile(path: Path, basedir: Optional[Path]) -> Tuple[bytes, bool]:
+    root_path, rel = path.parent, [path.name]
+    if basedir is not None:
+        try:
+            rel = list(path.relative_to(basedir).parts)
+            root_path = Path(basedir)
+        except ValueError:
+            pass
+    with safeopen.SafeRoot(root_path) as root:
+        st, _parts = root.stat(rel)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        return root.read_small(rel, PIDFILE_MAX_BYTES)
 
 
 def listening_sockets() -> List[dict]:
@@ -161,10 +168,6 @@ def sockets_by_port(sockets: Iterable[dict]) -> Dict[int, List[dict]]:
     return by_port
 
 
-class NotRegularFile(OSError):
-    """What was opened is not a regular file (a FIFO, a device, or swapped after an lstat)."""
-
-
 def open_regular(path, follow_symlink: bool = False) -> Tuple[int, os.stat_result]:
     """A descriptor on `path`, opened without blocking on a FIFO or taking a controlling
     terminal, and by default without following a final symlink; anything but a regular
@@ -186,14 +189,6 @@ def read_small_file(path: Path, max_bytes: int) -> tuple:
     is followed: a platform's main.json may be a link to where the site keeps it."""
     fd, _st = open_regular(path, follow_symlink=True)
     try:
-        chunks, total = [], 0
-        while total <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        data = b"".join(chunks)
-        return data[:max_bytes], len(data) > max_bytes
+        return safeopen.read_capped(fd, max_bytes)
     finally:
         os.close(fd)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from collector import TOOL_NAME, __version__
+from collector.basedir import basedir_problem
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
@@ -225,9 +226,10 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
                        deadline=collectors_deadline.child(spec.timeout), writer=writer.for_collector(spec.name),
                        options=request.options)
 
-    if not request.basedir.is_dir():
-        log(f"BASEDIR {request.basedir} (from {request.basedir_source}) is not a readable folder; "
-            "collecting host facts anyway")
+    problem = basedir_problem(request.basedir)
+    if problem:
+        log(f"BASEDIR {request.basedir} (from {request.basedir_source}) {problem}; collecting host facts "
+            "anyway, and each collector records what it could not read")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts

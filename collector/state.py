@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 from collector.live import path_inside
+from collector.trust import untrusted_reason
 
 KEY_FILE = "secret-digest.key"
 KEY_BYTES = 32
@@ -29,28 +32,45 @@ def state_dir() -> Path:
 
 def digest_key(basedir: Path) -> bytes:
     """The host's secret-digest key, created once (mode 0600) on first use.
-    Raises OSError when it can be neither read nor created."""
+    Raises OSError when it can be neither read nor created, or when the state folder
+    could be changed by another user (then its key could be planted or read)."""
     folder = state_dir()
     if path_inside(folder, basedir):
         raise OSError(f"akdiag's state folder {folder} is inside BASEDIR; refusing to write there")
     path = folder / KEY_FILE
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = untrusted_reason(str(folder))
+    if problem:
+        raise OSError(f"akdiag's state folder is not safe to use: {problem}")
     try:
         return _read_key(path)
     except FileNotFoundError:
         pass
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Written whole under an unpredictable name, then linked to its name: a run that
+    # reads the key never sees half of one, and an existing name is never replaced.
+    fd, temp = tempfile.mkstemp(prefix=".key.", dir=str(folder))
     try:
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another run created it first
-        return _read_key(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(os.urandom(KEY_BYTES))
+        os.fchmod(fd, 0o600)
+        os.write(fd, os.urandom(KEY_BYTES))
+        os.fsync(fd)
+        os.close(fd)
+        try:
+            os.link(temp, path)
+        except FileExistsError:  # another run created it first
+            pass
+    finally:
+        os.unlink(temp)
     return _read_key(path)
 
 
 def _read_key(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        key = handle.read(KEY_BYTES + 1)
+    fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        key = os.read(fd, KEY_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(key) != KEY_BYTES:
         raise OSError(f"{path} is not an akdiag key ({len(key)} bytes)")
     return key

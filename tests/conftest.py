@@ -4,8 +4,10 @@ and a helper that runs a real collection into a bundle folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,34 @@ REPO = Path(__file__).resolve().parent.parent
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI") == "true":
     hypothesis_settings.load_profile("ci")
+
+
+KEEP_TEST_RUNS = 3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """The tests' temporary folders in a place no other user can write to.  akdiag runs
+    `akd` and takes BASEDIR from a running process only when no folder above them is
+    writable by others (collector.trust), which rules out anything under /tmp; a
+    simulated host under pytest's usual /tmp folders would lose its akd output."""
+    if config.option.basetemp or getattr(config, "workerinput", None) is not None:
+        return
+    from collector.trust import untrusted_reason
+
+    parents = [Path.home() / ".cache" / "akdiag-tests", REPO / ".pytest-tmp"]
+    if os.geteuid() == 0:
+        parents.append(Path("/var/cache/akdiag-tests"))
+    for parent in parents:
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if untrusted_reason(str(parent)) is None:
+            for old in sorted(parent.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-KEEP_TEST_RUNS]:
+                shutil.rmtree(old, ignore_errors=True)
+            config.option.basetemp = tempfile.mkdtemp(prefix="run-", dir=str(parent))
+            return
 
 
 @pytest.fixture(scope="session", autouse=True)

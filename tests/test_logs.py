@@ -370,7 +370,7 @@ def test_file_vanishing_between_listing_and_reading(basedir: Path, bundle_dir: P
     (basedir / "logs" / "stays.log").write_bytes(b"here\n")
     ctx = make_ctx(basedir, bundle_dir)
     root = basedir / "logs"
-    listing = logs.list_logs(root, logs.allowed_roots(basedir, root), 6, ctx.deadline)
+    listing = logs.list_logs(basedir, 6, ctx.deadline)
     os.unlink(root / "rotating.log")
     errors = logs.take_tails(listing, ctx.writer, ctx.options, ctx.deadline)
     gone = next(e for e in listing.entries if e["path"] == "rotating.log")
@@ -386,7 +386,7 @@ def test_file_replaced_by_fifo_after_listing_is_not_read(basedir: Path, bundle_d
     path.write_bytes(b"x\n")
     ctx = make_ctx(basedir, bundle_dir)
     root = basedir / "logs"
-    listing = logs.list_logs(root, logs.allowed_roots(basedir, root), 6, ctx.deadline)
+    listing = logs.list_logs(basedir, 6, ctx.deadline)
     path.unlink()
     os.mkfifo(path)
     finish_despite_fifo(lambda: logs.take_tails(listing, ctx.writer, ctx.options, ctx.deadline), path)
@@ -415,7 +415,7 @@ def test_deadline_lists_remaining_files(basedir: Path, bundle_dir: Path):
     (basedir / "logs" / "a.log").write_bytes(b"a\n")
     ctx = make_ctx(basedir, bundle_dir)
     root = basedir / "logs"
-    listing = logs.list_logs(root, logs.allowed_roots(basedir, root), 6, ctx.deadline)
+    listing = logs.list_logs(basedir, 6, ctx.deadline)
     errors = logs.take_tails(listing, ctx.writer, ctx.options, Deadline(0))
     assert listing.entries[0]["reason"] == "deadline"
     assert listing.entries[0]["state"] == "listed"

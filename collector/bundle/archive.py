@@ -76,15 +76,63 @@ def _write_tar_gz(staging: Path, temp: Path, name: str) -> None:
         archive.add(str(staging), arcname=name)
 
 
+MAPPING_NAME_TRIES = 100
+
+
 def write_mapping_beside(bundle: Path, mapping: dict) -> Path:
     """The pseudonym -> original table, next to the bundle and never inside it, readable
-    by its owner only: the administrator keeps it to look up whom support talks about."""
-    target = bundle.parent / (bundle.name + ".mapping.json")
-    fd = os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-        json.dump(dict(sorted(mapping.items())), handle, indent=1, ensure_ascii=False)
-    os.chmod(target, 0o600)
-    return target
+    by its owner only: the administrator keeps it to look up whom support talks about.
+
+    The output folder may be shared (/tmp): the table is written to a new file under an
+    unpredictable name (mkstemp: O_EXCL, O_NOFOLLOW), then linked to its final name,
+    which never replaces anything already there, a planted symlink included; when the
+    name is taken, the next free `<bundle>.mapping-N.json` is used and returned."""
+    data = json.dumps(dict(sorted(mapping.items())), indent=1, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    fd, temp = tempfile.mkstemp(prefix=f".{bundle.name}.", suffix=".mapping.tmp", dir=str(bundle.parent))
+    try:
+        os.fchmod(fd, 0o600)
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+    try:
+        for target in _mapping_names(bundle):
+            try:
+                os.link(temp, target)  # fails on any existing name, a symlink too: nothing is followed
+                return target
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links: create the final name exclusively
+                return _create_exclusively(bundle, data)
+        raise FileExistsError(f"{bundle}.mapping.json and {MAPPING_NAME_TRIES - 1} other names are taken: "
+                              "the mapping was not written")
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+def _mapping_names(bundle: Path):
+    for n in range(MAPPING_NAME_TRIES):
+        yield bundle.parent / (f"{bundle.name}.mapping.json" if n == 0 else f"{bundle.name}.mapping-{n + 1}.json")
+
+
+def _create_exclusively(bundle: Path, data: bytes) -> Path:
+    for target in _mapping_names(bundle):
+        try:
+            fd = os.open(str(target), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        return target
+    raise FileExistsError(f"{bundle}.mapping.json and {MAPPING_NAME_TRIES - 1} other names are taken")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def size_of(bundle: Path) -> int:

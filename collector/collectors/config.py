@@ -13,12 +13,13 @@ bundle lets anyone guess the secret.
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Any, List
 
-from collector import live
 from collector.context import Context
 from collector.redact import is_secret_key, redact_structure
+from collector.safeopen import escaped_name, list_under, read_under
 from collector.state import secret_digest, try_digest_key
 from collector.untrusted import load_json_bounded
 
@@ -59,16 +60,17 @@ def _secret_values(data: Any, prefix: str = ""):
 
 
 def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict, digest_key) -> None:
-    entry = {"source": str(source), "bundle_path": None, "size": None, "valid_json": None, "error": None}
+    shown = escaped_name(str(source))  # a host's file name need not be UTF-8
+    entry = {"source": shown, "bundle_path": None, "size": None, "valid_json": None, "error": None}
     index["files"].append(entry)
     try:
-        raw, truncated = live.read_small_file(source, MAX_CONFIG_BYTES)
+        raw, truncated = read_under(ctx.basedir, source, MAX_CONFIG_BYTES)
     except FileNotFoundError:
-        entry["error"] = f"{source} does not exist"
+        entry["error"] = f"{shown} does not exist"
         index["errors"].append(entry["error"])
         return
     except OSError as exc:
-        entry["error"] = f"cannot read {source}: {exc.strerror or exc}"
+        entry["error"] = f"cannot read {shown}: {exc.strerror or exc}"
         index["errors"].append(entry["error"])
         return
     entry["size"] = len(raw)
@@ -79,12 +81,12 @@ def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict, dige
         data = load_json_bounded(raw.decode("utf-8"))  # a ValueError when nested too deeply
     except ValueError as exc:
         entry["valid_json"] = False
-        entry["error"] = f"{source} is not valid JSON: {exc}"
+        entry["error"] = f"{shown} is not valid JSON: {exc}"
         index["errors"].append(entry["error"])
         ctx.writer.write_bytes(bundle_path, raw)
         return
     entry["valid_json"] = True
-    index["placeholder_secrets"].extend(f"{source.name}:{key}" for key in _placeholder_keys(data))
+    index["placeholder_secrets"].extend(f"{escaped_name(source.name)}:{key}" for key in _placeholder_keys(data))
     if digest_key is not None:
         index["secret_digests"].extend({"file": bundle_path, "key": key, "digest": secret_digest(digest_key, value)}
                                        for key, value in _secret_values(data))
@@ -98,10 +100,15 @@ def collect(ctx: Context) -> dict:
         index["secret_digests_note"] = problem
     _copy_config(ctx, ctx.basedir / "config" / "main.json", "config/main.json", index, digest_key)
     for folder in JSON_CONSTS_DIRS:
-        directory = ctx.basedir / folder
-        if not directory.is_dir():
+        try:
+            names = sorted(fnmatch.filter(list_under(ctx.basedir, folder), "custom.*"))[:200]
+        except (FileNotFoundError, NotADirectoryError):  # one of the two places is usual
             continue
-        for path in sorted(directory.glob("custom.*"))[:200]:
+        except OSError as exc:
+            index["errors"].append(f"cannot list {ctx.basedir / folder}: {exc.strerror or exc}")
+            continue
+        for name in names:
             ctx.deadline.check()
-            _copy_config(ctx, path, f"config/json_consts/{path.name}", index, digest_key)
+            _copy_config(ctx, ctx.basedir / folder / name, f"config/json_consts/{escaped_name(name)}", index,
+                         digest_key)
     return index

@@ -2,6 +2,9 @@
 
 pidfiles.json: {"folder": path, "exists": bool, "files": [{name, path, state, pid, detail,
 owner_name, catalog}], "errors": [...]}
+
+The folder is opened from BASEDIR (collector.safeopen): a `pids` that is a symlink
+leaving BASEDIR is refused, and each file is read relative to BASEDIR the same way.
 """
 
 from __future__ import annotations
@@ -10,29 +13,36 @@ import os
 
 from collector import live
 from collector.context import Context
+from collector.safeopen import SafeRoot, describe_error, escaped_name
 
 MAX_FILES = 2000
 
 
 def collect(ctx: Context) -> dict:
     folder = ctx.basedir / "pids"
-    result = {"folder": str(folder), "exists": folder.is_dir(), "files": [], "errors": []}
-    if not result["exists"]:
+    result = {"folder": str(folder), "exists": False, "files": [], "errors": []}
+    try:
+        with SafeRoot(ctx.basedir) as root:
+            fd, _parts = root.open_dir("pids")
+            try:
+                names = sorted(os.listdir(fd))[:MAX_FILES]
+            finally:
+                os.close(fd)
+    except (FileNotFoundError, NotADirectoryError):
         result["errors"].append(f"PID folder {folder} does not exist or is not a folder")
         return result
-    known = {spec.pidfile_name: spec for spec in ctx.catalog.processes}
-    try:
-        names = sorted(os.listdir(folder))[:MAX_FILES]
     except OSError as exc:
-        result["errors"].append(f"cannot list {folder}: {exc.strerror or exc}")
+        result["errors"].append(f"cannot list {folder}: {describe_error(exc)}")
         return result
+    result["exists"] = True
+    known = {spec.pidfile_name: spec for spec in ctx.catalog.processes}
     for name in names:
         ctx.deadline.check()
         spec = known.get(name)
         title = spec.title if spec else _title_from_name(name)
-        record = live.pidfile_state(folder / name, title)
-        record["name"] = name
-        record["catalog"] = spec is not None
+        record = live.pidfile_state(folder / name, title, ctx.basedir)
+        record.update(name=escaped_name(name), path=escaped_name(record["path"]), catalog=spec is not None,
+                      detail=record["detail"] and escaped_name(record["detail"]))
         result["files"].append(record)
     return result
 

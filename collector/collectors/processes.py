@@ -126,7 +126,7 @@ def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by
         pid for pid, info in table.items() if live.matches_title(spec.title, info.get("cmdline"), info.get("name"))
     )
     status, note = _status(spec, pids)
-    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title)
+    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title, basedir)
     return {
         "name": spec.binary,
         "title": spec.title,

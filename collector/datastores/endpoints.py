@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from collector import live
 from collector.catalog import BUILTIN_CATALOG, Catalog, ComponentSpec
 from collector.datastores.common import Endpoint, split_host_port
+from collector.safeopen import read_under
 from collector.untrusted import load_json_bounded
 
 MAIN_JSON_MAX_BYTES = 16 * 1024 * 1024
@@ -44,7 +44,7 @@ def read_main_json(basedir: Path) -> Tuple[Optional[dict], dict]:
     path = Path(basedir) / "config" / "main.json"
     info: Dict[str, Any] = {"path": str(path), "state": "ok", "error": None}
     try:
-        raw, truncated = live.read_small_file(path, MAIN_JSON_MAX_BYTES)
+        raw, truncated = read_under(basedir, path, MAIN_JSON_MAX_BYTES)
     except FileNotFoundError:
         info.update(state="missing", error=f"{path} does not exist; the catalog's default addresses are used")
         return None, info
