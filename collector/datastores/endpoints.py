@@ -17,11 +17,11 @@ Credentials go into Endpoint.secrets and nowhere else.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from collector import live
+from collector.decoding import decode_text, load_json
 from collector.catalog import BUILTIN_CATALOG, Catalog, ComponentSpec
 from collector.datastores.common import Endpoint, split_host_port
 
@@ -55,7 +55,7 @@ def read_main_json(basedir: Path) -> Tuple[Optional[dict], dict]:
     try:
         if truncated:
             raise ValueError(f"larger than {MAIN_JSON_MAX_BYTES} bytes")
-        data = json.loads(raw.decode("utf-8"))
+        data = load_json(decode_text(raw)[0])  # a BOM or UTF-16 decoded; too deep refused
         if not isinstance(data, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
