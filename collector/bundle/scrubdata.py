@@ -41,7 +41,8 @@ def scrub_string(scrubber: Scrubber, text: str, path: str) -> str:
 
 
 def _holds_something(value: Any) -> bool:
-    return not (value is None or isinstance(value, bool) or value in ("", [], {}))
+    """Whether a secret-named key's value needs masking (one masked before does not)."""
+    return not (value is None or isinstance(value, bool) or value in ("", [], {}) or value == MASK)
 
 
 class DataScrubber:
