@@ -13,7 +13,7 @@ text rule can break its quoting or change its shape.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional
 
 from collector.decoding import MAX_DEPTH, TooDeep
 from collector.redact import MASK, RedactionCounts, Scrubber, is_secret_key
@@ -26,18 +26,57 @@ OWN_NOT_SECRET_KEYS = frozenset({"placeholder_secrets", "secret_digests", "secre
 _PHONE_KEY = re.compile(r"(?i)phone|mobile|msisdn|(?:^|[_\-.])tel(?:$|[_\-.])|telephone")
 
 
-# -- walking ---------------------------------------------------------------------------
+# -- text ---------------------------------------------------------------------------
+
+def _unquoted(text: str, scrubbed: str) -> str:
+    """A phone rule quotes a bare number it finds where JSON holds numbers (a whole
+    line); inside a string value the quotes would be part of the text."""
+    if (scrubbed != text and len(scrubbed) > 1 and scrubbed[0] == scrubbed[-1] == '"'
+            and not (text[:1] == text[-1:] == '"')):
+        return scrubbed[1:-1]
+    return scrubbed
+
 
 def scrub_string(scrubber: Scrubber, text: str, path: str) -> str:
     """`text` scrubbed as one piece of text, the same way wherever it appears (a file's
     name and the index that names it get the same result)."""
-    scrubbed = scrubber.scrub_text(text, path)
-    # a phone rule quotes a bare number it finds where JSON holds numbers (a whole line);
-    # inside a string value the quotes would be part of the text
-    if (scrubbed != text and len(scrubbed) > 1 and scrubbed[0] == scrubbed[-1] == '"'
-            and not (text[:1] == text[-1:] == '"')):
-        scrubbed = scrubbed[1:-1]
-    return scrubbed
+    return _unquoted(text, scrubber.scrub_text(text, path))
+
+
+def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
+    """scrub_string of each text, in one pass of the scrubber over them all (one text a
+    line: the pre-filters then skip the clean ones at C speed).  A text that spans lines
+    or holds a PEM marker (a rule whose state spans lines) is scrubbed on its own."""
+    together = [i for i, text in enumerate(texts) if "\n" not in text]
+    joined = "\n".join(texts[i] for i in together)
+    if "KEY-----" in joined.upper():
+        together = [i for i in together if "KEY-----" not in texts[i].upper()]
+        joined = "\n".join(texts[i] for i in together)
+    out = list(texts)
+    if len(together) < len(texts):
+        kept = set(together)
+        for i in (i for i in range(len(texts)) if i not in kept):
+            out[i] = scrub_string(scrubber, texts[i], path)
+    if not together:
+        return out
+    lines = scrubber.scrub_text(joined, path).split("\n")
+    if len(lines) != len(together):  # no rule adds or removes a line; if one did, never guess
+        return [scrub_string(scrubber, text, path) for text in texts]
+    for i, line in zip(together, lines):
+        out[i] = _unquoted(texts[i], line)
+    return out
+
+
+# -- walking ---------------------------------------------------------------------------
+
+class _Text:
+    """A place in the skeleton for text scrubbed in the batch (`number`: a phone-keyed
+    number, kept as a number unless scrubbing changed it)."""
+    __slots__ = ("index", "number")
+
+    def __init__(self, index: int, number: Any = None):
+        self.index = index
+        self.number = number
 
 
 def _holds_something(value: Any) -> bool:
@@ -46,71 +85,120 @@ def _holds_something(value: Any) -> bool:
 
 
 class DataScrubber:
-    """Scrubs one file's structured data, counting under that file's bundle path."""
+    """Scrubs one file's structured data, counting under that file's bundle path: a
+    first walk masks secret-named keys' values and gathers every text, the texts are
+    scrubbed together, and a second walk puts them back."""
 
     def __init__(self, scrubber: Scrubber, path: str, own_record: bool = False, max_depth: int = MAX_DEPTH):
         self.scrubber = scrubber
         self.path = path
         self.not_secret = OWN_NOT_SECRET_KEYS if own_record else frozenset()
         self.max_depth = max_depth
+        self._texts: List[str] = []
+        self._key_kinds: Dict[str, tuple] = {}
+        self._key_slots: Dict[str, _Text] = {}
+
+    def _kind(self, name: str) -> tuple:
+        """(secret-named, phone-named) of a key; records repeat their keys, so remembered."""
+        kind = self._key_kinds.get(name)
+        if kind is None:
+            kind = (name not in self.not_secret and is_secret_key(name), bool(_PHONE_KEY.search(name)))
+            self._key_kinds[name] = kind
+        return kind
 
     @property
     def counts(self) -> RedactionCounts:
         return self.scrubber.counts
 
-    def value(self, data: Any, key: Optional[str] = None, depth: int = 0) -> Any:
+    def value(self, data: Any) -> Any:
+        self._texts, self._key_slots = [], {}
+        skeleton = self._gather(data, None, 0)
+        scrubbed = scrub_strings(self.scrubber, self._texts, self.path)
+        return self._fill(skeleton, scrubbed)
+
+    def _text(self, text: str, number: Any = None) -> _Text:
+        self._texts.append(text)
+        return _Text(len(self._texts) - 1, number)
+
+    def _key_text(self, key: str) -> _Text:
+        """Records repeat their keys: each key text is scrubbed (and counted) once."""
+        slot = self._key_slots.get(key)
+        if slot is None:
+            slot = self._key_slots[key] = self._text(key)
+        return slot
+
+    def _gather(self, data: Any, key: Optional[str], depth: int) -> Any:
         if depth > self.max_depth:
             raise TooDeep(f"nested deeper than {self.max_depth} levels")
         if isinstance(data, dict):
-            return self._mapping(data, depth)
+            return self._gather_mapping(data, depth)
         if isinstance(data, (list, tuple)):
-            return [self.value(item, key, depth + 1) for item in data]
+            return [self._gather(item, key, depth + 1) for item in data]
         if isinstance(data, str):
-            return scrub_string(self.scrubber, data, self.path)
+            return self._text(data)
         if isinstance(data, bool) or data is None:
             return data
         if isinstance(data, (int, float)):
-            return self._number(data, key)
-        return scrub_string(self.scrubber, str(data), self.path)  # what json_bytes would write with str()
+            if key is not None and isinstance(data, int) and self._kind(key)[1]:
+                return self._text(str(data), data)  # a phone number, though written as a number
+            return data  # a measurement stays a number
+        return self._text(str(data))  # what json_bytes would write with str()
 
-    def _mapping(self, data: dict, depth: int) -> dict:
-        out: dict = {}
+    def _gather_mapping(self, data: dict, depth: int) -> "Dict[Any, Any]":
+        pairs = []
+        texts = self._texts
         for key, value in data.items():
             name = key if isinstance(key, str) else str(key)
-            if name not in self.not_secret and is_secret_key(name) and _holds_something(value):
-                scrubbed = MASK
+            secret, phone = self._kind(name)
+            kind = type(value)
+            if secret and _holds_something(value):
                 self.counts.add(SECRET_KEY_RULE, self.path)
+                gathered = MASK
+            elif kind is str:  # the common cases inline: records are many small values
+                texts.append(value)
+                gathered = _Text(len(texts) - 1)
+            elif value is None or kind is bool or kind is float or (kind is int and not phone):
+                gathered = value
             else:
-                scrubbed = self.value(value, name, depth + 1)
-            out[self._unique(out, self._key(key))] = scrubbed
-        return out
+                gathered = self._gather(value, name, depth + 1)
+            # numbers, booleans and None as keys (YAML) hold nothing to hide
+            pairs.append((self._key_text(key) if isinstance(key, str) else key, gathered))
+        return _Mapping(pairs)
 
-    def _key(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return scrub_string(self.scrubber, key, self.path)
-        return key  # numbers, booleans and None as keys (YAML) hold nothing to hide
+    def _fill(self, skeleton: Any, scrubbed: List[str]) -> Any:
+        if isinstance(skeleton, _Text):
+            text = scrubbed[skeleton.index]
+            if skeleton.number is not None and text == self._texts[skeleton.index]:
+                return skeleton.number
+            return text
+        if isinstance(skeleton, _Mapping):
+            out: dict = {}
+            for key, value in skeleton.pairs:
+                key = self._fill(key, scrubbed)
+                out[_unique(out, key)] = self._fill(value, scrubbed)
+            return out
+        if isinstance(skeleton, list):
+            return [self._fill(item, scrubbed) for item in skeleton]
+        return skeleton
 
-    @staticmethod
-    def _unique(out: dict, key: Any) -> Any:
-        """Two keys scrubbed to the same text stay two keys."""
-        if key not in out:
-            return key
-        n = 2
-        while f"{key} ({n})" in out:
-            n += 1
-        return f"{key} ({n})"
 
-    def _number(self, number: Any, key: Optional[str]) -> Any:
-        """A measurement stays a number; a number whose key says phone is scrubbed as the
-        phone it is (a pseudonym is a string)."""
-        if key is None or isinstance(number, float) or not _PHONE_KEY.search(key):
-            return number
-        text = str(number)
-        scrubbed = scrub_string(self.scrubber, text, self.path)
-        return number if scrubbed == text else scrubbed
+class _Mapping:
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list):
+        self.pairs = pairs
+
+
+def _unique(out: dict, key: Any) -> Any:
+    """Two keys scrubbed to the same text stay two keys."""
+    if key not in out:
+        return key
+    n = 2
+    while f"{key} ({n})" in out:
+        n += 1
+    return f"{key} ({n})"
 
 
 def scrub_data(scrubber: Scrubber, data: Any, path: str, own_record: bool = False) -> Any:
     """A scrubbed copy of JSON-like `data` (see the module's text); raises TooDeep."""
     return DataScrubber(scrubber, path, own_record).value(data)
-
