@@ -161,6 +161,8 @@ def test_a_main_json_nested_100000_deep_is_refused_and_the_collectors_go_on(host
     assert outcomes["config"].status == "partial" and outcomes["datastores"].status == "partial"
     index = reader.json("config/index.json")
     assert "nested deeper than" in index["files"][0]["error"] and index["files"][0]["scrubbed_as"] == "lines"
+    # kept as lines, it is no JSON file any more: every .json file of a bundle parses
+    assert index["files"][0]["bundle_path"] == "config/main.json.txt" and not reader.exists("config/main.json")
     assert index["files"][1]["scrubbed_as"] == "data"  # the json_consts override still collected
     datastores = reader.json("datastores.json")
     assert datastores["main_json"]["state"] == "invalid" and "nested deeper" in datastores["main_json"]["error"]
@@ -170,7 +172,11 @@ def test_a_main_json_nested_100000_deep_is_refused_and_the_collectors_go_on(host
 def test_a_yaml_override_is_written_back_as_yaml(host, tmp_path):
     (host.basedir / "config" / "json_consts" / "custom.mail.yaml").write_text(
         f"smtp:\n  user: {EMAIL}\n  password:\n    {SECRET}\n")
+    (host.basedir / "config" / "json_consts" / "custom.broken.yaml").write_text(f"a: [\npassword: {SECRET}\n")
     _outcomes, reader = _collect(host, tmp_path)
+    broken = [f for f in reader.json("config/index.json")["files"] if f["source"].endswith("custom.broken.yaml")][0]
+    assert broken["bundle_path"] == "config/json_consts/custom.broken.yaml.txt" and broken["scrubbed_as"] == "lines"
+    assert "not valid YAML" in broken["error"] and SECRET not in reader.path(broken["bundle_path"]).read_text()
     entry = [f for f in reader.json("config/index.json")["files"] if f["source"].endswith("custom.mail.yaml")][0]
     assert entry["format"] == "yaml" and entry["scrubbed_as"] == "data" and entry["valid_json"] is None
     written = yaml.safe_load(reader.path(entry["bundle_path"]).read_text())

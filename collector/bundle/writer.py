@@ -84,8 +84,7 @@ class BundleWriter:
         with self._lock:
             known = self._names.get(relpath)
         if known is None:
-            counting = copy.copy(self.scrubber)
-            counting.counts = RedactionCounts()
+            counting = self._counting_scrubber()
             name = _safe_relpath(scrub_string(counting, relpath, "<name>"))
             known = (name, [(r["rule"], r["count"]) for r in counting.counts.as_records()])
             with self._lock:
@@ -112,11 +111,25 @@ class BundleWriter:
                          parse: bool = True) -> "tuple[FileRecord, structured.Scrubbed]":
         """A host's configuration file, decoded whatever its encoding mark: parsed and
         scrubbed as data in its format (by its name or first character), else (or with
-        `parse` false) line by line; the result says which and why."""
+        `parse` false) line by line; the result says which and why.  A file kept as
+        lines whose name promises a format gets `.txt` added: every `.json`, `.yaml`...
+        file of a bundle parses."""
+        counting = self._counting_scrubber()
+        result = structured.scrub_file(counting, raw, source_name, self.bundle_name(relpath), parse)
+        if result.fmt is None and structured.format_of(relpath):
+            relpath += ".txt"
         name = self._begin_file(relpath)
-        result = structured.scrub_file(self.scrubber, raw, source_name, name, parse)
+        for count in counting.counts.as_records():
+            self.scrubber.counts.add(count["rule"], name, count["count"])
         data = result.text.encode("utf-8", "surrogateescape")
         return self._store(name, data, collector, scrubbed=True), result
+
+    def _counting_scrubber(self) -> Scrubber:
+        """This writer's scrubber (same rules, same pseudonyms) counting on its own, for
+        text whose final bundle path is not known yet."""
+        counting = copy.copy(self.scrubber)
+        counting.counts = RedactionCounts()
+        return counting
 
     def write_text(self, relpath: str, text: str, collector: str = "akdiag") -> FileRecord:
         return self.write_bytes(relpath, text.encode("utf-8", "surrogateescape"), collector)
