@@ -52,6 +52,8 @@ def test_a_log_named_after_a_subscriber_is_renamed_and_the_report_still_shows_it
     assert any(r["file"] == tails[0] and r["rule"] == "pii_email" for r in redactions["by_file"])
     html = (root / "summary.html").read_text()
     assert LOG_LINE in html and tails[0] in html
+    for path in root.rglob("*.json"):  # every record still parses
+        json.loads(path.read_text())
 
 
 def test_pseudonymized_hosts_hide_the_hostname_in_the_archive_name_and_its_folder(host, tmp_path):

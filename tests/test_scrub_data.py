@@ -132,3 +132,42 @@ def test_akdiags_own_names_are_never_renamed(tmp_path):
     assert writer.write_json("logs/index.json", {}).path == "logs/index.json"
     assert writer.write_json("manifest.json", {}).path == "manifest.json"
     assert writer.write_bytes("logs/index-2.log", b"x").path == "logs/<redacted>-2.log"
+
+
+# -- properties ------------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_KEYS = st.sampled_from(["name", "size", "cmdline", "password", "SMTP_PASS", "api_key", "note", "phone", "user",
+                         "alice@example.org", "free_bytes", "token"])
+_TEXT = st.one_of(st.text(max_size=30), st.sampled_from(
+    ["--password s3cr3t", "mongodb://u:pw@db1/x", "bob@example.net", "+7 915 123-45-67", "Bearer abc.def",
+     '--set password: "x"', "line one\nline two password=zz", "<redacted>", "89151234567"]))
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), _TEXT)
+_RECORDS = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                          st.dictionaries(_KEYS, inner, max_size=5)), max_leaves=30)
+
+
+def _same_shape(before, after, key=None):
+    """After scrubbing: same keys (as many), same list lengths, same types, except a
+    masked value (a string) and a phone-keyed number turned into its pseudonym."""
+    if isinstance(after, str) and (after == MASK or (key in ("phone",) and isinstance(before, int))):
+        return True
+    if isinstance(before, dict):
+        return (isinstance(after, dict) and len(after) == len(before)
+                and all(_same_shape(v, w, k) for (k, v), w in zip(before.items(), after.values())))
+    if isinstance(before, list):
+        return isinstance(after, list) and len(after) == len(before) and all(
+            _same_shape(v, w, key) for v, w in zip(before, after))
+    return type(after) is type(before) and (not isinstance(before, (int, float)) or after == before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RECORDS)
+def test_scrubbing_keeps_every_records_shape_and_json_validity(record):
+    scrubbed = scrub_data(Scrubber.for_bundle(), record, "x.json", own_record=True)
+    assert _same_shape(record, scrubbed)
+    assert json.loads(json.dumps(scrubbed)) == scrubbed
+    text = json.dumps(scrubbed)
+    for secret in ("s3cr3t", "bob@example.net", "alice@example.org"):
+        assert secret not in text
