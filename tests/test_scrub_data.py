@@ -171,3 +171,11 @@ def test_scrubbing_keeps_every_records_shape_and_json_validity(record):
     text = json.dumps(scrubbed)
     for secret in ("s3cr3t", "bob@example.net", "alice@example.org"):
         assert secret not in text
+
+
+def test_two_names_scrubbed_to_one_stay_two_files(writer):
+    first = writer.write_bytes("logs/Alice@Example.org.log", b"one\n")
+    second = writer.write_bytes("logs/alice@example.org.log", b"two\n")
+    assert first.path != second.path and second.path == first.path + ".akdiag-1"
+    assert (writer.root / first.path).read_bytes() == b"one\n" and (writer.root / second.path).read_bytes() == b"two\n"
+    assert writer.write_bytes("logs/Alice@Example.org.log", b"again\n").path == first.path  # the same file again

@@ -68,13 +68,15 @@ class BundleWriter:
         self.scrubber = scrubber
         self._lock = threading.Lock()
         self._files: Dict[str, FileRecord] = {}
-        self._names: Dict[str, tuple] = {}
+        self._names: Dict[str, tuple] = {}  # host-given name -> (bundle name, its redaction counts)
+        self._owners: Dict[str, str] = {}  # bundle name -> the host-given name it stands for
 
     # -- names -------------------------------------------------------------------
     def bundle_name(self, relpath: str) -> str:
         """The name `relpath` gets in the bundle: scrubbed as text when it comes from the
-        host, exactly as a record holding the same string is (so the index still finds
-        the file).  Its redactions are counted against the file, once per write."""
+        host, as a record holding the same string is; records should name the file by
+        the path write_* returns (a name scrubbed to one already taken gets a suffix).
+        Its redactions are counted against the file, once per write."""
         relpath = _safe_relpath(relpath)
         return self._scrubbed_name(relpath)[0]
 
@@ -86,10 +88,20 @@ class BundleWriter:
         if known is None:
             counting = self._counting_scrubber()
             name = _safe_relpath(scrub_string(counting, relpath, "<name>"))
-            known = (name, [(r["rule"], r["count"]) for r in counting.counts.as_records()])
+            counts = [(r["rule"], r["count"]) for r in counting.counts.as_records()]
             with self._lock:
-                self._names[relpath] = known
+                known = self._names.get(relpath)
+                if known is None:
+                    known = self._names[relpath] = (self._unclaimed(name, relpath), counts)
         return known
+
+    def _unclaimed(self, name: str, relpath: str) -> str:
+        """`name`, or `name.akdiag-N` when another host name was scrubbed to it already (two
+        e-mails differing only in case have one pseudonym).  Called with the lock held."""
+        candidate, n = name, 1
+        while self._owners.setdefault(candidate, relpath) != relpath:
+            candidate, n = f"{name}.akdiag-{n}", n + 1
+        return candidate
 
     def _begin_file(self, relpath: str) -> str:
         """The scrubbed name of a file about to be (re)written, its counts reset: the
