@@ -43,6 +43,7 @@ class Scrubbed:
     encoding: str  # how the host file was encoded
     error: Optional[str] = None  # why it was not parsed (None when it was, or none was tried)
     data: Any = None  # the parsed file before scrubbing (JSON, YAML, INI): kept in memory, never written
+    tried: Optional[str] = None  # the format it was tried as (parsed or not)
 
 
 def format_of(name: str) -> Optional[str]:
@@ -72,9 +73,9 @@ def scrub_file(scrubber: Scrubber, raw: bytes, name: str, path: str, parse: bool
         return Scrubbed(scrubber.scrub_text(text, path), None, encoding)
     try:
         written, data = _PARSERS[fmt](scrubber, text, path)
-        return Scrubbed(written, fmt, encoding, data=data)
+        return Scrubbed(written, fmt, encoding, data=data, tried=fmt)
     except NotParsed as exc:
-        return Scrubbed(scrubber.scrub_text(text, path), None, encoding, f"not valid {fmt.upper()}: {exc}")
+        return Scrubbed(scrubber.scrub_text(text, path), None, encoding, f"not valid {fmt.upper()}: {exc}", tried=fmt)
 
 
 # -- JSON --------------------------------------------------------------------------------

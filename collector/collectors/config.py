@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, List
 
 from collector import live
+from collector.bundle.structured import format_of
 from collector.context import Context
 from collector.redact import is_secret_key
 from collector.state import secret_digest, try_digest_key
@@ -84,7 +85,8 @@ def _write_scrubbed(ctx: Context, source: Path, raw: bytes, truncated: bool, bun
     record, result = ctx.writer.write_structured(bundle_path, raw, source.name, parse=not truncated)
     entry["bundle_path"] = record.path
     entry.update(format=result.fmt, encoding=result.encoding, scrubbed_as="data" if result.fmt else "lines")
-    entry["valid_json"] = True if result.fmt == "json" else (False if result.error and "JSON" in result.error else None)
+    json_named = result.tried == "json" or (truncated and format_of(source.name) == "json")
+    entry["valid_json"] = (result.fmt == "json") if json_named else None
     problem = (f"larger than {MAX_CONFIG_BYTES} bytes; only the start was kept" if truncated else result.error)
     if problem:
         entry["error"] = f"{source} is {problem}; scrubbed line by line" if result.error else f"{source} is {problem}"
