@@ -30,8 +30,12 @@ def new_key_text() -> bytes:
 
 
 def load_or_create(path: Path, basedir: Optional[Path] = None) -> bytes:
-    """The key held by `path`, created first when it does not exist."""
+    """The key held by `path`, created first when it does not exist.  Never under
+    BASEDIR: akdiag does not write there, and a file there could be collected."""
     path = Path(path)
+    if basedir is not None and path_inside(path, basedir):
+        raise KeyFileError(f"{path} is inside BASEDIR {basedir}, which akdiag collects from and never writes "
+                           "into; keep the key elsewhere")
     try:
         fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -63,8 +67,6 @@ def _check_private(path: Path, st: os.stat_result) -> None:
 
 
 def _create(path: Path, basedir: Optional[Path]) -> bytes:
-    if basedir is not None and path_inside(path, basedir):
-        raise KeyFileError(f"{path} is inside BASEDIR {basedir}, where akdiag never writes; choose another place")
     key = new_key_text()
     try:
         fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

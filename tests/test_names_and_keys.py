@@ -135,6 +135,11 @@ def test_key_file_checks(tmp_path):
     with pytest.raises(KeyFileError, match="inside BASEDIR"):
         load_or_create(basedir / "k.key", basedir)
     assert not (basedir / "k.key").exists()
+    (basedir / "logs").mkdir()
+    (basedir / "logs" / "k.key").write_text("c" * 64)  # would be collected as a log
+    (basedir / "logs" / "k.key").chmod(0o600)
+    with pytest.raises(KeyFileError, match="inside BASEDIR"):
+        load_or_create(basedir / "logs" / "k.key", basedir)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
