@@ -130,7 +130,7 @@ def test_cluster_manifest_records_each_host(cluster_run):
         assert host["akdiag"]["source"] == "copied" and host["akdiag"]["version"]
         assert host["platform_version"] == PLATFORM_VERSION
         assert abs(host["clock"]["offset_seconds"]) < 1.0 and host["clock"]["round_trip_seconds"] < 1.0
-        assert [s["name"] for s in host["steps"]] == ["connect", "clock", "probe", "copy", "catalog", "collect",
+        assert [s["name"] for s in host["steps"]] == ["connect", "clock", "probe", "copy", "catalog", "key", "collect",
                                                       "fetch", "unpack"]
         assert host["cleanup"]["status"] == "ok" and host["cleanup"]["stopped_collect"] is False
         assert 0 < host["duration"] < 60
