@@ -150,3 +150,15 @@ def test_a_key_file_owned_by_another_user_is_refused(tmp_path):
     os.chown(key, 65534, 65534)
     with pytest.raises(KeyFileError, match="owned by uid 65534"):
         load_or_create(key)
+
+
+def test_a_set_password_argument_keeps_processes_json_valid(host, tmp_path):
+    host.start(["api"])
+    host.start_extra("api", extra_args=["--set", 'password: "ZqSet7788"', "--set", "mode: fast"])
+    root = _collect(host, tmp_path / "out", "--format", "dir")
+    processes = json.loads((root / "processes.json").read_text())
+    api = [p for p in processes["expected"] if p["name"] == "api"][0]
+    assert api["status"] == "running" and len(api["resources"]) == 2
+    assert "ZqSet7788" not in _everything(root)
+    findings = json.loads((root / "findings.json").read_text())
+    assert "api" not in {f.get("subject") for f in findings.get("findings", []) if "down" in f.get("id", "")}
