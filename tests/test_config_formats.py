@@ -181,3 +181,10 @@ def test_a_yaml_override_is_written_back_as_yaml(host, tmp_path):
     assert entry["format"] == "yaml" and entry["scrubbed_as"] == "data" and entry["valid_json"] is None
     written = yaml.safe_load(reader.path(entry["bundle_path"]).read_text())
     assert written["smtp"]["password"] == MASK and written["smtp"]["user"].startswith("email-")
+
+
+@pytest.mark.parametrize("raw, name", [(b'{"a": "\\ud800", "password": "ZqCfg5519Secret"}', "custom.s.json"),
+                                       ('a: "\\ud800"\npassword: ZqCfg5519Secret\n'.encode(), "custom.s.yaml")])
+def test_a_lone_surrogate_falls_back_to_lines(raw, name):
+    result = _scrub(raw, name)
+    assert result.fmt is None and result.error and SECRET not in result.text

@@ -76,6 +76,9 @@ def scrub_file(scrubber: Scrubber, raw: bytes, name: str, path: str, parse: bool
         return Scrubbed(written, fmt, encoding, data=data, tried=fmt)
     except NotParsed as exc:
         return Scrubbed(scrubber.scrub_text(text, path), None, encoding, f"not valid {fmt.upper()}: {exc}", tried=fmt)
+    except UnicodeError:  # an escaped lone surrogate (JSON "\ud800") cannot be written as UTF-8
+        return Scrubbed(scrubber.scrub_text(text, path), None, encoding,
+                        f"not written back as {fmt.upper()}: it holds characters UTF-8 cannot encode", tried=fmt)
 
 
 # -- JSON --------------------------------------------------------------------------------
