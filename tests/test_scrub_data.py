@@ -179,3 +179,11 @@ def test_two_names_scrubbed_to_one_stay_two_files(writer):
     assert first.path != second.path and second.path == first.path + ".akdiag-1"
     assert (writer.root / first.path).read_bytes() == b"one\n" and (writer.root / second.path).read_bytes() == b"two\n"
     assert writer.write_bytes("logs/Alice@Example.org.log", b"again\n").path == first.path  # the same file again
+
+
+@pytest.mark.parametrize("opener", ["-----BEGIN RSA PRIVATE KEY-----", "password:", "secret: |", "--password"])
+def test_no_rule_state_carries_from_one_string_to_the_next(writer, opener):
+    record = {"first": opener, "second": "harmless words", "list": [opener, "kept as it is"], "pid": 42}
+    written = _written(writer, "processes.json", record)
+    assert list(written) == ["first", "second", "list", "pid"]
+    assert written["second"] == "harmless words" and written["list"][1] == "kept as it is" and written["pid"] == 42

@@ -12,6 +12,7 @@ text rule can break its quoting or change its shape.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Dict, List, Optional
 
@@ -43,15 +44,19 @@ def scrub_string(scrubber: Scrubber, text: str, path: str) -> str:
     return _unquoted(text, scrubber.scrub_text(text, path))
 
 
+def counting_copy(scrubber: Scrubber) -> Scrubber:
+    """The same scrubber (rules, pseudonyms) counting into counts of its own."""
+    counting = copy.copy(scrubber)
+    counting.counts = RedactionCounts()
+    return counting
+
+
 def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
-    """scrub_string of each text, in one pass of the scrubber over them all (one text a
-    line: the pre-filters then skip the clean ones at C speed).  A text that spans lines
-    or holds a PEM marker (a rule whose state spans lines) is scrubbed on its own."""
+    """scrub_string of each text.  One pass over them all (one text a line: the
+    pre-filters skip the clean ones at C speed) only finds the texts that change; each
+    of those is then scrubbed and counted on its own, so that no rule whose state spans
+    lines (a value on the next line, a PEM block) carries from one text to the next."""
     together = [i for i, text in enumerate(texts) if "\n" not in text]
-    joined = "\n".join(texts[i] for i in together)
-    if "KEY-----" in joined.upper():
-        together = [i for i in together if "KEY-----" not in texts[i].upper()]
-        joined = "\n".join(texts[i] for i in together)
     out = list(texts)
     if len(together) < len(texts):
         kept = set(together)
@@ -59,11 +64,13 @@ def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
             out[i] = scrub_string(scrubber, texts[i], path)
     if not together:
         return out
-    lines = scrubber.scrub_text(joined, path).split("\n")
+    joined = "\n".join(texts[i] for i in together)
+    lines = counting_copy(scrubber).scrub_text(joined, path).split("\n")
     if len(lines) != len(together):  # no rule adds or removes a line; if one did, never guess
         return [scrub_string(scrubber, text, path) for text in texts]
     for i, line in zip(together, lines):
-        out[i] = _unquoted(texts[i], line)
+        if line != texts[i]:
+            out[i] = scrub_string(scrubber, texts[i], path)
     return out
 
 

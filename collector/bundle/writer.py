@@ -13,7 +13,6 @@ same way the records that name them are.  Writing without the scrubber needs
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
@@ -22,8 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Dict, List, Optional
 
 from collector.bundle import structured
-from collector.bundle.scrubdata import scrub_data, scrub_string
-from collector.redact import RedactionCounts, Scrubber
+from collector.bundle.scrubdata import counting_copy, scrub_data, scrub_string
+from collector.redact import Scrubber
 
 # folders whose file names come from the host; every other name is akdiag's own
 HOST_NAMED_FOLDERS = ("logs/", "config/json_consts/")
@@ -137,11 +136,9 @@ class BundleWriter:
         return self._store(name, data, collector, scrubbed=True), result
 
     def _counting_scrubber(self) -> Scrubber:
-        """This writer's scrubber (same rules, same pseudonyms) counting on its own, for
-        text whose final bundle path is not known yet."""
-        counting = copy.copy(self.scrubber)
-        counting.counts = RedactionCounts()
-        return counting
+        """This writer's scrubber counting on its own, for text whose final bundle path
+        is not known yet."""
+        return counting_copy(self.scrubber)
 
     def write_text(self, relpath: str, text: str, collector: str = "akdiag") -> FileRecord:
         return self.write_bytes(relpath, text.encode("utf-8", "surrogateescape"), collector)
