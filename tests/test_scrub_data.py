@@ -58,8 +58,8 @@ def test_a_secret_named_key_is_masked_whatever_its_type(writer, value):
     assert writer.scrubber.counts.by_rule() == {SECRET_KEY_RULE: 1}
 
 
-@pytest.mark.parametrize("value", [None, "", [], {}, True, False])
-def test_an_empty_or_boolean_secret_value_holds_nothing_to_hide(writer, value):
+@pytest.mark.parametrize("value", [None, "", [], {}, True, False, "enabled", "Disabled", "none", MASK])
+def test_an_empty_boolean_or_setting_secret_value_holds_nothing_to_hide(writer, value):
     assert _written(writer, "system.json", {"requirepass": value}) == {"requirepass": value}
 
 
@@ -89,6 +89,8 @@ def test_akdiags_own_key_names_that_sound_secret_are_not_masked(writer):
     index = {"files": [], "placeholder_secrets": ["main.json:crypt_key"], "secret_digests": [
         {"file": "config/main.json", "key": "crypt_key", "digest": "ab" * 16}]}
     assert _written(writer, "config/index.json", index) == index
+    details = {"endpoints": [{"name": "ssdb_hb", "details": {"auth": "not needed"}}]}
+    assert _written(writer, "datastores.json", details) == details
 
 
 def test_a_bare_phone_string_gets_no_quotes_inside_the_string(writer):

@@ -12,7 +12,6 @@ text rule can break its quoting or change its shape.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any, Dict, List, Optional
 
@@ -21,9 +20,15 @@ from collector.redact import MASK, RedactionCounts, Scrubber, is_secret_key
 
 # the rule name a masked secret-named key counts under in redactions.json
 SECRET_KEY_RULE = "secret_key_value"
-# keys of akdiag's own records whose names sound secret and whose values are not secrets
-# (config/index.json lists key names and digests, never values)
-OWN_NOT_SECRET_KEYS = frozenset({"placeholder_secrets", "secret_digests", "secret_digests_note"})
+# keys of akdiag's own records whose names sound secret and whose values are not secrets:
+# config/index.json lists key names and digests, never values; a datastore record's
+# details.auth is akdiag's login status (ok, refused, not needed, user NAME).  Their
+# values are still scrubbed as text.
+OWN_NOT_SECRET_KEYS = frozenset({"placeholder_secrets", "secret_digests", "secret_digests_note", "auth"})
+# values of a secret-named key that are settings, not secrets (mongod's
+# security.authorization: enabled), kept as the line rules keep them
+SETTING_WORDS = frozenset({"enabled", "disabled", "true", "false", "none", "required", "optional", "null", "nil",
+                           "yes", "no", "on", "off"})
 _PHONE_KEY = re.compile(r"(?i)phone|mobile|msisdn|(?:^|[_\-.])tel(?:$|[_\-.])|telephone")
 
 
@@ -46,7 +51,8 @@ def scrub_string(scrubber: Scrubber, text: str, path: str) -> str:
 
 def counting_copy(scrubber: Scrubber) -> Scrubber:
     """The same scrubber (rules, pseudonyms) counting into counts of its own."""
-    counting = copy.copy(scrubber)
+    counting = object.__new__(type(scrubber))
+    counting.__dict__.update(vars(scrubber))
     counting.counts = RedactionCounts()
     return counting
 
@@ -87,8 +93,11 @@ class _Text:
 
 
 def _holds_something(value: Any) -> bool:
-    """Whether a secret-named key's value needs masking (one masked before does not)."""
-    return not (value is None or isinstance(value, bool) or value in ("", [], {}) or value == MASK)
+    """Whether a secret-named key's value needs masking (one masked before, or a setting
+    word, does not)."""
+    if isinstance(value, str):
+        return bool(value) and value != MASK and value.strip().lower() not in SETTING_WORDS
+    return not (value is None or isinstance(value, bool) or value in ([], {}))
 
 
 class DataScrubber:
