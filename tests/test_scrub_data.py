@@ -189,3 +189,11 @@ def test_no_rule_state_carries_from_one_string_to_the_next(writer, opener):
     written = _written(writer, "processes.json", record)
     assert list(written) == ["first", "second", "list", "pid"]
     assert written["second"] == "harmless words" and written["list"][1] == "kept as it is" and written["pid"] == 42
+
+
+def test_a_version_under_a_version_key_is_not_taken_for_an_address(tmp_path):
+    writer = BundleWriter(tmp_path, Scrubber.for_bundle(("emails", "phones", "ips")))
+    record = {"version": "1.2.3.4", "platform_version": "v2025.1.0.7", "server": "10.1.2.3", "build": "1.2.3.4-rc1"}
+    written = _written(writer, "system.json", record)
+    assert written["version"] == "1.2.3.4" and written["platform_version"] == "v2025.1.0.7"
+    assert written["build"] == "1.2.3.4-rc1" and written["server"].startswith("ip-")

@@ -29,6 +29,9 @@ OWN_NOT_SECRET_KEYS = frozenset({"placeholder_secrets", "secret_digests", "secre
 # security.authorization: enabled), kept as the line rules keep them
 SETTING_WORDS = frozenset({"enabled", "disabled", "true", "false", "none", "required", "optional", "null", "nil",
                            "yes", "no", "on", "off"})
+# a version under a key that says so is no IP address: "version": "1.2.3.4"
+_VERSION_KEY = re.compile(r"(?i)version|(?:^|[_\-.])(?:ver|release|build)(?:$|[_\-.])")
+_VERSION = re.compile(r"v?\d{1,9}(?:\.\d{1,9}){1,4}(?:[-+~][0-9A-Za-z.\-+~]{1,40})?")
 _PHONE_KEY = re.compile(r"(?i)phone|mobile|msisdn|(?:^|[_\-.])tel(?:$|[_\-.])|telephone")
 
 
@@ -115,10 +118,12 @@ class DataScrubber:
         self._key_slots: Dict[str, _Text] = {}
 
     def _kind(self, name: str) -> tuple:
-        """(secret-named, phone-named) of a key; records repeat their keys, so remembered."""
+        """(secret-named, phone-named, version-named) of a key; records repeat their keys,
+        so remembered."""
         kind = self._key_kinds.get(name)
         if kind is None:
-            kind = (name not in self.not_secret and is_secret_key(name), bool(_PHONE_KEY.search(name)))
+            kind = (name not in self.not_secret and is_secret_key(name), bool(_PHONE_KEY.search(name)),
+                    bool(_VERSION_KEY.search(name)))
             self._key_kinds[name] = kind
         return kind
 
@@ -165,11 +170,13 @@ class DataScrubber:
         texts = self._texts
         for key, value in data.items():
             name = key if isinstance(key, str) else str(key)
-            secret, phone = self._kind(name)
+            secret, phone, version = self._kind(name)
             kind = type(value)
             if secret and _holds_something(value):
                 self.counts.add(SECRET_KEY_RULE, self.path)
                 gathered = MASK
+            elif version and kind is str and _VERSION.fullmatch(value):
+                gathered = value  # a version number, never an address
             elif kind is str:  # the common cases inline: records are many small values
                 texts.append(value)
                 gathered = _Text(len(texts) - 1)
