@@ -280,9 +280,9 @@ def main() -> None:
               help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
-            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns, encrypt,
-            password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout, ssh_config, ssh_options,
-            akdiag_file, keep_remote_copy):
+            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
+            encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
+            ssh_config, ssh_options, akdiag_file, keep_remote_copy):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
