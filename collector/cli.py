@@ -159,6 +159,19 @@ def _pii_kinds(more: str, none: bool) -> tuple:
     return DEFAULT_PII_KINDS + tuple(dict.fromkeys(extra))
 
 
+def _pseudonym_key(key_file: Optional[str], pii_kinds: tuple, basedir: Optional[Path] = None) -> Optional[bytes]:
+    if not key_file:
+        return None
+    if not pii_kinds:
+        _usage_error("--pseudonym-key has no use with --no-pseudonymize")
+    from collector.pseudonym_key import KeyFileError, load_or_create
+
+    try:
+        return load_or_create(Path(key_file), basedir)
+    except KeyFileError as exc:
+        _usage_error(f"--pseudonym-key: {exc}")
+
+
 def bundle_password(password_file: Optional[str], confirm: bool) -> str:
     """The archive password: from a file, else AKDIAG_PASSWORD, else asked on the
     terminal.  Never a command-line argument: the process table would show it, and
@@ -255,6 +268,9 @@ def main() -> None:
               help="Keep subscribers' e-mails and phones as they are (secrets are always redacted).")
 @click.option("--keep-mapping", is_flag=True,
               help="Write the pseudonym -> original table beside the bundle (never inside it), mode 0600.")
+@click.option("--pseudonym-key", "pseudonym_key_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Key file that makes pseudonyms the same in every run (created, mode 0600, if missing; "
+                   "never put in a bundle).")
 @click.option("--redact-pattern", "redact_patterns", multiple=True, metavar="REGEX",
               help="Mask whatever this regular expression matches, in every file (repeatable).")
 @click.option("--encrypt", is_flag=True, help="Encrypt the 7z archive (AES-256, file names hidden too).")
@@ -280,9 +296,9 @@ def main() -> None:
               help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
-            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, redact_patterns, encrypt, password_file,
-            quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout, ssh_config, ssh_options,
-            akdiag_file, keep_remote_copy):
+            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
+            encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
+            ssh_config, ssh_options, akdiag_file, keep_remote_copy):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
@@ -308,14 +324,16 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
             label=label, fmt=fmt, timeout=timeout,
             options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
-            password=password, command_line=_command_line(), quiet=quiet))
+            password=password, command_line=_command_line(), quiet=quiet,
+            pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds)))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
                              options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
                              command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
-                             spent_before=_seconds_since_start())
+                             spent_before=_seconds_since_start(),
+                             pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds, path))
     sys.exit(run_collect(request, quiet))
 
 

@@ -337,11 +337,11 @@ class Scrubber:
 
     @classmethod
     def for_bundle(cls, pii_kinds: Iterable[str] = DEFAULT_PII_KINDS, extra_patterns: Iterable[str] = (),
-                   pseudonymizer: Optional[Pseudonymizer] = None) -> "Scrubber":
+                   pseudonymizer: Optional[Pseudonymizer] = None, pseudonym_key: Optional[bytes] = None) -> "Scrubber":
         """The scrubber of one bundle: secrets always, the customer's patterns, and
         pseudonyms for the personal data kinds asked for (none with --no-pseudonymize)."""
         pii_kinds = tuple(pii_kinds)
-        pseudonymizer = pseudonymizer or (Pseudonymizer() if pii_kinds else None)
+        pseudonymizer = pseudonymizer or (Pseudonymizer(pseudonym_key) if pii_kinds else None)
         pii_rules = pseudonymizer.rules(pii_kinds) if pseudonymizer else ()
         return cls(SECRET_RULES + custom_rules(extra_patterns) + pii_rules, pseudonymizer=pseudonymizer)
 

@@ -4,6 +4,7 @@ render the summary from the bundle's own files, write the manifest, pack atomica
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -48,6 +49,7 @@ class CollectRequest:
     keep_mapping: bool = False
     password: Optional[str] = None  # set: the 7z archive is AES-256 encrypted, names included
     spent_before: float = 0.0  # seconds of the deadline spent before collect() (start-up, the catalog)
+    pseudonym_key: Optional[bytes] = None  # --pseudonym-key: the same pseudonyms in every run
 
 
 @dataclass
@@ -305,7 +307,7 @@ def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": __version__},
-        "hostname": socket.gethostname(),
+        "hostname": request_hostname(request, writer.scrubber),
         "basedir": str(request.basedir),
         "basedir_source": request.basedir_source,
         "label": request.label or None,
@@ -328,12 +330,13 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     deadline = Deadline(max(0.0, request.timeout - request.spent_before))  # the catalog's reading counts
     log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
-    name = archive.bundle_name(socket.gethostname(), request.label, stamp)
+    scrubber = Scrubber.for_bundle(request.pii_kinds, redaction_patterns(request.catalog.redact,
+                                                                         request.extra_redact_patterns),
+                                   pseudonym_key=request.pseudonym_key)
+    name = archive.bundle_name(request_hostname(request, scrubber), request.label, stamp)
     staging = make_staging(request.output_dir, name, request.basedir)
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
-        scrubber = Scrubber.for_bundle(request.pii_kinds,
-                                       tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
         outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber)
         down = _processes_down(staging)
         findings = _findings(staging)
@@ -351,6 +354,22 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings,
                          cut)
+
+
+def redaction_patterns(catalog_patterns, extra_patterns) -> tuple:
+    """The customer's patterns, and each pattern's own text as a literal: the pattern is
+    on akdiag's command line, which the process table in the bundle shows."""
+    patterns = tuple(catalog_patterns) + tuple(extra_patterns)
+    return patterns + tuple(re.escape(p) for p in patterns if re.escape(p) not in patterns)
+
+
+def request_hostname(request: CollectRequest, scrubber: Scrubber) -> str:
+    """This host's name, or its pseudonym with --pseudonymize hosts (the bundle's name,
+    its top folder and its manifest then never spell it)."""
+    name = socket.gethostname()
+    if "hosts" in request.pii_kinds and scrubber.pseudonymizer is not None:
+        return scrubber.pseudonymizer.token("host", name)
+    return name
 
 
 def _processes_down(staging: Path) -> List[str]:

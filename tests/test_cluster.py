@@ -130,7 +130,7 @@ def test_cluster_manifest_records_each_host(cluster_run):
         assert host["akdiag"]["source"] == "copied" and host["akdiag"]["version"]
         assert host["platform_version"] == PLATFORM_VERSION
         assert abs(host["clock"]["offset_seconds"]) < 1.0 and host["clock"]["round_trip_seconds"] < 1.0
-        assert [s["name"] for s in host["steps"]] == ["connect", "clock", "probe", "copy", "catalog", "collect",
+        assert [s["name"] for s in host["steps"]] == ["connect", "clock", "probe", "copy", "catalog", "key", "collect",
                                                       "fetch", "unpack"]
         assert host["cleanup"]["status"] == "ok" and host["cleanup"]["stopped_collect"] is False
         assert 0 < host["duration"] < 60
@@ -425,6 +425,43 @@ def test_pseudonymized_host_names_keep_the_archive_consistent(lab, pyz, tmp_path
     report = akdiag("report", str(archive), "--output", str(tmp_path / "r.summary.html"))
     assert report.returncode == 0, report.stderr
     assert name in json.loads((tmp_path / "r.findings.json").read_text())["hosts"]
+
+
+def _cluster_email_tokens(lab, pyz, tmp_path, *args):
+    """Collect db1 and app2, each with a log naming the same subscriber; {host: tokens}."""
+    tmp_path.mkdir()
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("hosts:\n" + "".join(
+        f"  - {{name: {n}, ssh: {n}, basedir: {lab.hosts[n].basedir}, catalog: {lab.hosts[n].catalog_file}}}\n"
+        for n in ("db1", "app2")))
+    out = tmp_path / "out"
+    out.mkdir()
+    done = akdiag("collect", "--hosts", str(hosts), "--ssh-config", str(lab.ssh_config), "--akdiag-file", str(pyz),
+                  "--output", str(out), "--format", "dir", "--timeout", "60", "--log-lines", "10",
+                  "--datastore-timeout", "0.5", "--quiet", *args, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    root = Path(done.stdout.strip())
+    return {n: set(re.findall(r"email-[0-9a-f]{12}", (root / "hosts" / n / "logs" / "zq-key.log").read_text()))
+            for n in ("db1", "app2")}
+
+
+def test_one_pseudonym_key_for_every_host_of_a_cluster(lab, pyz, tmp_path):
+    from collector.redact import Pseudonymizer
+
+    logs = [Path(lab.hosts[n].basedir) / "logs" / "zq-key.log" for n in ("db1", "app2")]
+    for log in logs:
+        log.write_text("sent to erin.subscriber@example.org\n")
+    try:
+        drawn = _cluster_email_tokens(lab, pyz, tmp_path / "a")  # a key drawn for the run, shared
+        assert drawn["db1"] == drawn["app2"] and len(drawn["db1"]) == 1
+        key = tmp_path / "cluster.key"
+        given = _cluster_email_tokens(lab, pyz, tmp_path / "b", "--pseudonym-key", str(key))
+        expected = Pseudonymizer(key.read_bytes().strip()).token("email", "erin.subscriber@example.org")
+        assert given == {"db1": {expected}, "app2": {expected}}
+        assert list(lab.hosts["db1"].tmpdir.iterdir()) == []  # the key went with the remote folder
+    finally:
+        for log in logs:
+            log.unlink()
 
 
 def test_a_single_file_akdiag_copies_itself(lab, pyz, tmp_path):

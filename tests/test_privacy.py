@@ -189,6 +189,7 @@ ALLOWED_WRITERS = {
     "collector/bundle/archive.py": "packs the finished, scrubbed folder; writes the mapping beside the bundle",
     "collector/simulate/host.py": "builds the simulated host, never a bundle",
     "collector/state.py": "creates akdiag's own secret-digest key, outside BASEDIR and every bundle",
+    "collector/pseudonym_key.py": "creates the --pseudonym-key file the user named, outside BASEDIR and every bundle",
     "collector/zipapp.py": "builds the single file akdiag.pyz, never a bundle",
     "collector/zipapp_main.py": "the single file's bootstrap: unpacks wheels into akdiag's private cache",
 }

@@ -260,7 +260,7 @@ def test_sections_are_in_order_and_show_their_data(tmp_path):
     assert "old/api.log.1.gz" in html and "rotated" in html and "not a regular file" in html
     assert "cannot open: Permission denied" in html
     assert "<details class=\"tail\" id=\"log-0\">" in html
-    assert "json_secret_value" in html  # the password in config/main.json was redacted and counted
+    assert "secret_key_value" in html  # the password in config/main.json was redacted and counted
     assert "hunter2" not in html
 
 

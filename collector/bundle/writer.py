@@ -1,9 +1,14 @@
 """The one write point of a bundle.
 
-Every file enters the bundle through BundleWriter, which scrubs it line by line
-(lines are split on b"\\n" only, and decoded with surrogateescape so that bytes that
-are not UTF-8 and CRLF endings come out exactly as they went in).  Writing without
-the scrubber needs `write_unscrubbed_bytes`, whose name says so.
+Every file enters the bundle through BundleWriter, which scrubs it: akdiag's own
+records (write_json) and configuration files that parse (write_structured) as data,
+key by key (collector/bundle/scrubdata.py, structured.py), so that they stay valid
+and keep their shape; everything else line by line (lines are split on b"\\n" only,
+and decoded with surrogateescape so that bytes that are not UTF-8 and CRLF endings
+come out exactly as they went in).  The names of files whose names come from the
+host (log tails, json_consts overrides) are scrubbed too, as one piece of text, the
+same way the records that name them are.  Writing without the scrubber needs
+`write_unscrubbed_bytes`, whose name says so.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Dict, List, Optional
 
+from collector.bundle import structured
+from collector.bundle.scrubdata import counting_copy, scrub_data, scrub_string
 from collector.redact import Scrubber
+
+# folders whose file names come from the host; every other name is akdiag's own
+HOST_NAMED_FOLDERS = ("logs/", "config/json_consts/")
+_OWN_NAMES = ("logs/index.json",)
 
 
 class BundleWriteError(Exception):
@@ -43,8 +54,8 @@ def _safe_relpath(relpath: str) -> str:
 
 
 def json_bytes(data: Any) -> bytes:
-    """The canonical JSON encoding of the bundle: one key per line, so that line
-    rules see each key with its value, and stable order for diffs."""
+    """The canonical JSON encoding of the bundle: one key per line and stable order,
+    for diffs.  Callers scrub the data first (write_json does)."""
     return (json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode(
         "utf-8", "surrogateescape"
     )
@@ -56,10 +67,78 @@ class BundleWriter:
         self.scrubber = scrubber
         self._lock = threading.Lock()
         self._files: Dict[str, FileRecord] = {}
+        self._names: Dict[str, tuple] = {}  # host-given name -> (bundle name, its redaction counts)
+        self._owners: Dict[str, str] = {}  # bundle name -> the host-given name it stands for
+
+    # -- names -------------------------------------------------------------------
+    def bundle_name(self, relpath: str) -> str:
+        """The name `relpath` gets in the bundle: scrubbed as text when it comes from the
+        host, as a record holding the same string is; records should name the file by
+        the path write_* returns (a name scrubbed to one already taken gets a suffix).
+        Its redactions are counted against the file, once per write."""
+        relpath = _safe_relpath(relpath)
+        return self._scrubbed_name(relpath)[0]
+
+    def _scrubbed_name(self, relpath: str) -> tuple:
+        if not relpath.startswith(HOST_NAMED_FOLDERS) or relpath in _OWN_NAMES:
+            return relpath, []
+        with self._lock:
+            known = self._names.get(relpath)
+        if known is None:
+            counting = self._counting_scrubber()
+            name = _safe_relpath(scrub_string(counting, relpath, "<name>"))
+            counts = [(r["rule"], r["count"]) for r in counting.counts.as_records()]
+            with self._lock:
+                known = self._names.get(relpath)
+                if known is None:
+                    known = self._names[relpath] = (self._unclaimed(name, relpath), counts)
+        return known
+
+    def _unclaimed(self, name: str, relpath: str) -> str:
+        """`name`, or `name.akdiag-N` when another host name was scrubbed to it already (two
+        e-mails differing only in case have one pseudonym).  Called with the lock held."""
+        candidate, n = name, 1
+        while self._owners.setdefault(candidate, relpath) != relpath:
+            candidate, n = f"{name}.akdiag-{n}", n + 1
+        return candidate
+
+    def _begin_file(self, relpath: str) -> str:
+        """The scrubbed name of a file about to be (re)written, its counts reset: the
+        bundle counts what it keeps."""
+        name, name_counts = self._scrubbed_name(_safe_relpath(relpath))
+        self.scrubber.counts.forget_file(name)
+        for rule, count in name_counts:
+            self.scrubber.counts.add(rule, name, count)
+        return name
 
     # -- the scrubbed ways in -------------------------------------------------
     def write_json(self, relpath: str, data: Any, collector: str = "akdiag") -> FileRecord:
-        return self.write_bytes(relpath, json_bytes(data), collector)
+        """akdiag's own record, scrubbed as data: it stays valid JSON with its shape."""
+        name = self._begin_file(relpath)
+        return self._store(name, json_bytes(scrub_data(self.scrubber, data, name, own_record=True)), collector,
+                           scrubbed=True)
+
+    def write_structured(self, relpath: str, raw: bytes, source_name: str, collector: str = "akdiag",
+                         parse: bool = True) -> "tuple[FileRecord, structured.Scrubbed]":
+        """A host's configuration file, decoded whatever its encoding mark: parsed and
+        scrubbed as data in its format (by its name or first character), else (or with
+        `parse` false) line by line; the result says which and why.  A file kept as
+        lines whose name promises a format gets `.txt` added: every `.json`, `.yaml`...
+        file of a bundle parses."""
+        counting = self._counting_scrubber()
+        result = structured.scrub_file(counting, raw, source_name, self.bundle_name(relpath), parse)
+        if result.fmt is None and structured.format_of(relpath):
+            relpath += ".txt"
+        name = self._begin_file(relpath)
+        for count in counting.counts.as_records():
+            self.scrubber.counts.add(count["rule"], name, count["count"])
+        data = result.text.encode("utf-8", "surrogateescape")
+        return self._store(name, data, collector, scrubbed=True), result
+
+    def _counting_scrubber(self) -> Scrubber:
+        """This writer's scrubber counting on its own, for text whose final bundle path
+        is not known yet."""
+        return counting_copy(self.scrubber)
 
     def write_text(self, relpath: str, text: str, collector: str = "akdiag") -> FileRecord:
         return self.write_bytes(relpath, text.encode("utf-8", "surrogateescape"), collector)
@@ -67,10 +146,9 @@ class BundleWriter:
     def write_bytes(self, relpath: str, data: bytes, collector: str = "akdiag",
                     starts_mid_line: bool = False) -> FileRecord:
         """`starts_mid_line`: the data is a tail that begins inside a line."""
-        relpath = _safe_relpath(relpath)
-        self.scrubber.counts.forget_file(relpath)  # a file written again: count what the bundle keeps
-        scrubbed = self.scrubber.scrub_bytes(data, relpath, starts_mid_line)
-        return self._store(relpath, scrubbed, collector, scrubbed=True)
+        name = self._begin_file(relpath)
+        scrubbed = self.scrubber.scrub_bytes(data, name, starts_mid_line)
+        return self._store(name, scrubbed, collector, scrubbed=True)
 
     # -- the one way around the scrubber ---------------------------------------
     def write_unscrubbed_bytes(self, relpath: str, data: bytes, collector: str = "akdiag") -> FileRecord:
@@ -166,6 +244,10 @@ class CollectorWriter:
     def write_bytes(self, relpath: str, data: bytes, starts_mid_line: bool = False) -> FileRecord:
         self._check()
         return self._writer.write_bytes(relpath, data, self.collector, starts_mid_line)
+
+    def write_structured(self, relpath: str, raw: bytes, source_name: str, parse: bool = True):
+        self._check()
+        return self._writer.write_structured(relpath, raw, source_name, self.collector, parse)
 
 
 def file_records_as_dicts(records: List[FileRecord]) -> List[dict]:

@@ -17,6 +17,7 @@ stderr's last line; the other hosts go on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,11 +43,13 @@ from collector.cluster.ssh import Connection, RemoteError, SshSettings, classify
 from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
 from collector.plain import as_dict
+from collector.pseudonym_key import new_key_text
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
-from collector.run import OutputError, Progress, ToolLog, make_staging
+from collector.run import OutputError, Progress, ToolLog, make_staging, redaction_patterns
 
 
 CLEANUP_SECONDS = 15.0  # the remote cleanup's own bound, after a host's deadline if need be
+PSEUDONYM_KEY_FILE = "pseudonym.key"  # in the host's run folder, for its akdiag
 HOST_TIMEOUT_MARGIN = 120.0  # default host deadline: --timeout plus this (connect, copy, fetch)
 MIN_REMOTE_TIMEOUT = 5.0  # `akdiag collect --timeout` accepts no less
 MAX_BUNDLE_BYTES = 4 * 1024 ** 3
@@ -74,6 +77,7 @@ class ClusterRequest:
     akdiag_file: Optional[Path] = None  # the single file to copy; None: see SingleFile
     ssh: SshSettings = field(default_factory=SshSettings)
     keep_remote_copy: bool = False  # keep the single file (and what it unpacks) in the host's ~/.cache/akdiag
+    pseudonym_key: Optional[bytes] = None  # one key for every host: one pseudonym per value cluster-wide
 
     def deadline_of(self, spec: HostSpec) -> float:
         if spec.timeout:
@@ -409,7 +413,18 @@ class HostRun:
         catalog = self.spec.catalog or self.request.catalog_file
         if catalog:
             self._step("catalog", lambda left: self._send(Path(catalog), "catalog.yaml", left))
+        if self.request.pseudonym_key:
+            self._step("key", self._send_pseudonym_key)
         return runner
+
+    def _send_pseudonym_key(self, left: float) -> None:
+        """The cluster's pseudonym key, into the run's private folder (removed after)."""
+        target = shlex.quote(f"{self.tmp}/{PSEUDONYM_KEY_FILE}")
+        key = self.request.pseudonym_key + b"\n"
+        result = self.conn.run(f"umask 077 && cat > {target} && wc -c < {target}", left, stdin=key)
+        self._check(result, "copy", "copying the pseudonym key")
+        if result.text().strip() != str(len(key)):
+            raise RemoteError("transfer_failed", "the pseudonym key did not arrive whole")
 
     def _send(self, local: Path, name: str, left: float) -> str:
         target = f"{self.tmp}/{name}"
@@ -484,6 +499,8 @@ class HostRun:
             args += ["--redact-pattern", pattern]
         if request.keep_mapping:
             args.append("--keep-mapping")
+        if request.pseudonym_key:
+            args += ["--pseudonym-key", f"{self.tmp}/{PSEUDONYM_KEY_FILE}"]
         if request.password:
             args += ["--encrypt", "--password-file", "/dev/stdin"]
         return args
@@ -669,8 +686,11 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
         # data: secrets and the customer's patterns are masked, and addresses and host names
         # pseudonymized when asked (--pseudonymize ips,hosts); e-mail and phone rules would
         # only mangle `user@host` destinations.  The hosts' bundles were scrubbed by their akdiag.
+        if request.pii_kinds and not request.pseudonym_key:  # one key for all hosts, drawn for this run
+            request = dataclasses.replace(request, pseudonym_key=new_key_text().strip())
         scrubber = Scrubber.for_bundle(tuple(k for k in request.pii_kinds if k in ("ips", "hosts")),
-                                       tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
+                                       redaction_patterns(request.catalog.redact, request.extra_redact_patterns),
+                                       pseudonym_key=request.pseudonym_key)
         writer = BundleWriter(staging, scrubber)
         log(f"{TOOL_NAME} {__version__}: collecting {len(request.hosts)} host(s), {request.parallel} at a time")
         single = SingleFile(request.akdiag_file)

@@ -1,8 +1,11 @@
 """The platform's configuration: config/main.json and the json_consts overrides
-(custom.*), with every secret value replaced.  A file that is not valid JSON is kept
-line by line (the bundle writer redacts each line) and its parse error recorded.
+(custom.*), with every secret value replaced.  A file that parses (JSON, YAML, INI,
+XML, by its name or first character) is scrubbed as data and written back in its
+format; one that does not is kept line by line (the bundle writer redacts each line)
+and its parse error recorded.
 
-config/index.json: {"files": [{source, bundle_path, size, valid_json, error}],
+config/index.json: {"files": [{source, bundle_path, size, valid_json, format (json|yaml|
+ini|xml|null), encoding, scrubbed_as (data|lines), error}],
 "placeholder_secrets": [key names still set to the documented placeholder],
 "secret_digests": [{"file", "key", "digest"}], "errors": [...]}
 
@@ -17,11 +20,11 @@ import fnmatch
 from pathlib import Path
 from typing import Any, List
 
+from collector.bundle.structured import format_of
 from collector.context import Context
-from collector.redact import is_secret_key, redact_structure
+from collector.redact import is_secret_key
 from collector.safeopen import escaped_name, list_under, read_under
 from collector.state import secret_digest, try_digest_key
-from collector.untrusted import load_json_bounded
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 PLACEHOLDER_SECRET = "abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -74,23 +77,29 @@ def _copy_config(ctx: Context, source: Path, bundle_path: str, index: dict, dige
         index["errors"].append(entry["error"])
         return
     entry["size"] = len(raw)
-    entry["bundle_path"] = bundle_path
-    try:
-        if truncated:
-            raise ValueError(f"larger than {MAX_CONFIG_BYTES} bytes; only the start was kept")
-        data = load_json_bounded(raw.decode("utf-8"))  # a ValueError when nested too deeply
-    except ValueError as exc:
-        entry["valid_json"] = False
-        entry["error"] = f"{shown} is not valid JSON: {exc}"
+    _write_scrubbed(ctx, source, raw, truncated, bundle_path, entry, index, digest_key)
+
+
+def _write_scrubbed(ctx: Context, source: Path, raw: bytes, truncated: bool, bundle_path: str, entry: dict,
+                    index: dict, digest_key) -> None:
+    """The file into the bundle, parsed and scrubbed as data when it parses (JSON, YAML,
+    INI, XML; UTF-8 with or without BOM, UTF-16, UTF-32), else line by line."""
+    record, result = ctx.writer.write_structured(bundle_path, raw, source.name, parse=not truncated)
+    entry["bundle_path"] = record.path
+    entry.update(format=result.fmt, encoding=result.encoding, scrubbed_as="data" if result.fmt else "lines")
+    json_named = result.tried == "json" or (truncated and format_of(source.name) == "json")
+    entry["valid_json"] = (result.fmt == "json") if json_named else None
+    problem = (f"larger than {MAX_CONFIG_BYTES} bytes; only the start was kept" if truncated else result.error)
+    if problem:
+        entry["error"] = f"{entry['source']} is {problem}" + ("; scrubbed line by line" if result.error else "")
         index["errors"].append(entry["error"])
-        ctx.writer.write_bytes(bundle_path, raw)
+    data = result.data
+    if data is None:
         return
-    entry["valid_json"] = True
     index["placeholder_secrets"].extend(f"{escaped_name(source.name)}:{key}" for key in _placeholder_keys(data))
     if digest_key is not None:
-        index["secret_digests"].extend({"file": bundle_path, "key": key, "digest": secret_digest(digest_key, value)}
+        index["secret_digests"].extend({"file": record.path, "key": key, "digest": secret_digest(digest_key, value)}
                                        for key, value in _secret_values(data))
-    ctx.writer.write_json(bundle_path, redact_structure(data))
 
 
 def collect(ctx: Context) -> dict:

@@ -277,11 +277,11 @@ def _tail_candidate(root: SafeRoot, cand: Candidate, max_lines: int, max_bytes: 
 
 
 def _record_tail(entry: dict, tail: Tail, bundle_path: str, writer: "CollectorWriter") -> None:
-    writer.write_bytes(bundle_path, tail.data, starts_mid_line=tail.first_line_cut)
+    record = writer.write_bytes(bundle_path, tail.data, starts_mid_line=tail.first_line_cut)
     entry["state"] = "tailed"
     entry["size"] = tail.file_size
     entry["tail"] = {
-        "bundle_path": bundle_path,
+        "bundle_path": record.path,  # as the writer named it (a name is scrubbed like any text)
         "lines": count_lines(tail.data),
         "bytes": len(tail.data),
         "first_line_cut": tail.first_line_cut,

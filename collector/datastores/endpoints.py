@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from collector.catalog import BUILTIN_CATALOG, Catalog, ComponentSpec
 from collector.datastores.common import Endpoint, split_host_port
+from collector.decoding import decode_text
 from collector.safeopen import read_under
 from collector.untrusted import load_json_bounded
 
@@ -55,7 +56,7 @@ def read_main_json(basedir: Path) -> Tuple[Optional[dict], dict]:
     try:
         if truncated:
             raise ValueError(f"larger than {MAIN_JSON_MAX_BYTES} bytes")
-        data = load_json_bounded(raw.decode("utf-8"))  # a ValueError when nested too deeply
+        data = load_json_bounded(decode_text(raw)[0])  # a BOM or UTF-16 decoded; too deep refused
         if not isinstance(data, dict):
             raise ValueError("the top level is not a JSON object")
     except ValueError as exc:
