@@ -99,7 +99,7 @@ def load_json_bounded(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) 
     surrogate escape, as the bundle reader always did)."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, (bytes, bytearray)) else data
     if json_depth_exceeds(text, max_depth):
-        raise JSONTooDeep(f"the JSON document nests deeper than {max_depth} levels; refused")
+        raise JSONTooDeep(f"the JSON document is nested deeper than {max_depth} levels; refused")
     try:
         return json.loads(text)
     except RecursionError as exc:  # a stack shallower than the cap: refused the same way

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from collector.bundle.structured import scrub_file
-from collector.decoding import decode_text, load_json, TooDeep
+from collector.decoding import decode_text, TooDeep
+from collector.untrusted import load_json_bounded as load_json
 from collector.redact import MASK, Scrubber
 
 from conftest import collect_bundle

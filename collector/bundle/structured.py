@@ -22,7 +22,8 @@ from typing import Any, Optional, Tuple
 import yaml
 
 from collector.bundle.scrubdata import SECRET_KEY_RULE, DataScrubber, scrub_string
-from collector.decoding import MAX_DEPTH, TooDeep, decode_text, load_json
+from collector.decoding import MAX_DEPTH, TooDeep, decode_text
+from collector.untrusted import load_json_bounded
 from collector.redact import MASK, Scrubber, is_secret_key
 
 FORMATS = ("json", "yaml", "ini", "xml")
@@ -85,7 +86,7 @@ def scrub_file(scrubber: Scrubber, raw: bytes, name: str, path: str, parse: bool
 
 def _json(scrubber: Scrubber, text: str, path: str) -> Tuple[str, Any]:
     try:
-        data = load_json(text)
+        data = load_json_bounded(text)
         return json.dumps(DataScrubber(scrubber, path).value(data), indent=1, ensure_ascii=False) + "\n", data
     except ValueError as exc:  # JSONDecodeError and TooDeep
         raise NotParsed(str(exc)) from None

@@ -320,4 +320,4 @@ def test_a_deep_main_json_is_refused_and_the_rest_goes_on(host, tmp_path):
     assert statuses["system"] == "ok" and statuses["config"] == "partial", statuses
     assert statuses["datastores"] in ("ok", "partial"), statuses
     index = reader.json("config/index.json")
-    assert any("nests deeper than" in error for error in index["errors"])
+    assert any("nested deeper than" in error for error in index["errors"])
