@@ -139,3 +139,28 @@ def kept_report(result: ModeResult, corpus: Corpus) -> str:
     items = corpus.by_marker()
     return "\n".join([f"{len(result.missing_kept)} measurements not kept in mode {result.mode!r}:"]
                      + [f"  {describe(items[m])}: {items[m].needles[0]!r} not found" for m in result.missing_kept])
+
+
+# -- the ratchet: what leaked when the baseline was written ---------------------------------
+
+BASELINE = Path(__file__).with_name("known_leaks.json")
+
+
+def item_key(item: Item) -> str:
+    """An item's name that survives renumbering: family, form and where it was planted."""
+    return f"{item.family} | {item.form} | {item.source}"
+
+
+def baseline_record(results: List[ModeResult], corpus: Corpus) -> dict:
+    items = corpus.by_marker()
+    return {r.mode: {"leaks": sorted(item_key(items[m]) for m in r.leaks),
+                     "missing_kept": sorted(item_key(items[m]) for m in r.missing_kept),
+                     "unparsable": sorted(path for path, _error in r.unparsable)} for r in results}
+
+
+def regressions(result: ModeResult, corpus: Corpus, baseline: dict) -> List[str]:
+    """What fails now that did not fail when the baseline was written."""
+    known = baseline.get(result.mode, {})
+    now = baseline_record([result], corpus)[result.mode]
+    return [f"{what}: {key}" for what in ("leaks", "missing_kept", "unparsable")
+            for key in now[what] if key not in set(known.get(what, ()))]

@@ -348,7 +348,7 @@ def keep(c: Corpus) -> None:
         key = form.split('"')[1]
         c.add(src, json.dumps({"level": "info", "msg": "disk", "mount": "/data", key: int(value)}))
     for value, form in (("79456123457", "bytes= in logfmt"), ("89161234560", "duration_ms= in logfmt"),
-                        ("79998887766", "subscriber_id= in logfmt")):
+                        ("79998887766", "free_bytes= in logfmt")):
         c.literal("keep_measure", form, src, KEEP, value)
         c.add(src, f"ts={stamp(180)} level=info msg=flush {form.split('=')[0]}={value} ok=true")
     for value, form in (("7.13.21.4", "version 7.13.21.4 after 'version'"),
