@@ -47,7 +47,8 @@ def line_forms(c: Corpus) -> None:
     a = lambda form: c.mark("kv_line", form, src)  # noqa: E731
     lines = [
         f"{stamp(1)} ERROR db: timeout after 5s mode: fast password={a('password= after ERROR db: and mode: fast')}",
-        f"{stamp(2)} INFO mode=fast user=bob token={a('two pairs on a line (1st)')} secret={a('two pairs on a line (2nd)')}",
+        f"{stamp(2)} INFO mode=fast user=bob token={a('two pairs on a line (1st)')} "
+        f"secret={a('two pairs on a line (2nd)')}",
         f"{stamp(3)} WARN retry=3 state: degraded api_key: {a('api_key: after harmless pairs')} region=eu",
         f"{stamp(4)} DEBUG params {{\"user\" => \"ak\", \"password\" => \"{a('Ruby hash rocket =>')}\"}}",
         f"{stamp(5)} DEBUG opts {{:login => 'ak', :passwd => '{a('symbol key =>')}'}}",
@@ -168,7 +169,8 @@ def tokens(c: Corpus) -> None:
         c.add(src, f"{stamp(73)} INFO notify via {build(t('token_slack', form))} channel=#ops")
     for form, build in (("GitHub ghp_", lambda m: "ghp_" + pad(m, 36)), ("GitHub gho_", lambda m: "gho_" + pad(m, 36)),
                         ("GitHub ghs_", lambda m: "ghs_" + pad(m, 36)),
-                        ("GitHub fine-grained github_pat_", lambda m: f"github_pat_11ABCDEFG0{pad(m, 12)}_{pad('x', 59)}")):
+                        ("GitHub fine-grained github_pat_",
+                         lambda m: f"github_pat_11ABCDEFG0{pad(m, 12)}_{pad('x', 59)}")):
         c.add(src, f"{stamp(74)} DEBUG git clone using {build(t('token_github', form))}")
     for form, build in (("Stripe sk_live_", lambda m: "sk_live_" + pad(m, 24)),
                         ("Stripe rk_live_", lambda m: "rk_live_" + pad(m, 24)),
@@ -179,7 +181,7 @@ def tokens(c: Corpus) -> None:
     c.add(src, f"{stamp(76)} INFO relay key SG.{pad(sg, 22)}.{pad('Qw', 43)}")
     for form in ("Google API key AIza in text", "Google API key AIza in a URL"):
         g = t("token_google", form)
-        c.add(src, f"{stamp(77)} INFO geocode https://maps.googleapis.com/maps/api/geocode/json?address=x&k=AIza{pad(g, 35)}"
+        c.add(src, f"{stamp(77)} INFO geocode https://maps.googleapis.com/maps/api/geocode/json?k=AIza{pad(g, 35)}"
               if "URL" in form else f"{stamp(77)} INFO maps client AIza{pad(g, 35)} ready")
     payload = base64.urlsafe_b64encode(b'{"sub":"1","name":"ak","iat":1764410000}').decode().rstrip("=")
     for form in ("JWT in free text", "JWT after id_token=", "JWT in a JSON string"):
@@ -189,7 +191,8 @@ def tokens(c: Corpus) -> None:
               else f"{stamp(78)} DEBUG callback id_token={jwt}" if "id_token" in form
               else f"{stamp(78)} DEBUG session refreshed with {jwt}")
     for form, build in (
-            ("Telegram bot token in a URL path", lambda m: f"https://api.telegram.org/bot123456789:AA{pad(m, 33)}/sendMessage"),
+            ("Telegram bot token in a URL path",
+             lambda m: f"https://api.telegram.org/bot123456789:AA{pad(m, 33)}/sendMessage"),
             ("Telegram bot token bare", lambda m: f"987654321:AA{pad(m, 33)}"),
             ("Slack webhook URL", lambda m: f"https://hooks.slack.com/services/T0ABCDEFG/B0ABCDEFG/{pad(m, 24)}"),
             ("Discord webhook URL", lambda m: f"https://discord.com/api/webhooks/123456789012345678/{pad(m, 68)}"),
@@ -261,8 +264,10 @@ def urls(c: Corpus) -> None:
           f"{stamp(97)} DEBUG connect ak:{u('scheme-less user:pw@host:port')}@10.0.0.6:27017",
           f"{stamp(98)} DEBUG mysql dsn altcraft:{u('Go MySQL DSN user:pw@tcp(...)')}@tcp(db1:3306)/ak",
           f"{stamp(99)} DEBUG upstream ak:{u('scheme-less user:pw@host')}@mail.example.org",
-          f"{stamp(100)} INFO GET /redirect?to=https%3A%2F%2Fadmin%3A{u('percent-encoded nested URL')}%40host.example.com%2Fx",
-          f"{stamp(101)} INFO GET /r?u=https%253A%252F%252Fadmin%253A{u('double percent-encoded URL')}%2540h.example.com",
+          f"{stamp(100)} INFO GET /redirect?to=https%3A%2F%2Fadmin%3A{u('percent-encoded nested URL')}"
+          "%40host.example.com%2Fx",
+          f"{stamp(101)} INFO GET /r?u=https%253A%252F%252Fadmin%253A{u('double percent-encoded URL')}"
+          "%2540h.example.com",
           f"{stamp(102)} INFO proxy=http://proxy:{u('proxy URL password')}@10.0.0.9:3128 no_proxy=localhost",
           json.dumps({"msg": "dial", "uri": f"postgres://ak:{u('URL in a JSON log field')}@db1/ak?sslmode=disable"}))
 

@@ -92,7 +92,8 @@ def test_a_secret_pair_anywhere_on_a_line_never_survives(form, key, secret, befo
 # token shapes with no key name (item 4): (name, builder of the token from a random body)
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 TOKENS = {
-    "aws_key_id": (st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16), lambda b: "AKIA" + b),
+    "aws_key_id": (st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16),
+                   lambda b: "AKIA" + b),
     "github": (st.text(alphabet=ALNUM, min_size=36, max_size=36), lambda b: "ghp_" + b),
     "slack": (st.text(alphabet=ALNUM, min_size=24, max_size=24), lambda b: f"xoxb-123456789012-1234567890123-{b}"),
     "stripe": (st.text(alphabet=ALNUM, min_size=24, max_size=32), lambda b: "sk_live_" + b),
