@@ -13,7 +13,7 @@ from typing import Callable, Dict, List
 
 from collector.simulate.host import AKD_SCRIPT
 
-from . import plant_commands, plant_config, plant_logs
+from . import plant_commands, plant_config, plant_logs, plant_tokens
 from .bundlecheck import unparsable_files
 from .items import KEEP, MODES, Corpus, Item
 
@@ -56,7 +56,7 @@ def collect(akdiag: Callable, host, corpus: Corpus, mode: str, workdir: Path) ->
     out = workdir / mode
     out.mkdir(parents=True)
     argv = ["collect", "--basedir", str(host.basedir), "--catalog", str(host.catalog_file), "--output", str(out),
-            "--log-lines", str(plant_logs.TAIL_LINES), "--quiet", *extra]
+            "--log-lines", str(plant_tokens.TAIL_LINES), "--quiet", *extra]
     for pattern in corpus.redact_patterns:
         argv += ["--redact-pattern", pattern]
     password = None

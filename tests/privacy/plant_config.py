@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .items import KEEP, Corpus, pad
-from .plant_logs import _pem
+from .plant_tokens import _pem
 from .vocabulary import VOCAB
 
 CONSTS = "config/json_consts"
@@ -123,6 +123,24 @@ def xml_consts(c: Corpus) -> None:
           "</configuration>")
 
 
+def properties_consts(c: Corpus) -> None:
+    """A Java .properties override and a compose-style YAML environment list."""
+    src = f"{CONSTS}/custom.app.properties"
+    p = lambda form: c.mark("ini", form, src)  # noqa: E731
+    c.add(src, "# web application", "spring.datasource.url=jdbc:postgresql://db1/ak",
+          f"spring.datasource.password={p('.properties spring.datasource.password=')}",
+          f"mail.smtp.password = {p('.properties mail.smtp.password = ')}",
+          f"app.jwt.secret: {p('.properties app.jwt.secret: ')}",
+          f"oauth.client-secret={p('.properties oauth.client-secret=')}")
+    env = f"{CONSTS}/custom.compose.yaml"
+    y = lambda form: c.mark("multiline", form, env)  # noqa: E731
+    c.add(env, "services:", "  mailer:", "    image: altcraft/mailer", "    environment:",
+          f"      - SMTP_PASSWORD={y('YAML list item KEY=VALUE under environment')}",
+          "      - TZ=UTC", f"      - API_TOKEN={y('YAML list item API_TOKEN=')}",
+          "    healthcheck:", "      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost/health\"]",
+          f"    command: [\"mailer\", \"--smtp-pass\", \"{y('flow list: --smtp-pass then its value')}\"]")
+
+
 def encoded_consts(c: Corpus) -> None:
     bom = f"{CONSTS}/custom.bom.json"
     b1, b2 = c.mark("encoding", "UTF-8 BOM JSON: nested pass", bom), c.mark("encoding", "UTF-8 BOM JSON: token", bom)
@@ -156,5 +174,6 @@ def plant(c: Corpus, basedir: Path) -> None:
     yaml_consts(c)
     ini_consts(c)
     xml_consts(c)
+    properties_consts(c)
     encoded_consts(c)
     uncollected(c)

@@ -8,6 +8,7 @@ running (e.g. `unshare --pid --net --mount --fork --mount-proc`), like the tests
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -28,17 +29,27 @@ def _akdiag():
     return akdiag
 
 
+@contextlib.contextmanager
+def _kept(folder: str):
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if any(Path(folder).iterdir()):
+        raise SystemExit(f"{folder} is not empty")
+    yield folder
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", action="append", choices=sorted(MODES), help="default: every mode")
     parser.add_argument("--list", action="store_true", help="list every leaked item, not only the counts")
+    parser.add_argument("--keep", metavar="DIR", help="build the host and keep the bundles in DIR (new or empty) "
+                                                      "instead of a temporary folder, to look at them")
     parser.add_argument("--write-baseline", action="store_true",
                         help=f"record what fails now in {harness.BASELINE.name} (every mode must be run)")
     parser.add_argument("--json", metavar="FILE", help="also write {mode: {marker: [files]}} of the leaks to FILE")
     args = parser.parse_args(argv)
     modes = args.mode or list(MODES)
     akdiag = _akdiag()
-    with tempfile.TemporaryDirectory(prefix="privacy-corpus-") as tmp:
+    with (_kept(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="privacy-corpus-")) as tmp:
         host = SimulatedHost(Path(tmp) / "host").build()
         try:
             corpus = harness.build(host)
