@@ -175,3 +175,46 @@ def test_pseudonymize_hosts_names_the_archive_after_the_pseudonym(results):
     result = results("ips-hosts")
     own = f"akdiag-{socket.gethostname()}-".lower()
     assert not any(own in name.lower() for name in (result.bundle.name, result.root.name)), result.bundle.name
+
+
+def test_the_grep_finds_markers_in_contents_utf16_and_names_and_nothing_else(tmp_path):
+    """The scan itself: a marker in a file, in UTF-16 text, in a file name; a clean bundle
+    has no leak; a kept measurement is found only where it is."""
+    from .items import Corpus
+
+    corpus = Corpus()
+    in_text = corpus.mark("kv_line", "in a text file", "t")
+    in_utf16 = corpus.mark("encoding", "in UTF-16", "u")
+    in_name = corpus.mark("names", "in a file name", "n", kind=EMAIL)
+    clean = corpus.mark("kv_line", "masked", "c")
+    kept = corpus.literal("keep_measure", "a size", "k", KEEP, "79456123456")
+    lost = corpus.literal("keep_measure", "another size", "k", KEEP, "79456123457")
+    root = tmp_path / "akdiag-x" / "akdiag-x"
+    root.mkdir(parents=True)
+    (root / "a.log").write_text(f"password={in_text.upper()} size=79456123456\n")
+    (root / "w.log").write_bytes(f"token={in_utf16}".encode("utf-16-le"))
+    (root / f"{in_name.lower()}@example.org.log").write_text("x\n")
+    (root / "ok.json").write_text('{"password": "<redacted>"}')
+    result = harness.scan(harness.ModeResult("default", tmp_path / "akdiag-x.7z", root), corpus)
+    assert set(result.leaks) == {in_text, in_utf16, in_name} and clean not in result.leaks
+    assert result.leaks[in_name] == [f"<name> {in_name.lower()}@example.org.log"]
+    assert result.missing_kept == [lost] and kept not in result.missing_kept
+    assert result.unparsable == []
+    nothing = harness.scan(harness.ModeResult("no-pseudonymize", tmp_path / "b.7z", root), corpus)
+    assert set(nothing.leaks) == {in_text, in_utf16}  # e-mails stay without pseudonyms
+
+
+@pytest.mark.malformed_bundle  # broken on purpose: the suite-wide check would fail it
+def test_the_parse_check_names_each_broken_file(tmp_path):
+    from .bundlecheck import MAX_PARSED_BYTES, bundle_folders, unparsable_files
+
+    bundle = tmp_path / "out" / "akdiag-x"
+    (bundle / "config").mkdir(parents=True)
+    (bundle / "manifest.json").write_text("{}")
+    (bundle / "config" / "bad.json").write_text('{"a": "unterminated}')
+    (bundle / "config" / "bad.yaml").write_text("a: [1, 2\n")
+    (bundle / "config" / "good.yml").write_text("a: 1\n---\nb: 2\n")
+    (bundle / "huge.json").write_bytes(b"[" * (MAX_PARSED_BYTES + 1))  # skipped: the check stays cheap
+    (bundle / "notes.txt").write_text("{not json")
+    assert list(bundle_folders(tmp_path)) == [bundle]
+    assert [path for path, _error in unparsable_files(bundle)] == ["config/bad.json", "config/bad.yaml"]
