@@ -128,7 +128,8 @@ def leak_report(result: ModeResult, corpus: Corpus) -> str:
         item = items[marker]
         shown = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
         by_family[item.family].append(f"    {describe(item)} -> {shown}")
-    lines = [f"{len(result.leaks)} planted items leaked in mode {result.mode!r}:"]
+    lines = [f"{len(result.leaks)} planted items leaked in mode {result.mode!r} (to see a planted line and the "
+             "bundle: `python3 -m tests.privacy.report --keep DIR`, then grep DIR for the marker):"]
     for family in sorted(by_family):
         lines.append(f"  {family}: {len(by_family[family])}")
         lines.extend(by_family[family])
