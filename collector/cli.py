@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from collector import __version__
 from collector.bundle.schema import FORMATS
 from collector.catalog import CatalogError, load_catalog
 from collector.context import CollectOptions
+from collector.interrupt import Interrupted
 from collector.redact import DEFAULT_PII_KINDS
 
 EXIT_OK = 0
@@ -31,12 +31,7 @@ EXIT_OUTPUT = 3
 EXIT_INTERRUPTED = 130
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so that the run cleans up after itself."""
-
-
-def _on_sigterm(_signum, _frame):
-    raise _Terminated()
+_Terminated = Interrupted  # the name the cluster command used before every stop signal was handled
 
 
 def _human_size(size: int) -> str:
@@ -97,19 +92,19 @@ def _print_top_findings(findings) -> None:
 
 
 def run_collect(request, quiet: bool) -> int:
+    from collector import interrupt
     from collector.run import OutputError, collect
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = collect(request, progress=_progress_printer(quiet))
     except OutputError as exc:
         click.echo(f"akdiag: error: no bundle written: {exc}", err=True)
         return EXIT_OUTPUT
-    except (KeyboardInterrupt, _Terminated):
+    except Interrupted as exc:
+        return interrupt.finish(exc, "no bundle written, nothing left behind")
+    except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _print_summary(result, quiet)
     return EXIT_OK
 
@@ -190,8 +185,15 @@ class _Akdiag(click.Group):
     one-line message go to stderr and the exit code is 1, never a bare traceback."""
 
     def invoke(self, ctx: click.Context):
+        from collector import bounded, interrupt, tempfiles
+
+        bounded.set_private_umask()  # what akdiag writes (bundles, decrypted files) is its owner's only
         try:
-            return super().invoke(ctx)
+            with interrupt.stop_on_signals():
+                tempfiles.sweep_temporary_folder()
+                return super().invoke(ctx)
+        except Interrupted as exc:
+            ctx.exit(interrupt.finish(exc, "nothing left behind"))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -212,7 +214,8 @@ def main() -> None:
       1  internal error (a bug in akdiag: please report it)
       2  bad option or catalog file
       3  no bundle could be written (output folder missing, not writable, disk full)
-      130 interrupted (Ctrl-C or SIGTERM): no bundle written, nothing left behind
+      128+N stopped by signal N (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM, 131 SIGQUIT): no bundle
+          written, nothing left behind
     """
 
 
@@ -317,7 +320,9 @@ def demo(output_dir, fmt, quiet):
     from collector.run import CollectRequest
     from collector.simulate import SimulatedHost
 
-    with tempfile.TemporaryDirectory(prefix="akdiag-demo-") as root:
+    from collector import tempfiles
+
+    with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("demo")) as root:
         with SimulatedHost(Path(root)) as host:
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
@@ -389,9 +394,10 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
     try:
         result = _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
                             bundle_path)
-    except (KeyboardInterrupt, _Terminated):
-        click.echo("akdiag: interrupted", err=True)
-        sys.exit(checking.EXIT_UNKNOWN)
+    except Interrupted as exc:
+        from collector import interrupt
+
+        sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
     click.echo(checking.RENDERERS[fmt](result))
@@ -408,12 +414,8 @@ def _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datast
     if bundle_path:
         return _check_bundle(checking, Path(bundle_path), catalog)
     path, source = resolve_basedir(basedir)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
-                                   datastore_timeout=datastore_timeout)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
+                               datastore_timeout=datastore_timeout)
 
 
 def _check_bundle(checking, path: Path, catalog):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from collector import TOOL_NAME, __version__
+from collector import TOOL_NAME, __version__, tempfiles
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
@@ -161,7 +160,8 @@ def _skipped(options: CollectOptions) -> List[CollectorOutcome]:
 
 def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) -> Path:
     """A private working folder in the output folder, where the bundle is built before
-    it is packed under its final name."""
+    it is packed under its final name (`name`).  Its name carries this run's PID, so that a
+    later run removes it if this one is killed; such leftovers of dead runs are removed here."""
     if basedir is not None and path_inside(output_dir, basedir):
         raise OutputError(f"output folder {output_dir} is inside BASEDIR {basedir}, where akdiag never writes: "
                           "choose another with --output (e.g. --output /var/tmp)")
@@ -169,16 +169,17 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
         raise OutputError(f"output folder {output_dir} does not exist")
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {output_dir} is not writable")
+    tempfiles.sweep(output_dir, ("stage", "partial"))
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=str(output_dir)))
+        return tempfiles.make_folder("stage", str(output_dir))
     except OSError as exc:
         raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
 
 
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
-                 deadline: Deadline, scrubber: Scrubber) -> List[CollectorOutcome]:
+                 deadline: Deadline, scrubber: Scrubber, writer: Optional[BundleWriter] = None) -> List[CollectorOutcome]:
     """Fill `staging` with a complete bundle (everything but the archive step)."""
-    writer = BundleWriter(staging, scrubber)
+    writer = writer or BundleWriter(staging, scrubber)
     reserve = min(15.0, request.timeout * 0.2)
     collectors_deadline = deadline.child(max(1.0, deadline.remaining() - reserve))
 
@@ -260,11 +261,14 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
     name = archive.bundle_name(socket.gethostname(), request.label, stamp)
     staging = make_staging(request.output_dir, name, request.basedir)
+    writer: Optional[BundleWriter] = None
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
         scrubber = Scrubber.for_bundle(request.pii_kinds,
                                        tuple(request.catalog.redact) + tuple(request.extra_redact_patterns))
-        outcomes = collect_into(staging, request, log, started_wall, deadline, scrubber)
+        writer = BundleWriter(staging, scrubber)
+        outcomes = collect_into(staging, request, log, started_wall, deadline, scrubber, writer)
+        writer.close()  # a collector still running (timed out) writes nothing into what is packed
         down = _processes_down(staging)
         findings = _findings(staging)
         if progress:
@@ -278,6 +282,8 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     except OSError as exc:
         raise OutputError(f"cannot write the bundle into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
+        if writer is not None:
+            writer.close()  # collector threads stop writing before the folder is removed
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings)
 

@@ -128,7 +128,9 @@ def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleRe
         return
     if not path.is_file():
         raise BundleError(f"{path} does not exist")
-    temp = Path(tempfile.mkdtemp(prefix="akdiag-read-"))
+    from collector import tempfiles
+
+    temp = tempfiles.make_folder("read")  # 0700; what is extracted into it, 0600 under akdiag's umask
     try:
         if path.name.endswith(".7z"):
             _extract_7z(path, temp, password)
