@@ -182,7 +182,7 @@ def run_command(argv: List[str], timeout: float, max_output: int = 4 * 1024 * 10
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, close_fds=True, env=child_env(), **_umask_argument(),
+            start_new_session=True, close_fds=True, env=child_env(), **umask_option(),
         )
     except OSError as exc:
         return CommandResult(argv, None, b"", b"", time.monotonic() - started, False, False, False,
@@ -209,7 +209,8 @@ def run_command(argv: List[str], timeout: float, max_output: int = 4 * 1024 * 10
     )
 
 
-def _umask_argument() -> dict:
+def umask_option() -> dict:
+    """Popen's `umask` argument giving a child the umask akdiag was started with."""
     import sys
 
     umask = child_umask()

@@ -9,13 +9,15 @@ started after the entry was made) are removed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
 import tempfile
+import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 KINDS = ("stage", "partial", "read", "check", "demo", "ssh")
 _NAME = re.compile(r"\.akdiag-(?P<pid>\d+)-(?P<ns>\d+)-(?P<kind>[a-z]+)-[A-Za-z0-9_]+")
@@ -98,3 +100,44 @@ def sweep_temporary_folder() -> List[str]:
     """The system temporary folder's leftovers (bundles being read, checks, demos, ssh)."""
     return sweep(tempfile.gettempdir())
 
+
+
+_umask_lock = threading.Lock()
+_umask_users = 0
+_umask_before = 0
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """While the block runs, files and folders are created for their owner only (umask 077),
+    e.g. what a bundle being read is decrypted into.  The umask is the process's: blocks in
+    several threads share it, and the first one's umask comes back after the last one."""
+    global _umask_users, _umask_before
+    with _umask_lock:
+        if _umask_users == 0:
+            _umask_before = os.umask(0o077)
+        _umask_users += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_users -= 1
+            if _umask_users == 0:
+                os.umask(_umask_before)
+
+
+def make_private(folder: Path) -> None:
+    """Every folder below `folder` 0700 and every file 0600 (links are not followed)."""
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            _chmod_quietly(os.path.join(root, name), 0o700)
+        for name in files:
+            _chmod_quietly(os.path.join(root, name), 0o600)
+
+
+def _chmod_quietly(path: str, mode: int) -> None:
+    try:
+        if not os.path.islink(path):
+            os.chmod(path, mode)
+    except OSError:
+        pass

@@ -25,6 +25,7 @@ import pytest
 from conftest import REPO, akdiag
 from sshd_lab import SshLab, build_single_file, lab_missing
 
+from collector import tempfiles
 from collector.catalog import load_catalog
 from collector.cluster.analyze import ClusterReader, analyze_cluster, process_matrix
 from collector.cluster.ssh import Connection, SshSettings
@@ -173,6 +174,7 @@ def test_every_remote_folder_is_removed_and_no_ssh_is_left(cluster_run, lab):
         assert list(lab.hosts[name].tmpdir.iterdir()) == [], name
         assert list(lab.hosts[name].home.rglob("*")) == [], name  # not even the single file's cache
     assert _ssh_processes_of(lab) == []
+    assert not [p for p in Path("/tmp").glob(f".akdiag-*-{tempfiles._pid_namespace()}-ssh-*")]
     assert not [p for p in Path("/tmp").glob("akdiag-ssh-*")]
 
 
@@ -334,7 +336,7 @@ def test_interrupt_stops_every_host_and_leaves_nothing(lab, pyz, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signal.SIGTERM, err
     assert "no cluster archive written" in err
     assert list(tmp_path.iterdir()) == []
     assert list(lab.hosts["slow"].tmpdir.iterdir()) == []

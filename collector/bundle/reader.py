@@ -130,14 +130,16 @@ def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleRe
         raise BundleError(f"{path} does not exist")
     from collector import tempfiles
 
-    temp = tempfiles.make_folder("read")  # 0700; what is extracted into it, 0600 under akdiag's umask
+    temp = tempfiles.make_folder("read")  # 0700, and what is decrypted into it 0600
     try:
-        if path.name.endswith(".7z"):
-            _extract_7z(path, temp, password)
-        elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            _extract_tar(path, temp)
-        else:
-            raise BundleError(f"{path} is not a bundle (.7z, .tar.gz or a folder)")
+        with tempfiles.private_files():
+            if path.name.endswith(".7z"):
+                _extract_7z(path, temp, password)
+            elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
+                _extract_tar(path, temp)
+            else:
+                raise BundleError(f"{path} is not a bundle (.7z, .tar.gz or a folder)")
+        tempfiles.make_private(temp)  # the archive's own modes were applied: not beyond its owner
         root = _single_top_folder(temp)
         if not (root / schema.MANIFEST).exists() and not (root / schema.CLUSTER_MANIFEST).exists():
             raise BundleError(f"{path} holds no {schema.MANIFEST}: not an akdiag bundle")
