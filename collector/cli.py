@@ -153,7 +153,8 @@ def bundle_password(password_file: Optional[str], confirm: bool) -> str:
             _usage_error(f"the password file {password_file} is empty")
         return password
     if os.environ.get("AKDIAG_PASSWORD"):
-        return os.environ["AKDIAG_PASSWORD"]
+        # Taken out of the environment, so that no process akdiag starts inherits it.
+        return os.environ.pop("AKDIAG_PASSWORD")
     if not sys.stdin.isatty():
         _usage_error("a password is needed: give --password-file FILE or set AKDIAG_PASSWORD")
     return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
