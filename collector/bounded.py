@@ -85,6 +85,11 @@ def stopping() -> bool:
     return _stopping.is_set()
 
 
+def allow_children() -> None:
+    """Start children again (a new command after an interrupted one, in one process)."""
+    _stopping.clear()
+
+
 def stop_children() -> None:
     """Kill the process group of every registered child (an interrupted run), and start no
     more.  Safe in a signal handler: no lock is waited for long, nothing is reaped here."""

@@ -190,11 +190,12 @@ class _Akdiag(click.Group):
 
         bounded.set_private_umask()  # what akdiag writes (bundles, decrypted files) is its owner's only
         try:
-            with interrupt.stop_on_signals():
-                tempfiles.sweep_temporary_folder()
-                return super().invoke(ctx)
-        except Interrupted as exc:
-            ctx.exit(interrupt.finish(exc, "nothing left behind"))
+            with interrupt.stop_on_signals():  # its clean-up, too, runs with the signals handled
+                try:
+                    tempfiles.sweep_temporary_folder()
+                    return super().invoke(ctx)
+                except Interrupted as exc:
+                    ctx.exit(interrupt.finish(exc, "nothing left behind"))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -388,6 +389,7 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
       1  WARNING   a warning, nothing critical
       2  CRITICAL  a critical finding
       3  UNKNOWN   could not check (no BASEDIR, no process data, bad option or catalog)
+      128+N        stopped by signal N (143 SIGTERM from a monitoring timeout)
     --format nagios prints one status line with performance data (processes_down=...).
     """
     from collector import check as checking

@@ -10,7 +10,6 @@ clean-up runs, so that it is never cut short.  The exit status is 128 + the sign
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -59,9 +58,12 @@ def received() -> Optional[int]:
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Handle the stop signals while the block runs (main thread only; elsewhere a no-op)."""
+    global _received
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received = None  # a new command (the same process may run several: tests, a library user)
+    bounded.allow_children()
     previous = {}
     for signum in STOP_SIGNALS:
         try:
@@ -101,9 +103,7 @@ def _forget_unwritable_streams() -> None:
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):
-            try:
-                setattr(sys, name, open(os.devnull, "w"))
-            except OSError:
-                pass
+            setattr(sys, name, None)  # Python skips a None stream at exit; print() and click.echo do too

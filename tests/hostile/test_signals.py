@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import random
 import re
 import resource
@@ -112,6 +113,33 @@ def test_stop_signals_at_random_moments_leave_nothing(host, tmp_path):
         assert _alive(_logged_pids(pid_log)) == [], f"orphans of akd: {context}"
     handled = [o for o in outcomes if o[1] not in (0,) and o[1] > 0]
     assert len(handled) >= 10, outcomes  # most signals came while akdiag ran, not before or after
+
+
+def test_terminal_that_goes_away_leaves_nothing(host, tmp_path):
+    """A dropped SSH session as it happens: the terminal closes under the run (SIGHUP to it,
+    and its stdout and stderr are gone): exit 129, no staging, akd and its children gone."""
+    pid_log = tmp_path / "akd-pids"
+    _akd(host, f"sleep 300 &\necho $! >> {pid_log}\necho $$ >> {pid_log}\nsleep 300\n")
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    pid, terminal = pty.fork()
+    if pid == 0:  # the run, with the pseudo-terminal as its controlling terminal
+        os.environ.update(_env(tmp))
+        os.execv(sys.executable, [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
+                                  "--output", str(out)])
+    try:
+        end = time.monotonic() + 30
+        while len(_logged_pids(pid_log)) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert len(_alive(_logged_pids(pid_log))) == 2 and list(out.iterdir())
+    finally:
+        os.close(terminal)  # the session drops
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
+    assert list(out.iterdir()) == [] and _leftovers(tmp) == []
+    time.sleep(0.3)
+    assert _alive(_logged_pids(pid_log)) == []
 
 
 def test_sighup_while_packing_leaves_no_partial_file(host, tmp_path):
