@@ -17,7 +17,7 @@ from typing import Optional
 
 import click
 
-from collector import __version__
+from collector import __version__, interrupt
 from collector.bundle.schema import FORMATS
 from collector.catalog import CatalogError, load_catalog
 from collector.context import CollectOptions
@@ -92,7 +92,6 @@ def _print_top_findings(findings) -> None:
 
 
 def run_collect(request, quiet: bool) -> int:
-    from collector import interrupt
     from collector.run import OutputError, collect
 
     try:
@@ -186,7 +185,7 @@ class _Akdiag(click.Group):
     one-line message go to stderr and the exit code is 1, never a bare traceback."""
 
     def invoke(self, ctx: click.Context):
-        from collector import bounded, interrupt, tempfiles
+        from collector import bounded, tempfiles
 
         bounded.set_private_umask()  # what akdiag writes (bundles, decrypted files) is its owner's only
         try:
@@ -319,10 +318,9 @@ def demo(output_dir, fmt, quiet):
     (moved where a port is taken), with two faults: proctrigger is down with a stale
     PID file, and trkread's port is held by a foreign program.
     """
+    from collector import tempfiles
     from collector.run import CollectRequest
     from collector.simulate import SimulatedHost
-
-    from collector import tempfiles
 
     with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("demo")) as root:
         with SimulatedHost(Path(root)) as host:
@@ -398,8 +396,6 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
         result = _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
                             bundle_path)
     except Interrupted as exc:
-        from collector import interrupt
-
         sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")

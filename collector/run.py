@@ -177,7 +177,8 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
 
 
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
-                 deadline: Deadline, scrubber: Scrubber, writer: Optional[BundleWriter] = None) -> List[CollectorOutcome]:
+                 deadline: Deadline, scrubber: Scrubber,
+                 writer: Optional[BundleWriter] = None) -> List[CollectorOutcome]:
     """Fill `staging` with a complete bundle (everything but the archive step)."""
     writer = writer or BundleWriter(staging, scrubber)
     reserve = min(15.0, request.timeout * 0.2)

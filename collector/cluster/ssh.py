@@ -2,9 +2,9 @@
 
 One connection per host: a master `ssh -M` process that akdiag starts and owns (its
 control socket in a private folder; its own session waits for the end of its stdin, which
-akdiag holds, so that the master goes when akdiag goes, whatever ends it), and every command of the run over it (`ControlMaster
-no`), so that the host authenticates once and each step costs a round trip, not a
-handshake.  The user's ~/.ssh/config, agent, jump hosts and known_hosts apply as they do
+akdiag holds, so that the master goes when akdiag goes, whatever ends it), and every
+command of the run over it (`ControlMaster no`), so that the host authenticates once and
+each step costs a round trip, not a handshake.  The user's ~/.ssh/config, agent, jump hosts and known_hosts apply as they do
 for the user; akdiag adds `BatchMode=yes` (never a password prompt), a connect timeout,
 no forwarding, and never `StrictHostKeyChecking=no`.
 
