@@ -20,7 +20,7 @@ SECRET_ENVIRONMENT = ("AKDIAG_PASSWORD",)
 DRAIN_AFTER_EXIT = 1.0  # seconds to read what a command's own children still print after it exits
 READ_CHUNK = 64 * 1024
 
-_children_lock = threading.Lock()
+_children_lock = threading.RLock()  # re-entered by a signal handler in the thread that holds it
 _children: Dict[int, subprocess.Popen] = {}
 _stopping = threading.Event()
 _original_umask: Optional[int] = None
@@ -102,17 +102,22 @@ def stop_children() -> None:
 
 
 def reap_children(timeout: float = 2.0) -> None:
-    """Wait (bounded) until every registered child is reaped; what is left is killed again."""
+    """Wait (bounded) until every registered child is reaped (their threads reap them, or
+    this); what is left at the end is killed again."""
     end = time.monotonic() + timeout
-    with _children_lock:
-        children = list(_children.values())
-    for proc in children:
-        try:
-            proc.wait(max(0.01, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    while True:
+        with _children_lock:
+            children = [proc for proc in _children.values() if proc.returncode is None]
+        if not children or time.monotonic() >= end:
+            break
+        for proc in children:
             _kill_group(proc)
-        except OSError:
-            pass
+            try:
+                proc.wait(max(0.01, min(0.2, end - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                continue
+            except OSError:
+                pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -182,24 +187,27 @@ def run_command(argv: List[str], timeout: float, max_output: int = 4 * 1024 * 10
     no secret of akdiag's.  It runs in its own process group, killed on timeout and when
     the command ends (nothing it started outlives it), and on an interrupt."""
     started = time.monotonic()
-    if _stopping.is_set():
-        return CommandResult(argv, None, b"", b"", 0.0, False, False, False, error="not started: akdiag is stopping")
-    try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, close_fds=True, env=child_env(), **umask_option(),
-        )
-    except OSError as exc:
-        return CommandResult(argv, None, b"", b"", time.monotonic() - started, False, False, False,
-                             error=f"cannot run {argv[0]}: {exc.strerror or exc}")
-    register_child(proc)
+    with _children_lock:  # started and registered at once: an interrupt kills it, or it is not started
+        if _stopping.is_set():
+            return CommandResult(argv, None, b"", b"", 0.0, False, False, False,
+                                 error="not started: akdiag is stopping")
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, close_fds=True, env=child_env(), **umask_option(),
+            )
+        except OSError as exc:
+            return CommandResult(argv, None, b"", b"", time.monotonic() - started, False, False, False,
+                                 error=f"cannot run {argv[0]}: {exc.strerror or exc}")
+        register_child(proc)
     out, err = _Tail(max_output), _Tail(max_output)
     try:
         timed_out = _read_until_done(proc, {proc.stdout: out, proc.stderr: err}, started + timeout)
         if _stopping.is_set():
             timed_out = False
     finally:
-        _kill_group(proc)  # the command's own children, still in its group
+        if proc.returncode is None:  # not reaped yet (an interrupt may have): its group is still ours
+            _kill_group(proc)  # the command's own children, still in its group
         proc.stdout.close()
         proc.stderr.close()
         proc.wait()
@@ -238,7 +246,10 @@ def _read_until_done(proc: subprocess.Popen, tails: Dict[Any, _Tail], end: float
                     timed_out = True
                     _kill_group(proc)
                     drain_end = now + DRAIN_AFTER_EXIT
-                elif _stopping.is_set() or _has_exited(proc):
+                elif _stopping.is_set():
+                    _kill_group(proc)
+                    drain_end = now + DRAIN_AFTER_EXIT
+                elif _has_exited(proc):
                     drain_end = now + DRAIN_AFTER_EXIT  # its own children may hold the pipes: not for long
             elif now >= drain_end:
                 break
