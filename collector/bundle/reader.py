@@ -7,7 +7,6 @@ import contextlib
 import json
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional, Tuple
 

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from collector import tempfiles
 from collector.bundle.reader import open_bundle
@@ -53,9 +52,12 @@ def _akd(host, body: str) -> None:
     akd.chmod(0o755)
 
 
-def _leftovers(*folders: Path) -> list:
-    return [str(p) for folder in folders for p in folder.iterdir() if p.name.startswith(".akdiag-")
-            or p.name.endswith((".partial", ".tmp"))]
+def _leftovers(out: Path, tmp: Path) -> list:
+    """Staging, .partial and temporary files in the output folder; anything at all in the
+    run's private temporary folder (TMPDIR)."""
+    found = [str(p) for p in (out.iterdir() if out.exists() else ())
+             if p.name.startswith(".") or p.name.endswith((".partial", ".tmp"))]
+    return found + ([str(p) for p in tmp.iterdir()] if tmp.exists() else [])
 
 
 def _alive(pids) -> list:
@@ -92,7 +94,7 @@ def test_stop_signals_at_random_moments_leave_nothing(host, tmp_path):
         out, tmp = tmp_path / f"out{run}", tmp_path / f"tmp{run}"
         out.mkdir()
         proc = _start(["collect", "--basedir", str(host.basedir), "--output", str(out), "--timeout", "60",
-                       "--log-lines", "200"], tmp, AKD_LINES=str(rng.randint(0, 300)))
+                       "--log-lines", "200"], tmp, AKD_LINES=str(rng.randint(0, 500)))
         time.sleep(rng.uniform(0.4, 5.0))
         signalled = time.monotonic()
         proc.send_signal(stop)
@@ -112,7 +114,7 @@ def test_stop_signals_at_random_moments_leave_nothing(host, tmp_path):
             time.sleep(0.1)
         assert _alive(_logged_pids(pid_log)) == [], f"orphans of akd: {context}"
     handled = [o for o in outcomes if o[1] not in (0,) and o[1] > 0]
-    assert len(handled) >= 10, outcomes  # most signals came while akdiag ran, not before or after
+    assert len(handled) >= 8, outcomes  # most signals came while akdiag ran, not before or after
 
 
 def test_terminal_that_goes_away_leaves_nothing(host, tmp_path):
@@ -137,7 +139,7 @@ def test_terminal_that_goes_away_leaves_nothing(host, tmp_path):
         os.close(terminal)  # the session drops
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP
-    assert list(out.iterdir()) == [] and _leftovers(tmp) == []
+    assert list(out.iterdir()) == [] and _leftovers(out, tmp) == []
     time.sleep(0.3)
     assert _alive(_logged_pids(pid_log)) == []
 
@@ -145,11 +147,7 @@ def test_terminal_that_goes_away_leaves_nothing(host, tmp_path):
 def test_sighup_while_packing_leaves_no_partial_file(host, tmp_path):
     """A dropped SSH session while the archive is written: no .partial, no staging."""
     host.start(["api"])
-    logs = host.basedir / "logs" / "big"
-    logs.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
-    for index in range(6):  # incompressible lines: packing takes a moment
-        (logs / f"big{index}.log").write_text("".join(f"{rng.getrandbits(256):064x}\n" for _ in range(60000)))
+    _big_logs(host)
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     out.mkdir()
     proc = _start(["collect", "--basedir", str(host.basedir), "--output", str(out), "--log-lines", "60000",
@@ -162,7 +160,37 @@ def test_sighup_while_packing_leaves_no_partial_file(host, tmp_path):
     _stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGHUP, stderr
     assert b"interrupted by SIGHUP" in stderr
-    assert list(out.iterdir()) == [] and _leftovers(tmp) == []
+    assert list(out.iterdir()) == [] and _leftovers(out, tmp) == []
+
+
+def _big_logs(host, files: int = 6) -> None:
+    logs = host.basedir / "logs" / "big"
+    logs.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    for index in range(files):  # incompressible lines: packing and unpacking take a moment
+        (logs / f"big{index}.log").write_text("".join(f"{rng.getrandbits(256):064x}\n" for _ in range(60000)))
+
+
+def test_report_interrupted_while_decrypting_leaves_no_plaintext(host, tmp_path):
+    _big_logs(host)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _run(["collect", "--basedir", str(host.basedir), "--output", str(out), "--encrypt", "--quiet",
+                 "--log-lines", "60000", "--log-bytes", "8000000"], tmp_path / "tmp", AKDIAG_PASSWORD="Pw-big-1")
+    assert done.returncode == 0, done.stderr
+    bundle = Path(done.stdout.strip())
+    stopped = 0
+    for attempt, delay in enumerate((0.6, 0.9, 1.2, 1.6, 2.2)):
+        tmp = tmp_path / f"tmp{attempt}"
+        proc = _start(["report", str(bundle), "--output", str(tmp_path / f"r{attempt}.summary.html")], tmp,
+                      AKDIAG_PASSWORD="Pw-big-1")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        _stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), stderr
+        stopped += proc.returncode != 0
+        assert _leftovers(tmp_path / "out", tmp) == [], (attempt, stderr)
+    assert stopped >= 1
 
 
 def test_check_interrupted_kills_akd_and_its_children(host, tmp_path):
@@ -181,7 +209,7 @@ def test_check_interrupted_kills_akd_and_its_children(host, tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     time.sleep(0.3)
     assert _alive(_logged_pids(pid_log)) == []
-    assert _leftovers(tmp_path / "tmp") == []
+    assert _leftovers(tmp_path / "out", tmp_path / "tmp") == []
 
 
 # --------------------------------------------------------------------------- leftovers
@@ -324,7 +352,7 @@ def test_report_keeps_what_it_decrypts_private(host, tmp_path):
     assert report.returncode == 0, report.stderr
     for name in ("s.summary.html", "s.findings.json"):
         assert stat.S_IMODE((tmp_path / "r" / name).stat().st_mode) == 0o600, name
-    assert _leftovers(tmp_path / "tmp") == []
+    assert _leftovers(tmp_path / "out", tmp_path / "tmp") == []
 
 
 def test_endless_akd_output_is_bounded_in_memory(host, tmp_path):
