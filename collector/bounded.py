@@ -5,6 +5,7 @@ that an interrupted run kills every process group it started (`stop_children`)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -12,7 +13,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 # Environment variables that hold a secret of akdiag's own (the archive password): never
 # passed to a process akdiag starts.
@@ -58,12 +59,22 @@ def child_env() -> Dict[str, str]:
     return {key: value for key, value in os.environ.items() if key not in SECRET_ENVIRONMENT}
 
 
-def set_private_umask() -> None:
-    """Files akdiag creates are its owner's only (umask 077); the processes it starts get
-    the umask it was given (`child_umask`), so that they create files as they always do."""
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """While a command runs, files akdiag creates are its owner's only (umask 077); the
+    processes it starts get the umask it was given (`child_umask`), so that they create
+    files as they always do.  The umask comes back after (a command run in-process)."""
     global _original_umask
-    if _original_umask is None:
-        _original_umask = os.umask(0o077)
+    previous = os.umask(0o077)
+    outermost = _original_umask is None
+    if outermost:
+        _original_umask = previous
+    try:
+        yield
+    finally:
+        os.umask(previous)
+        if outermost:
+            _original_umask = None
 
 
 def child_umask() -> int:

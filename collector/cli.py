@@ -187,9 +187,10 @@ class _Akdiag(click.Group):
     def invoke(self, ctx: click.Context):
         from collector import bounded, tempfiles
 
-        bounded.set_private_umask()  # what akdiag writes (bundles, decrypted files) is its owner's only
         try:
-            with interrupt.stop_on_signals():  # its clean-up, too, runs with the signals handled
+            # What akdiag writes (bundles, decrypted files) is its owner's only; its clean-up,
+            # too, runs with the stop signals handled.
+            with bounded.private_umask(), interrupt.stop_on_signals():
                 try:
                     tempfiles.sweep_temporary_folder()
                     return super().invoke(ctx)
