@@ -129,7 +129,9 @@ def check_host(basedir: Path, basedir_source: str, catalog: Catalog, skip: Seque
     options = CollectOptions(only=quick_collectors(skip, with_logs), cpu_sample_seconds=CHECK_CPU_SAMPLE_SECONDS,
                              datastore_timeout=datastore_timeout, log_lines=1000, log_bytes=256 * 1024,
                              log_total_bytes=8 * 1024 * 1024)
-    with tempfile.TemporaryDirectory(prefix="akdiag-check-") as folder:
+    from collector import tempfiles
+
+    with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("check")) as folder:
         request = CollectRequest(basedir=Path(basedir), basedir_source=basedir_source, catalog=catalog,
                                  output_dir=Path(folder), label="check", fmt="dir", timeout=timeout,
                                  options=options, command_line="akdiag check")

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -17,10 +16,11 @@ from typing import Optional
 
 import click
 
-from collector import __version__
+from collector import __version__, interrupt
 from collector.bundle.schema import FORMATS
 from collector.catalog import CatalogError, load_catalog
 from collector.context import CollectOptions
+from collector.interrupt import Interrupted
 from collector.redact import DEFAULT_PII_KINDS
 
 EXIT_OK = 0
@@ -30,12 +30,7 @@ EXIT_OUTPUT = 3
 EXIT_INTERRUPTED = 130
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception so that the run cleans up after itself."""
-
-
-def _on_sigterm(_signum, _frame):
-    raise _Terminated()
+_Terminated = Interrupted  # the name the cluster command used before every stop signal was handled
 
 
 def _human_size(size: int) -> str:
@@ -112,17 +107,16 @@ def _seconds_since_start() -> float:
 def run_collect(request, quiet: bool) -> int:
     from collector.run import OutputError, collect
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = collect(request, progress=_progress_printer(quiet))
     except OutputError as exc:
         click.echo(f"akdiag: error: no bundle written: {exc}", err=True)
         return EXIT_OUTPUT
-    except (KeyboardInterrupt, _Terminated):
+    except Interrupted as exc:
+        return interrupt.finish(exc, "no bundle written, nothing left behind")
+    except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _print_summary(result, quiet)
     return EXIT_OK
 
@@ -185,7 +179,8 @@ def bundle_password(password_file: Optional[str], confirm: bool) -> str:
             _usage_error(f"the password file {password_file} is empty")
         return password
     if os.environ.get("AKDIAG_PASSWORD"):
-        return os.environ["AKDIAG_PASSWORD"]
+        # Taken out of the environment, so that no process akdiag starts inherits it.
+        return os.environ.pop("AKDIAG_PASSWORD")
     if not sys.stdin.isatty():
         _usage_error("a password is needed: give --password-file FILE or set AKDIAG_PASSWORD")
     return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
@@ -219,8 +214,17 @@ class _Akdiag(click.Group):
     one-line message go to stderr and the exit code is 1, never a bare traceback."""
 
     def invoke(self, ctx: click.Context):
+        from collector import bounded, tempfiles
+
         try:
-            return super().invoke(ctx)
+            # What akdiag writes (bundles, decrypted files) is its owner's only; its clean-up,
+            # too, runs with the stop signals handled.
+            with bounded.private_umask(), interrupt.stop_on_signals():
+                try:
+                    tempfiles.sweep_temporary_folder()
+                    return super().invoke(ctx)
+                except Interrupted as exc:
+                    ctx.exit(interrupt.finish(exc, "nothing left behind"))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -241,7 +245,8 @@ def main() -> None:
       1  internal error (a bug in akdiag: please report it)
       2  bad option or catalog file
       3  no bundle could be written (output folder missing, not writable, disk full)
-      130 interrupted (Ctrl-C or SIGTERM): no bundle written, nothing left behind
+      128+N stopped by signal N (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM, 131 SIGQUIT): no bundle
+          written, nothing left behind
     """
 
 
@@ -349,12 +354,13 @@ def demo(output_dir, fmt, quiet):
     (moved where a port is taken), with two faults: proctrigger is down with a stale
     PID file, and trkread's port is held by a foreign program.
     """
+    from collector import tempfiles
     from collector.run import CollectRequest
     from collector.simulate import SimulatedHost
 
     from collector.trust import trusted_temp_parent
 
-    with tempfile.TemporaryDirectory(prefix="akdiag-demo-", dir=trusted_temp_parent()) as root:
+    with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("demo"), dir=trusted_temp_parent()) as root:
         with SimulatedHost(Path(root)) as host:
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
@@ -419,6 +425,7 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
       1  WARNING   a warning, nothing critical
       2  CRITICAL  a critical finding
       3  UNKNOWN   could not check (no BASEDIR, no process data, bad option or catalog)
+      128+N        stopped by signal N (143 SIGTERM from a monitoring timeout)
     --format nagios prints one status line with performance data (processes_down=...).
     """
     from collector import check as checking
@@ -426,9 +433,8 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
     try:
         result = _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
                             bundle_path)
-    except (KeyboardInterrupt, _Terminated):
-        click.echo("akdiag: interrupted", err=True)
-        sys.exit(checking.EXIT_UNKNOWN)
+    except Interrupted as exc:
+        sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
     click.echo(checking.RENDERERS[fmt](result))
@@ -445,12 +451,8 @@ def _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datast
     if bundle_path:
         return _check_bundle(checking, Path(bundle_path), catalog)
     path, source = resolve_basedir(basedir)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
-                                   datastore_timeout=datastore_timeout)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
+                               datastore_timeout=datastore_timeout)
 
 
 def _check_bundle(checking, path: Path, catalog):

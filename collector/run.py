@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -14,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from collector import TOOL_NAME, __version__
+from collector import TOOL_NAME, __version__, tempfiles
 from collector.basedir import basedir_problem
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
@@ -167,7 +166,8 @@ def _skipped(options: CollectOptions) -> List[CollectorOutcome]:
 
 def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) -> Path:
     """A private working folder in the output folder, where the bundle is built before
-    it is packed under its final name."""
+    it is packed under its final name (`name`).  Its name carries this run's PID, so that a
+    later run removes it if this one is killed; such leftovers of dead runs are removed here."""
     if basedir is not None and path_inside(output_dir, basedir):
         raise OutputError(f"output folder {output_dir} is inside BASEDIR {basedir}, where akdiag never writes: "
                           "choose another with --output (e.g. --output /var/tmp)")
@@ -175,8 +175,9 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
         raise OutputError(f"output folder {output_dir} does not exist")
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {output_dir} is not writable")
+    tempfiles.sweep(output_dir, ("stage", "partial"))
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=str(output_dir)))
+        return tempfiles.make_folder("stage", str(output_dir))
     except OSError as exc:
         raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
 
@@ -216,10 +217,11 @@ def run_bounded(step: str, work: Callable[[], Any], deadline: Deadline) -> Tuple
 
 
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
-                 deadline: Deadline, scrubber: Scrubber) -> Tuple[List[CollectorOutcome], Optional[str]]:
+                 deadline: Deadline, scrubber: Scrubber,
+                 writer: Optional[BundleWriter] = None) -> Tuple[List[CollectorOutcome], Optional[str]]:
     """Fill `staging` with a complete bundle (everything but the archive step); with the
     outcomes, why the run was cut short (None when it was not)."""
-    writer = BundleWriter(staging, scrubber)
+    writer = writer or BundleWriter(staging, scrubber)
     steps = phase_deadlines(deadline, request.timeout)
     collectors_deadline = steps["collectors"]
 
@@ -335,9 +337,12 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
                                    pseudonym_key=request.pseudonym_key)
     name = archive.bundle_name(request_hostname(request, scrubber), request.label, stamp)
     staging = make_staging(request.output_dir, name, request.basedir)
+    writer: Optional[BundleWriter] = None
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
-        outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber)
+        writer = BundleWriter(staging, scrubber)
+        outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber, writer)
+        writer.close()  # a collector still running (timed out) writes nothing into what is packed
         down = _processes_down(staging)
         findings = _findings(staging)
         if progress:
@@ -351,6 +356,8 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     except OSError as exc:
         raise OutputError(f"cannot write the bundle into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
+        if writer is not None:
+            writer.close()  # collector threads stop writing before the folder is removed
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings,
                          cut)

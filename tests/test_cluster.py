@@ -25,6 +25,7 @@ import pytest
 from conftest import REPO, akdiag
 from sshd_lab import SshLab, build_single_file, lab_missing
 
+from collector import tempfiles
 from collector.catalog import load_catalog
 from collector.cluster.analyze import ClusterReader, analyze_cluster, process_matrix
 from collector.cluster.ssh import Connection, SshSettings
@@ -173,6 +174,7 @@ def test_every_remote_folder_is_removed_and_no_ssh_is_left(cluster_run, lab):
         assert list(lab.hosts[name].tmpdir.iterdir()) == [], name
         assert list(lab.hosts[name].home.rglob("*")) == [], name  # not even the single file's cache
     assert _ssh_processes_of(lab) == []
+    assert not [p for p in Path("/tmp").glob(f".akdiag-*-{tempfiles._pid_namespace()}-ssh-*")]
     assert not [p for p in Path("/tmp").glob("akdiag-ssh-*")]
 
 
@@ -317,28 +319,58 @@ def test_encrypted_cluster_with_host_options(lab, pyz, tmp_path):
     assert list(app1.tmpdir.iterdir()) == []
 
 
-def test_interrupt_stops_every_host_and_leaves_nothing(lab, pyz, tmp_path):
+def _start_slow_cluster_run(lab, pyz, out: Path) -> subprocess.Popen:
+    """A cluster run of the slow host, returned once the collect runs there (its akd sleeps)."""
     hosts = lab.hosts_file([{"name": "slow", "timeout": 120}])
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "collector", "collect", "--hosts", str(hosts), "--ssh-config",
-                             str(lab.ssh_config), "--akdiag-file", str(pyz), "--output", str(tmp_path),
+                             str(lab.ssh_config), "--akdiag-file", str(pyz), "--output", str(out),
                              "--timeout", "60", "--quiet"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not any(lab.hosts["slow"].tmpdir.glob("akdiag-cluster.*/pid")):
+        time.sleep(0.1)
+    time.sleep(1.5)
+    return proc
+
+
+def _remote_collects(lab, name: str) -> list:
+    ps = subprocess.run(["ssh", "-F", str(lab.ssh_config), "-o", "BatchMode=yes", name, "ps -eo args"],
+                        capture_output=True, text=True, timeout=30)
+    assert ps.returncode == 0, ps.stderr
+    return [line for line in ps.stdout.splitlines() if " collect " in line]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_interrupt_stops_every_host_and_leaves_nothing(lab, pyz, tmp_path, stop):
+    proc = _start_slow_cluster_run(lab, pyz, tmp_path)
     try:
-        end = time.monotonic() + 30
-        while time.monotonic() < end and not any(lab.hosts["slow"].tmpdir.glob("akdiag-cluster.*/pid")):
-            time.sleep(0.1)
-        time.sleep(1.5)  # the collect runs there now (its akd sleeps)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + stop, err
     assert "no cluster archive written" in err
     assert list(tmp_path.iterdir()) == []
     assert list(lab.hosts["slow"].tmpdir.iterdir()) == []
     assert _ssh_processes_of(lab) == []
+    assert _remote_collects(lab, "slow") == []
+
+
+def test_killed_akdiag_leaves_each_host_clean_and_no_ssh(lab, pyz, tmp_path):
+    """SIGKILL cannot be handled: the hosts clean up after themselves when akdiag's end of
+    their sessions goes, and the ssh processes akdiag started go with it."""
+    proc = _start_slow_cluster_run(lab, pyz, tmp_path)
+    assert list(lab.hosts["slow"].tmpdir.iterdir()) != []
+    proc.kill()
+    proc.communicate(timeout=30)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and (list(lab.hosts["slow"].tmpdir.iterdir()) or _ssh_processes_of(lab)):
+        time.sleep(0.2)
+    assert list(lab.hosts["slow"].tmpdir.iterdir()) == []
+    assert _ssh_processes_of(lab) == []
+    assert _remote_collects(lab, "slow") == []
 
 
 def test_clock_skew_and_version_findings_from_edited_figures(cluster_run, tmp_path):

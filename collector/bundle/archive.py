@@ -1,8 +1,10 @@
 """Packing a finished bundle folder into its final file, atomically: the archive is
-written under a temporary name in the output folder and renamed when complete."""
+written under a temporary name in the output folder and linked under its final name when
+complete, never over another bundle."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -10,6 +12,8 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+
+from collector import tempfiles
 
 TAR_GZ_LEVEL = 6
 
@@ -24,18 +28,27 @@ def bundle_name(hostname: str, label: str, stamp: str) -> str:
     return f"akdiag-{_safe_name_part(hostname)}-{label_part}{stamp}"
 
 
+MAX_NAME_TRIES = 1000
+
+
 def final_path(output_dir: Path, name: str, fmt: str) -> Path:
     return output_dir / (name if fmt == "dir" else f"{name}.{fmt}")
 
 
+def _candidates(output_dir: Path, name: str, fmt: str):
+    """The bundle's name, then the same with -2, -3...: runs started in the same second."""
+    yield final_path(output_dir, name, fmt)
+    for number in range(2, MAX_NAME_TRIES + 1):
+        yield final_path(output_dir, f"{name}-{number}", fmt)
+
+
 def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = None) -> Path:
-    """Pack `staging` (a finished bundle folder) and move it to its final name."""
-    target = final_path(output_dir, name, fmt)
+    """Pack `staging` (a finished bundle folder) and move it to its final name, never over
+    another file: a name already taken gets a suffix (-2, -3...); the real path is returned."""
     if fmt == "dir":
         os.chmod(staging, 0o700)
-        os.replace(staging, target)
-        return target
-    fd, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=str(output_dir))
+        return _place_folder(staging, output_dir, name)
+    fd, temp_name = tempfile.mkstemp(prefix=tempfiles.prefix("partial"), dir=str(output_dir))
     os.close(fd)
     temp = Path(temp_name)
     try:
@@ -48,11 +61,50 @@ def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = N
             raise ValueError(f"unknown format {fmt!r}")
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
+        return _place_file(temp, output_dir, name, fmt)
+    finally:
         temp.unlink(missing_ok=True)
-        raise
-    return target
+
+
+def _place_file(temp: Path, output_dir: Path, name: str, fmt: str) -> Path:
+    """A hard link under the first free name (link() never replaces); where the file system
+    has no hard links, an exclusively created placeholder that the archive then replaces."""
+    for target in _candidates(output_dir, name, fmt):
+        try:
+            os.link(temp, target)
+            return target
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        except FileExistsError:
+            continue
+        os.replace(temp, target)
+        return target
+    raise FileExistsError(errno.EEXIST, f"no free name for {name} after {MAX_NAME_TRIES} tries")
+
+
+def _place_folder(staging: Path, output_dir: Path, name: str) -> Path:
+    """An empty folder made exclusively under the first free name, then the bundle renamed
+    over it (rename replaces an empty folder, and this one is ours)."""
+    for target in _candidates(output_dir, name, "dir"):
+        try:
+            os.mkdir(target, 0o700)
+        except FileExistsError:
+            continue
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            try:
+                os.rmdir(target)
+            except OSError:
+                pass
+            raise
+        return target
+    raise FileExistsError(errno.EEXIST, f"no free name for {name} after {MAX_NAME_TRIES} tries")
 
 
 def _write_7z(staging: Path, temp: Path, name: str, password: str = None) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Optional, Tuple
@@ -195,14 +194,18 @@ def open_bundle(path: Path, password: Optional[str] = None) -> Iterator[BundleRe
         raise BundleError(f"{path} does not exist")
     if not path.is_file():
         raise BundleError(f"{path} is neither a folder nor a regular file: not a bundle")
-    temp = Path(tempfile.mkdtemp(prefix="akdiag-read-"))
+    from collector import tempfiles
+
+    temp = tempfiles.make_folder("read")  # 0700, and what is decrypted into it 0600
     try:
-        if path.name.endswith(".7z"):
-            _extract_7z(path, temp, password)
-        elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            _extract_tar(path, temp)
-        else:
-            raise BundleError(f"{path} is not a bundle (.7z, .tar.gz or a folder)")
+        with tempfiles.private_files():
+            if path.name.endswith(".7z"):
+                _extract_7z(path, temp, password)
+            elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
+                _extract_tar(path, temp)
+            else:
+                raise BundleError(f"{path} is not a bundle (.7z, .tar.gz or a folder)")
+        tempfiles.make_private(temp)  # the archive's own modes were applied: not beyond its owner
         root = _single_top_folder(temp)
         if not (root / schema.MANIFEST).exists() and not (root / schema.CLUSTER_MANIFEST).exists():
             raise BundleError(f"{path} holds no {schema.MANIFEST}: not an akdiag bundle")

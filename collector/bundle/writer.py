@@ -13,8 +13,10 @@ same way the records that name them are.  Writing without the scrubber needs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -111,6 +113,44 @@ class BundleWriter:
             self.scrubber.counts.add(rule, name, count)
         return name
 
+        self._idle = threading.Condition(self._lock)
+        self._writing = 0
+        self._closed = False
+        self._root_made = False  # made by the first write only: a late one never re-creates it
+
+    def close(self, wait: float = 5.0) -> None:
+        """Refuse every write from now on and wait (bounded) for those under way: the run is
+        over and its folder is about to be packed or removed.  Idempotent."""
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._writing == 0, timeout=wait)
+
+    @contextlib.contextmanager
+    def _open_for_write(self, relpath: str):
+        """The file's handle and its folders; the root is made by the first write only, so
+        that a late write cannot re-create a bundle folder that was removed."""
+        with self._idle:
+            if self._closed:
+                raise WriterClosed(f"{relpath}: the bundle is closed")
+            self._writing += 1
+            make_root, self._root_made = not self._root_made, True
+        try:
+            if make_root:
+                self.root.mkdir(parents=True, exist_ok=True)
+            folder = self.root
+            for part in PurePosixPath(relpath).parts[:-1]:
+                folder = folder / part
+                try:
+                    os.mkdir(folder)
+                except FileExistsError:
+                    pass
+            with open(self.root / relpath, "wb") as handle:
+                yield handle
+        finally:
+            with self._idle:
+                self._writing -= 1
+                self._idle.notify_all()
+
     # -- the scrubbed ways in -------------------------------------------------
     def write_json(self, relpath: str, data: Any, collector: str = "akdiag") -> FileRecord:
         """akdiag's own record, scrubbed as data: it stays valid JSON with its shape."""
@@ -166,12 +206,13 @@ class BundleWriter:
         digest = hashlib.sha256()
         size = 0
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
+            with self._open_for_write(relpath) as handle:
                 while True:
                     chunk = stream.read(chunk_size)
                     if not chunk:
                         break
+                    if self._closed:
+                        raise WriterClosed(f"{relpath}: the bundle was closed while it was written")
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
                         raise BundleWriteError(f"{relpath} is larger than {max_bytes} bytes; refused")
@@ -197,10 +238,8 @@ class BundleWriter:
 
     # -------------------------------------------------------------------------
     def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:
-        target = self.root / relpath
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as handle:
+            with self._open_for_write(relpath) as handle:
                 handle.write(data)
         except OSError as exc:
             raise BundleWriteError(f"cannot write {relpath} into the bundle: {exc.strerror or exc}") from exc

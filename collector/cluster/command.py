@@ -1,17 +1,18 @@
 """`akdiag collect --hosts FILE` / `--host DEST`: the command-line side of a cluster run
-(the options' checks, the run under the CLI's signal handling, the printout)."""
+(the options' checks, the run, the printout; stop signals are handled as in collector.interrupt)."""
 
 from __future__ import annotations
 
 import shutil
-import signal
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import click
 
+from collector import interrupt
 from collector.cluster.hosts import HostsError, HostSpec, combine, load_hosts_file, parse_host_option
 from collector.cluster.ssh import SshSettings
+from collector.interrupt import Interrupted
 
 DEFAULT_PARALLEL = 8
 
@@ -55,17 +56,13 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
         basedir=basedir, command_line=command_line, extra_redact_patterns=patterns, pii_kinds=pii_kinds,
         keep_mapping=keep_mapping, password=password, akdiag_file=Path(akdiag_file) if akdiag_file else None,
         ssh=settings, keep_remote_copy=keep_remote_copy, pseudonym_key=pseudonym_key)
-    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
     try:
         result = collect_cluster(request, progress=cli._progress_printer(quiet))
     except OutputError as exc:
         click.echo(f"akdiag: error: no cluster archive written: {exc}", err=True)
         return cli.EXIT_OUTPUT
-    except (KeyboardInterrupt, cli._Terminated):
-        click.echo("akdiag: interrupted: no cluster archive written (the hosts were cleaned up)", err=True)
-        return cli.EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except Interrupted as exc:
+        return interrupt.finish(exc, "no cluster archive written (the hosts were cleaned up)")
     _print(result, quiet)
     return cli.EXIT_OK
 

@@ -39,7 +39,7 @@ from collector.bundle.writer import BundleWriteError, BundleWriter, file_records
 from collector.catalog import Catalog
 from collector.cluster import CLUSTER_MANIFEST, CLUSTER_SCHEMA_VERSION, HOSTS_DIR
 from collector.cluster.hosts import HostSpec
-from collector.cluster.ssh import Connection, RemoteError, SshSettings, classify, control_folder
+from collector.cluster.ssh import UNTIL_EOF, Connection, RemoteError, SshSettings, classify, control_folder
 from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
 from collector.plain import as_dict
@@ -231,6 +231,24 @@ rm -rf "$d"
 """
 
 
+# Held open by akdiag for the host's whole run (Connection.hold): when its stdin ends, because
+# akdiag is done, was killed, or the connection dropped, the host cleans up after itself.
+_GUARD = UNTIL_EOF + "\n" + _CLEANUP
+
+# The collect, with its PID in the folder while it runs (the clean-up stops it by that PID;
+# the file is gone once it has ended, so that a PID used again later is never signalled).
+# Its stdin goes to it through fd 3: an asynchronous command's own stdin is /dev/null.
+_COLLECT = """cd {tmp} || exit 97
+{cache}exec 3<&0
+{runner} collect {args} 0<&3 3<&- &
+echo $! > {tmp}/pid
+wait $!
+s=$?
+rm -f {tmp}/pid
+exit $s
+"""
+
+
 def _script(body: str, *args: str) -> str:
     """A script taking positional arguments ($1, $2...) as `sh -c` would."""
     return f"set -- {' '.join(shlex.quote(a) for a in args)}\n{body}"
@@ -268,6 +286,7 @@ class HostRun:
         self.deadline_seconds = request.deadline_of(spec)
         self.deadline: Optional[Deadline] = None
         self.tmp: Optional[str] = None
+        self.guard = None  # the held session that cleans the host up if akdiag goes away
         self.collect_finished = False
         self.mapping: Optional[dict] = None
         self.cancelled = threading.Event()
@@ -389,6 +408,11 @@ class HostRun:
                                                                   "akdiag", "akdiag_version", "cache_dir",
                                                                   "cached_size")}
         self.record["remote"]["folder"] = self.tmp
+        try:
+            self.guard = self.conn.hold(_script(_GUARD, self.tmp, "stop"))
+        except (RemoteError, OSError) as exc:  # the explicit clean-up still runs at the end
+            self.log(f"{self.spec.name}: no guard session (the host cannot clean up by itself if akdiag is "
+                     f"killed): {exc}")
 
     def _prepare(self) -> str:
         """The command that runs akdiag on the host: an installed one that is not older
@@ -514,7 +538,7 @@ class HostRun:
             # What the single file unpacks goes into the run's folder (removed after), or
             # with --keep-remote-copy into the host's cache folder beside the file.
             cache = "" if self.request.keep_remote_copy else f"AKDIAG_CACHE_DIR={tmp}/cache\nexport AKDIAG_CACHE_DIR\n"
-            script = f"cd {tmp} || exit 97\necho $$ > {tmp}/pid\n{cache}exec {runner} collect {args}"
+            script = _COLLECT.format(tmp=tmp, cache=cache, runner=runner, args=args)
             stdin = (self.request.password + "\n").encode("utf-8") if self.request.password else None
             self.log(f"{self.spec.name}: collecting")
             result = self.conn.run(script, left, stdin=stdin)
@@ -614,6 +638,9 @@ class HostRun:
         self.record["cleanup"] = {"status": "ok" if ok else "failed", "folder": self.tmp,
                                   "stopped_collect": stop == "stop", "error": error,
                                   "duration": round(time.monotonic() - started, 3)}
+        if self.guard is not None:
+            self.conn.release(self.guard, CLEANUP_SECONDS)
+            self.guard = None
         if not ok:
             self.log(f"{self.spec.name}: the remote folder {self.tmp} may be left behind: {error}")
 
@@ -681,6 +708,7 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
     staging = make_staging(request.output_dir, name)
     control = control_folder()
     runs: List[HostRun] = []
+    writer: Optional[BundleWriter] = None
     try:
         # The cluster's own files hold host names, addresses and ssh's messages, no subscriber
         # data: secrets and the customer's patterns are masked, and addresses and host names
@@ -717,6 +745,8 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
     except OSError as exc:
         raise OutputError(f"cannot write the cluster archive into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
+        if writer is not None:
+            writer.close()
         archive.remove_tree(staging)  # gone already when a `dir` archive was renamed into place
         shutil.rmtree(control, ignore_errors=True)
     return ClusterResult(path, archive.size_of(path), time.monotonic() - started, records, findings, mapping_path)

@@ -1,9 +1,10 @@
 """The transport of a cluster run: the system's OpenSSH client, nothing else.
 
-One connection per host: a master `ssh -M -N` process that akdiag starts and owns (its
-control socket in a private folder), and every command of the run over it (`ControlMaster
-no`), so that the host authenticates once and each step costs a round trip, not a
-handshake.  The user's ~/.ssh/config, agent, jump hosts and known_hosts apply as they do
+One connection per host: a master `ssh -M` process that akdiag starts and owns (its
+control socket in a private folder; its own session waits for the end of its stdin, which
+akdiag holds, so that the master goes when akdiag goes, whatever ends it), and every
+command of the run over it (`ControlMaster no`), so that the host authenticates once and
+each step costs a round trip, not a handshake.  The user's ~/.ssh/config, agent, jump hosts and known_hosts apply as they do
 for the user; akdiag adds `BatchMode=yes` (never a password prompt), a connect timeout,
 no forwarding, and never `StrictHostKeyChecking=no`.
 
@@ -25,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, List, Optional, Tuple, Union
+
+from collector import bounded, tempfiles
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 STDERR_KEEP = 64 * 1024
@@ -132,9 +135,28 @@ def _read_stderr(handle) -> bytes:
 
 def control_folder() -> str:
     """A private folder for the control sockets, with a short path (a socket's path must
-    fit in 108 bytes)."""
+    fit in 108 bytes); named by this run's PID, so that a killed run's is swept later."""
     base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK) else None
-    return tempfile.mkdtemp(prefix="akdiag-ssh-", dir=base)
+    return str(tempfiles.make_folder("ssh", base))
+
+
+UNTIL_EOF = "while read -r _x; do :; done"
+
+
+def _close_quietly(stream) -> None:
+    try:
+        if stream is not None:
+            stream.close()
+    except OSError:
+        pass
+
+
+def _spawn(argv: List[str], **kwargs) -> subprocess.Popen:
+    """An ssh process: in its own session (a Ctrl-C on the terminal must not kill the
+    connection before akdiag has cleaned up the host), without akdiag's secrets in its
+    environment."""
+    return subprocess.Popen(argv, start_new_session=True, close_fds=True, env=bounded.child_env(),
+                            **bounded.umask_option(), **kwargs)
 
 
 class Connection:
@@ -155,11 +177,12 @@ class Connection:
         """Connect and authenticate; returns the seconds it took.  RemoteError when the
         host cannot be reached, refuses the key or its host key is not the known one."""
         started = time.monotonic()
-        argv = self.settings.argv(self.control_path, master=True) + ["-N", "--", self.destination]
+        # The master's own session reads its stdin, which akdiag holds, to the end: killed
+        # even with SIGKILL, akdiag takes its connections with it (no ssh is left running).
+        argv = self.settings.argv(self.control_path, master=True) + ["--", self.destination, sh_command(UNTIL_EOF)]
         self._master_err = tempfile.TemporaryFile()
         try:
-            self._master = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=self._master_err, start_new_session=True, close_fds=True)
+            self._master = _spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._master_err)
         except OSError as exc:
             raise RemoteError("ssh_error", f"cannot run {self.settings.program}: {exc.strerror or exc}") from exc
         end = started + timeout
@@ -185,6 +208,7 @@ class Connection:
         master, self._master = self._master, None
         if master is not None and master.poll() is None:
             self._ask_master_to_exit()
+            _close_quietly(master.stdin)
             for stop, wait in ((None, 2.0), (master.terminate, 1.0), (master.kill, 5.0)):
                 if stop is not None:
                     stop()
@@ -193,6 +217,8 @@ class Connection:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        if master is not None:
+            _close_quietly(master.stdin)
         if self._master_err is not None:
             self._master_err.close()
             self._master_err = None
@@ -208,10 +234,14 @@ class Connection:
             return
         argv = self.settings.argv(self.control_path, master=False) + ["-O", "exit", "--", self.destination]
         try:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=2.0, close_fds=True)
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # terminate() and kill() follow
+            asking = _spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except OSError:
+            return  # terminate() and kill() follow
+        try:
+            asking.wait(2.0)
+        except subprocess.TimeoutExpired:
+            asking.kill()
+            asking.wait()
 
     def close(self) -> None:
         self.kill_running()
@@ -235,8 +265,7 @@ class Connection:
             raise RemoteError("cancelled", "interrupted")
         argv = self.settings.argv(self.control_path, master=False) + ["--", self.destination, sh_command(script)]
         err = tempfile.TemporaryFile()
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err, start_new_session=True,
-                                close_fds=True)
+        proc = _spawn(argv, stdin=stdin, stdout=stdout, stderr=err)
         with self._lock:
             self._running.append(proc)
         return proc, err
@@ -304,6 +333,27 @@ class Connection:
                 proc.wait()
             self._done(proc)
             err.close()
+
+    def hold(self, script: str) -> subprocess.Popen:
+        """Start a script whose stdin akdiag holds open until `release`: the script reads
+        it to its end, which comes when akdiag releases it, is killed (even with SIGKILL:
+        the pipe closes with the process), or the connection drops.  Killed on cancel()."""
+        proc, err = self._popen(script, subprocess.PIPE, subprocess.DEVNULL)
+        err.close()
+        return proc
+
+    def release(self, proc: subprocess.Popen, timeout: float) -> Optional[int]:
+        """Close a held script's stdin and wait for it to finish (its exit status, None when
+        it did not finish in time and its ssh process was killed)."""
+        _close_quietly(proc.stdin)
+        try:
+            return proc.wait(max(0.01, timeout))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return None
+        finally:
+            self._done(proc)
 
     # -- the host's clock ------------------------------------------------------------
     def measure_clock(self, timeout: float, samples: int = 5) -> dict:
