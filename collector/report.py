@@ -378,6 +378,18 @@ def _sort_keys(resources: List[dict]) -> dict:
             "fd": most("open_files_percent"), "started": started[0] if started else ""}
 
 
+def _usable_processes(reader: BundleReader, data: Optional[dict], note: Optional[str]) -> Tuple[Optional[dict], Optional[str]]:
+    """processes.json as the analyzers judge it: no usable record means no process data
+    (never "0 down"); some unusable records leave the rest shown, with a note."""
+    from collector.analyzers.evidence import process_records
+
+    usable, problem = process_records(reader)
+    if not problem:
+        return data, note
+    note = note or f"The processes could not be checked: {problem}."
+    return (data if usable else None), note
+
+
 def _processes(data: Optional[dict]) -> dict:
     data = data or {}
     rows = []
@@ -852,6 +864,7 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
                          "below come from the other files where they can.")
     system, system_note = sources.load(schema.SYSTEM)
     processes_data, processes_note = sources.load(schema.PROCESSES)
+    processes_data, processes_note = _usable_processes(reader, processes_data, processes_note)
     pidfiles_data, pidfiles_note = sources.load(schema.PIDFILES)
     ports_data, ports_note = sources.load(schema.PORTS)
     akd_data, akd_note = sources.load(schema.AKD)

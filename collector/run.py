@@ -66,7 +66,7 @@ class CollectResult:
     size: int
     duration: float
     outcomes: List[CollectorOutcome]
-    processes_down: List[str]
+    processes_down: Optional[List[str]]  # None: could not check
     mapping_path: Optional[Path] = None
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
 
@@ -282,9 +282,11 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings)
 
 
-def _processes_down(staging: Path) -> List[str]:
-    data = BundleReader(staging).json(schema.PROCESSES) or {}
-    return [p["name"] for p in data.get("expected", []) if p.get("status") == "down"]
+def _processes_down(staging: Path) -> Optional[List[str]]:
+    """The processes down, or None when the bundle holds no usable process data."""
+    from collector.analyzers.evidence import processes_down
+
+    return processes_down(BundleReader(staging))
 
 
 def _findings(staging: Path) -> List[dict]:
