@@ -231,7 +231,7 @@ class _Sources:
     def __init__(self, reader: BundleReader, manifest: dict):
         self.reader = reader
         self.has_manifest = bool(manifest)
-        self.outcomes = {c.get("name"): c for c in dicts(manifest.get("collectors"))}
+        self.outcomes = {c.get("name"): c for c in dicts(manifest.get("collectors")) if isinstance(c.get("name"), str)}
         self.missing: List[Dict[str, str]] = []
 
     def load(self, relpath: str, kind: type = dict) -> Tuple[Any, Optional[str]]:

@@ -53,7 +53,7 @@ def _outcome(reader: BundleReader, name: str) -> dict:
 
 def _collector_words(outcome: dict) -> Optional[str]:
     status = outcome.get("status")
-    if status not in _FAILED:
+    if not isinstance(status, str) or status not in _FAILED:
         return None
     name, error = outcome.get("name"), outcome.get("error")
     return f"the {name} collector {_FAILED[status]}" + (f": {error}" if error else "")
@@ -154,7 +154,7 @@ def _other_areas(reader: BundleReader) -> List[Finding]:
     findings = []
     for relpath, collector, area, what, list_key in OTHER_AREAS:
         status = _outcome(reader, collector).get("status")
-        if status not in ("ok", "partial"):
+        if not isinstance(status, str) or status not in ("ok", "partial"):
             continue  # failed or timed out: collector.failed says it; skipped: nobody asked
         problem = _file_problem(reader, relpath, list_key)
         if problem:
