@@ -378,16 +378,12 @@ def _sort_keys(resources: List[dict]) -> dict:
             "fd": most("open_files_percent"), "started": started[0] if started else ""}
 
 
-def _usable_processes(reader: BundleReader, data: Optional[dict], note: Optional[str]) -> Tuple[Optional[dict], Optional[str]]:
-    """processes.json as the analyzers judge it: no usable record means no process data
-    (never "0 down"); some unusable records leave the rest shown, with a note."""
+def _processes_problem(reader: BundleReader) -> Optional[str]:
+    """Why processes.json cannot be judged, as the analyzers say it (None: it can): the
+    rows stay shown, but no verdict may read "all running" over them."""
     from collector.analyzers.evidence import process_records
 
-    usable, problem = process_records(reader)
-    if not problem:
-        return data, note
-    note = note or f"The processes could not be checked: {problem}."
-    return (data if usable else None), note
+    return process_records(reader)[1]
 
 
 def _processes(data: Optional[dict]) -> dict:
@@ -586,7 +582,8 @@ def _redactions(data: Optional[dict]) -> dict:
     return {"total": data.get("total"), "by_rule": by_rule, "by_file": by_file[:MAX_TABLE_ROWS]}
 
 
-def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[dict]) -> dict:
+def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[dict],
+             unknown_reason: str = "processes.json missing") -> dict:
     bad, warn = [], []
     if processes is not None:
         rows = processes["rows"]
@@ -615,7 +612,7 @@ def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[di
         warn.append(plural(len(missing), "bundle file missing", "bundle files missing"))
     problems = bad + warn
     if processes is None:
-        lead = "Process status unknown (processes.json missing)"
+        lead = f"Process status unknown ({unknown_reason})"
     elif not processes["rows"]:
         lead = "No expected processes recorded"
     elif not processes["counts"]["down"] and not processes["counts"]["unknown"]:
@@ -864,7 +861,9 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
                          "below come from the other files where they can.")
     system, system_note = sources.load(schema.SYSTEM)
     processes_data, processes_note = sources.load(schema.PROCESSES)
-    processes_data, processes_note = _usable_processes(reader, processes_data, processes_note)
+    processes_problem = _processes_problem(reader)
+    processes_note = processes_note or (f"The processes could not be checked: {processes_problem}."
+                                        if processes_problem else None)
     pidfiles_data, pidfiles_note = sources.load(schema.PIDFILES)
     ports_data, ports_note = sources.load(schema.PORTS)
     akd_data, akd_note = sources.load(schema.AKD)
@@ -888,7 +887,8 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
     if findings_view["available"]:
         verdict = _findings_verdict(findings_view)
     else:
-        verdict = _verdict(processes if processes_data is not None else None, collectors, sources.missing)
+        verdict = _verdict(processes if processes_data is not None and not processes_problem else None, collectors,
+                           sources.missing, processes_problem or "processes.json missing")
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},
         "header": _header(manifest, system, _platform_version(reader, akd_data)),
