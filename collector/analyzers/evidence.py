@@ -101,10 +101,13 @@ def process_records(reader: BundleReader) -> Tuple[List[dict], Optional[str]]:
         why = _record_problem(index, record)
         (bad if why else usable).append(why or record)
     if bad:
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        return usable, (f"{len(bad)} of {len(records)} records in {schema.PROCESSES} are unusable: "
-                        + "; ".join(bad[:3]) + more)
+        return usable, f"{len(bad)} of {len(records)} records in {schema.PROCESSES} are unusable: {_listed(bad)}"
     return usable, None
+
+
+def _listed(reasons: List[str], shown: int = 3) -> str:
+    more = f" and {len(reasons) - shown} more" if len(reasons) > shown else ""
+    return "; ".join(reasons[:shown]) + more
 
 
 def processes_down(reader: BundleReader) -> Optional[List[str]]:
@@ -115,7 +118,10 @@ def processes_down(reader: BundleReader) -> Optional[List[str]]:
     return [r["name"] for r in records if r.get("status") == "down"]
 
 
-def _port_problems(records: List[dict]) -> List[str]:
+def _ports_reason(records: List[dict], problem: Optional[str]) -> Optional[str]:
+    """Why the ports cannot be judged: their states are in processes.json's records."""
+    if problem and not records:
+        return f"the port states come from {schema.PROCESSES}: {problem}"
     bad = []
     for record in records:
         port = record.get("port")
@@ -123,7 +129,7 @@ def _port_problems(records: List[dict]) -> List[str]:
             bad.append(f"{record['name']}'s port record is {kind_of(port)}")
         elif port.get("state") not in schema.PORT_STATES:
             bad.append(f"{record['name']}'s port state is {port.get('state')!r}")
-    return bad
+    return _listed(bad) if bad else None
 
 
 def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
@@ -136,18 +142,13 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
             "Whether the platform's processes run is unknown: this is not a sign of health. See akdiag.log in "
             "the bundle for why, and collect again (with a longer --timeout if the collector timed out).",
             area="processes"))
-    port_problems = _port_problems(records)
-    if problem or port_problems:
-        reason = (f"the port states come from {schema.PROCESSES}: {problem}" if problem and not records
-                  else "; ".join(port_problems[:3]) + (f" and {len(port_problems) - 3} more"
-                                                       if len(port_problems) > 3 else ""))
-        if reason:
-            findings.append(Finding(
-                NOT_CHECKED_PORTS, CRITICAL, "ports", f"Ports could not be checked: {reason}", schema.PROCESSES,
-                {"reason": reason}, "Whether the platform's ports are held by its processes is unknown: this is "
-                "not a sign of health. Collect again; see akdiag.log in the bundle.", area="ports"))
-    findings += _other_areas(reader)
-    return findings
+    ports = _ports_reason(records, problem)
+    if ports:
+        findings.append(Finding(
+            NOT_CHECKED_PORTS, CRITICAL, "ports", f"Ports could not be checked: {ports}", schema.PROCESSES,
+            {"reason": ports}, "Whether the platform's ports are held by its processes is unknown: this is not "
+            "a sign of health. Collect again; see akdiag.log in the bundle.", area="ports"))
+    return findings + _other_areas(reader)
 
 
 def _other_areas(reader: BundleReader) -> List[Finding]:
