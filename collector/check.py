@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from collector.analyzers import analyze, count_by_severity, worst_severity
+from collector.analyzers.evidence import NOT_CHECKED_PORTS, makes_unknown, not_checked_reason, process_records
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.catalog import Catalog
@@ -52,8 +53,9 @@ class CheckResult:
 
 
 def exit_code(findings: Sequence[dict], reasons: Sequence[str]) -> int:
-    """Critical beats unknown (what was found stands); unknown beats warning."""
-    worst = worst_severity(findings)
+    """Critical beats unknown (what was found stands); unknown beats warning.  What could
+    not be checked (processes or ports `.not_checked`) is unknown, not something found."""
+    worst = worst_severity([f for f in findings if not makes_unknown(f)])
     if worst == "critical":
         return EXIT_CRITICAL
     if reasons:
@@ -72,9 +74,11 @@ def _reasons(reader: BundleReader, findings: List[dict]) -> List[str]:
     basedir = as_dict(as_dict(reader.json(schema.SYSTEM)).get("basedir"))
     if basedir.get("exists") is False:
         reasons.append(f"BASEDIR {basedir.get('path')} (from {basedir.get('source')}) is not a folder")
-    processes = reader.json(schema.PROCESSES)
-    if not isinstance(processes, dict) or not isinstance(processes.get("expected"), list):
-        reasons.append("no process data (the processes collector failed or was skipped)")
+    usable, problem = process_records(reader)
+    if problem:
+        reasons.append(f"{'no process data' if not usable else 'not every process could be checked'} ({problem})")
+    elif any(f.get("id") == NOT_CHECKED_PORTS for f in findings):
+        reasons += [f"ports: {not_checked_reason(f)}" for f in findings if f.get("id") == NOT_CHECKED_PORTS]
     for finding in findings:
         if finding.get("id") == "analyzer.failed":
             reasons.append(str(finding.get("title")))
@@ -192,7 +196,7 @@ def _nagios_clean(text: str) -> str:
 
 
 def render_nagios(result: CheckResult) -> str:
-    urgent = [f for f in result.findings if f.get("severity") in ("critical", "warning")]
+    urgent = [f for f in result.findings if f.get("severity") in ("critical", "warning") and not makes_unknown(f)]
     if result.code == EXIT_UNKNOWN and not urgent:
         summary = "; ".join(result.reasons) or "could not check"
     elif urgent:

@@ -69,10 +69,7 @@ def _print_summary(result, quiet: bool) -> None:
     if getattr(result, "cut", None):
         click.echo(f"Cut short: {result.cut} (what was collected is in the bundle; "
                    "`akdiag report` on it completes the summary)")
-    if result.processes_down:
-        click.echo(f"Processes down ({len(result.processes_down)}): {', '.join(result.processes_down)}")
-    else:
-        click.echo("Processes down: none")
+    click.echo(_processes_line(result.processes_down, getattr(result, "findings", None) or []))
     if failed:
         click.echo("Collectors failed: " + "; ".join(f"{o.name} ({o.status}: {o.error})" for o in failed))
     if partial:
@@ -80,6 +77,19 @@ def _print_summary(result, quiet: bool) -> None:
                    + " (see manifest.json in the bundle)")
     _print_top_findings(getattr(result, "findings", None) or [])
     click.echo("Send this file to Altcraft support.")
+
+
+def _processes_line(down, findings) -> str:
+    """"none down" only when the process data says so; otherwise why it could not."""
+    from collector.analyzers.evidence import NOT_CHECKED_PROCESSES, not_checked_reason
+
+    not_checked = [f for f in findings if f.get("id") == NOT_CHECKED_PROCESSES]
+    if down is None or not_checked:
+        reason = not_checked_reason(not_checked[0]) if not_checked else None
+        return f"Processes: could not check ({reason or 'no usable process data in the bundle'})"
+    if down:
+        return f"Processes down ({len(down)}): {', '.join(down)}"
+    return "Processes down: none"
 
 
 def _print_top_findings(findings) -> None:
@@ -487,7 +497,8 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     Exit codes:
       0  the summary and findings were written
       2  bad option or catalog; not a bundle, a wrong password, or a bundle newer than this akdiag
-      3  the summary could not be written
+      3  the summary could not be written; or it was, but the bundle holds no usable process
+         (or port) data, so the verdict is unknown, as `check` says it
     """
     from collector.bundle.reader import BundleError
     from collector.bundle.writer import BundleWriteError
@@ -510,7 +521,18 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     _print_report(done)
     if open_it:
         _open_in_browser(done.html_path)
-    sys.exit(EXIT_OK)
+    sys.exit(_report_exit_code(done.analysis.findings))
+
+
+def _report_exit_code(findings) -> int:
+    """As `check`: no usable process (or port) data is unknown (3), not a clean bill."""
+    from collector.analyzers.evidence import NOT_CHECKED_PORTS, NOT_CHECKED_PROCESSES, not_checked_reason
+    from collector.check import EXIT_UNKNOWN
+
+    unchecked = [f for f in findings if f.get("id") in (NOT_CHECKED_PROCESSES, NOT_CHECKED_PORTS)]
+    for finding in unchecked:
+        click.echo(f"Could not check: {finding.get('subject')} ({not_checked_reason(finding)})")
+    return EXIT_UNKNOWN if unchecked else EXIT_OK
 
 
 def _rerender_asking_password(rerender, bundle: Path, output: Path, catalog, password, password_file):

@@ -231,7 +231,7 @@ class _Sources:
     def __init__(self, reader: BundleReader, manifest: dict):
         self.reader = reader
         self.has_manifest = bool(manifest)
-        self.outcomes = {c.get("name"): c for c in dicts(manifest.get("collectors"))}
+        self.outcomes = {c.get("name"): c for c in dicts(manifest.get("collectors")) if isinstance(c.get("name"), str)}
         self.missing: List[Dict[str, str]] = []
 
     def load(self, relpath: str, kind: type = dict) -> Tuple[Any, Optional[str]]:
@@ -376,6 +376,14 @@ def _sort_keys(resources: List[dict]) -> dict:
     started = sorted(str(r["started_at"]) for r in resources if isinstance(r.get("started_at"), str))
     return {"rss": most("rss"), "cpu": most("cpu_percent"), "threads": most("threads"),
             "fd": most("open_files_percent"), "started": started[0] if started else ""}
+
+
+def _processes_problem(reader: BundleReader) -> Optional[str]:
+    """Why processes.json cannot be judged, as the analyzers say it (None: it can): the
+    rows stay shown, but no verdict may read "all running" over them."""
+    from collector.analyzers.evidence import process_records
+
+    return process_records(reader)[1]
 
 
 def _processes(data: Optional[dict]) -> dict:
@@ -579,7 +587,8 @@ def _redactions(data: Optional[dict]) -> dict:
     return {"total": data.get("total"), "by_rule": by_rule, "by_file": by_file[:MAX_TABLE_ROWS]}
 
 
-def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[dict]) -> dict:
+def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[dict],
+             unknown_reason: str = "processes.json missing") -> dict:
     bad, warn = [], []
     if processes is not None:
         rows = processes["rows"]
@@ -608,7 +617,7 @@ def _verdict(processes: Optional[dict], collectors: List[dict], missing: List[di
         warn.append(plural(len(missing), "bundle file missing", "bundle files missing"))
     problems = bad + warn
     if processes is None:
-        lead = "Process status unknown (processes.json missing)"
+        lead = f"Process status unknown ({unknown_reason})"
     elif not processes["rows"]:
         lead = "No expected processes recorded"
     elif not processes["counts"]["down"] and not processes["counts"]["unknown"]:
@@ -860,6 +869,9 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
                          "what it had no time for is not.")
     system, system_note = sources.load(schema.SYSTEM)
     processes_data, processes_note = sources.load(schema.PROCESSES)
+    processes_problem = _processes_problem(reader)
+    processes_note = processes_note or (f"The processes could not be checked: {processes_problem}."
+                                        if processes_problem else None)
     pidfiles_data, pidfiles_note = sources.load(schema.PIDFILES)
     ports_data, ports_note = sources.load(schema.PORTS)
     akd_data, akd_note = sources.load(schema.AKD)
@@ -883,7 +895,8 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
     if findings_view["available"]:
         verdict = _findings_verdict(findings_view)
     else:
-        verdict = _verdict(processes if processes_data is not None else None, collectors, sources.missing)
+        verdict = _verdict(processes if processes_data is not None and not processes_problem else None, collectors,
+                           sources.missing, processes_problem or "processes.json missing")
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},
         "header": _header(manifest, system, _platform_version(reader, akd_data)),

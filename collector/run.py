@@ -70,7 +70,7 @@ class CollectResult:
     size: int
     duration: float
     outcomes: List[CollectorOutcome]
-    processes_down: List[str]
+    processes_down: Optional[List[str]]  # None: could not check
     mapping_path: Optional[Path] = None
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
     cut: Optional[str] = None  # why the run was cut short by its deadline (what it had is in the bundle)
@@ -379,9 +379,11 @@ def request_hostname(request: CollectRequest, scrubber: Scrubber) -> str:
     return name
 
 
-def _processes_down(staging: Path) -> List[str]:
-    data = BundleReader(staging).json(schema.PROCESSES) or {}
-    return [p["name"] for p in data.get("expected", []) if p.get("status") == "down"]
+def _processes_down(staging: Path) -> Optional[List[str]]:
+    """The processes down, or None when the bundle holds no usable process data."""
+    from collector.analyzers.evidence import processes_down
+
+    return processes_down(BundleReader(staging))
 
 
 def _findings(staging: Path) -> List[dict]:

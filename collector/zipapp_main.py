@@ -8,10 +8,15 @@ and two first runs at once do no harm), puts the folder first on sys.path and ru
 catalog, report templates and simulator scripts as real files, and Python caches the
 compiled bytecode beside them, so a second run starts faster.
 
-Cache: $AKDIAG_CACHE_DIR/<version>-<build>/<target> when set, else
-$XDG_CACHE_HOME/akdiag/..., ~/.cache/akdiag/..., and $TMPDIR/akdiag-<uid>/... when the
-home folder is not writable.  A folder that is not ours, or that others may write
-to, is never used.
+Cache: $AKDIAG_CACHE_DIR/<version>-<build>/<target> when set, else the first of
+$XDG_CACHE_HOME/akdiag, ~/.cache/akdiag, $XDG_RUNTIME_DIR/akdiag, $TMPDIR (or /tmp),
+/dev/shm and /var/tmp (as akdiag-<uid>), and the .pyz's own folder (.akdiag-cache-<uid>)
+where the compiled dependencies really load: a file system mounted noexec is passed over
+before anything is copied there, and psutil's compiled library is loaded (dlopen) from
+the unpacked folder before it is used, so a host whose policy forbids code there is
+found out too.  A folder that is not ours, or that others may write to, is never used;
+an AKDIAG_CACHE_DIR like that is an error, one where code cannot load falls through to
+the other places.
 
 Standard library only, and syntax that Python 2.7 and 3.6 still parse (no f-strings,
 no annotations), so that an old interpreter prints a clear message instead of a
@@ -161,22 +166,77 @@ def safe_root(root, uid):
         path = parent
 
 
-def cache_roots(environ=None):
-    """Where the cache may go, best first: (root, whether a failure there is final)."""
+def cache_roots(environ=None, archive=None):
+    """Where the cache may go, best first: (root, whether a failure there is final).
+    A final place (AKDIAG_CACHE_DIR) still gives way when code cannot load there."""
     environ = os.environ if environ is None else environ
     explicit = environ.get("AKDIAG_CACHE_DIR")
     if explicit:
         yield os.path.abspath(explicit), True
-        return
+    uid = os.geteuid()
+    places = []
     xdg = environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):
-        yield os.path.join(xdg, "akdiag"), False
+        places.append(os.path.join(xdg, "akdiag"))
     home = environ.get("HOME") or os.path.expanduser("~")
     if home and os.path.isabs(home):
-        yield os.path.join(home, ".cache", "akdiag"), False
-    import tempfile
+        places.append(os.path.join(home, ".cache", "akdiag"))
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        places.append(os.path.join(runtime, "akdiag"))
+    # Not tempfile.gettempdir(): it raises when no temporary folder is writable.
+    temporary = environ.get("TMPDIR")
+    for folder in (temporary if temporary and os.path.isabs(temporary) else "/tmp", "/dev/shm", "/var/tmp"):
+        places.append(os.path.join(folder, "akdiag-%d" % uid))
+    if archive:
+        places.append(os.path.join(os.path.dirname(os.path.abspath(archive)), ".akdiag-cache-%d" % uid))
+    seen = set([os.path.abspath(explicit)]) if explicit else set()
+    for place in places:
+        if place not in seen:
+            seen.add(place)
+            yield place, False
 
-    yield os.path.join(tempfile.gettempdir(), "akdiag-%d" % os.geteuid()), False
+
+class NativeCodeError(OSError):
+    """Compiled code cannot load from this place (noexec, or a policy that forbids it)."""
+
+
+def _nearest_existing(path):
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_exec_mount(path):
+    """Before copying anything: a file system mounted noexec cannot run our libraries."""
+    try:
+        flags = os.statvfs(_nearest_existing(path)).f_flag
+    except OSError:
+        return
+    if flags & getattr(os, "ST_NOEXEC", 8):
+        raise NativeCodeError("its file system is mounted noexec: compiled code cannot load from it")
+
+
+def check_native_code(site):
+    """Load psutil's compiled library (the one akdiag needs first) from `site`: the real
+    test, which also catches what the mount flags do not show (a security policy)."""
+    import glob
+
+    libraries = sorted(glob.glob(os.path.join(site, "psutil", "_psutil_*.so")))
+    if not libraries:
+        return
+    try:
+        import ctypes
+    except ImportError:  # an interpreter built without ctypes: the mount check stands alone
+        return
+    for library in libraries:
+        try:
+            ctypes.CDLL(library)
+        except OSError as exc:
+            raise NativeCodeError("compiled code cannot load from it: %s" % exc)
 
 
 def _private_folder(path, uid):
@@ -248,6 +308,7 @@ def unpack(archive, manifest, tag, build_dir):
 
     site = os.path.join(build_dir, tag)
     if os.path.isfile(os.path.join(site, COMPLETE)):
+        check_native_code(site)
         return site
     _remove_stale(build_dir, tag, time.time())
     entries = [manifest["app"]] + list(manifest["targets"][tag]["wheels"])
@@ -256,6 +317,7 @@ def unpack(archive, manifest, tag, build_dir):
         with zipfile.ZipFile(archive) as outer:
             for entry in entries:
                 extract_wheel(outer.read(entry), temporary)
+        check_native_code(temporary)
         with open(os.path.join(temporary, COMPLETE), "w") as marker:
             json.dump({"build": manifest["build"], "version": manifest["version"], "target": tag,
                        "wheels": entries, "unpacked_at": time.time()}, marker)
@@ -292,18 +354,39 @@ def prepare(archive, environ=None):
     uid = os.geteuid()
     build_name = "%s-%s" % (manifest["version"], manifest["build"])
     reasons = []
-    for root, final in cache_roots(environ):
-        build_dir = os.path.join(root, build_name)
+    for root, final in cache_roots(environ, archive):
         try:
+            check_exec_mount(root)
             build_dir = os.path.join(safe_root(root, uid), build_name)
             _private_folder(build_dir, uid)
-            return unpack(archive, manifest, tag, build_dir)
+            site = unpack(archive, manifest, tag, build_dir)
+        except NativeCodeError as exc:
+            reasons.append("%s: %s" % (root, exc))
+            continue
         except (OSError, IOError) as exc:
-            reasons.append("%s: %s" % (build_dir, exc))
+            reasons.append("%s: %s" % (root, _reason(exc, root)))
             if final:
-                break
-    raise BootstrapError("no usable cache folder for akdiag's dependencies (%s); set AKDIAG_CACHE_DIR to a "
-                         "writable folder of your own." % "; ".join(reasons))
+                raise BootstrapError("the cache folder %s cannot be used (%s); set AKDIAG_CACHE_DIR to a "
+                                     "writable folder of your own." % (root, _reason(exc, root)))
+            continue
+        if reasons and (os.environ if environ is None else environ).get("AKDIAG_CACHE_DIR"):
+            sys.stderr.write("akdiag: note: unpacked into %s instead (%s)\n" % (root, reasons[0]))
+        return site
+    raise BootstrapError("no cache folder where akdiag's compiled dependencies can be unpacked and loaded. "
+                         "Tried: %s. Set AKDIAG_CACHE_DIR to a writable folder of your own on a file system "
+                         "mounted without noexec." % "; ".join(reasons))
+
+
+def _reason(exc, place):
+    """An OSError's words without Python's [Errno N] prefix; the file it names when that
+    is not the place itself or a folder above it."""
+    words = getattr(exc, "strerror", None)
+    if not words:
+        return str(exc)
+    filename = getattr(exc, "filename", None)
+    if not filename or (place + "/").startswith(str(filename).rstrip("/") + "/"):
+        return words
+    return "%s (%s)" % (words, filename)
 
 
 def archive_path():

@@ -364,7 +364,10 @@ def test_expected_records_with_odd_fields(tmp_path):
     _check_html(html)
     assert 'id="proc-api" class="status-unknown"' in html
     assert 'id="proc-unknown-1" class="status-running"' in html
-    assert "1 process of unknown status" in html
+    # Unusable records: the verdict says the status is unknown, never "all running".
+    verdict = re.search(r'id="verdict">(.*?)</div>', html, re.S).group(1)
+    assert verdict.startswith("Process status unknown (3 of 3 records in processes.json are unusable: "
+                              "api&#39;s status is &#39;zombie&#39;; record 1 has no name; record 2 is a string)")
 
 
 def test_long_tail_is_capped_in_the_page(tmp_path):

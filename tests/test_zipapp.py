@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -403,3 +404,128 @@ def test_the_single_file_needs_no_root(pyz, tmp_path):
         assert len(caches) == 1 and caches[0].stat().st_uid == nobody.pw_uid
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- hardened hosts
+
+def _in_mount_namespace(script: str, env: dict, timeout=300) -> subprocess.CompletedProcess:
+    """`script` (sh) in a private mount namespace: its mounts vanish with it."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _hide_under_tmpfs(folder: str, options: str, keep: Path) -> str:
+    """Shell lines mounting a fresh tmpfs (`options`) over `folder`, then putting the
+    pytest folder `keep` (if it lived there) back at its path, from the real disk."""
+    lines = f"mount -t tmpfs -o {options},mode=1777 tmpfs {folder}\n"
+    if str(keep).startswith(folder.rstrip("/") + "/"):
+        lines += f"mkdir -p {keep}\nmount --bind /mnt/keep {keep}\n"
+    return lines
+
+
+def _saved(keep: Path) -> str:
+    return f"mount -t tmpfs tmpfs /mnt\nmkdir /mnt/keep\nmount --bind {keep} /mnt/keep\n"
+
+
+def test_a_noexec_tmp_is_passed_over_for_a_place_where_code_loads(pyz, build, host, tmp_path, tmp_path_factory):
+    """/tmp and /dev/shm mounted noexec and no usable home: the cache goes to /var/tmp,
+    nothing is copied into the noexec places, and psutil loads (the processes are read)."""
+    host.start(["api"])
+    keep = tmp_path_factory.getbasetemp().resolve()
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "home-file").write_text("")
+    env = clean_env(tmp_path, HOME=str(tmp_path / "home-file"))
+    del env["TMPDIR"]
+    command = " ".join(["exec", sys.executable, "-I", "-S", str(pyz), "collect", "--basedir", str(host.basedir),
+                        "--catalog", str(host.catalog_file), "--output", str(out), "--format", "dir",
+                        "--quiet"])
+    script = (_saved(keep) + _hide_under_tmpfs("/tmp", "noexec", keep) + _hide_under_tmpfs("/dev/shm", "noexec", keep)
+              + _hide_under_tmpfs("/var/tmp", "exec", keep)
+              + "set +e\n(" + command + ")\nstatus=$?\n"
+              + "echo \"tmp: $(ls -A /tmp | grep -v pytest-of | tr '\\n' ' ')\"\n"
+              + "echo \"shm: $(ls -A /dev/shm | tr '\\n' ' ')\"\n"
+              + f"test -f /var/tmp/akdiag-{os.geteuid()}/{build['version']}-{build['build']}/*/{zipapp_main.COMPLETE}"
+              + " && echo cache-in-var-tmp\nexit $status\n")
+    done = _in_mount_namespace(script, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert "cache-in-var-tmp" in lines and "tmp: " in lines and "shm: " in lines, done.stdout
+    bundle = Path(lines[0])
+    assert bundle.parent == out
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {c["name"]: c["status"] for c in manifest["collectors"]}["processes"] == "ok", manifest["collectors"]
+    expected = {p["name"]: p for p in json.loads((bundle / "processes.json").read_text())["expected"]}
+    assert expected["api"]["status"] == "running"
+
+
+def test_no_place_where_code_loads_gives_exit_4_naming_every_place(pyz, tmp_path):
+    """Read-only /tmp and /var/tmp, noexec /dev/shm, a home that cannot be created, the
+    .pyz in a read-only folder: exit 4 and every place tried with its reason; no traceback."""
+    keep = tmp_path.resolve()
+    folder = keep / "ro"
+    folder.mkdir()
+    shutil.copy(pyz, folder / "akdiag.pyz")
+    env = clean_env(tmp_path, HOME="/var/tmp/home", XDG_RUNTIME_DIR="/tmp/run-0")
+    del env["TMPDIR"]
+    script = (_saved(keep) + _hide_under_tmpfs("/tmp", "rw", keep) + "mount -o remount,ro /tmp\n"
+              + _hide_under_tmpfs("/var/tmp", "ro", keep) + _hide_under_tmpfs("/dev/shm", "noexec", keep)
+              + f"mount --bind {folder} {folder}\nmount -o remount,bind,ro {folder}\n"
+              + "set +e\n(" + f"exec {sys.executable} -I -S {folder}/akdiag.pyz collect --quiet" + ")\nstatus=$?\n"
+              + "echo \"shm: $(ls -A /dev/shm | tr '\\n' ' ')\"\nexit $status\n")
+    done = _in_mount_namespace(script, env)
+    assert done.returncode == zipapp_main.EXIT_RUNTIME, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "shm: " in done.stdout.splitlines()
+    message = done.stderr
+    assert message.startswith("akdiag: error: no cache folder where akdiag's compiled dependencies"), message
+    uid = os.geteuid()
+    for place, reason in [("/var/tmp/home/.cache/akdiag", "Read-only file system"),
+                          ("/tmp/run-0/akdiag", "Read-only file system"),
+                          (f"/tmp/akdiag-{uid}", "Read-only file system"),
+                          (f"/dev/shm/akdiag-{uid}", "its file system is mounted noexec"),
+                          (f"/var/tmp/akdiag-{uid}", "Read-only file system"),
+                          (f"{folder}/.akdiag-cache-{uid}", "Read-only file system")]:
+        assert f"{place}: {reason}" in message, (place, message)
+    print("\n" + message)
+    assert "AKDIAG_CACHE_DIR" in message
+
+
+def test_an_explicit_cache_on_a_noexec_mount_gives_way(pyz, build, tmp_path, tmp_path_factory):
+    """As a cluster host runs it: AKDIAG_CACHE_DIR under a noexec /tmp. The run goes on
+    from the next place and says where it went."""
+    keep = tmp_path_factory.getbasetemp().resolve()
+    env = clean_env(tmp_path, AKDIAG_CACHE_DIR="/tmp/run/cache")
+    del env["TMPDIR"]
+    script = (_saved(keep) + _hide_under_tmpfs("/tmp", "noexec", keep)
+              + f"exec {sys.executable} -I -S {pyz} --version\n")
+    done = _in_mount_namespace(script, env)
+    assert done.returncode == 0 and __version__ in done.stdout, done.stdout + done.stderr
+    assert "/tmp/run/cache: its file system is mounted noexec" in done.stderr
+    home_cache = tmp_path / "home" / ".cache" / "akdiag"
+    assert f"unpacked into {home_cache} instead" in done.stderr
+    assert (site_of(home_cache, build) / zipapp_main.COMPLETE).is_file()
+
+
+def test_loading_the_compiled_library_is_the_real_check(tmp_path):
+    """Past the mount flags: psutil's library copied onto a noexec tmpfs fails to load
+    there (dlopen), and loads from an ordinary folder."""
+    import psutil
+
+    library = sorted(Path(psutil.__file__).parent.glob("_psutil_*.so"))[0]
+    (tmp_path / "ok" / "psutil").mkdir(parents=True)
+    shutil.copy(library, tmp_path / "ok" / "psutil")
+    zipapp_main.check_native_code(str(tmp_path / "ok"))
+    mounted = tmp_path / "noexec"
+    mounted.mkdir()
+    check = ("import sys; sys.path.insert(0, sys.argv[1]); from collector import zipapp_main as z\n"
+             "try:\n    z.check_native_code(sys.argv[2])\nexcept z.NativeCodeError as exc:\n    print(exc)\n"
+             "else:\n    print('loaded')\n")
+    script = (f"mount -t tmpfs -o noexec tmpfs {mounted}\nmkdir {mounted}/psutil\ncp {library} {mounted}/psutil/\n"
+              f"exec {sys.executable} -c \"$CHECK\" {zipapp.PACKAGE_ROOT.parent} {mounted}\n")
+    done = _in_mount_namespace(script, dict(os.environ, CHECK=check))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("compiled code cannot load from it:"), done.stdout
+    assert "failed to map segment" in done.stdout or "not permitted" in done.stdout, done.stdout

@@ -33,10 +33,11 @@ __all__ = ["Analysis", "Finding", "Thresholds", "analyze", "registry", "write_fi
 
 def registry() -> "OrderedDict[str, Analyzer]":
     """The analyzers in the order their findings are listed within one severity."""
-    from collector.analyzers import collection, datastores, host, logs, processes
+    from collector.analyzers import collection, datastores, evidence, host, logs, processes
 
     return OrderedDict((
         ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
+        ("evidence", evidence.analyze),  # what could not be checked: never read as health
         ("processes", processes.analyze),
         ("host", host.analyze),
         ("datastores", datastores.analyze),

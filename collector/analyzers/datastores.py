@@ -68,7 +68,7 @@ def _address(endpoint: dict) -> str:
 
 def _status(endpoint: dict) -> List[Finding]:
     status = endpoint.get("status")
-    if status not in _STATUS_FINDINGS:
+    if not isinstance(status, str) or status not in _STATUS_FINDINGS:
         return []
     severity, words, hint = _STATUS_FINDINGS[status]
     name = str(endpoint.get("name") or "?")

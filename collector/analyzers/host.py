@@ -55,7 +55,7 @@ def _filesystems(system: dict, t: Thresholds) -> List[Finding]:
     memory_min = _memory_min_bytes(t)
     same: Dict[tuple, List[dict]] = {}
     for fs in dicts(system.get("filesystems")):
-        if fs.get("fstype") in ignored or not number(fs.get("total")) or _small_in_memory(fs, memory_min):
+        if _fstype(fs) in ignored or not number(fs.get("total")) or _small_in_memory(fs, memory_min):
             continue
         same.setdefault(_identity(fs), []).append(fs)
     out = []
@@ -70,14 +70,19 @@ def _memory_min_bytes(t: Thresholds) -> float:
     return t.number("filesystem_memory_min_bytes")
 
 
+def _fstype(fs: dict) -> str:
+    fstype = fs.get("fstype")
+    return fstype if isinstance(fstype, str) else ""
+
+
 def _small_in_memory(fs: dict, memory_min: float) -> bool:
-    return fs.get("fstype") in MEMORY_FSTYPES and number(fs.get("total")) < memory_min
+    return _fstype(fs) in MEMORY_FSTYPES and number(fs.get("total")) < memory_min
 
 
 def _identity(fs: dict) -> tuple:
     """A filesystem's figures, which its bind mounts and overlays share (two distinct
     filesystems alike to the block and inode are equally full: one finding fits both)."""
-    return tuple(fs.get(k) for k in ("total", "free", "inodes_total", "inodes_free"))
+    return tuple(number(fs.get(k)) for k in ("total", "free", "inodes_total", "inodes_free"))
 
 
 def _space(fs: dict, t: Thresholds, others: List) -> List[Finding]:
@@ -95,7 +100,7 @@ def _space(fs: dict, t: Thresholds, others: List) -> List[Finding]:
                  "total": fs.get("total"), "fstype": fs.get("fstype"), "also_mounted_at": others,
                  "warning_below": t.number("filesystem_free_percent_warning"),
                  "critical_below": t.number("filesystem_free_percent_critical")},
-        _MEMORY_HINT if fs.get("fstype") in MEMORY_FSTYPES else _DISK_HINT)]
+        _MEMORY_HINT if _fstype(fs) in MEMORY_FSTYPES else _DISK_HINT)]
 
 
 def _inodes(fs: dict, t: Thresholds, others: List) -> List[Finding]:

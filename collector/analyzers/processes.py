@@ -150,7 +150,7 @@ def _port(name: str, record: dict, status: str) -> List[Finding]:
 def _pidfile(name: str, record: dict, status: Optional[str]) -> List[Finding]:
     pidfile = record.get("pidfile") if isinstance(record.get("pidfile"), dict) else {}
     state = pidfile.get("state")
-    if state not in _PIDFILE_HINTS or (state == "missing" and status != "running"):
+    if not isinstance(state, str) or state not in _PIDFILE_HINTS or (state == "missing" and status != "running"):
         return []
     figures = {"path": pidfile.get("path"), "state": state, "pid": pidfile.get("pid"),
                "detail": pidfile.get("detail"), "owner_name": pidfile.get("owner_name"),
@@ -166,12 +166,17 @@ def _pidfile(name: str, record: dict, status: Optional[str]) -> List[Finding]:
     return [Finding(f"pidfile.{state}", WARNING, name, titles[state], SOURCE, figures, _PIDFILE_HINTS[state])]
 
 
+def _pid(value) -> Optional[int]:
+    """A process number, or None for anything else (a bundle may hold any shape)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _root_resources(record: dict) -> List[dict]:
     """The PIDs of the process that are not children of another of its PIDs (a
     process that forks workers under the same title counts once)."""
     resources = dicts(record.get("resources"))
-    pids = {r.get("pid") for r in resources}
-    return [r for r in resources if r.get("ppid") not in pids and r.get("status") != "zombie"]
+    pids = {_pid(r.get("pid")) for r in resources}
+    return [r for r in resources if _pid(r.get("ppid")) not in pids and r.get("status") != "zombie"]
 
 
 def _duplicates(name: str, record: dict, roots: List[dict]) -> List[Finding]:
@@ -225,9 +230,9 @@ def _open_files(name: str, record: dict, t: Thresholds) -> List[Finding]:
 
 
 def _zombies(name: str, record: dict, table: List[dict]) -> List[Finding]:
-    pids = {r.get("pid") for r in dicts(record.get("resources"))}
+    pids = {_pid(r.get("pid")) for r in dicts(record.get("resources"))} - {None}
     own = [r.get("pid") for r in dicts(record.get("resources")) if r.get("status") == "zombie"]
-    children = [r.get("pid") for r in table if r.get("status") == "zombie" and r.get("ppid") in pids]
+    children = [r.get("pid") for r in table if r.get("status") == "zombie" and _pid(r.get("ppid")) in pids]
     zombies = own + [pid for pid in children if pid not in own]
     if not zombies:
         return []

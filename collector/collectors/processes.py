@@ -64,12 +64,18 @@ def _attr(call, default=None):
         return default
 
 
+def _inet_connections(proc: psutil.Process) -> list:
+    """psutil 6 renamed Process.connections to net_connections; 5.9 has only the old name."""
+    method = getattr(proc, "net_connections", None) or proc.connections
+    return method(kind="inet")
+
+
 def _pid_record(info: dict) -> dict:
     proc: psutil.Process = info["_proc"]
     mem = info.get("memory_info")
     fds = _attr(proc.num_fds)
     limit = _fd_limit(proc)
-    connections = _attr(lambda: proc.net_connections(kind="inet"), []) or []
+    connections = _attr(lambda: _inet_connections(proc), []) or []
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
