@@ -253,6 +253,7 @@ def _report(bundle: Path, tmp_path: Path, timeout: float = 120) -> tuple:
     return done, time.monotonic() - started, output
 
 
+@pytest.mark.malformed_bundle
 def test_fifo_manifest_does_not_hang_report(crafted, tmp_path):
     (crafted / "manifest.json").unlink()
     os.mkfifo(crafted / "manifest.json")
@@ -262,6 +263,7 @@ def test_fifo_manifest_does_not_hang_report(crafted, tmp_path):
     assert BundleReader(crafted).json("manifest.json") is None
 
 
+@pytest.mark.malformed_bundle
 def test_links_to_devices_and_device_nodes_are_not_read(crafted, tmp_path):
     (crafted / "processes.json").unlink()
     (crafted / "processes.json").symlink_to("/dev/zero")
@@ -277,6 +279,7 @@ def test_links_to_devices_and_device_nodes_are_not_read(crafted, tmp_path):
     assert "Traceback" not in done.stderr and output.exists()
 
 
+@pytest.mark.malformed_bundle
 def test_deep_json_member_is_could_not_read(crafted, tmp_path):
     (crafted / "processes.json").write_text("[" * 200_000 + "]" * 200_000)
     assert BundleReader(crafted).json("processes.json") is None
@@ -284,6 +287,7 @@ def test_deep_json_member_is_could_not_read(crafted, tmp_path):
     assert "Traceback" not in done.stderr and output.exists()
 
 
+@pytest.mark.malformed_bundle
 def test_huge_index_is_read_up_to_its_cap(crafted, tmp_path):
     entries = MAX_INDEX_ENTRIES * 3
     files = [{"path": f"/opt/ak/logs/l{i}.log", "tail": {"bundle_path": f"logs/l{i}.log"}} for i in range(entries)]
@@ -304,6 +308,7 @@ def test_archive_too_deep_is_refused(tmp_path):
             pass
 
 
+@pytest.mark.malformed_bundle
 def test_a_cut_run_says_so_in_its_summary(crafted, tmp_path):
     manifest = json.loads((crafted / "manifest.json").read_text())
     manifest["cut"] = "deadline reached during analysis"

@@ -33,6 +33,6 @@ def unparsable_files(bundle: Path) -> List[Tuple[str, str]]:
                 json.loads(text)
             else:
                 list(yaml.safe_load_all(text))
-        except (ValueError, yaml.YAMLError) as exc:
+        except (ValueError, RecursionError, yaml.YAMLError) as exc:
             failures.append((path.relative_to(bundle).as_posix(), str(exc).splitlines()[0][:200]))
     return failures
