@@ -138,15 +138,3 @@ class XmlBlock(Continuation):
             return (lead + MASK if line.strip() else line), None
         self.done = True
         return (lead + MASK if line[: close.start()].strip() else line[: close.start()]), line[close.start():]
-
-
-class LinesBlock(Continuation):
-    """The next `count` lines, whole (PuTTY's Private-Lines)."""
-
-    def __init__(self, count: int, name: str):
-        self.count, self.name = count, name
-
-    def take(self, line: str) -> Taken:
-        self.count -= 1
-        self.done = self.count <= 0
-        return MASK, None

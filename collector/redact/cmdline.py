@@ -86,8 +86,8 @@ def _mask_unless_numbers(match: "re.Match[str]") -> str:
 CMDLINE_RULES: Tuple[Rule, ...] = (
     Rule("cli_secret_flag", SECRET_PREFILTER, None, scan=scan_flags),
     Rule("cli_short_password", ("-p",), _SHORT_P, _short_password),
-    Rule("cli_program_password", ("sshpass",), SHORT_FORMS[0], mask_group(2)),
+    Rule("cli_program_password", ("-p",), SHORT_FORMS[0], mask_group(2)),
     Rule("cli_program_password", ("-cli",), SHORT_FORMS[1], mask_group(2)),
-    Rule("cli_program_password", ("mongo",), SHORT_FORMS[2], mask_group(2)),
+    Rule("cli_program_password", ("-p",), SHORT_FORMS[2], mask_group(2)),
     Rule("cli_user_password", ("-u", "--user", "--proxy-user"), SHORT_FORMS[3], _mask_unless_numbers),
 )

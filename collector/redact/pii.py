@@ -19,7 +19,7 @@ DEFAULT_PII_KINDS = ("emails", "phones")
 
 # local part (Cyrillic too), `@` plain or percent-encoded (or quoted-printable `=40`
 # before a lower-case domain), a domain of Unicode labels or punycode
-_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40|&#64;|=40(?=[a-z0-9\-]+\.[a-z]))"
+_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40|=40(?=[a-z0-9\-]+\.[a-z]))"
           r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59})(?![\w\-])")
 # +7 915 123-45-67, +44 (20) 7946 0958, %2B79151234567, tel:+7..., 8 (915) 123-45-67,
 # 8-915-123-45-67, 89151234567, 79151234567
@@ -106,7 +106,7 @@ class Pseudonymizer:
         if kind in ("email", "host"):
             normal = value.lower()
             if kind == "email":
-                normal = re.sub(r"(?i)%40|&#64;|=40", "@", normal, count=1)
+                normal = re.sub(r"(?i)%40|=40", "@", normal, count=1)
         elif kind == "ip" and ":" in value:
             normal = str(ipaddress.ip_address(value.split("%")[0]))
         else:
@@ -125,12 +125,13 @@ class Pseudonymizer:
         kinds = set(kinds)
         rules = []
         if "emails" in kinds:
-            rules.append(Rule("pii_email", ("@", "%40", "&#64;", "=40"), re.compile(_EMAIL),
+            rules.append(Rule("pii_email", ("@", "%40", "=40"), re.compile(_EMAIL),
                               lambda m: self.token("email", m.group(0))))
         if "phones" in kinds:
             rules.append(Rule("pii_phone", (), re.compile(_PHONE), self._phone,
-                              prefilter_re=(re.compile(rb"9\d{9}"), re.compile(rb"\+\d"), re.compile(rb"\(9"),
-                                            re.compile(rb"9\d\d[ -]\d{3}[ -]\d\d"), re.compile(rb"(?i)%2B\d"))))
+                              prefilter_re=(re.compile(rb"9\d\d(?:[ -]\d{3}[ -]\d\d|\d{7})"), re.compile(rb"\+\d"),
+                                            re.compile(rb"%2[Bb]\d"),
+                                            re.compile(rb"\(9"))))
         if "ips" in kinds:
             rules.append(Rule("pii_ip", (), re.compile(_IPV4), self._ip,
                               prefilter_re=(re.compile(rb"\d\.\d{1,3}\.\d{1,3}\.\d"),)))

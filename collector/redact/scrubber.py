@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from collector.redact.blocks import Continuation
 from collector.redact.cmdline import CMDLINE_RULES
@@ -88,6 +88,7 @@ class Scrubber:
         self.counts = counts if counts is not None else RedactionCounts()
         self.pseudonymizer = pseudonymizer
         self._tokens = self._prefilter_tokens()
+        self._scanners = _token_scanners(self._tokens or ())
         self._prefilter_patterns = tuple(p for r in self.rules for p in r.prefilter_re)
 
     @classmethod
@@ -199,18 +200,43 @@ class Scrubber:
             return None
         lowered = data.lower()
         starts = set()
-        for token in self._tokens:
-            index = lowered.find(token)
+        for scanner in self._scanners:
+            find = scanner.find if isinstance(scanner, bytes) else _regex_find(scanner)
+            index = find(lowered)
             while index >= 0:
                 starts.add(lowered.rfind(b"\n", 0, index) + 1)
                 line_end = lowered.find(b"\n", index)
                 if line_end < 0:
                     break
-                index = lowered.find(token, line_end)
+                index = find(lowered, line_end)
         for pattern in self._prefilter_patterns:
             for match in pattern.finditer(data):
                 starts.add(data.rfind(b"\n", 0, match.start()) + 1)
         return sorted(starts)
+
+
+def _token_scanners(tokens: Iterable[bytes]) -> Tuple[Union[bytes, "re.Pattern[bytes]"], ...]:
+    """The pre-filter's tokens grouped by their first byte, a group into one pattern
+    (`s(?:ecret|ess|ig)`): the regex engine skips to that byte at C speed, so a group
+    costs one pass over the data instead of one per token."""
+    groups: Dict[bytes, List[bytes]] = {}
+    for token in tokens:
+        groups.setdefault(token[:1], []).append(token)
+    scanners: List[Union[bytes, "re.Pattern[bytes]"]] = []
+    for first, group in sorted(groups.items()):
+        if len(group) == 1:
+            scanners.append(group[0])
+        else:
+            rests = sorted((re.escape(token[1:]) for token in group), key=len, reverse=True)
+            scanners.append(re.compile(re.escape(first) + b"(?:" + b"|".join(rests) + b")"))
+    return tuple(scanners)
+
+
+def _regex_find(pattern: "re.Pattern[bytes]"):
+    def find(data: bytes, start: int = 0) -> int:
+        match = pattern.search(data, start)
+        return match.start() if match else -1
+    return find
 
 
 class FileScrubber:

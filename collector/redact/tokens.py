@@ -9,7 +9,7 @@ import binascii
 import re
 from typing import Any, Dict, Tuple
 
-from collector.redact.blocks import Continuation, LinesBlock, Taken
+from collector.redact.blocks import Continuation, Taken
 from collector.redact.rule import MASK, Rule, add_count, mask_group, masked
 
 PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
@@ -134,18 +134,38 @@ def scan_smtp_auth(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
     return line, counts
 
 
-_PUTTY_PRIVATE = re.compile(r"\s*Private-Lines:\s*(\d{1,4})\s*$")
-_PUTTY_MAC = re.compile(r"(\s*Private-(?:MAC|Hash):\s*)(\S+)")
+class PuttyKeyFile(Continuation):
+    """A PuTTY key file after its header: the lines after `Private-Lines: N` and the
+    `Private-MAC` (or `Private-Hash`) value are masked; other lines are scrubbed as usual."""
+
+    name = "putty_private_key"
+    _PRIVATE = re.compile(r"\s*Private-Lines:\s*(\d{1,4})\s*$")
+    _MAC = re.compile(r"(\s*Private-(?:MAC|Hash):\s*)(\S+)")
+
+    def __init__(self) -> None:
+        self.private_lines, self.lines = 0, 2000
+
+    def take(self, line: str) -> Taken:
+        self.lines -= 1
+        if self.lines < 0:
+            return None
+        if self.private_lines:
+            self.private_lines -= 1
+            return MASK, None
+        count = self._PRIVATE.match(line)
+        if count:
+            self.private_lines = int(count.group(1))
+            return line, None
+        mac = self._MAC.match(line)
+        if mac:
+            self.done = True
+            return mac.group(1) + MASK, line[mac.end():]
+        return "", line
 
 
 def scan_putty(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
-    lines = _PUTTY_PRIVATE.match(line)
-    if lines:
-        file_scrubber.continue_with(LinesBlock(int(lines.group(1)), "putty_private_key"))
-        return line, {"putty_private_key": 1}
-    mac = _PUTTY_MAC.match(line)
-    if mac and not masked(mac.group(2)):
-        return mac.group(1) + MASK + line[mac.end():], {"putty_private_key": 1}
+    if line.lstrip().startswith("PuTTY-User-Key-File-"):
+        file_scrubber.continue_with(PuttyKeyFile())
     return line, {}
 
 
@@ -180,7 +200,7 @@ def _mask_webhook_path(match: "re.Match[str]") -> str:
 TOKEN_RULES: Tuple[Rule, ...] = (
     Rule("pem_private_key", ("private key",), None, scan=scan_pem),
     Rule("pem_private_key_base64", ("ls0tls1crudjt",), None, scan=scan_base64_pem),
-    Rule("putty_private_key", ("private-",), None, scan=scan_putty),
+    Rule("putty_private_key", ("putty-user-key-file-",), None, scan=scan_putty),
     Rule("smtp_auth", ("auth",), None, scan=scan_smtp_auth),
     Rule("aws_key", (), None, scan=scan_aws,
          prefilter_re=(re.compile(rb"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA|CCA)[A-Z0-9]{16}"),)),
@@ -193,9 +213,10 @@ TOKEN_RULES: Tuple[Rule, ...] = (
          prefilter_re=(re.compile(rb"SG\.[\w-]{16}"),)),
     Rule("google_api_key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
     Rule("jwt", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
-    Rule("bot_token", (), re.compile(r"(bot)(\d{5,12}:[A-Za-z0-9_\-]{30,})|(?<![\w:])()(\d{8,12}:AA[A-Za-z0-9_\-]{30,})"),
-         lambda m: (m.group(1) or "") + MASK,
-         prefilter_re=(re.compile(rb"bot\d{5,12}:"), re.compile(rb":AA[\w-]{30}"))),
+    # Telegram's bot tokens: `<bot id>:AA<secret>`, alone or in a URL path after `/bot`
+    Rule("bot_token", (), re.compile(r"(?<![A-Za-z0-9:])(?:bot)?\d{5,12}:AA[A-Za-z0-9_\-]{30,}"),
+         lambda m: ("bot" if m.group(0).startswith("bot") else "") + MASK,
+         prefilter_re=(re.compile(rb":AA[\w-]{30}"),)),
     Rule("webhook_secret", ("hook",), _WEBHOOK_PATH, _mask_webhook_path),
 )
 

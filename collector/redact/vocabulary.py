@@ -32,8 +32,7 @@ KEY_QUALIFIERS = frozenset((
     "gpg", "pgp", "webhook", "consumer", "admin", "root", "subscription", "write",
 ))
 # two-word heads
-SECRET_PAIRS = frozenset((("session", "id"), ("sess", "id"), ("connection", "string"), ("conn", "str"),
-                          ("private", "key"), ("secret", "key")))
+SECRET_PAIRS = frozenset((("session", "id"), ("sess", "id"), ("private", "key"), ("secret", "key")))
 # words after a secret that say how it is written, not what it is
 TRAILING = frozenset(("base", "hash", "b64", "base64", "value", "val", "plain", "plaintext", "raw", "str", "string",
                       "enc", "encrypted", "hex"))
@@ -41,7 +40,7 @@ RUSSIAN_STEM = "парол"  # пароль, пароля, паролем
 
 # substrings (lower-case) one of which every secret name holds: the scrubber's pre-filter
 PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "dsn", "cookie", "sig",
-             "sess", "conn", "парол", "Парол", "ПАРОЛ")
+             "sess", "парол", "Парол", "ПАРОЛ")
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[^\W\d_]+")
 
