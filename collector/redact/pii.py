@@ -17,9 +17,8 @@ from collector.redact.vocabulary import key_words
 PII_KINDS = ("emails", "phones", "ips", "hosts")
 DEFAULT_PII_KINDS = ("emails", "phones")
 
-# local part (Cyrillic too), `@` plain or percent-encoded (or quoted-printable `=40`
-# before a lower-case domain), a domain of Unicode labels or punycode
-_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40|=40(?=[a-z0-9\-]+\.[a-z]))"
+# local part (Cyrillic too), `@` plain or percent-encoded, a domain of Unicode labels or punycode
+_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40)"
           r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59})(?![\w\-])")
 # +7 915 123-45-67, +44 (20) 7946 0958, %2B79151234567, tel:+7..., 8 (915) 123-45-67,
 # 8-915-123-45-67, 89151234567, 79151234567
@@ -106,7 +105,7 @@ class Pseudonymizer:
         if kind in ("email", "host"):
             normal = value.lower()
             if kind == "email":
-                normal = re.sub(r"(?i)%40|=40", "@", normal, count=1)
+                normal = re.sub(r"(?i)%40", "@", normal, count=1)
         elif kind == "ip" and ":" in value:
             normal = str(ipaddress.ip_address(value.split("%")[0]))
         else:
@@ -125,12 +124,11 @@ class Pseudonymizer:
         kinds = set(kinds)
         rules = []
         if "emails" in kinds:
-            rules.append(Rule("pii_email", ("@", "%40", "=40"), re.compile(_EMAIL),
+            rules.append(Rule("pii_email", ("@", "%40"), re.compile(_EMAIL),
                               lambda m: self.token("email", m.group(0))))
         if "phones" in kinds:
-            rules.append(Rule("pii_phone", (), re.compile(_PHONE), self._phone,
+            rules.append(Rule("pii_phone", ("%2b",), re.compile(_PHONE), self._phone,
                               prefilter_re=(re.compile(rb"9\d\d(?:[ -]\d{3}[ -]\d\d|\d{7})"), re.compile(rb"\+\d"),
-                                            re.compile(rb"%2[Bb]\d"),
                                             re.compile(rb"\(9"))))
         if "ips" in kinds:
             rules.append(Rule("pii_ip", (), re.compile(_IPV4), self._ip,

@@ -20,9 +20,9 @@ Scan = Callable[[str, Any], Tuple[str, Dict[str, int]]]
 class Rule:
     """A named redaction: `pattern` matches, `replace` gives the replacement text (a
     string or a function of the match; returning the match unchanged means no-op).
-    `prefilter`: lower-case substrings one of which a line must hold; `prefilter_re`:
-    bytes patterns that find candidate lines instead, for rules with no fixed text
-    (each simple enough for the regex engine to scan a whole file fast).  `scan`: a
+    `prefilter`: lower-case substrings one of which a line must hold, or else one of
+    `prefilter_re`: bytes patterns for rules with no fixed text (each starting with a
+    literal, for the regex engine to scan a whole file fast).  `scan`: a
     rule that is more than one substitution (key/value pairs, multi-line values): it
     gets the line and the file's scrubber, whose state carries values over lines."""
 
@@ -34,10 +34,12 @@ class Rule:
     scan: Optional[Scan] = None
 
     def applies(self, lowered: str, line: Optional[str] = None) -> bool:
+        if any(token in lowered for token in self.prefilter):
+            return True
         if self.prefilter_re:
             raw = (lowered if line is None else line).encode("utf-8", "surrogateescape")
             return any(pattern.search(raw) for pattern in self.prefilter_re)
-        return any(token in lowered for token in self.prefilter)
+        return False
 
     def apply(self, line: str) -> Tuple[str, int]:
         """The line with every match replaced, and how many matches changed."""

@@ -89,7 +89,7 @@ class Scrubber:
         self.pseudonymizer = pseudonymizer
         self._tokens = self._prefilter_tokens()
         self._scanners = _token_scanners(self._tokens or ())
-        self._prefilter_patterns = tuple(p for r in self.rules for p in r.prefilter_re)
+        self._prefilter_patterns = tuple({p.pattern: p for r in self.rules for p in r.prefilter_re}.values())
 
     @classmethod
     def for_bundle(cls, pii_kinds: Iterable[str] = DEFAULT_PII_KINDS, extra_patterns: Iterable[str] = (),
@@ -185,8 +185,6 @@ class Scrubber:
     def _prefilter_tokens(self) -> Optional[Tuple[bytes, ...]]:
         tokens = set()
         for rule in self.rules:
-            if rule.prefilter_re:
-                continue
             if "" in rule.prefilter:
                 return None
             tokens.update(token.encode("utf-8") for token in rule.prefilter)
@@ -201,14 +199,13 @@ class Scrubber:
         lowered = data.lower()
         starts = set()
         for scanner in self._scanners:
-            find = scanner.find if isinstance(scanner, bytes) else _regex_find(scanner)
-            index = find(lowered)
+            index = _find(scanner, lowered, 0)
             while index >= 0:
                 starts.add(lowered.rfind(b"\n", 0, index) + 1)
                 line_end = lowered.find(b"\n", index)
                 if line_end < 0:
                     break
-                index = find(lowered, line_end)
+                index = _find(scanner, lowered, line_end)
         for pattern in self._prefilter_patterns:
             for match in pattern.finditer(data):
                 starts.add(data.rfind(b"\n", 0, match.start()) + 1)
@@ -232,11 +229,11 @@ def _token_scanners(tokens: Iterable[bytes]) -> Tuple[Union[bytes, "re.Pattern[b
     return tuple(scanners)
 
 
-def _regex_find(pattern: "re.Pattern[bytes]"):
-    def find(data: bytes, start: int = 0) -> int:
-        match = pattern.search(data, start)
-        return match.start() if match else -1
-    return find
+def _find(scanner: Union[bytes, "re.Pattern[bytes]"], data: bytes, start: int) -> int:
+    if isinstance(scanner, bytes):
+        return data.find(scanner, start)
+    match = scanner.search(data, start)
+    return match.start() if match else -1
 
 
 class FileScrubber:

@@ -35,8 +35,20 @@ def _schemeless(match: "re.Match[str]") -> str:
     return splice(match, 2, MASK)
 
 
+# a user name that is a key (a Sentry DSN, `https://<32 hex>@host/1`): long and random-looking
+_URL_KEY_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([A-Za-z0-9_\-]{20,})@(?=[\w.\-\[])")
+
+
+def _key_user(match: "re.Match[str]") -> str:
+    user = match.group(2)
+    if not (any(c.isdigit() for c in user) and any(c.isalpha() for c in user)):
+        return match.group(0)
+    return splice(match, 2, MASK)
+
+
 URL_RULES: Tuple[Rule, ...] = (
     Rule("url_credentials", ("://",), _URL_USERINFO, _userinfo),
+    Rule("url_credentials", ("://",), _URL_KEY_USER, _key_user),
     Rule("url_credentials", ("@",), _SCHEMELESS, _schemeless),
 )
 

@@ -18,7 +18,7 @@ from collector.redact.rule import MASK
 # heads that are secrets by themselves (a plural `s` is allowed too)
 SECRET_WORDS = frozenset((
     "password", "passwd", "pass", "pwd", "pw", "psw", "passphrase", "passcode", "secret", "token", "credential",
-    "creds", "cred", "apikey", "authtoken", "dsn", "cookie", "auth", "oauth", "authorization", "signature", "sig",
+    "creds", "cred", "apikey", "authtoken", "cookie", "auth", "oauth", "authorization", "signature", "sig",
     "requirepass", "masterauth", "session", "sessionid", "jsessionid", "phpsessid", "privkey",
 ))
 # a word that ends so is a secret too (`PGPASSWORD`, `clientsecret`, `xtoken`, `basicauth`)
@@ -39,7 +39,7 @@ TRAILING = frozenset(("base", "hash", "b64", "base64", "value", "val", "plain", 
 RUSSIAN_STEM = "парол"  # пароль, пароля, паролем
 
 # substrings (lower-case) one of which every secret name holds: the scrubber's pre-filter
-PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "dsn", "cookie", "sig",
+PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "cookie", "sig",
              "sess", "парол", "Парол", "ПАРОЛ")
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[^\W\d_]+")
