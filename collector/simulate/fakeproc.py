@@ -48,7 +48,7 @@ def serve_health(listener: socket.socket) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(allow_abbrev=False)
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)  # -h may stand in a command line
     parser.add_argument("--comm", required=True)
     parser.add_argument("--port", type=int)
     parser.add_argument("--address", default="127.0.0.1")
