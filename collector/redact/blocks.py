@@ -50,12 +50,17 @@ class IndentedBlock(Continuation):
     """Lines indented deeper than the key (YAML block scalars and next-line values, a JSON
     value put on the line after its key); `- ` items at the key's own indentation too."""
 
-    def __init__(self, indent: int, keep_keys: bool, items_at_indent: bool, name: str = "key_value_secret"):
+    def __init__(self, indent: int, keep_keys: bool, items_at_indent: bool, name: str = "key_value_secret",
+                 limit: int = 1_000_000):
         self.indent, self.keep_keys, self.items_at_indent, self.name = indent, keep_keys, items_at_indent, name
+        self.limit = limit
 
     def take(self, line: str) -> Taken:
         if not line.strip():
             return line, None
+        self.limit -= 1
+        if self.limit < 0:
+            return None
         depth = indent_of(line)
         if depth > self.indent or (self.items_at_indent and depth == self.indent and line.lstrip().startswith("-")):
             return mask_line(line, self.keep_keys), None

@@ -130,10 +130,15 @@ def _mask_value(line: str, match: "re.Match[str]", key: str, query: bool,
         if structural and match.group("sep") in (":", "=", "=>"):
             file_scrubber.continue_with(IndentedBlock(match.start(), keep_keys=True,
                                                       items_at_indent=not quoted_key, name=name))
+        elif match.group("sep") == ":":  # `ERROR login rejected; Password:`, the value indented below
+            file_scrubber.continue_with(IndentedBlock(0, keep_keys=True, items_at_indent=False, name=name, limit=1))
         return None
     if structural and not quoted_key and _BLOCK_SCALAR.match(rest):
         file_scrubber.continue_with(IndentedBlock(match.start(), keep_keys=False, items_at_indent=False, name=name))
         return None
+    value_start = start
+    if line.startswith(("map[", "&{"), start):  # Go: a map, a pointer to a struct
+        start = line.index("[" if line.startswith("map[", start) else "{", start)
     char = line[start]
     if escaped or line.startswith('\\"', start):
         if not line.startswith('\\"', start):
@@ -165,7 +170,7 @@ def _mask_value(line: str, match: "re.Match[str]", key: str, query: bool,
         if masked(value) or value[1:-1].strip() == "":
             return None
         as_string = quoted_key and not in_dq
-        return _put(line, start, start + end + 1, f'"{mask}"' if as_string else mask, name)
+        return _put(line, value_start, start + end + 1, f'"{mask}"' if as_string else mask, name)
     stop_quote = '"' if in_dq else ("'" if _inside_quotes(line, match.start(), "'") else None)
     spaced = bool(match.group("sp") or match.group("after"))
     kept = ""

@@ -17,13 +17,14 @@ from collector.redact.vocabulary import key_words
 PII_KINDS = ("emails", "phones", "ips", "hosts")
 DEFAULT_PII_KINDS = ("emails", "phones")
 
-# local part (Cyrillic too), `@` plain or percent-encoded, a domain of Unicode labels or punycode
-_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40)"
+# local part (Cyrillic too), `@` plain or percent-encoded (or quoted-printable `=40` before a
+# lower-case domain, as in a MIME header's encoded words), a domain of Unicode labels or punycode
+_EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40|=40(?=[a-z0-9\-]+\.[a-z]))"
           r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59})(?![\w\-])")
 # +7 915 123-45-67, +44 (20) 7946 0958, %2B79151234567, tel:+7..., 8 (915) 123-45-67,
 # 8-915-123-45-67, 89151234567, 79151234567
-_PHONE = (r"(?:(?<=tel:)|(?<![\w+.:/%\-]))(?:(?:\+|%2[Bb])\d{1,3}[ \-]?\(?\d{2,4}\)?(?:[ \-]?\d{2,4}){2,3}"
-          r"|[78][ \-]?\(?9\d{2}\)?[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2})(?![\w.:\-])")
+_PHONE = (r"(?:(?<=tel:)|(?<![\w+.:/%]))(?:(?:\+|%2[Bb])\d{1,3}[ \-]?\(?\d{2,4}\)?(?:[ \-]?\d{2,4}){2,3}"
+          r"|[78][ \-]?\(?9\d{2}\)?[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2})(?![\w:\-]|\.\d)")
 _IPV4 = r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\w.])"
 _IPV6 = r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
 _KEEP_IPS = ("127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::")
@@ -105,7 +106,7 @@ class Pseudonymizer:
         if kind in ("email", "host"):
             normal = value.lower()
             if kind == "email":
-                normal = re.sub(r"(?i)%40", "@", normal, count=1)
+                normal = re.sub(r"(?i)%40|=40", "@", normal, count=1)
         elif kind == "ip" and ":" in value:
             normal = str(ipaddress.ip_address(value.split("%")[0]))
         else:
@@ -124,7 +125,7 @@ class Pseudonymizer:
         kinds = set(kinds)
         rules = []
         if "emails" in kinds:
-            rules.append(Rule("pii_email", ("@", "%40"), re.compile(_EMAIL),
+            rules.append(Rule("pii_email", ("@", "%40", "=40"), re.compile(_EMAIL),
                               lambda m: self.token("email", m.group(0))))
         if "phones" in kinds:
             rules.append(Rule("pii_phone", ("%2b",), re.compile(_PHONE), self._phone,

@@ -76,7 +76,33 @@ def custom_rules(patterns: Iterable[str], first: int = 1) -> Tuple[Rule, ...]:
     return tuple(Rule(f"custom:{first + i}", ("",), re.compile(p), MASK) for i, p in enumerate(patterns))
 
 
+def _pattern_texts(patterns: Tuple[str, ...]) -> Tuple[Rule, ...]:
+    """The customer's patterns are what they want kept out of the bundle too: their own
+    text (akdiag's command line in the process table) is masked wherever it appears."""
+    texts = [p for p in patterns if len(p) >= 4]
+    if not texts:
+        return ()
+    pattern = re.compile("|".join(re.escape(p) for p in sorted(texts, key=len, reverse=True)))
+    return (Rule("redact_pattern_text", tuple({p.lower() for p in texts}), pattern, MASK),)
+
+
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _as_utf8(data: bytes, starts_mid_line: bool) -> bytes:
+    """A UTF-16 file (known by its BOM) as UTF-8, and a UTF-8 BOM dropped: the rules see
+    its text, and so does whoever searches the bundle."""
+    if starts_mid_line:
+        return data
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:]
+    for bom, encoding in _UTF16_BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding).encode("utf-8", "surrogateescape")
+            except (UnicodeDecodeError, UnicodeEncodeError):
+                return data
+    return data
 
 
 class Scrubber:
@@ -101,7 +127,9 @@ class Scrubber:
         pii_kinds = tuple(pii_kinds)
         pseudonymizer = pseudonymizer or (Pseudonymizer(pseudonym_key) if pii_kinds else None)
         pii_rules = pseudonymizer.rules(pii_kinds) if pseudonymizer else ()
-        return cls(SECRET_RULES + custom_rules(extra_patterns) + pii_rules, pseudonymizer=pseudonymizer)
+        extra_patterns = tuple(extra_patterns)
+        return cls(SECRET_RULES + custom_rules(extra_patterns) + _pattern_texts(extra_patterns) + pii_rules,
+                   pseudonymizer=pseudonymizer)
 
     def for_file(self, path: str) -> "FileScrubber":
         return FileScrubber(self, path)
@@ -111,19 +139,12 @@ class Scrubber:
 
     def scrub_bytes(self, data: bytes, path: str, starts_mid_line: bool = False) -> bytes:
         """Scrub a file's bytes line by line (lines end at b"\\n" only; bytes that are not
-        UTF-8 survive through surrogateescape; a UTF-16 file with its BOM is decoded and
-        encoded back).  Lines the pre-filters do not pick cannot match and are copied as
+        UTF-8 survive through surrogateescape; a UTF-16 file with its BOM is written as
+        UTF-8).  Lines the pre-filters do not pick cannot match and are copied as
         they are, without a Python loop over them: that keeps scrubbing fast on large
         log tails.  `starts_mid_line`: the data begins inside a line (a tail cut by its
         byte cap), so its first word may be the end of a secret."""
-        for bom, encoding in _UTF16_BOMS:
-            if data.startswith(bom) and not starts_mid_line:
-                try:
-                    text = data[len(bom):].decode(encoding)
-                except UnicodeDecodeError:
-                    break
-                return bom + self.scrub_bytes(text.encode("utf-8", "surrogatepass"), path).decode(
-                    "utf-8", "surrogatepass").encode(encoding, "surrogatepass")
+        data = _as_utf8(data, starts_mid_line)
         try:
             data = self._mask_headless_key(data, path, starts_mid_line)
             return self._scrub_lines(data, path)

@@ -25,10 +25,11 @@ class PemBlock(Continuation):
 
     def take(self, line: str) -> Taken:
         end = PEM_END.search(line)
+        lead = line[: len(line) - len(line.lstrip(" \t"))]  # a key in a YAML block keeps its indentation
         if end is None:
-            return MASK, None
+            return lead + MASK, None
         self.done = True
-        return "", line[end.start():]
+        return line[: min(len(lead), end.start())], line[end.start():]
 
 
 def scan_pem(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
@@ -207,7 +208,7 @@ TOKEN_RULES: Tuple[Rule, ...] = (
     Rule("putty_private_key", ("putty-user-key-file-",), None, scan=scan_putty),
     Rule("smtp_auth", ("auth",), None, scan=scan_smtp_auth),
     Rule("aws_key", (), None, scan=scan_aws, prefilter_re=(re.compile(rb"A[KS]IA[A-Z0-9]{16}"),)),
-    Rule("slack_token", ("xox",), re.compile(r"\bxox[abposre]-[A-Za-z0-9\-]{10,}")),
+    Rule("slack_token", ("xox", "xapp-"), re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]{10,}")),
     Rule("github_token", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=
          re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
     Rule("stripe_key", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=re.compile(r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})")),

@@ -26,11 +26,14 @@ def _userinfo(match: "re.Match[str]") -> str:
 
 _SCHEMELESS = re.compile(
     r"(?<![\w/:.@%+\-\\])([A-Za-z0-9_.\-]{1,64}:)([^\s:@/\"'<>]{1,128})@"
-    r"(?=(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?(?::\d|/|\())")
+    r"(?=(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?(?::\d|/|\(|[\s\"',;)\]}>]|$))")
+# `to:bob@example.org` is an address after a field name, not a user and a password
+_ADDRESS_FIELDS = frozenset(("mailto", "to", "from", "cc", "bcc", "reply-to", "sender", "email", "e-mail", "mail",
+                             "user", "login", "recipient", "rcpt", "address", "addr", "contact", "for", "by"))
 
 
 def _schemeless(match: "re.Match[str]") -> str:
-    if masked(match.group(2)):
+    if masked(match.group(2)) or match.group(1)[:-1].lower() in _ADDRESS_FIELDS:
         return match.group(0)
     return splice(match, 2, MASK)
 
@@ -94,4 +97,4 @@ def encoded_rule(inner: Iterable[Rule]) -> Rule:
         line = _ENCODED.sub(replace, line)
         return line, ({"url_encoded_secret": changed} if changed else {})
 
-    return Rule("url_encoded_secret", ("%3a", "%40", "%3d"), None, scan=scan)
+    return Rule("url_encoded_secret", ("%3a", "%40", "%3d", "%25"), None, scan=scan)

@@ -18,7 +18,7 @@ from collector.redact.rule import MASK
 # heads that are secrets by themselves (a plural `s` is allowed too)
 SECRET_WORDS = frozenset((
     "password", "passwd", "pass", "pwd", "pw", "psw", "passphrase", "passcode", "secret", "token", "credential",
-    "creds", "cred", "apikey", "authtoken", "cookie", "auth", "oauth", "authorization", "signature", "sig",
+    "creds", "cred", "apikey", "authtoken", "dsn", "cookie", "auth", "oauth", "authorization", "signature", "sig",
     "requirepass", "masterauth", "session", "sessionid", "jsessionid", "phpsessid", "privkey",
 ))
 # a word that ends so is a secret too (`PGPASSWORD`, `clientsecret`, `xtoken`, `basicauth`)
@@ -29,7 +29,7 @@ KEY_QUALIFIERS = frozenset((
     "api", "secret", "private", "priv", "signing", "sign", "signature", "encryption", "encrypt", "decryption",
     "crypt", "crypto", "cipher", "access", "master", "client", "auth", "session", "hmac", "ssh", "app",
     "application", "service", "account", "storage", "shared", "psk", "license", "licence", "jwt", "aes", "rsa",
-    "gpg", "pgp", "webhook", "consumer", "admin", "root", "subscription", "write",
+    "gpg", "pgp", "webhook", "consumer", "admin", "root", "subscription", "write", "tls", "ssl",
 ))
 # two-word heads
 SECRET_PAIRS = frozenset((("session", "id"), ("sess", "id"), ("private", "key"), ("secret", "key")))
@@ -39,7 +39,7 @@ TRAILING = frozenset(("base", "hash", "b64", "base64", "value", "val", "plain", 
 RUSSIAN_STEM = "парол"  # пароль, пароля, паролем
 
 # substrings (lower-case) one of which every secret name holds: the scrubber's pre-filter
-PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "cookie", "sig",
+PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "dsn", "cookie", "sig",
              "sess", "парол", "Парол", "ПАРОЛ")
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[^\W\d_]+")
