@@ -36,6 +36,9 @@ SECRET_PAIRS = frozenset((("session", "id"), ("sess", "id"), ("private", "key"),
 # words after a secret that say how it is written, not what it is
 TRAILING = frozenset(("base", "hash", "b64", "base64", "value", "val", "plain", "plaintext", "raw", "str", "string",
                       "enc", "encrypted", "hex"))
+# words before a secret head that make the name about secrets, not one (akdiag's own
+# `placeholder_secrets` lists key names; `max_tokens` is a number)
+ABOUT_SECRETS = frozenset(("placeholder", "missing", "weak", "num", "max", "min", "total", "count", "n"))
 RUSSIAN_STEM = "парол"  # пароль, пароля, паролем
 
 # substrings (lower-case) one of which every secret name holds: the scrubber's pre-filter
@@ -67,6 +70,8 @@ def _is_secret_name(name: str) -> bool:
     if not words:
         return False
     head = words[-1]
+    if len(words) > 1 and words[-2] in ABOUT_SECRETS:
+        return False
     if _secret_word(head):
         return True
     if len(words) > 1 and (words[-2], head) in SECRET_PAIRS:
