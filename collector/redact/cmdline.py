@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Tuple
 
+from collector.redact.blocks import Continuation, Taken, mask_line
 from collector.redact.rule import MASK, Rule, mask_group, masked
 from collector.redact.vocabulary import PREFILTER as SECRET_PREFILTER, is_secret_key
 
@@ -29,6 +30,9 @@ def scan_flags(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
     while True:
         match = _FLAG.search(line, position)
         if match is None:
+            last = _FLAG_ENDING_A_LINE.search(line, position)
+            if last and is_secret_key(last.group("name")) and not _BOOLEAN_FLAG.match(last.group("name")):
+                file_scrubber.continue_with(NextListItem())
             return line, ({"cli_secret_flag": changed} if changed else {})
         position = match.end("name")  # a flag's value may be the next flag: look at it too
         group = "listed" if match.group("listed") is not None else "value"
@@ -39,6 +43,21 @@ def scan_flags(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
         line = line[: match.start(group)] + quote + MASK + quote + line[match.end(group):]
         position = match.start(group) + len(MASK) + 2 * len(quote)
         changed += 1
+
+
+class NextListItem(Continuation):
+    """`"--password",` ending a line of a pretty-printed JSON list: the next item is its value."""
+
+    name = "cli_secret_flag"
+
+    def take(self, line: str) -> Taken:
+        self.done = True
+        if not line.lstrip().startswith('"') or line.lstrip().startswith('"-'):
+            return None
+        return mask_line(line, keep_keys=False), None
+
+
+_FLAG_ENDING_A_LINE = re.compile(r'"--?(?P<name>[A-Za-z][\w.\-]{0,60})",?\s*$')
 
 
 def _secret_value(match: "re.Match[str]", group: str) -> bool:

@@ -200,7 +200,7 @@ def _mask_webhook_path(match: "re.Match[str]") -> str:
 
 # GitHub (`ghp_…`, `github_pat_…`) and Stripe (`sk_live_…`, `whsec_…`) tokens: an underscore
 # then the token's random part, one pass over the data for all of them
-_UNDERSCORE_SHAPES = re.compile(rb"_(?:live_|test_|pat_|[A-Za-z0-9]{30})")
+_UNDERSCORE_SHAPES = re.compile(rb"_(?:live_|test_|pat_|[A-Za-z0-9]{20})")
 
 TOKEN_RULES: Tuple[Rule, ...] = (
     Rule("pem_private_key", ("private key",), None, scan=scan_pem),
