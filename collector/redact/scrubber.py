@@ -113,6 +113,9 @@ class Scrubber:
         self.rules: Tuple[Rule, ...] = tuple(rules)
         self.counts = counts if counts is not None else RedactionCounts()
         self.pseudonymizer = pseudonymizer
+        # per rule: its tokens and patterns, so that a line is looked at once for all tokens
+        self._line_tokens = tuple(sorted({t for rule in self.rules for t in rule.prefilter}))
+        self._plan = tuple((rule, frozenset(rule.prefilter), rule.prefilter_re) for rule in self.rules)
         self._tokens = self._prefilter_tokens()
         self._scanners = _token_scanners(self._tokens or ())
         self._prefilter_patterns = tuple({p.pattern: p for r in self.rules for p in r.prefilter_re}.values())
@@ -294,14 +297,21 @@ class FileScrubber:
 
     def _apply_rules(self, line: str) -> str:
         lowered = line.lower()
-        for rule in self.scrubber.rules:
-            if not rule.applies(lowered, line):
-                continue
+        present = frozenset(token for token in self.scrubber._line_tokens if token in lowered)
+        raw: Optional[bytes] = None
+        for rule, tokens, patterns in self.scrubber._plan:
+            if present.isdisjoint(tokens):
+                if not patterns:
+                    continue
+                if raw is None:
+                    raw = line.encode("utf-8", "surrogateescape")
+                if not any(pattern.search(raw) for pattern in patterns):
+                    continue
             line, changed = rule.run(line, self)
             if changed:
+                raw = None
                 for name, n in changed.items():
                     self.scrubber.counts.add(name, self.path, n)
-                lowered = line.lower()
         return line
 
 

@@ -55,7 +55,9 @@ URL_RULES: Tuple[Rule, ...] = (
     Rule("url_credentials", ("@",), _SCHEMELESS, _schemeless),
 )
 
-_ENCODED = re.compile(r"(?i)[^\s\"'<>&=?]*%(?:25)*(?:3A|40|3D)[^\s\"'<>&=?]*")
+# an encoded `:` or `=` (or an encoded `%`): a user:password or a key=value inside; an
+# encoded `@` alone is an e-mail address, the pseudonyms' business
+_ENCODED = re.compile(r"(?i)[^\s\"'<>&=?]*%(?:25)*(?:3A|3D)[^\s\"'<>&=?]*")
 
 
 class _NoState:
@@ -97,4 +99,4 @@ def encoded_rule(inner: Iterable[Rule]) -> Rule:
         line = _ENCODED.sub(replace, line)
         return line, ({"url_encoded_secret": changed} if changed else {})
 
-    return Rule("url_encoded_secret", ("%3a", "%40", "%3d", "%25"), None, scan=scan)
+    return Rule("url_encoded_secret", ("%3a", "%3d", "%253a", "%253d"), None, scan=scan)
