@@ -290,3 +290,27 @@ def test_the_counts_hold_rule_and_file_names_never_values():
     text = json.dumps({"by_rule": scrubber.counts.by_rule(), "by_file": scrubber.counts.as_records()})
     assert S[:8] not in text and "ACME" not in text and "bob" not in text
     assert all(re.fullmatch(r"[a-z_0-9:]+", rule) for rule in scrubber.counts.by_rule())
+
+
+# -- properties: a generated secret in a random family, after random harmless pairs -----------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+GENERATED = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789_.~!^*+-",
+                    min_size=8, max_size=30).map(lambda s: "Zq9" + s + "x7")
+HARMLESS = st.lists(st.sampled_from(["mode: fast", "ERROR db:", "user=bob", '"level":"info",', "x-request-id: 5",
+                                     "key: routing.a", "GET /a?id=1", "map[a:[b]]", "<host>h</host>", "--port 1"]),
+                    max_size=4).map(" ".join)
+# token shapes have alphabets of their own; encoded URLs encode the secret
+TEMPLATES = [line.replace(S, "{s}") for line in PAIRS + CMDLINES + URLS
+             if S in line and "%3A" not in line and "%253A" not in line and "sentry" not in line]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(secret=GENERATED, template=st.sampled_from(TEMPLATES), before=HARMLESS, after=HARMLESS,
+       mode=st.sampled_from(MODES))
+def test_a_generated_secret_in_any_family_after_any_pairs_never_survives(secret, template, before, after, mode):
+    line = " ".join(part for part in (before, template.replace("{s}", secret), after) if part)
+    out = Scrubber.for_bundle(pii_kinds=mode).scrub_text(line, "f")
+    assert secret not in out and secret[:10] not in out, (line, out)
