@@ -67,7 +67,8 @@ URLS = [  # item 6
     f"mongodb://altcraft:p@ss/w{S}@rd@db1:27017/admin", f"amqp://u:{S}@127.0.0.1:5672/altcraft",
     f"redis://:{S}@10.0.0.5:6666/0", f"dial altcraft:{S}@10.0.0.6:27017", f"dsn ak:{S}@tcp(db1:3306)/ak",
     f"upstream ak:{S}@mail.example.org", f"GET /r?next=https%3A%2F%2Fadmin%3A{S}%40h.example.com%2F",
-    f"GET /r?u=https%253A%252F%252Fadmin%253A{S}%2540h.example.com", f"https://{S}0123456789abcdef@sentry.example.com/12",
+    f"GET /r?u=https%253A%252F%252Fadmin%253A{S}%2540h.example.com",
+    f"https://{S}0123456789abcdef@sentry.example.com/12",
 ]
 ALL_LINES = PAIRS + TOKENS + CMDLINES + URLS
 

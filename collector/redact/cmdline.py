@@ -88,8 +88,10 @@ def _short_password(match: "re.Match[str]") -> str:
 SHORT_FORMS = (
     # sshpass -p pw, redis-cli -a pw, mongosh -p pw, rabbitmqadmin -p pw: the first such flag after the program
     re.compile(r"((?<![\w\-])sshpass\b[^|;&\n]*?(?:\s|\")-p" + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
-    re.compile(r"((?<![\w\-])(?:redis|keydb|kvrocks)-cli\b[^|;&\n]*?(?:\s|\")-a" + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
-    re.compile(r"((?<![\w\-])(?:mongo(?:sh|dump|restore|export|import|stat|top|files)?|rabbitmqadmin)\b[^|;&\n]*?(?:\s|\")-p"
+    re.compile(r"((?<![\w\-])(?:redis|keydb|kvrocks)-cli\b[^|;&\n]*?(?:\s|\")-a"
+               + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
+    re.compile(r"((?<![\w\-])(?:mongo(?:sh|dump|restore|export|import|stat|top|files)?|rabbitmqadmin)\b"
+               r"[^|;&\n]*?(?:\s|\")-p"
                + _NEXT_ARG + r")(" + ARG_VALUE + ")"),
     # curl -u user:pw, --user user:pw, --proxy-user user:pw
     re.compile(r"((?<![\w\-])(?:-u|-U|--user|--proxy-user)(?:=|[ \t]*|\"\s*,\s*\")[^\s:\"'/@]+:)(" + ARG_VALUE + ")"),

@@ -33,6 +33,9 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z\-]{0,19})[ \t]+(?=\S)")
 _GLUED_END = re.compile(r"[\s\"]|\\\"|</")
 _QUERY_END = re.compile(r"[&#\s\"'<>]|%26")
 _AUTH_HEADS = ("authorization", "auth", "cookie", "cookies")
+_SPACE = re.compile(r"\s")
+_JSON_END = re.compile(r"[,}\]]")
+_OPENER = {")": "(", "]": "[", "}": "{"}
 
 
 def _inside_quotes(line: str, end: int, quote: str) -> bool:
@@ -68,18 +71,18 @@ def _bare_end(line: str, start: int, stop_quote: Optional[str], rest_of_line: bo
         close = line.find(stop_quote, start)
         end = len(line) if close < 0 else close - (1 if line[close - 1:close] == "\\" else 0)
         if not rest_of_line:
-            space = re.compile(r"\s").search(line, start, end)
+            space = _SPACE.search(line, start, end)
             end = space.start() if space else end
         return end
     if json_like:
-        end = re.compile(r"[,}\]]").search(line, start)
+        end = _JSON_END.search(line, start)
         return end.start() if end else len(line)
     if rest_of_line:
         return len(line)
     end = _GLUED_END.search(line, start)
     end = end.start() if end else len(line)
     value = line[start:end]
-    while value and value[-1] in ")]}" and value.count(value[-1]) > value.count({")": "(", "]": "[", "}": "{"}[value[-1]]):
+    while value and value[-1] in _OPENER and value.count(value[-1]) > value.count(_OPENER[value[-1]]):
         value = value[:-1]  # `{User:bob Password:x}`: the brace closes the dump, not the value
     return start + len(value)
 

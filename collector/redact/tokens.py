@@ -10,7 +10,7 @@ import re
 from typing import Any, Dict, Tuple
 
 from collector.redact.blocks import Continuation, Taken
-from collector.redact.rule import MASK, Rule, add_count, mask_group, masked
+from collector.redact.rule import MASK, Rule, add_count, masked
 
 PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
@@ -118,7 +118,8 @@ class SmtpAuthExchange(Continuation):
         return line[: payload.start(1)] + MASK + line[payload.end(1):], None
 
 
-_SMTP_AUTH = re.compile(r"(?i)\bAUTH[ \t]+(PLAIN|LOGIN|XOAUTH2|OAUTHBEARER|CRAM-MD5|NTLM)\b(?:[ \t]+([A-Za-z0-9+/]{2,}={0,2}))?")
+_SMTP_AUTH = re.compile(r"(?i)\bAUTH[ \t]+(PLAIN|LOGIN|XOAUTH2|OAUTHBEARER|CRAM-MD5|NTLM)\b"
+                        r"(?:[ \t]+([A-Za-z0-9+/]{2,}={0,2}))?")
 
 
 def scan_smtp_auth(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
@@ -189,7 +190,8 @@ _WEBHOOK_PATH = re.compile(r"(?i)(?:/(?:web)?hooks?(?:b2)?/|hooks\.slack\.com/se
 def _random_looking(segment: str) -> bool:
     has_digit = any(c.isdigit() for c in segment)
     has_alpha = any(c.isalpha() for c in segment)
-    return (len(segment) >= 16 and has_digit and has_alpha) or (len(segment) >= 24 and re.fullmatch(r"[\w\-]+", segment) is not None)
+    long_word = len(segment) >= 24 and re.fullmatch(r"[\w\-]+", segment) is not None
+    return (len(segment) >= 16 and has_digit and has_alpha) or long_word
 
 
 def _mask_webhook_path(match: "re.Match[str]") -> str:
@@ -211,7 +213,8 @@ TOKEN_RULES: Tuple[Rule, ...] = (
     Rule("slack_token", ("xox", "xapp-"), re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]{10,}")),
     Rule("github_token", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=
          re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
-    Rule("stripe_key", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=re.compile(r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})")),
+    Rule("stripe_key", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=re.compile(
+        r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})")),
     Rule("sendgrid_key", ("sg.",), re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}")),
     Rule("google_api_key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
     Rule("jwt", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
@@ -220,5 +223,3 @@ TOKEN_RULES: Tuple[Rule, ...] = (
          lambda m: ("bot" if m.group(0).startswith("bot") else "") + MASK),
     Rule("webhook_secret", ("hook",), _WEBHOOK_PATH, _mask_webhook_path),
 )
-
-__all__ = ["TOKEN_RULES", "PEM_BEGIN_BYTES", "PEM_END_BYTES", "KEY_LINE_BYTES", "mask_group"]
