@@ -80,8 +80,10 @@ KNOWN_TLDS = frozenset(("com", "net", "org", "ru", "io", "info", "biz", "de", "u
 _PUBLIC_HOSTS = frozenset(("github.com", "gitlab.com", "bitbucket.org", "golang.org", "gopkg.in", "go.uber.org",
                            "google.golang.org", "k8s.io", "sigs.k8s.io", "go.mongodb.org", "go.etcd.io",
                            "go.opentelemetry.io", "cloud.google.com", "honnef.co", "go.opencensus.io"))
-_HOST = (r"(?:(?<=//)|(?<![\w.@/\\%\-]))((?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+)"
-         r"([^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59})(?![\w(\-\[])(?!\.\w)")
+# a dotted name, matched in linear time; its labels are checked in Python (_HOST_LABEL)
+_HOST = r"(?:(?<=//)|(?<![\w.@/\\%\-]))[\w\-]+(?:\.[\w\-]+)+(?![\w(\-\[])(?!\.\w)"
+_HOST_LABEL = re.compile(r"[^\W_](?:[\w\-]{0,61}[^\W_])?")
+_TLD = re.compile(r"[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59}")
 _AFTER_HOST_KEY = re.compile(r"[\"']?\s*[:=](?!\d)")
 
 
@@ -200,6 +202,8 @@ class Pseudonymizer:
         name = match.group(0)
         labels = name.lower().split(".")
         tld, first = labels[-1], labels[0]
+        if not _TLD.fullmatch(tld) or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            return name
         line, end = match.string, match.end()
         if name.lower() in _PUBLIC_HOSTS:
             return name
