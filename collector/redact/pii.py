@@ -67,6 +67,7 @@ _CODE_WORDS = frozenset((
     "config", "settings", "options", "conn", "client", "server", "cursor", "message", "msg", "text",
 ))
 _CODE_FIRST = frozenset(("os", "sys", "re", "self", "this", "ctx", "np", "pd", "math", "json", "logging", "fmt",
+                         "window", "location", "navigator", "history", "event", "element", "node", "body", "table",
                          "strings", "bytes", "errors", "sync", "context", "runtime", "reflect", "java", "javax",
                          "args", "kwargs", "options", "opts", "cfg", "config", "settings", "req", "resp", "res",
                          "err", "e", "logger", "log", "console", "window", "document", "module", "exports"))
@@ -75,7 +76,9 @@ KNOWN_TLDS = frozenset(("com", "net", "org", "ru", "io", "info", "biz", "de", "u
                         "cloud", "online", "site", "su", "by", "kz", "ua", "eu", "me", "co", "app", "dev", "tech",
                         "рф", "store", "shop", "pro", "xyz", "us", "fr", "it", "nl", "pl", "cz", "es", "ch", "at",
                         "se", "no", "fi", "dk", "be", "tr", "cn", "jp", "kr", "in", "br", "ca", "au", "mx", "am",
-                        "ge", "uz", "kg", "tj", "az", "md", "lv", "lt", "ee", "il", "email", "mail", "club", "top"))
+                        "ge", "uz", "kg", "tj", "az", "md", "lv", "lt", "ee", "il", "email", "mail", "club", "top",
+                        "example", "travel", "agency", "media", "digital", "group", "company", "systems", "network",
+                        "services", "solutions", "world", "team", "space", "website", "host", "hosting", "link"))
 # public code hosts: Go module paths, never a customer's machine
 _PUBLIC_HOSTS = frozenset(("github.com", "gitlab.com", "bitbucket.org", "golang.org", "gopkg.in", "go.uber.org",
                            "google.golang.org", "k8s.io", "sigs.k8s.io", "go.mongodb.org", "go.etcd.io",
@@ -85,6 +88,24 @@ _HOST = r"(?:(?<=//)|(?<![\w.@/\\%\-]))[\w\-]+(?:\.[\w\-]+)+(?![\w(\-\[])(?!\.\w
 _HOST_LABEL = re.compile(r"[^\W_](?:[\w\-]{0,61}[^\W_])?")
 _TLD = re.compile(r"[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59}")
 _AFTER_HOST_KEY = re.compile(r"[\"']?\s*[:=](?!\d)")
+
+
+_HOST_WORDS = frozenset(("host", "hostname", "hosts", "server", "servers", "fqdn", "domain", "mx", "smtp", "relay",
+                         "remote", "peer", "upstream", "endpoint", "address", "addr", "node", "nodes", "to", "from",
+                         "via", "connect", "connecting", "connected", "dial", "resolve", "resolving", "lookup", "ping"))
+_WORD_OR_KEY_BEFORE = re.compile(r"([A-Za-z_][\w\-]*)[\"']?\s*[:=]?\s*[\"'\[]?\s*$")
+
+
+def _host_context(line: str, start: int, end: int, labels: list) -> bool:
+    """A dotted name whose last label is no known top-level domain is a host name only
+    where it stands as one: in a URL, before a port, after a word or key naming a host,
+    or with three labels or more (`mx1.acme.travel`)."""
+    if line[start - 2: start] == "//" or re.match(r":\d", line[end:end + 2]):
+        return True
+    before = _WORD_OR_KEY_BEFORE.search(line, max(0, start - 40), start)
+    if before and _HOST_WORDS.intersection(key_words(before.group(1))):
+        return True
+    return len(labels) >= 3
 
 
 def _measurement(line: str, start: int, end: int) -> bool:
@@ -218,4 +239,6 @@ class Pseudonymizer:
                 return name  # `security.authorization: enabled`: a dotted key
             if line.startswith("/", end) and line[match.start() - 2: match.start()] != "//":
                 return name  # a Go module path
+            if not _host_context(line, match.start(), end, labels):
+                return name  # `table.sortable`, `body.rows`: code and style sheets name things so too
         return self.token("host", name)
