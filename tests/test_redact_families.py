@@ -325,3 +325,10 @@ def test_the_reports_own_style_and_script_pass_unchanged(mode):
     for name in ("script.js.j2", "style.css"):
         text = (templates / name).read_text()
         assert Scrubber.for_bundle(pii_kinds=mode).scrub_text(text, "summary.html") == text, name
+
+
+@pytest.mark.parametrize("status", ["ok", "refused", "not needed", "no password configured", "none", "user altcraft"])
+def test_akdiags_own_auth_statuses_stay(status):
+    """datastores.json records how authentication went under `auth`: a status, not a credential."""
+    line = json.dumps({"details": {"auth": status}})
+    assert Scrubber.for_bundle().scrub_text(line, "datastores.json") == line

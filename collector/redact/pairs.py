@@ -26,6 +26,8 @@ _PAIR = re.compile(
 # security.authorization: enabled), empty values, nulls
 NOT_CREDENTIALS = frozenset(("enabled", "disabled", "true", "false", "none", "required", "optional", "null",
                              "nil", "<nil>", "", '""', "''", "[]", "{}", "yes", "no", "on", "off"))
+# what akdiag's own datastore checks record under `auth` (datastores.json details.auth)
+AUTH_STATUS = re.compile(r"ok|refused|failed|not needed|no password configured|none|user [\w.@\-]{1,64}")
 _QUERY_ONLY = frozenset(("key",))  # `?key=…` is an API key; a `key:` elsewhere is not
 _STRUCTURAL = re.compile(r"[ \t]*(?:-[ \t]+)?")
 _BLOCK_SCALAR = re.compile(r"[|>][1-9+\-]*[ \t]*(?:#.*)?$")
@@ -152,7 +154,7 @@ def _mask_value(line: str, match: "re.Match[str]", key: str, query: bool,
     if char in "\"'":
         close = _closing_quote(line, start)
         inner = line[start + 1: close if close >= 0 else len(line)]
-        if inner.lower() in NOT_CREDENTIALS or masked(inner):
+        if inner.lower() in NOT_CREDENTIALS or masked(inner) or (head == "auth" and AUTH_STATUS.fullmatch(inner)):
             return None
         scheme = _SCHEME.match(inner) if head in _AUTH_HEADS else None
         kept = char + (scheme.group(0) if scheme else "")
@@ -185,6 +187,8 @@ def _mask_value(line: str, match: "re.Match[str]", key: str, query: bool,
     end = _bare_end(line, start, stop_quote, spaced and not query, query, json_like)
     value = line[start:end].rstrip()
     if (not kept and value.lower() in NOT_CREDENTIALS) or not value or masked(value):
+        return None
+    if head == "auth" and AUTH_STATUS.fullmatch(value):
         return None
     end = start + len(value)
     as_string = json_like and not kept
