@@ -16,6 +16,7 @@ from collector.catalog import load_catalog
 from collector.context import CollectOptions
 from collector.run import CollectRequest, collect
 from collector.simulate import SimulatedHost
+from privacy.bundlecheck import bundle_folders, unparsable_files
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,26 @@ def private_state_dir(tmp_path_factory):
     subprocesses the tests start inherit it."""
     os.environ["AKDIAG_STATE_DIR"] = str(tmp_path_factory.mktemp("akdiag-state"))
     yield
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "malformed_bundle: the test writes files that do not parse into a bundle "
+                                       "on purpose (the suite-wide parse check skips it)")
+
+
+@pytest.fixture(autouse=True)
+def bundles_parse(request):
+    """After every test: each bundle folder (one holding manifest.json) that the test
+    wrote under its tmp_path has only JSON and YAML files that parse."""
+    yield
+    if request.node.get_closest_marker("malformed_bundle"):
+        return
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if tmp_path is None or not Path(tmp_path).is_dir():
+        return
+    broken = [f"{folder.relative_to(tmp_path)}/{path}: {error}"
+              for folder in bundle_folders(tmp_path) for path, error in unparsable_files(folder)]
+    assert broken == [], "bundle files that do not parse:\n" + "\n".join(broken)
 
 
 @pytest.fixture

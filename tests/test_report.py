@@ -334,6 +334,7 @@ def test_failed_collectors_are_named_in_the_missing_notes(tmp_path):
     assert "Ubuntu" in html  # what is there is still shown
 
 
+@pytest.mark.malformed_bundle
 def test_malformed_files_do_not_break_the_page(tmp_path):
     writer = BundleWriter(tmp_path, Scrubber())
     writer.write_text(schema.SYSTEM, "{not json")

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List
 
 from collector.simulate.host import AKD_SCRIPT
 
-from . import plant_commands, plant_config, plant_logs
+from . import plant_commands, plant_config, plant_logs, plant_tokens
 from .bundlecheck import unparsable_files
 from .items import KEEP, MODES, Corpus, Item
 
@@ -56,7 +56,7 @@ def collect(akdiag: Callable, host, corpus: Corpus, mode: str, workdir: Path) ->
     out = workdir / mode
     out.mkdir(parents=True)
     argv = ["collect", "--basedir", str(host.basedir), "--catalog", str(host.catalog_file), "--output", str(out),
-            "--log-lines", str(plant_logs.TAIL_LINES), "--quiet", *extra]
+            "--log-lines", str(plant_tokens.TAIL_LINES), "--quiet", *extra]
     for pattern in corpus.redact_patterns:
         argv += ["--redact-pattern", pattern]
     password = None
@@ -128,7 +128,8 @@ def leak_report(result: ModeResult, corpus: Corpus) -> str:
         item = items[marker]
         shown = ", ".join(names[:4]) + (f" (+{len(names) - 4} more)" if len(names) > 4 else "")
         by_family[item.family].append(f"    {describe(item)} -> {shown}")
-    lines = [f"{len(result.leaks)} planted items leaked in mode {result.mode!r}:"]
+    lines = [f"{len(result.leaks)} planted items leaked in mode {result.mode!r} (to see a planted line and the "
+             "bundle: `python3 -m tests.privacy.report --keep DIR`, then grep DIR for the marker):"]
     for family in sorted(by_family):
         lines.append(f"  {family}: {len(by_family[family])}")
         lines.extend(by_family[family])
@@ -139,3 +140,28 @@ def kept_report(result: ModeResult, corpus: Corpus) -> str:
     items = corpus.by_marker()
     return "\n".join([f"{len(result.missing_kept)} measurements not kept in mode {result.mode!r}:"]
                      + [f"  {describe(items[m])}: {items[m].needles[0]!r} not found" for m in result.missing_kept])
+
+
+# -- the ratchet: what leaked when the baseline was written ---------------------------------
+
+BASELINE = Path(__file__).with_name("known_leaks.json")
+
+
+def item_key(item: Item) -> str:
+    """An item's name that survives renumbering: family, form and where it was planted."""
+    return f"{item.family} | {item.form} | {item.source}"
+
+
+def baseline_record(results: List[ModeResult], corpus: Corpus) -> dict:
+    items = corpus.by_marker()
+    return {r.mode: {"leaks": sorted(item_key(items[m]) for m in r.leaks),
+                     "missing_kept": sorted(item_key(items[m]) for m in r.missing_kept),
+                     "unparsable": sorted(path for path, _error in r.unparsable)} for r in results}
+
+
+def regressions(result: ModeResult, corpus: Corpus, baseline: dict) -> List[str]:
+    """What fails now that did not fail when the baseline was written."""
+    known = baseline.get(result.mode, {})
+    now = baseline_record([result], corpus)[result.mode]
+    return [f"{what}: {key}" for what in ("leaks", "missing_kept", "unparsable")
+            for key in now[what] if key not in set(known.get(what, ()))]

@@ -34,7 +34,8 @@ TOOL_ARGV = (
               "-H", "X-Api-Key: {curl -H 'X-Api-Key: V'}", "https://api.example.net/"]),
     ("java", ["-Dkeystore.pass={java -Dkeystore.pass=V}", "-Dmail.smtp.password={java -Dmail.smtp.password=V}",
               "-jar", "/opt/app.jar"]),
-    ("clickhouse-client", ["--user", "default", "--password", "{clickhouse-client --password V}", "--query", "SELECT 1"]),
+    ("clickhouse-client", ["--user", "default", "--password", "{clickhouse-client --password V}",
+                           "--query", "SELECT 1"]),
     ("mongosh", ["mongodb://ak:{mongosh URL password}@db1:27017/admin", "--eval", "db.stats()"]),
     ("openssl", ["pkcs12", "-export", "-passout", "pass:{openssl -passout pass:V}", "-in", "c.pem"]),
     ("sh", ["-c", "PGPASSWORD={sh -c 'PGPASSWORD=V pg_dump'} pg_dump -h db1 altcraft"]),
@@ -43,13 +44,16 @@ TOOL_ARGV = (
 )
 AKD_LINES = (
     "AK:api                   4242     running  /opt/akd/ak/bin/api --smtp-pass {akd: --smtp-pass V}",
-    "AK:procworkflow          4243     running  /opt/akd/ak/bin/procworkflow -config main.json -passphrase {akd: Go -passphrase V}",
-    "AK:proctask              4244     running  --client-secret={akd: --client-secret=V} --db-password {akd: --db-password V}",
+    "AK:procworkflow          4243     running  /opt/akd/ak/bin/procworkflow -config main.json "
+    "-passphrase {akd: Go -passphrase V}",
+    "AK:proctask              4244     running  --client-secret={akd: --client-secret=V} "
+    "--db-password {akd: --db-password V}",
     "AK:akmtad                4245     running  -smtp.password={akd: Go -smtp.password=V} -listen :25",
     "AK:trkaction             4246     running  env TRACKING_CRYPT_KEY={akd: TRACKING_CRYPT_KEY=V}",
     "AK:webcontrol            4247     running  --mongo mongodb://ak:{akd: URL password}@db1/altcraft",
     "AK:proctrigger           4248     stopped  last error: auth failed (password: {akd: password: in a message})",
-    "AK:trkpush               4249     running  --requirepass {akd: --requirepass V} --masterauth {akd: --masterauth V}",
+    "AK:trkpush               4249     running  --requirepass {akd: --requirepass V} "
+    "--masterauth {akd: --masterauth V}",
     "AK:procsmsev             4250     running  --set password: {akd: --set 'password: V'}",
     "AK:procresume            4251     running  mysql -uak -p{akd: mysql -pV} ak",
     "AK:prochook              4252     running  redis-cli -a {akd: redis-cli -a V} ping",

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .items import KEEP, Corpus, pad
-from .plant_logs import _pem
+from .plant_tokens import _pem
 from .vocabulary import VOCAB
 
 CONSTS = "config/json_consts"
@@ -85,7 +85,8 @@ def yaml_consts(c: Corpus) -> None:
               "  passphrase:", f"    {y('YAML value on the next line')}-next",
               "  tokens:", f"    - {y('YAML list items on following lines')}-1", "    - other",
               "  credentials:", "    user: ak", f"    value: {y('YAML object under credentials')}-v",
-              "  tls.key: |", *["    " + ln for ln in _pem("RSA PRIVATE KEY", y("PEM in a YAML block scalar")).split("\n")],
+              "  tls.key: |",
+              *["    " + ln for ln in _pem("RSA PRIVATE KEY", y("PEM in a YAML block scalar")).split("\n")],
               f"  quoted: \"password={y('password= inside a quoted YAML string')}\""]
     lines += [f"  total: 79456123422", "  version: 2.3.4.5"]
     c.literal("keep_measure", "total: 79456123422 in YAML", src, KEEP, "79456123422")
@@ -97,7 +98,8 @@ def ini_consts(c: Corpus) -> None:
     src = f"{CONSTS}/custom.ldap.ini"
     i = lambda form: c.mark("ini", form, src)  # noqa: E731
     c.add(src, "; LDAP and SMTP for the web interface", "[ldap]", "url = ldap://ldap.example.org",
-          "bind_dn = cn=ak,dc=example,dc=org", f"bind_pw = {i('INI bind_pw = ')}", f"BindPassword={i('INI BindPassword= no spaces')}",
+          "bind_dn = cn=ak,dc=example,dc=org", f"bind_pw = {i('INI bind_pw = ')}",
+          f"BindPassword={i('INI BindPassword= no spaces')}",
           "", "[smtp]", "host = smtp.example.org", f"password = \"{i('INI quoted value')}\"",
           f"smtp_pass: {i('INI key: value')}", f"SecretKey = {i('INI SecretKey with spaces')} two words", "",
           "[database]", f"dsn = host=db1 user=ak password={i('INI password inside a dsn value')} dbname=ak",
@@ -121,17 +123,38 @@ def xml_consts(c: Corpus) -> None:
           "</configuration>")
 
 
+def properties_consts(c: Corpus) -> None:
+    """A Java .properties override and a compose-style YAML environment list."""
+    src = f"{CONSTS}/custom.app.properties"
+    p = lambda form: c.mark("ini", form, src)  # noqa: E731
+    c.add(src, "# web application", "spring.datasource.url=jdbc:postgresql://db1/ak",
+          f"spring.datasource.password={p('.properties spring.datasource.password=')}",
+          f"mail.smtp.password = {p('.properties mail.smtp.password = ')}",
+          f"app.jwt.secret: {p('.properties app.jwt.secret: ')}",
+          f"oauth.client-secret={p('.properties oauth.client-secret=')}")
+    env = f"{CONSTS}/custom.compose.yaml"
+    y = lambda form: c.mark("multiline", form, env)  # noqa: E731
+    c.add(env, "services:", "  mailer:", "    image: altcraft/mailer", "    environment:",
+          f"      - SMTP_PASSWORD={y('YAML list item KEY=VALUE under environment')}",
+          "      - TZ=UTC", f"      - API_TOKEN={y('YAML list item API_TOKEN=')}",
+          "    healthcheck:", "      test: [\"CMD\", \"curl\", \"-f\", \"http://localhost/health\"]",
+          f"    command: [\"mailer\", \"--smtp-pass\", \"{y('flow list: --smtp-pass then its value')}\"]")
+
+
 def encoded_consts(c: Corpus) -> None:
     bom = f"{CONSTS}/custom.bom.json"
     b1, b2 = c.mark("encoding", "UTF-8 BOM JSON: nested pass", bom), c.mark("encoding", "UTF-8 BOM JSON: token", bom)
     c.raw[bom] = ("\ufeff" + json.dumps({"smtp": {"host": "mx1", "pass": f"{b1}-bom"}, "token": f"{b2}-bom"},
                                         indent=2)).encode()
     win = f"{CONSTS}/custom.win.json"
-    w1, w2 = c.mark("encoding", "UTF-16LE BOM JSON: password", win), c.mark("encoding", "UTF-16LE BOM JSON: apiKey", win)
-    c.raw[win] = b"\xff\xfe" + json.dumps({"password": f"{w1}-u16", "apiKey": f"{w2}-u16"}, indent=2).encode("utf-16-le")
+    w1 = c.mark("encoding", "UTF-16LE BOM JSON: password", win)
+    w2 = c.mark("encoding", "UTF-16LE BOM JSON: apiKey", win)
+    document = json.dumps({"password": f"{w1}-u16", "apiKey": f"{w2}-u16"}, indent=2)
+    c.raw[win] = b"\xff\xfe" + document.encode("utf-16-le")
     pretty = f"{CONSTS}/custom.pretty.json"
     p = lambda form: c.mark("multiline", form, pretty)  # noqa: E731
-    c.add(pretty, "{", "  // edited by hand: not strict JSON", '  "smtp": {', '    "password":', f'      "{p("invalid JSON, value on the next line")}",',
+    c.add(pretty, "{", "  // edited by hand: not strict JSON", '  "smtp": {', '    "password":',
+          f'      "{p("invalid JSON, value on the next line")}",',
           '    "host": "mx1",', "  },", f'  "api_key": "{p("invalid JSON, plain line")}",', "}")
 
 
@@ -151,5 +174,6 @@ def plant(c: Corpus, basedir: Path) -> None:
     yaml_consts(c)
     ini_consts(c)
     xml_consts(c)
+    properties_consts(c)
     encoded_consts(c)
     uncollected(c)

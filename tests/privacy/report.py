@@ -8,6 +8,8 @@ running (e.g. `unshare --pid --net --mount --fork --mount-proc`), like the tests
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 import tempfile
 from collections import Counter
@@ -27,14 +29,27 @@ def _akdiag():
     return akdiag
 
 
+@contextlib.contextmanager
+def _kept(folder: str):
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if any(Path(folder).iterdir()):
+        raise SystemExit(f"{folder} is not empty")
+    yield folder
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", action="append", choices=sorted(MODES), help="default: every mode")
     parser.add_argument("--list", action="store_true", help="list every leaked item, not only the counts")
+    parser.add_argument("--keep", metavar="DIR", help="build the host and keep the bundles in DIR (new or empty) "
+                                                      "instead of a temporary folder, to look at them")
+    parser.add_argument("--write-baseline", action="store_true",
+                        help=f"record what fails now in {harness.BASELINE.name} (every mode must be run)")
+    parser.add_argument("--json", metavar="FILE", help="also write {mode: {marker: [files]}} of the leaks to FILE")
     args = parser.parse_args(argv)
     modes = args.mode or list(MODES)
     akdiag = _akdiag()
-    with tempfile.TemporaryDirectory(prefix="privacy-corpus-") as tmp:
+    with (_kept(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="privacy-corpus-")) as tmp:
         host = SimulatedHost(Path(tmp) / "host").build()
         try:
             corpus = harness.build(host)
@@ -51,6 +66,21 @@ def main(argv=None) -> int:
     print(f"{'leaked in total':<26}" + "".join(f"{len(r.leaks):>17}" for r in results))
     print(f"{'measurements lost':<26}" + "".join(f"{len(r.missing_kept):>17}" for r in results))
     print(f"{'unparsable files':<26}" + "".join(f"{len(r.unparsable):>17}" for r in results))
+    if harness.BASELINE.exists():
+        baseline = json.loads(harness.BASELINE.read_text())
+        fixed = [len(set(baseline.get(r.mode, {}).get("leaks", ()))
+                     - set(harness.baseline_record([r], corpus)[r.mode]["leaks"])) for r in results]
+        print(f"{'fixed since baseline':<26}" + "".join(f"{n:>17}" for n in fixed))
+        print(f"{'new since baseline':<26}" + "".join(f"{len(harness.regressions(r, corpus, baseline)):>17}"
+                                                      for r in results))
+    if args.write_baseline:
+        if set(modes) != set(MODES):
+            parser.error("--write-baseline needs every mode")
+        harness.BASELINE.write_text(json.dumps(harness.baseline_record(results, corpus), indent=1,
+                                               ensure_ascii=False) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps({r.mode: {"leaks": r.leaks, "missing_kept": r.missing_kept,
+                                                        "unparsable": r.unparsable} for r in results}, indent=1))
     if args.list:
         for result in results:
             print()
