@@ -24,7 +24,7 @@ PAIRS = [  # item 2: every pair on a line, whatever came before it
     f'{{"level":"info","msg":"{{\\"password\\":\\"{S}\\"}}"}}',
     f'level=info user=bob password="{S} with space" x=1',
     f"GET /x?a=1&access_token={S}&b=2 HTTP/1.1",
-    f"GET /maps?key={S}&q=1",
+    f"GET /maps?key={S}&q=1", f"GET /cb?code={S}&state=x",
     f"X-Api-Key: {S}", f"X-Auth-Token: {S}", f"X-ClickHouse-Key: {S}",
     f"Cookie: a=1; session={S}", f"Set-Cookie: sid={S}; Path=/; HttpOnly",
     f"Authorization: Bearer {S}", f"Authorization: Basic {S}", f"authorization=Bearer {S} user=bob",

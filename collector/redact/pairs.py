@@ -28,7 +28,7 @@ NOT_CREDENTIALS = frozenset(("enabled", "disabled", "true", "false", "none", "re
                              "nil", "<nil>", "", '""', "''", "[]", "{}", "yes", "no", "on", "off"))
 # what akdiag's own datastore checks record under `auth` (datastores.json details.auth)
 AUTH_STATUS = re.compile(r"ok|refused|failed|not needed|no password configured|none|user [\w.@\-]{1,64}")
-_QUERY_ONLY = frozenset(("key",))  # `?key=…` is an API key; a `key:` elsewhere is not
+_QUERY_ONLY = frozenset(("key", "code"))  # `?key=…` an API key, `?code=…` an OAuth code; a `key:` elsewhere is not
 _STRUCTURAL = re.compile(r"[ \t]*(?:-[ \t]+)?")
 _BLOCK_SCALAR = re.compile(r"[|>][1-9+\-]*[ \t]*(?:#.*)?$")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z\-]{0,19})[ \t]+(?=\S)")

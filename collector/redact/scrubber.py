@@ -29,7 +29,7 @@ _REDIS_CONF = Rule(
     lambda m: m.group(0) if MASK in m.group(2) else m.group(1) + MASK)
 _PAIR_RULES = (
     Rule("xml_secret", PREFILTER, None, scan=scan_xml),
-    Rule("key_value_secret", PREFILTER, None, scan=scan_pairs),
+    Rule("key_value_secret", PREFILTER + ("code=",), None, scan=scan_pairs),  # and the query's `?code=`
 )
 _PLAIN_SECRET_RULES: Tuple[Rule, ...] = TOKEN_RULES + URL_RULES + CMDLINE_RULES + (_REDIS_CONF,) + _PAIR_RULES
 SECRET_RULES: Tuple[Rule, ...] = _PLAIN_SECRET_RULES + (encoded_rule(_PLAIN_SECRET_RULES),)
