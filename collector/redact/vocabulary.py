@@ -53,13 +53,21 @@ def key_words(name: str) -> List[str]:
     return [word.lower() for word in _WORD.findall(name)]
 
 
-def _secret_word(word: str) -> bool:
+# English words that end in "pass" (a glued name such as SMTPPASS ends in "pass" too)
+PASS_WORDS = frozenset(("bypass", "compass", "surpass", "overpass", "underpass", "trespass", "encompass", "impass"))
+
+
+def _secret_word(word: str, glued_tail: bool = True) -> bool:
     if word in SECRET_WORDS or (word.endswith("s") and word[:-1] in SECRET_WORDS) or word.startswith(RUSSIAN_STEM):
         return True
-    if word.endswith(SECRET_SUFFIXES):
+    if word.endswith(SECRET_SUFFIXES) or (word.endswith("pass") and len(word) > 6 and word not in PASS_WORDS):
         return True
     stem = word[:-1] if word.endswith("keys") else word
-    return stem.endswith("key") and stem[:-3] in KEY_QUALIFIERS
+    if stem.endswith("key") and stem[:-3] in KEY_QUALIFIERS:
+        return True
+    # a glued name with a trailing word: SECRETKEYBASE, PASSWORDHASH
+    return glued_tail and any(word.endswith(tail) and len(word) > len(tail) + 2
+                              and _secret_word(word[: -len(tail)], glued_tail=False) for tail in TRAILING)
 
 
 @lru_cache(maxsize=8192)
