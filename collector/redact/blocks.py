@@ -13,7 +13,8 @@ from collector.redact.rule import MASK, masked
 Taken = Optional[Tuple[str, Optional[str]]]  # (the line's scrubbed part, the rest to scrub as usual)
 
 _BLOCK_LINE = re.compile(r"^([ \t]*(?:-(?:[ \t]+|$))?)(.*?)([\s,\[\]{}]*)$")
-_KEY_PREFIX = re.compile(r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'#][^:]*?)[ \t]*:(?:[ \t]+|$)")
+# a nested key kept visible: quoted, or one word (a value's words before a `:` are no key)
+_KEY_PREFIX = re.compile(r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'#:]+)[ \t]*:(?:[ \t]+|$)")
 
 
 def indent_of(line: str) -> int:
