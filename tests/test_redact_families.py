@@ -332,3 +332,11 @@ def test_akdiags_own_auth_statuses_stay(status):
     """datastores.json records how authentication went under `auth`: a status, not a credential."""
     line = json.dumps({"details": {"auth": status}})
     assert Scrubber.for_bundle().scrub_text(line, "datastores.json") == line
+
+
+def test_the_platforms_own_names_do_not_make_every_line_a_candidate():
+    scrubber = Scrubber.for_bundle()
+    data = b"2026-11-29T10:00:00Z INFO [cookie_saver] saved 3 visitors\n" * 3 + b"[prochook] fired\n"
+    assert scrubber._candidate_line_starts(data) == []
+    assert scrubber.scrub_text("[cookie_saver] Set-Cookie: sid=Zq9abc; Path=/", "f") == \
+        f"[cookie_saver] Set-Cookie: {MASK}"
