@@ -220,7 +220,7 @@ class Scrubber:
         scrubbed (a rule with no pre-filter)."""
         if self._tokens is None:
             return None
-        lowered = _without_platform_names(data.lower())
+        lowered = data.lower()
         starts = set()
         for scanner in self._scanners:
             index = _find(scanner, lowered, 0)
@@ -237,15 +237,12 @@ class Scrubber:
 
 
 # the platform's own names that hold a pre-filter token but never name a secret (every
-# line of cookie_saver's and prochook's logs holds one): hidden from the pre-filter, at
-# the same length so offsets hold
+# line of cookie_saver's and prochook's logs holds one): the rules are not run for them
 _PLATFORM_NAMES = (("cookie_saver", "c00kie_saver"), ("cookiesaver", "c00kiesaver"), ("prochook", "procho0k"))
-_PLATFORM_NAMES_BYTES = tuple((a.encode(), b.encode()) for a, b in _PLATFORM_NAMES)
 
 
-def _without_platform_names(lowered):
-    names = _PLATFORM_NAMES_BYTES if isinstance(lowered, bytes) else _PLATFORM_NAMES
-    for name, stand_in in names:
+def _without_platform_names(lowered: str) -> str:
+    for name, stand_in in _PLATFORM_NAMES:
         if name in lowered:
             lowered = lowered.replace(name, stand_in)
     return lowered
