@@ -300,7 +300,7 @@ class FileScrubber:
                 self.continuation = None
             else:
                 out, rest = taken
-                if out != line:
+                if out != (line if rest is None else line[: len(line) - len(rest)]):
                     self.scrubber.counts.add(continuation.name, self.path)
                 if continuation.done:
                     self.continuation = None
