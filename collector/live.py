@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import socket
 import stat
 from datetime import datetime, timezone
@@ -60,10 +61,11 @@ def matches_title(title: str, cmdline: Optional[List[str]], comm: Optional[str])
 
 def command_line(cmdline: Optional[List[str]]) -> Optional[str]:
     """One string, so that every secret flag and its value stand on one line of the
-    bundle where the scrubber sees them together."""
+    bundle where the scrubber sees them together; an argument with a space in it is
+    quoted, so that the scrubber sees where a value with spaces ends."""
     if cmdline is None:
         return None
-    return " ".join(cmdline)
+    return " ".join(shlex.quote(arg) if any(c.isspace() for c in arg) else arg for arg in cmdline)
 
 
 def process_name(pid: int) -> Optional[str]:

@@ -4,7 +4,6 @@ render the summary from the bundle's own files, write the manifest, pack atomica
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -332,8 +331,8 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     deadline = Deadline(max(0.0, request.timeout - request.spent_before))  # the catalog's reading counts
     log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
-    scrubber = Scrubber.for_bundle(request.pii_kinds, redaction_patterns(request.catalog.redact,
-                                                                         request.extra_redact_patterns),
+    scrubber = Scrubber.for_bundle(request.pii_kinds,
+                                   tuple(request.catalog.redact) + tuple(request.extra_redact_patterns),
                                    pseudonym_key=request.pseudonym_key)
     name = archive.bundle_name(request_hostname(request, scrubber), request.label, stamp)
     staging = make_staging(request.output_dir, name, request.basedir)
@@ -361,13 +360,6 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
     return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings,
                          cut)
-
-
-def redaction_patterns(catalog_patterns, extra_patterns) -> tuple:
-    """The customer's patterns, and each pattern's own text as a literal: the pattern is
-    on akdiag's command line, which the process table in the bundle shows."""
-    patterns = tuple(catalog_patterns) + tuple(extra_patterns)
-    return patterns + tuple(re.escape(p) for p in patterns if re.escape(p) not in patterns)
 
 
 def request_hostname(request: CollectRequest, scrubber: Scrubber) -> str:

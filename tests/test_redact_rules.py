@@ -39,7 +39,7 @@ DIRTY = [
     ("json_secret_value", '"APIKEY": "k"', f'"APIKEY": "{MASK}"'),
     ("key_value_secret", "password: hunter2", f"password: {MASK}"),
     ("key_value_secret", "DB_PASSWORD=abc user=x", f"DB_PASSWORD={MASK} user=x"),
-    ("key_value_secret", "secret = 'quoted value'", f'secret = "{MASK}"'),
+    ("key_value_secret", "secret = 'quoted value'", f"secret = '{MASK}'"),  # the value keeps its own quotes
     ("key_value_secret", "api_key: AKIAXYZ", f"api_key: {MASK}"),
     ("key_value_secret", "default_pass=guest", f"default_pass={MASK}"),
     ("key_value_secret", "client_secret: s", f"client_secret: {MASK}"),

@@ -45,7 +45,7 @@ from collector.live import iso_utc
 from collector.plain import as_dict
 from collector.pseudonym_key import new_key_text
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
-from collector.run import OutputError, Progress, ToolLog, make_staging, redaction_patterns
+from collector.run import OutputError, Progress, ToolLog, make_staging
 
 
 CLEANUP_SECONDS = 15.0  # the remote cleanup's own bound, after a host's deadline if need be
@@ -717,7 +717,7 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
         if request.pii_kinds and not request.pseudonym_key:  # one key for all hosts, drawn for this run
             request = dataclasses.replace(request, pseudonym_key=new_key_text().strip())
         scrubber = Scrubber.for_bundle(tuple(k for k in request.pii_kinds if k in ("ips", "hosts")),
-                                       redaction_patterns(request.catalog.redact, request.extra_redact_patterns),
+                                       tuple(request.catalog.redact) + tuple(request.extra_redact_patterns),
                                        pseudonym_key=request.pseudonym_key)
         writer = BundleWriter(staging, scrubber)
         log(f"{TOOL_NAME} {__version__}: collecting {len(request.hosts)} host(s), {request.parallel} at a time")
