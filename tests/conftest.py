@@ -38,6 +38,8 @@ def pytest_configure(config):
     `akd` and takes BASEDIR from a running process only when no folder above them is
     writable by others (collector.trust), which rules out anything under /tmp; a
     simulated host under pytest's usual /tmp folders would lose its akd output."""
+    config.addinivalue_line("markers", "malformed_bundle: the test writes files that do not parse into a bundle "
+                                       "on purpose (the suite-wide parse check skips it)")
     if config.option.basetemp or getattr(config, "workerinput", None) is not None:
         return
     from collector.trust import untrusted_reason
@@ -63,11 +65,6 @@ def private_state_dir(tmp_path_factory):
     subprocesses the tests start inherit it."""
     os.environ["AKDIAG_STATE_DIR"] = str(tmp_path_factory.mktemp("akdiag-state"))
     yield
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "malformed_bundle: the test writes files that do not parse into a bundle "
-                                       "on purpose (the suite-wide parse check skips it)")
 
 
 @pytest.fixture(autouse=True)

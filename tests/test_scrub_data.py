@@ -51,6 +51,14 @@ def test_a_command_line_with_a_secret_and_a_closing_quote_keeps_the_record_valid
     assert written["table"][1]["cmdline"].endswith("--port 80")
 
 
+def test_a_secret_flag_in_an_argument_list_masks_the_next_argument(writer):
+    record = {"command": ["mailer", "--smtp-pass", "Zq7Flag1", "--port", "25", "--no-password", "kept"],
+              "ssh": ["ssh", "-p", "2222", "db1"]}
+    written = _written(writer, "compose.json", record)
+    assert written["command"] == ["mailer", "--smtp-pass", MASK, "--port", "25", "--no-password", "kept"]
+    assert written["ssh"] == record["ssh"]
+
+
 @pytest.mark.parametrize("value", ["s3cret", 123456, 12.5, ["a", "b"], {"user": "u", "pw": "p"}])
 def test_a_secret_named_key_is_masked_whatever_its_type(writer, value):
     written = _written(writer, "system.json", {"db": {"password": value, "port": 27017}})
@@ -188,7 +196,9 @@ def test_no_rule_state_carries_from_one_string_to_the_next(writer, opener):
     record = {"first": opener, "second": "harmless words", "list": [opener, "kept as it is"], "pid": 42}
     written = _written(writer, "processes.json", record)
     assert list(written) == ["first", "second", "list", "pid"]
-    assert written["second"] == "harmless words" and written["list"][1] == "kept as it is" and written["pid"] == 42
+    assert written["second"] == "harmless words" and written["pid"] == 42
+    # a list is items of their own too, except an argument list, where a secret flag's value is the next item
+    assert written["list"][1] == (MASK if opener == "--password" else "kept as it is")
 
 
 def test_a_version_under_a_version_key_is_not_taken_for_an_address(tmp_path):

@@ -17,9 +17,11 @@ from typing import Any, Dict, List, Optional
 
 from collector.decoding import MAX_DEPTH, TooDeep
 from collector.redact import MASK, RedactionCounts, Scrubber, is_secret_key
+from collector.redact.cmdline import is_secret_flag
 
 # the rule name a masked secret-named key counts under in redactions.json
 SECRET_KEY_RULE = "secret_key_value"
+SECRET_FLAG_RULE = "cli_secret_flag"  # the same name as the text rule for a flag's value
 # keys of akdiag's own records whose names sound secret and whose values are not secrets:
 # config/index.json lists key names and digests, never values; a datastore record's
 # details.auth is akdiag's login status (ok, refused, not needed, user NAME).  Their
@@ -154,7 +156,7 @@ class DataScrubber:
         if isinstance(data, dict):
             return self._gather_mapping(data, depth)
         if isinstance(data, (list, tuple)):
-            return [self._gather(item, key, depth + 1) for item in data]
+            return self._gather_list(data, key, depth)
         if isinstance(data, str):
             return self._text(data)
         if isinstance(data, bool) or data is None:
@@ -164,6 +166,19 @@ class DataScrubber:
                 return self._text(str(data), data)  # a phone number, though written as a number
             return data  # a measurement stays a number
         return self._text(str(data))  # what json_bytes would write with str()
+
+    def _gather_list(self, data: Any, key: Optional[str], depth: int) -> list:
+        """A list's items; one after a secret flag (`["mailer", "--smtp-pass", "x"]`, a
+        command line held as a list) is that flag's value."""
+        gathered, after_flag = [], False
+        for item in data:
+            if after_flag and isinstance(item, str) and _holds_something(item) and not item.startswith("-"):
+                self.counts.add(SECRET_FLAG_RULE, self.path)
+                gathered.append(MASK)
+            else:
+                gathered.append(self._gather(item, key, depth + 1))
+            after_flag = isinstance(item, str) and is_secret_flag(item)
+        return gathered
 
     def _gather_mapping(self, data: dict, depth: int) -> "Dict[Any, Any]":
         pairs = []

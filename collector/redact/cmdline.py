@@ -45,6 +45,17 @@ def scan_flags(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
         changed += 1
 
 
+_LONE_FLAG = re.compile(r"--?(?P<name>[A-Za-z][\w.\-]{0,60})")
+
+
+def is_secret_flag(argument: str) -> bool:
+    """Whether a lone command-line argument (`--smtp-pass`, `-requirepass`) is a flag whose
+    value, the next argument, is a secret; `--no-password` and `-p` are not."""
+    match = _LONE_FLAG.fullmatch(argument)
+    return bool(match) and len(match.group("name")) > 1 and is_secret_key(match.group("name")) \
+        and not _BOOLEAN_FLAG.match(match.group("name"))
+
+
 class NextListItem(Continuation):
     """`"--password",` ending a line of a pretty-printed JSON list: the next item is its value."""
 
