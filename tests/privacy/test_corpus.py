@@ -2,12 +2,9 @@
 through a real `akdiag collect` in four modes; the extracted bundle is grepped, file
 names included, for every marker.
 
-The leak, parse and measurement assertions fail on the code before issue 11's fixes:
-they are marked xfail (not strict) until those fixes merge, and each failure message is
-the to-do list (every leaked item with its family and the files it reached).  What
-is not xfail: the ratchet over known_leaks.json (nothing that passes today may fail
-after a change), the corpus's own checks, and `--no-pseudonymize` keeping subscriber
-data.  The summary per family: `python3 -m tests.privacy.report`."""
+Each failure message is a to-do list: every leaked item with its family and the files
+it reached.  The ratchet over known_leaks.json also says what got better or worse
+since the baseline was recorded.  The summary per family: `python3 -m tests.privacy.report`."""
 
 from __future__ import annotations
 
@@ -27,7 +24,6 @@ from . import harness, plant_config
 from .bundlecheck import MAX_PARSED_BYTES, bundle_folders, unparsable_files
 from .items import EMAIL, KEEP, KINDS, MODES, PHONE, SECRET, Corpus
 
-ISSUE_11 = "issue 11: the scrubber is not structure-aware yet (remove this mark once its fixes merge)"
 REQUIRED_FAMILIES = {
     "kv_line", "json_in_string", "query_string", "header", "cookie", "authorization", "go_dump", "xml", "ini",
     "list_object", "vocab", "token_aws", "token_slack", "token_github", "token_stripe", "token_sendgrid",
@@ -81,7 +77,7 @@ def test_item_keys_are_unique(planted):
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_nothing_scrubbed_at_the_baseline_fails_now(results, planted, mode):
-    """The ratchet (not xfail): an item that was masked, a measurement that was kept and a
+    """The ratchet: an item that was masked, a measurement that was kept and a
     file that parsed when known_leaks.json was written still are.  After a fix, record the
     progress with `python3 -m tests.privacy.report --write-baseline`."""
     _host, corpus, _w = planted
@@ -115,7 +111,6 @@ def test_every_item_is_really_planted(planted):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.xfail(strict=False, reason=ISSUE_11)
 def test_no_planted_item_leaks(results, planted, mode):
     _host, corpus, _w = planted
     result = results(mode)
@@ -123,27 +118,19 @@ def test_no_planted_item_leaks(results, planted, mode):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.xfail(strict=False, reason=ISSUE_11 + " (processes.json broken by `--set password: x`, "
-                                                 "copied configs that do not parse)")
 def test_every_json_and_yaml_file_in_the_bundle_parses(results, mode):
     result = results(mode)
     assert result.unparsable == [], "\n".join(f"{path}: {error}" for path, error in result.unparsable)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.xfail(strict=False, reason=ISSUE_11 + " (sizes taken for phone numbers, ssh -p2222 for a password)")
 def test_measurements_are_kept(results, planted, mode):
     _host, corpus, _w = planted
     result = results(mode)
     assert result.missing_kept == [], harness.kept_report(result, corpus)
 
 
-NAMES_XFAIL = pytest.mark.xfail(strict=False, reason=ISSUE_11 + " (item 8: logs/index.json has the e-mail's "
-                                                               "pseudonym, the tail's file keeps the real name)")
-
-
-@pytest.mark.parametrize("mode", [pytest.param(m, marks=[] if m == "no-pseudonymize" else [NAMES_XFAIL])
-                                  for m in MODES])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_every_tail_the_log_index_names_is_in_the_bundle(results, mode):
     """Names are scrubbed consistently (item 8): logs/index.json still finds each tail,
     also the tails of files whose names hold an e-mail or a phone number."""
@@ -155,8 +142,6 @@ def test_every_tail_the_log_index_names_is_in_the_bundle(results, mode):
     assert missing == [], "tails named in logs/index.json but not in the bundle:\n" + "\n".join(missing)
 
 
-@pytest.mark.xfail(strict=False, reason=ISSUE_11 + " (item 10: some secrets are masked today only because "
-                                                 "the e-mail pseudonym swallows them)")
 def test_secrets_are_masked_whatever_the_pseudonymize_mode(results, planted):
     """--no-pseudonymize never weakens secret redaction (item 10): the same secrets come
     through with and without it."""
@@ -188,7 +173,6 @@ def test_uncollected_formats_are_listed(planted):
     assert set(sources) == set(plant_config.UNCOLLECTED_TODAY)
 
 
-@pytest.mark.xfail(strict=False, reason=ISSUE_11 + " (item 8: the archive and its folder are named after the host)")
 def test_pseudonymize_hosts_names_the_archive_after_the_pseudonym(results):
     result = results("ips-hosts")
     own = f"akdiag-{socket.gethostname()}-".lower()
