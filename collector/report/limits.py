@@ -27,13 +27,12 @@ class PageThresholds(Thresholds):
 
     def __init__(self, findings: Optional[dict] = None):
         super().__init__(as_dict(as_dict(findings).get("thresholds")))
-        self._builtin = Thresholds(_builtin())
 
     def _either(self, kind: str, name: str) -> Any:
         try:
             return getattr(super(), kind)(name)
-        except ThresholdError:
-            return getattr(self._builtin, kind)(name)
+        except ThresholdError:  # the built-in catalog is read only then: a collection records them all
+            return getattr(Thresholds(_builtin()), kind)(name)
 
     def number(self, name: str) -> float:
         return self._either("number", name)
