@@ -51,13 +51,10 @@ def _level(free_percent: float, warning: float, critical: float) -> Optional[str
 def _filesystems(system: dict, t: Thresholds) -> List[Finding]:
     """Each filesystem once: bind mounts and overlays of one filesystem report the same
     figures, so they are judged together under the shortest mount point."""
-    ignored = set(t.words("filesystem_types_ignored"))
-    memory_min = _memory_min_bytes(t)
     same: Dict[tuple, List[dict]] = {}
     for fs in dicts(system.get("filesystems")):
-        if _fstype(fs) in ignored or not number(fs.get("total")) or _small_in_memory(fs, memory_min):
-            continue
-        same.setdefault(_identity(fs), []).append(fs)
+        if judged(fs, t):
+            same.setdefault(_identity(fs), []).append(fs)
     out = []
     for mounts in same.values():
         fs = min(mounts, key=lambda m: len(str(m.get("mountpoint"))))
@@ -66,8 +63,32 @@ def _filesystems(system: dict, t: Thresholds) -> List[Finding]:
     return out
 
 
-def _memory_min_bytes(t: Thresholds) -> float:
-    return t.number("filesystem_memory_min_bytes")
+def judged(fs: dict, t: Thresholds) -> bool:
+    """Whether a filesystem is judged at all: not a read-only image, not a small one in
+    memory, not one without a size."""
+    return (_fstype(fs) not in t.words("filesystem_types_ignored") and bool(number(fs.get("total")))
+            and not _small_in_memory(fs, t.number("filesystem_memory_min_bytes")))
+
+
+def filesystem_severity(fs: dict, t: Thresholds) -> Optional[str]:
+    """The worst severity of a judged filesystem's space and inodes (None: neither is
+    low), as the findings and the report's filesystems table both tell it."""
+    severities = {space_severity(fs, t), inodes_severity(fs, t)}
+    return CRITICAL if CRITICAL in severities else (WARNING if WARNING in severities else None)
+
+
+def space_severity(fs: dict, t: Thresholds) -> Optional[str]:
+    free = number(fs.get("percent_free"))
+    if free is None:
+        return None
+    return _level(free, t.number("filesystem_free_percent_warning"), t.number("filesystem_free_percent_critical"))
+
+
+def inodes_severity(fs: dict, t: Thresholds) -> Optional[str]:
+    free = number(fs.get("inodes_percent_free"))
+    if free is None or not number(fs.get("inodes_total")):
+        return None
+    return _level(free, t.number("inodes_free_percent_warning"), t.number("inodes_free_percent_critical"))
 
 
 def _fstype(fs: dict) -> str:
@@ -86,12 +107,10 @@ def _identity(fs: dict) -> tuple:
 
 
 def _space(fs: dict, t: Thresholds, others: List) -> List[Finding]:
-    free = number(fs.get("percent_free"))
-    if free is None:
-        return []
-    severity = _level(free, t.number("filesystem_free_percent_warning"), t.number("filesystem_free_percent_critical"))
+    severity = space_severity(fs, t)
     if severity is None:
         return []
+    free = number(fs.get("percent_free"))
     mount = fs.get("mountpoint")
     return [Finding(
         "disk.space_low", severity, str(mount),
@@ -104,12 +123,10 @@ def _space(fs: dict, t: Thresholds, others: List) -> List[Finding]:
 
 
 def _inodes(fs: dict, t: Thresholds, others: List) -> List[Finding]:
-    free = number(fs.get("inodes_percent_free"))
-    if free is None or not number(fs.get("inodes_total")):
-        return []
-    severity = _level(free, t.number("inodes_free_percent_warning"), t.number("inodes_free_percent_critical"))
+    severity = inodes_severity(fs, t)
     if severity is None:
         return []
+    free = number(fs.get("inodes_percent_free"))
     mount = fs.get("mountpoint")
     return [Finding(
         "disk.inodes_low", severity, str(mount),
