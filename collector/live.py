@@ -174,14 +174,7 @@ def open_regular(path, follow_symlink: bool = False) -> Tuple[int, os.stat_resul
     file is refused (NotRegularFile)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow_symlink else os.O_NOFOLLOW)
     fd = os.open(str(path), flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, f"{path} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
+    return fd, safeopen.fstat_regular(fd, str(path))
 
 
 def read_small_file(path: Path, max_bytes: int) -> tuple:
