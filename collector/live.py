@@ -175,13 +175,3 @@ def open_regular(path, follow_symlink: bool = False) -> Tuple[int, os.stat_resul
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow_symlink else os.O_NOFOLLOW)
     fd = os.open(str(path), flags)
     return fd, safeopen.fstat_regular(fd, str(path))
-
-
-def read_small_file(path: Path, max_bytes: int) -> tuple:
-    """(bytes, truncated) of a regular file, never more than `max_bytes`.  A final symlink
-    is followed: a platform's main.json may be a link to where the site keeps it."""
-    fd, _st = open_regular(path, follow_symlink=True)
-    try:
-        return safeopen.read_capped(fd, max_bytes)
-    finally:
-        os.close(fd)
