@@ -51,6 +51,16 @@ def _close_quietly(stream) -> None:
         pass
 
 
+def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> Optional[int]:
+    """The exit status of `proc` within `timeout`; else None, once it is killed and reaped."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 def _spawn(argv: List[str], **kwargs) -> subprocess.Popen:
     """An ssh process: in its own session (a Ctrl-C on the terminal must not kill the
     connection before akdiag has cleaned up the host), without akdiag's secrets in its
@@ -137,11 +147,7 @@ class Connection:
             asking = _spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError:
             return  # terminate() and kill() follow
-        try:
-            asking.wait(2.0)
-        except subprocess.TimeoutExpired:
-            asking.kill()
-            asking.wait()
+        _wait_or_kill(asking, 2.0)
 
     def close(self) -> None:
         self.kill_running()
@@ -216,12 +222,8 @@ class Connection:
                 value = sink(proc.stdout)
             finally:
                 proc.stdout.close()
-                try:
-                    proc.wait(max(0.1, timeout - (time.monotonic() - started)))
-                except subprocess.TimeoutExpired:
+                if _wait_or_kill(proc, max(0.1, timeout - (time.monotonic() - started))) is None:
                     expired.set()
-                    proc.kill()
-                    proc.wait()
             timer.cancel()
             timed_out = expired.is_set()
             return Result(None if timed_out else proc.returncode, b"", read_stderr(err),
@@ -247,11 +249,7 @@ class Connection:
         it did not finish in time and its ssh process was killed)."""
         _close_quietly(proc.stdin)
         try:
-            return proc.wait(max(0.01, timeout))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
+            return _wait_or_kill(proc, max(0.01, timeout))
         finally:
             self._done(proc)
 
@@ -283,11 +281,7 @@ class Connection:
             raise RemoteError("remote_failed", f"cannot read the host's clock: {exc}") from exc
         finally:
             _close_quietly(proc.stdin)
-            try:
-                proc.wait(max(0.1, min(2.0, end - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _wait_or_kill(proc, max(0.1, min(2.0, end - time.monotonic())))
             self._done(proc)
             err.close()
         assert best is not None
