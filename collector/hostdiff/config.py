@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.hostdiff.model import SECRET_CHANGED, Change
-from collector.hostdiff.pseudonyms import either, only_pseudonyms_differ, pair_names, pseudonymized_note
+from collector.hostdiff.pseudonyms import compare_pairs, either, only_pseudonyms_differ, pseudonymized_note
 from collector.plain import as_dict, as_list
 
 
@@ -45,17 +45,11 @@ def compare_config(old: BundleReader, new: BundleReader, not_compared: List[str]
     changes = []
     pseudonymized = 0
     for path in sorted(set(before) | set(after)):
-        a, b = before.get(path, {}), after.get(path, {})
-        pairs, unpaired = pair_names(a, b)
-        pseudonymized += unpaired
-        for key_a, key_b in sorted(pairs, key=lambda pair: str(either(pair))):
-            old_value, new_value = a.get(key_a), b.get(key_b)
-            if _pseudonymized_pair((key_a, key_b), (old_value, new_value)):
-                pseudonymized += 1
-                continue
-            change = _config_change(path, (key_a, key_b), (old_value, new_value), digests, not_compared)
-            if change is not None:
-                changes.append(change)
+        found, unknown = compare_pairs(
+            before.get(path, {}), after.get(path, {}), _pseudonymized_pair,
+            lambda keys, values: _config_change(path, keys, values, digests, not_compared))
+        changes += found
+        pseudonymized += unknown
     if pseudonymized:
         not_compared.append(pseudonymized_note(pseudonymized, "configuration value", "configuration values"))
     return changes

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.hostdiff.model import SIZE_NOISE_FRACTION, Change, change_kind
-from collector.hostdiff.pseudonyms import either, pair_names, pseudonymized_note
+from collector.hostdiff.pseudonyms import compare_pairs, either, pseudonymized_note
 from collector.plain import as_dict, as_list, is_number
 
 
@@ -55,6 +55,12 @@ def _resp_figures(details: dict) -> Dict[str, Any]:
 NOISY_SIZES = ("used memory", "database size")  # they move a little between any two bundles
 
 
+def _renamed_alike(figures: tuple, values: tuple) -> bool:
+    """A figure named differently on each side with the same value: e.g. a replica member's
+    pseudonymized host, with the same lag."""
+    return None not in figures and figures[0] != figures[1] and values[0] == values[1]
+
+
 def _datastore_change(name: str, figure: str, old: Any, new: Any) -> Optional[Change]:
     if old == new:
         return None
@@ -75,15 +81,11 @@ def compare_datastores(old: BundleReader, new: BundleReader, not_compared: List[
     pseudonymized = 0
     for name in sorted(set(before) | set(after), key=str):
         a, b = _datastore_figures(as_dict(before.get(name))), _datastore_figures(as_dict(after.get(name)))
-        pairs, unpaired = pair_names(a, b)
-        pseudonymized += unpaired
-        for figure_a, figure_b in sorted(pairs, key=lambda pair: str(either(pair))):
-            if None not in (figure_a, figure_b) and figure_a != figure_b and a[figure_a] == b[figure_b]:
-                pseudonymized += 1  # e.g. a replica member's pseudonymized host, with the same lag
-                continue
-            change = _datastore_change(name, either((figure_a, figure_b)), a.get(figure_a), b.get(figure_b))
-            if change is not None:
-                changes.append(change)
+        found, unknown = compare_pairs(
+            a, b, _renamed_alike,
+            lambda figures, values: _datastore_change(name, either(figures), *values))
+        changes += found
+        pseudonymized += unknown
     if pseudonymized:
         not_compared.append(pseudonymized_note(pseudonymized, "datastore figure name", "datastore figure names"))
     return changes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 # collector.redact.Pseudonymizer.token: "<kind>-<first 12 hex digits of an HMAC>", with a
 # random key per bundle, so one value has a different token in every bundle
@@ -64,3 +64,23 @@ def either(pair: tuple) -> Any:
     """The new name of a pair, else the old one."""
     return pair[0] if pair[1] is None else pair[1]
 
+
+T = TypeVar("T")
+
+
+def compare_pairs(a: Dict[Any, Any], b: Dict[Any, Any], only_pseudonyms: Callable[[tuple, tuple], bool],
+                  change_of: Callable[[tuple, tuple], Optional[T]]) -> Tuple[List[T], int]:
+    """The changes between two bundles' named values (`change_of(names, values)`, None for
+    none), by name pairs in order; and how many could not be compared: names that could
+    not be paired, and pairs in which `only_pseudonyms(names, values)`."""
+    pairs, pseudonymized = pair_names(a, b)
+    changes = []
+    for names in sorted(pairs, key=lambda pair: str(either(pair))):
+        values = (a.get(names[0]), b.get(names[1]))
+        if only_pseudonyms(names, values):
+            pseudonymized += 1
+            continue
+        change = change_of(names, values)
+        if change is not None:
+            changes.append(change)
+    return changes, pseudonymized
