@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from collector import TOOL_NAME, __version__
+from collector.zipapp_main import MANIFEST  # the bootstrap reads the manifest the build writes
 from collector.zipapp_wheels import (_PIP_WITH_TARGET_MARKERS, FORMAT, MACHINES, OMIT, PACKAGE_ROOT, PYTHONS,
                                      BuildError, Target, WheelInfo, _pyproject_dependencies, default_wheel_dir,
                                      download_wheels, runtime_requirements)
@@ -51,7 +52,6 @@ __all__ = ["BOOTSTRAP", "MACHINES", "MANIFEST", "OMIT", "PACKAGE_ROOT", "PURE_FA
            "Target", "_PIP_WITH_TARGET_MARKERS", "_pyproject_dependencies", "build_single_file",
            "default_wheel_dir", "read_build_manifest"]
 
-MANIFEST = "_akdiag/build.json"
 WHEELS = "_akdiag/wheels/"
 SHEBANG = b"#!/usr/bin/env python3\n"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
