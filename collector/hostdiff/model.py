@@ -75,6 +75,7 @@ def bundle_facts(reader: BundleReader) -> dict:
             "started_at": manifest.get("started_at"), "schema_version": manifest.get("schema_version"),
             "tool_version": as_dict(manifest.get("tool")).get("version"), "basedir": manifest.get("basedir")}
 
+
 def change_kind(old: Any, new: Any) -> str:
     return "added" if old is None else "removed" if new is None else "changed"
 

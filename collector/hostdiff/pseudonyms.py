@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 # random key per bundle, so one value has a different token in every bundle
 PSEUDONYM = re.compile(r"\b(email|phone|ip|host)-[0-9a-f]{12}\b")
 
+
 def is_pseudonym(value: Any) -> bool:
     """A value that is one pseudonym token as a whole (a pseudonymized host name)."""
     return isinstance(value, str) and PSEUDONYM.fullmatch(value) is not None

@@ -84,7 +84,6 @@ def compare_pidfiles(old: BundleReader, new: BundleReader) -> List[Change]:
             for name in sorted(set(before) | set(after), key=str) if before.get(name) != after.get(name)]
 
 
-
 def compare_host(old: BundleReader, new: BundleReader) -> List[Change]:
     a, b = as_dict(old.json(schema.SYSTEM)), as_dict(new.json(schema.SYSTEM))
     changes = []
