@@ -1,7 +1,7 @@
-"""The wheels of the single-file build (collector/zipapp.py): akdiag's runtime requirements,
-the targets (Python minor version and machine), and pip's downloads for each target with
-every marker re-evaluated for it, kept in a private folder so that a second build needs
-no network."""
+"""What the single-file build (collector/zipapp.py) downloads: akdiag's runtime requirements,
+the targets (Python minor version and machine), a wheel's metadata, and pip's download for
+one target with every marker re-evaluated for it (the closure).  Where the downloads are
+kept and the archive itself are zipapp.py's."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 try:  # pragma: no cover - either is fine
     from packaging.requirements import Requirement
@@ -179,7 +176,7 @@ runpy.run_module("pip", run_name="__main__", alter_sys=True)
 """
 
 
-def _pip_download(dest: Path, target: Target, specs: Sequence[str]) -> None:
+def pip_download(dest: Path, target: Target, specs: Sequence[str]) -> None:
     environment = dict(target.marker_environments()[0])
     command = [sys.executable, "-c", _PIP_WITH_TARGET_MARKERS, json.dumps(environment, sort_keys=True),
                "download", "--disable-pip-version-check", "--no-input", "--quiet",
@@ -193,7 +190,7 @@ def _pip_download(dest: Path, target: Target, specs: Sequence[str]) -> None:
         raise BuildError(f"pip download for {target.tag} failed ({' '.join(specs)}):\n" + "\n".join(errors[-15:]))
 
 
-def _closure(wheels: Dict[str, WheelInfo], requirements: Sequence[str], target: Target) -> Tuple[Set[str], List[str]]:
+def target_closure(wheels: Dict[str, WheelInfo], requirements: Sequence[str], target: Target) -> Tuple[Set[str], List[str]]:
     """The distributions the target needs (normalized names) and the requirements no
     wheel in `wheels` satisfies yet, with every marker evaluated for the target."""
     environments = target.marker_environments()
@@ -221,98 +218,3 @@ def _closure(wheels: Dict[str, WheelInfo], requirements: Sequence[str], target: 
             visited.add((name, wanted))
             queue.extend((Requirement(r), wanted) for r in info.requires)
     return needed, sorted(set(missing))
-
-
-def resolve_target(wheel_dir: Path, target: Target, requirements: Sequence[str], key: str,
-                   log: Callable[[str], None] = lambda message: None) -> List[WheelInfo]:
-    """The wheels of one target, downloaded into wheel_dir/<tag> unless a complete
-    download for the same key is already there."""
-    folder = wheel_dir / target.tag
-    cached = _cached_download(folder, key)
-    if cached is not None:
-        return cached
-    log(f"downloading the wheels for {target.tag}")
-    if folder.exists():
-        shutil.rmtree(folder)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.tag}-", dir=wheel_dir))
-    try:
-        kept = _download_closure(partial, target, requirements, log)
-        (partial / "resolved.json").write_text(json.dumps({"key": key, "target": target.tag, "files": kept},
-                                                          indent=1))
-        kept = _publish(partial, folder, key, kept)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
-    return [read_wheel(folder / f) for f in kept]
-
-
-def _cached_download(folder: Path, key: str) -> Optional[List[WheelInfo]]:
-    """The wheels of a complete earlier download for the same key, else None."""
-    record = folder / "resolved.json"
-    if record.is_file():
-        try:
-            resolved = json.loads(record.read_text())
-            if resolved.get("key") == key and all((folder / f).is_file() for f in resolved["files"]):
-                return [read_wheel(folder / f) for f in resolved["files"]]
-        except (ValueError, KeyError, OSError, zipfile.BadZipFile):
-            pass
-    return None
-
-
-def _download_closure(partial: Path, target: Target, requirements: Sequence[str],
-                      log: Callable[[str], None]) -> List[str]:
-    """Downloads into `partial` until the target's closure is complete; removes the
-    wheels it does not need and returns the file names of those it keeps."""
-    specs = list(requirements)
-    for _ in range(6):
-        _pip_download(partial, target, specs)
-        wheels = {info.name: info for info in map(read_wheel, sorted(partial.glob("*.whl")))}
-        needed, specs = _closure(wheels, requirements, target)
-        if not specs:
-            break
-        log(f"{target.tag}: adding what pip's markers missed: {', '.join(specs)}")
-    else:
-        raise BuildError(f"{target.tag}: still missing {', '.join(specs)} after several downloads")
-    for name, info in wheels.items():
-        if name not in needed:
-            info.path.unlink()
-    return sorted(info.path.name for name, info in wheels.items() if name in needed)
-
-
-def _publish(partial: Path, folder: Path, key: str, kept: List[str]) -> List[str]:
-    """Puts the complete download in its place; the files of another build's download
-    for the same key when that one got there first."""
-    try:
-        os.replace(partial, folder)
-    except OSError:  # another build just put its own download there: use that one
-        other = json.loads((folder / "resolved.json").read_text())
-        if other.get("key") != key:
-            raise
-        return other["files"]
-    return kept
-
-
-def _private_wheel_dir(path: Path) -> None:
-    path.mkdir(exist_ok=True, mode=0o700)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise BuildError(f"{path} is not a private folder of this user: its wheels could have been planted")
-
-
-def download_wheels(wheel_dir: Optional[Path] = None, requirements: Optional[Sequence[str]] = None,
-                    pythons: Sequence[str] = PYTHONS, machines: Sequence[str] = MACHINES,
-                    log: Callable[[str], None] = lambda message: None) -> Dict[Target, List[WheelInfo]]:
-    requirements = runtime_requirements() if requirements is None else list(requirements)
-    default = default_wheel_dir(requirements)
-    wheel_dir = default if wheel_dir is None else Path(wheel_dir)
-    if wheel_dir == default:  # under the shared temporary folder: nobody else may plant wheels there
-        _private_wheel_dir(wheel_dir.parent)
-        _private_wheel_dir(wheel_dir)
-    else:
-        wheel_dir.mkdir(parents=True, exist_ok=True)
-    key = wheel_cache_key(requirements)
-    targets = targets_of(pythons, machines)
-    with ThreadPoolExecutor(max_workers=min(5, len(targets))) as pool:
-        futures = {t: pool.submit(resolve_target, wheel_dir, t, requirements, key, log) for t in targets}
-        return {t: f.result() for t, f in futures.items()}
-
