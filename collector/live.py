@@ -176,21 +176,4 @@ def open_regular(path, follow_symlink: bool = False) -> Tuple[int, os.stat_resul
     file is refused (NotRegularFile)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow_symlink else os.O_NOFOLLOW)
     fd = os.open(str(path), flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, f"{path} is not a regular file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st
-
-
-def read_small_file(path: Path, max_bytes: int) -> tuple:
-    """(bytes, truncated) of a regular file, never more than `max_bytes`.  A final symlink
-    is followed: a platform's main.json may be a link to where the site keeps it."""
-    fd, _st = open_regular(path, follow_symlink=True)
-    try:
-        return safeopen.read_capped(fd, max_bytes)
-    finally:
-        os.close(fd)
+    return fd, safeopen.fstat_regular(fd, str(path))

@@ -32,6 +32,19 @@ class NotRegularFile(OSError):
     """What was opened is not a regular file (a FIFO, a device, or swapped after an lstat)."""
 
 
+def fstat_regular(fd: int, name: str) -> os.stat_result:
+    """The fstat of an open descriptor that must be a regular file; anything else is
+    refused (NotRegularFile) and the descriptor closed, as on any error."""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, f"{name} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return st
+
+
 class LeavesBasedir(OSError):
     """A symlink on the way points outside BASEDIR; it is not followed."""
 
@@ -112,14 +125,7 @@ class SafeRoot:
         """(descriptor, its fstat, canonical components) of a regular file; anything
         else is refused (NotRegularFile) and never opened when it is seen as such first."""
         fd, parts = self._walk(split(path), follow, "file")
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFile(errno.EINVAL, f"{self.display(parts)} is not a regular file")
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, st, parts
+        return fd, fstat_regular(fd, self.display(parts)), parts
 
     def stat(self, path: PathLike) -> Tuple[os.stat_result, List[str]]:
         """(stat of what the path leads to, canonical components); nothing is opened

@@ -16,6 +16,8 @@ import re
 import stat
 from typing import Any, Union
 
+from collector.safeopen import read_capped
+
 MIB = 1024 * 1024
 MAX_JSON_DEPTH = 64
 
@@ -55,18 +57,10 @@ def read_regular(path: Union[str, os.PathLike], limit: int, follow_links: bool =
             raise ReadRefused(f"it is {_kind(info.st_mode)}, not a regular file")
         if info.st_size > limit and not head:
             raise ReadRefused(f"it is {info.st_size} bytes, more than the {limit} this file may have")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(MIB, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            if head:
-                return b"".join(chunks)[:limit]
+        data, longer = read_capped(fd, limit)
+        if longer and not head:
             raise ReadRefused(f"it grew past the {limit} bytes this file may have while it was read")
-        return b"".join(chunks)
+        return data
     finally:
         os.close(fd)
 

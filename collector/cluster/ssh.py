@@ -19,118 +19,18 @@ from __future__ import annotations
 import os
 import re
 import select
-import shlex
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, List, Optional, Tuple, Union
 
 from collector import bounded, tempfiles
+from collector.cluster.sshcall import (DEFAULT_CONNECT_TIMEOUT, STDERR_KEEP, RemoteError, Result, SshSettings, classify,
+                                       read_stderr, sh_command, stderr_last_line)
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-STDERR_KEEP = 64 * 1024
-# OpenSSH's own chatter that is never the reason a step failed.
-_NOISE = re.compile(r"^(Warning: Permanently added|\*\* |Pseudo-terminal will not be allocated|"
-                    r"Connection to \S+ closed\.?$|Shared connection to \S+ closed\.?$|Transferred: )")
-_KINDS = (
-    ("auth_failed", re.compile(r"Permission denied|Too many authentication failures|no mutual signature", re.I)),
-    ("host_key", re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|"
-                            r"host key .* not known|No \S+ host key is known", re.I)),
-    ("unreachable", re.compile(r"Connection refused|No route to host|Connection timed out|timed out|"
-                               r"Could not resolve hostname|Name or service not known|Network is unreachable|"
-                               r"Connection closed by|Connection reset|kex_exchange_identification|"
-                               r"Temporary failure in name resolution|proxy|banner exchange", re.I)),
-)
-
-
-class RemoteError(Exception):
-    """A step on a host that failed: `kind` (unreachable, auth_failed, host_key, timeout,
-    no_python, ssh_error, remote_failed, transfer_failed, cancelled), the exit status and
-    the last line of stderr."""
-
-    def __init__(self, kind: str, message: str, exit_status: Optional[int] = None,
-                 stderr_tail: Optional[str] = None):
-        super().__init__(message)
-        self.kind = kind
-        self.exit_status = exit_status
-        self.stderr_tail = stderr_tail
-
-
-@dataclass(frozen=True)
-class SshSettings:
-    program: str = "ssh"
-    config_file: Optional[str] = None  # ssh -F FILE
-    options: Tuple[str, ...] = ()  # ssh -o OPTION each (--ssh-option)
-    extra_args: Tuple[str, ...] = ()  # words of AKDIAG_SSH_OPTIONS, given to ssh as they are
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-
-    @classmethod
-    def from_environment(cls, config_file: Optional[str], options, connect_timeout: float) -> "SshSettings":
-        extra = tuple(shlex.split(os.environ.get("AKDIAG_SSH_OPTIONS", "")))
-        return cls(config_file=config_file, options=tuple(options), extra_args=extra,
-                   connect_timeout=connect_timeout)
-
-    def argv(self, control_path: str, master: bool) -> List[str]:
-        """ssh and its options, up to (not including) the destination.  akdiag's own
-        options come first: for ssh the first value given wins."""
-        argv = [self.program]
-        if self.config_file:
-            argv += ["-F", self.config_file]
-        for option in ("BatchMode=yes", f"ConnectTimeout={max(1, int(round(self.connect_timeout)))}",
-                       f"ControlPath={control_path}", "ControlMaster=" + ("yes" if master else "no"),
-                       "ControlPersist=no", "ClearAllForwardings=yes", "ForwardAgent=no", "ForwardX11=no",
-                       "RequestTTY=no", "RemoteCommand=none", "PermitLocalCommand=no", "ServerAliveInterval=15",
-                       "ServerAliveCountMax=3"):
-            argv += ["-o", option]
-        for option in self.options:
-            argv += ["-o", option]
-        return argv + list(self.extra_args)
-
-
-def stderr_last_line(data: bytes) -> Optional[str]:
-    lines = [line.strip() for line in data.decode("utf-8", "replace").replace("\r", "\n").split("\n")]
-    lines = [line for line in lines if line and not _NOISE.match(line)]
-    return lines[-1][:500] if lines else None
-
-
-def classify(stderr_tail: Optional[str]) -> str:
-    for kind, pattern in _KINDS:
-        if stderr_tail and pattern.search(stderr_tail):
-            return kind
-    return "ssh_error"
-
-
-def sh_command(script: str) -> str:
-    """The remote command line: the script run by `sh -c`, whatever the login shell."""
-    return "sh -c " + shlex.quote(script)
-
-
-@dataclass
-class Result:
-    exit_status: Optional[int]
-    stdout: bytes
-    stderr: bytes
-    duration: float
-    timed_out: bool
-
-    @property
-    def stderr_tail(self) -> Optional[str]:
-        return stderr_last_line(self.stderr)
-
-    def text(self) -> str:
-        return self.stdout.decode("utf-8", "replace")
-
-
-def _read_stderr(handle) -> bytes:
-    try:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - STDERR_KEEP))
-        return handle.read()
-    except (OSError, ValueError):
-        return b""
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "STDERR_KEEP", "UNTIL_EOF", "Connection", "RemoteError", "Result", "SshSettings",
+           "classify", "control_folder", "sh_command", "stderr_last_line"]
 
 
 def control_folder() -> str:
@@ -149,6 +49,16 @@ def _close_quietly(stream) -> None:
             stream.close()
     except OSError:
         pass
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> Optional[int]:
+    """The exit status of `proc` within `timeout`; else None, once it is killed and reaped."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def _spawn(argv: List[str], **kwargs) -> subprocess.Popen:
@@ -191,14 +101,14 @@ class Connection:
                 raise RemoteError("cancelled", "interrupted")
             code = self._master.poll()
             if code is not None:
-                tail = stderr_last_line(_read_stderr(self._master_err))
+                tail = stderr_last_line(read_stderr(self._master_err))
                 kind = classify(tail)
                 raise RemoteError(kind, tail or f"ssh exited with status {code} before connecting",
                                   exit_status=code, stderr_tail=tail)
             if os.path.exists(self.control_path):
                 return time.monotonic() - started
             if time.monotonic() >= end:
-                tail = stderr_last_line(_read_stderr(self._master_err))
+                tail = stderr_last_line(read_stderr(self._master_err))
                 self._stop_master()
                 raise RemoteError("timeout", f"no SSH connection within {timeout:.0f} s"
                                   + (f" ({tail})" if tail else ""), stderr_tail=tail)
@@ -237,11 +147,7 @@ class Connection:
             asking = _spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError:
             return  # terminate() and kill() follow
-        try:
-            asking.wait(2.0)
-        except subprocess.TimeoutExpired:
-            asking.kill()
-            asking.wait()
+        _wait_or_kill(asking, 2.0)
 
     def close(self) -> None:
         self.kill_running()
@@ -290,7 +196,7 @@ class Connection:
                 timed_out = True
                 proc.kill()
                 out, _ = proc.communicate()
-            return Result(None if timed_out else proc.returncode, out, _read_stderr(err),
+            return Result(None if timed_out else proc.returncode, out, read_stderr(err),
                           time.monotonic() - started, timed_out)
         finally:
             self._done(proc)
@@ -316,15 +222,11 @@ class Connection:
                 value = sink(proc.stdout)
             finally:
                 proc.stdout.close()
-                try:
-                    proc.wait(max(0.1, timeout - (time.monotonic() - started)))
-                except subprocess.TimeoutExpired:
+                if _wait_or_kill(proc, max(0.1, timeout - (time.monotonic() - started))) is None:
                     expired.set()
-                    proc.kill()
-                    proc.wait()
             timer.cancel()
             timed_out = expired.is_set()
-            return Result(None if timed_out else proc.returncode, b"", _read_stderr(err),
+            return Result(None if timed_out else proc.returncode, b"", read_stderr(err),
                           time.monotonic() - started, timed_out), value
         finally:
             timer.cancel()
@@ -347,11 +249,7 @@ class Connection:
         it did not finish in time and its ssh process was killed)."""
         _close_quietly(proc.stdin)
         try:
-            return proc.wait(max(0.01, timeout))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return None
+            return _wait_or_kill(proc, max(0.01, timeout))
         finally:
             self._done(proc)
 
@@ -371,18 +269,7 @@ class Connection:
                 sent_wall, sent = time.time(), time.monotonic()
                 proc.stdin.write(b"x\n")
                 proc.stdin.flush()
-                while b"\n" not in buffer:
-                    left = end - time.monotonic()
-                    ready = select.select([proc.stdout], [], [], max(0.0, left))[0] if left > 0 else []
-                    if not ready:
-                        raise RemoteError("timeout", f"the host's clock did not answer within {timeout:.0f} s")
-                    chunk = os.read(proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        tail = stderr_last_line(_read_stderr(err))
-                        raise RemoteError("remote_failed", tail or "date +%s.%N gave no answer",
-                                          stderr_tail=tail)
-                    buffer += chunk
-                line, buffer = buffer.split(b"\n", 1)
+                line, buffer = _next_answer(proc, err, buffer, end, timeout)
                 round_trip = time.monotonic() - sent
                 remote, coarse = _parse_date(line.decode("ascii", "replace").strip())
                 if index == 0:
@@ -393,22 +280,36 @@ class Connection:
         except (OSError, ValueError) as exc:
             raise RemoteError("remote_failed", f"cannot read the host's clock: {exc}") from exc
         finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                proc.wait(max(0.1, min(2.0, end - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _close_quietly(proc.stdin)
+            _wait_or_kill(proc, max(0.1, min(2.0, end - time.monotonic())))
             self._done(proc)
             err.close()
         assert best is not None
-        round_trip, offset, coarse = best
-        return {"offset_seconds": round(offset, 4), "round_trip_seconds": round(round_trip, 4),
-                "uncertainty_seconds": round(round_trip / 2.0 + (1.0 if coarse else 0.0), 4),
-                "samples": samples, "method": "date +%s" if coarse else "date +%s.%N"}
+        return _clock_figures(*best, samples)
+
+
+def _next_answer(proc: subprocess.Popen, err: BinaryIO, buffer: bytes, end: float,
+                 timeout: float) -> Tuple[bytes, bytes]:
+    """The next line the clock session prints, and what it printed after it; RemoteError
+    when it does not answer by `end` or ends."""
+    while b"\n" not in buffer:
+        left = end - time.monotonic()
+        ready = select.select([proc.stdout], [], [], max(0.0, left))[0] if left > 0 else []
+        if not ready:
+            raise RemoteError("timeout", f"the host's clock did not answer within {timeout:.0f} s")
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            tail = stderr_last_line(read_stderr(err))
+            raise RemoteError("remote_failed", tail or "date +%s.%N gave no answer", stderr_tail=tail)
+        buffer += chunk
+    line, rest = buffer.split(b"\n", 1)
+    return line, rest
+
+
+def _clock_figures(round_trip: float, offset: float, coarse: bool, samples: int) -> dict:
+    return {"offset_seconds": round(offset, 4), "round_trip_seconds": round(round_trip, 4),
+            "uncertainty_seconds": round(round_trip / 2.0 + (1.0 if coarse else 0.0), 4),
+            "samples": samples, "method": "date +%s" if coarse else "date +%s.%N"}
 
 
 def _parse_date(text: str) -> Tuple[float, bool]:
