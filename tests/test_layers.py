@@ -152,3 +152,18 @@ def test_the_walk_sees_lazy_and_relative_imports(tmp_path):
     (package / "c.py").write_text("from pkg import VERSION\n")
     graph["pkg.c"] = imports_of("pkg.c", package / "c.py", known)
     assert find_cycles(graph) == []
+
+
+def test_the_single_file_bootstrap_imports_nothing_of_the_package():
+    """The bootstrap (the single file's __main__.py) is standard library only: the cluster
+    run and the builder read its facts, and it names the command line it starts as a
+    console script does, the same entry point as the package's own."""
+    from collector import zipapp_main
+
+    graph = import_graph()
+    assert graph["collector.zipapp_main"] == set()
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'akdiag = "{zipapp_main.ENTRY_POINT}"' in pyproject
+    from collector.cli import main
+
+    assert zipapp_main.entry_point() is main
