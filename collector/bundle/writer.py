@@ -71,6 +71,10 @@ class BundleWriter:
         self._files: Dict[str, FileRecord] = {}
         self._names: Dict[str, tuple] = {}  # host-given name -> (bundle name, its redaction counts)
         self._owners: Dict[str, str] = {}  # bundle name -> the host-given name it stands for
+        self._idle = threading.Condition(self._lock)
+        self._writing = 0
+        self._closed = False
+        self._root_made = False  # made by the first write only: a late one never re-creates it
 
     # -- names -------------------------------------------------------------------
     def bundle_name(self, relpath: str) -> str:
@@ -112,11 +116,6 @@ class BundleWriter:
         for rule, count in name_counts:
             self.scrubber.counts.add(rule, name, count)
         return name
-
-        self._idle = threading.Condition(self._lock)
-        self._writing = 0
-        self._closed = False
-        self._root_made = False  # made by the first write only: a late one never re-creates it
 
     def close(self, wait: float = 5.0) -> None:
         """Refuse every write from now on and wait (bounded) for those under way: the run is
