@@ -1,88 +1,25 @@
-"""akdiag's command line: click commands only; the work is done elsewhere."""
+"""akdiag's command line: click commands and their options only.  The options' values are
+checked in collector.cli_options, the commands run in collector.commands (host) and
+collector.cluster.command (cluster), and print through collector.console."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import click
 
 from collector import __version__, interrupt
 from collector.bundle.schema import FORMATS
-from collector.catalog import CatalogError, load_catalog
+from collector.cli_options import (checked_pii_kinds, collect_options, command_line, load_catalog_or_exit,
+                                   pseudonym_key, valid_patterns)
 from collector.commands import diff_text, run_check, run_collect, seconds_since_start, write_outside_bundle
 from collector.console import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,  # noqa: F401 (public)
                                EXIT_USAGE, error, open_in_browser, print_report, report_exit_code, usage_error)
-from collector.context import CollectOptions
 from collector.interrupt import Interrupted
 from collector.password import asking_password, bundle_password, open_bundles
-from collector.redact import DEFAULT_PII_KINDS
-
-
-def _load_catalog_or_exit(path: Optional[str]):
-    try:
-        return load_catalog(Path(path) if path else None)
-    except CatalogError as exc:
-        usage_error(str(exc))
-
-
-def _options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
-    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
-                          datastore_timeout=datastore_timeout)
-
-
-def _valid_patterns(patterns) -> tuple:
-    from collector.userpattern import compile_error
-
-    for pattern in patterns:
-        error = compile_error(pattern)
-        if error:
-            usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {error}")
-    return tuple(patterns)
-
-
-def _pii_kinds(more: str, none: bool) -> tuple:
-    if none:
-        if more:
-            usage_error("--pseudonymize and --no-pseudonymize exclude each other")
-        return ()
-    extra = [word.strip() for word in more.split(",") if word.strip()]
-    unknown = [word for word in extra if word not in ("ips", "hosts")]
-    if unknown:
-        usage_error(f"--pseudonymize takes ips and/or hosts, not {', '.join(unknown)}")
-    return DEFAULT_PII_KINDS + tuple(dict.fromkeys(extra))
-
-
-def _pseudonym_key(key_file: Optional[str], pii_kinds: tuple, basedir: Optional[Path] = None) -> Optional[bytes]:
-    if not key_file:
-        return None
-    if not pii_kinds:
-        usage_error("--pseudonym-key has no use with --no-pseudonymize")
-    from collector.pseudonym_key import KeyFileError, load_or_create
-
-    try:
-        return load_or_create(Path(key_file), basedir)
-    except KeyFileError as exc:
-        usage_error(f"--pseudonym-key: {exc}")
-
-
-def _command_line(argv: Optional[list] = None) -> str:
-    """The command line as the manifest records it, with the customer's own redaction
-    patterns left out: a pattern may spell out the very text it is there to hide."""
-    words, hide_next = ["akdiag"], False
-    for word in (sys.argv[1:] if argv is None else argv):
-        if hide_next:
-            word, hide_next = "<pattern>", False
-        elif word == "--redact-pattern":
-            hide_next = True
-        elif word.startswith("--redact-pattern="):
-            word = "--redact-pattern=<pattern>"
-        words.append(word)
-    return " ".join(shlex.quote(word) for word in words)
 
 
 _positive = click.IntRange(min=1)
@@ -193,9 +130,9 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
-    catalog = _load_catalog_or_exit(catalog_file)
-    patterns = _valid_patterns(redact_patterns)
-    pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
+    catalog = load_catalog_or_exit(catalog_file)
+    patterns = valid_patterns(redact_patterns)
+    pii_kinds = checked_pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
         usage_error("--encrypt needs --format 7z")
     if not (hosts_file or host_options) and (parallel or host_timeout or ssh_config or ssh_options or akdiag_file
@@ -211,18 +148,18 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
             connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options,
             akdiag_file=akdiag_file, keep_remote_copy=keep_remote_copy, basedir=basedir, output_dir=output_dir,
             label=label, fmt=fmt, timeout=timeout,
-            options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
+            options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
-            password=password, command_line=_command_line(), quiet=quiet,
-            pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds)))
+            password=password, command_line=command_line(), quiet=quiet,
+            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds)))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
-                             options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
-                             command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
+                             options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
+                             command_line=command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
                              spent_before=seconds_since_start(),
-                             pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds, path))
+                             pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
     sys.exit(run_collect(request, quiet))
 
 
@@ -249,10 +186,10 @@ def demo(output_dir, fmt, quiet):
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
             host.build().start().break_like_production()
-            catalog = _load_catalog_or_exit(str(host.catalog_file))
+            catalog = load_catalog_or_exit(str(host.catalog_file))
             request = CollectRequest(basedir=host.basedir, basedir_source="demo", catalog=catalog,
                                      output_dir=Path(output_dir), label="demo", fmt=fmt, timeout=120,
-                                     command_line=_command_line())
+                                     command_line=command_line())
             code = run_collect(request, quiet)
     if not quiet and code == EXIT_OK:
         click.echo("Open summary.html inside the bundle first (7z x <bundle>).")
@@ -352,7 +289,7 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     from collector.cluster.report import rerender_cluster
     from collector.rerender import NewerSchemaError, default_output, rerender
 
-    catalog = _load_catalog_or_exit(catalog_file)
+    catalog = load_catalog_or_exit(catalog_file)
     output = Path(output_file) if output_file else default_output(Path(bundle))
     try:
         done = asking_password(lambda password: rerender(Path(bundle), output, catalog, password,
