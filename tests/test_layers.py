@@ -122,14 +122,49 @@ def test_no_import_cycle_in_the_package():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
 
 
-def test_the_host_layer_never_imports_the_cluster_layer():
-    """The cluster layer builds on the host layer; only the command line (collector.cli,
-    the layer above both) may hand a command to the cluster package."""
-    graph = import_graph()
-    reaching_up = sorted(f"{module} -> {target}" for module, targets in graph.items()
-                         if not module.startswith("collector.cluster") and module != "collector.cli"
-                         for target in targets if target.startswith("collector.cluster"))
-    assert not reaching_up, "host modules importing the cluster layer:\n" + "\n".join(reaching_up)
+# The package's layers, lowest first (README: How the code is laid out).  A module belongs
+# to the first layer one of whose names it is, or lies under ("collector.report" holds
+# collector/report.py, collector/report/* and collector/report_*.py).
+LAYERS = (
+    ("foundations", ("collector.zipapp_main", "collector.bounded", "collector.safeopen", "collector.untrusted",
+                     "collector.decoding", "collector.tempfiles", "collector.trust", "collector.interrupt",
+                     "collector.plain", "collector.live", "collector.yamlfile", "collector.userpattern",
+                     "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key")),
+    ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",
+                    "collector.logwalk", "collector.collectors", "collector.datastores", "collector.simulate")),
+    ("judging", ("collector.analyzers", "collector.report", "collector.diff", "collector.rerender")),
+    ("runs", ("collector.run", "collector.check", "collector.zipapp")),
+    ("host command line", ("collector.console", "collector.password", "collector.cli_options",
+                           "collector.commands")),
+    ("cluster", ("collector.cluster",)),
+    ("command line", ("collector.cli", "collector.__main__")),
+)
+
+
+def layer_of(module: str):
+    if module == "collector":  # the package's own __init__: its version and name
+        return -1
+    for number, (_name, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith((p + ".", p + "_")) for p in prefixes):
+            return number
+    return None
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(module for module in import_graph() if layer_of(module) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS and the README): {unplaced}"
+
+
+def test_lower_layers_never_import_higher_ones():
+    """Above all: the cluster layer builds on the host layers, never the reverse; only the
+    command line (collector.cli) hands a command or an archive to the cluster package."""
+    reaching_up = []
+    for module, targets in sorted(import_graph().items()):
+        for target in sorted(targets):
+            below, above = layer_of(module), layer_of(target)
+            if below is not None and above is not None and above > below:
+                reaching_up.append(f"{module} ({LAYERS[below][0]}) -> {target} ({LAYERS[above][0]})")
+    assert not reaching_up, "imports reaching up a layer:\n" + "\n".join(reaching_up)
 
 
 def test_the_walk_sees_lazy_and_relative_imports(tmp_path):
