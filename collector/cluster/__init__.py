@@ -6,7 +6,7 @@ cluster archive with a manifest (cluster.json), cluster-wide findings and a summ
   per host; every call bounded in time.
 - `command.py`: `collect --hosts/--host` from the command line: the options' checks, the printout.
 - `run.py`: one cluster run (a worker per host, in parallel) and the archive; `request.py` its
-  request and result; `host.py` one host's steps; `remote_scripts.py` the shell scripts run
+  request and result; `host.py` one host's steps (`host_bundle.py`: its fetched bundle stored); `remote_scripts.py` the shell scripts run
   there; `single_file.py` the single-file akdiag copied to the hosts.
 - `analyze.py`: the cluster reader and the cluster-wide analyzers (they read only the
   archive: cluster.json and the hosts' bundles).

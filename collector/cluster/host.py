@@ -27,9 +27,8 @@ import traceback
 from pathlib import Path, PurePosixPath
 from typing import Callable, List, Optional
 
-from collector.bundle.reader import BundleError, open_bundle
 from collector.bundle.writer import BundleWriteError, BundleWriter
-from collector.cluster import HOSTS_DIR
+from collector.cluster.host_bundle import store_host_bundle
 from collector.cluster.hosts import HostSpec
 from collector.cluster.remote_scripts import CLEANUP, COLLECT, GUARD, PROBE, parse_probe, script
 from collector.cluster.request import (CLEANUP_SECONDS, INCOMING, MAX_BUNDLE_BYTES, MIN_REMOTE_TIMEOUT,
@@ -38,7 +37,6 @@ from collector.cluster.single_file import MIN_PYTHON, SingleFile, usable_install
 from collector.cluster.ssh import Connection, RemoteError, classify
 from collector.context import Deadline
 from collector.live import iso_utc
-from collector.plain import as_dict
 from collector.redact import DEFAULT_PII_KINDS
 
 
@@ -363,44 +361,19 @@ class HostRun:
             self.writer.forget(incoming)
 
     def _unpack(self, incoming: str, archive_name: str, record) -> None:
-        """The bundle's files under hosts/<name>/, each checked against the sha256 its
-        manifest gives; the bundle's archive facts go into cluster.json."""
-        name = self.spec.name
-        prefix = f"{HOSTS_DIR}/{self.folder}"
-        try:
-            with open_bundle(self.writer.root / incoming, self.request.password) as reader:
-                manifest = reader.manifest
-                expected = {f.get("path"): f.get("sha256") for f in manifest.get("files") or [] if isinstance(f, dict)}
-                mismatches, count = [], 0
-                for item in sorted(reader.root.rglob("*")):
-                    if item.is_symlink() or not item.is_file():
-                        continue
-                    rel = item.relative_to(reader.root).as_posix()
-                    stored = self.writer.write_unscrubbed_bytes(f"{prefix}/{rel}", item.read_bytes(), f"host:{name}")
-                    count += 1
-                    want = expected.get(rel)
-                    if want and stored.sha256 != want:
-                        mismatches.append(rel)
-                bundle_name = reader.root.name
-        except BundleError as exc:
-            raise RemoteError("transfer_failed", f"the bundle cannot be read: {exc}") from exc
-        tool = as_dict(manifest.get("tool"))
-        self.record["bundle"] = {
-            "path": prefix, "name": bundle_name, "archive": archive_name, "archive_size": record.size,
-            "archive_sha256": record.sha256, "files": count, "checked_against_manifest": not mismatches,
-            "mismatches": mismatches[:50], "hostname": manifest.get("hostname"),
-            "started_at": manifest.get("started_at"), "finished_at": manifest.get("finished_at"),
-            "schema_version": manifest.get("schema_version"),
-        }
-        from collector.bundle.reader import BundleReader
-        from collector.report import platform_version
-
-        self.record["platform_version"] = platform_version(BundleReader(self.writer.root / prefix))
+        """The bundle's files under hosts/<name>/ (collector.cluster.host_bundle); its
+        facts into the host's record."""
+        stored = store_host_bundle(self.writer, incoming, self.request.password, self.folder, self.spec.name,
+                                   archive_name, record)
+        self.record["bundle"] = stored.record
+        self.record["platform_version"] = stored.platform_version
         akdiag = self.record["akdiag"] or {}
-        akdiag["version"] = tool.get("version") or akdiag.get("version")
+        akdiag["version"] = stored.tool_version or akdiag.get("version")
         self.record["akdiag"] = akdiag
+        mismatches = stored.mismatches
         if mismatches:
-            self.log(f"{name}: {len(mismatches)} file(s) differ from the bundle's manifest: {', '.join(mismatches[:5])}")
+            self.log(f"{self.spec.name}: {len(mismatches)} file(s) differ from the bundle's manifest: "
+                     f"{', '.join(mismatches[:5])}")
 
     def _cleanup(self) -> None:
         if not self.tmp:
