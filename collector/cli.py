@@ -138,7 +138,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     if not (hosts_file or host_options) and (parallel or host_timeout or ssh_config or ssh_options or akdiag_file
                                              or keep_remote_copy):
         usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
-                     "need --hosts or --host")
+                    "need --hosts or --host")
     password = bundle_password(password_file, confirm=True) if encrypt else None
     if hosts_file or host_options:
         from collector.cluster.command import cluster_collect
