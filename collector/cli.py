@@ -1,214 +1,25 @@
-"""akdiag's command line: click commands only; the work is done elsewhere."""
+"""akdiag's command line: click commands and their options only.  The options' values are
+checked in collector.cli_options, the commands run in collector.commands (host) and
+collector.cluster.command (cluster), and print through collector.console."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shlex
-import shutil
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
-from typing import Optional
 
 import click
 
 from collector import __version__, interrupt
 from collector.bundle.schema import FORMATS
-from collector.catalog import CatalogError, load_catalog
-from collector.context import CollectOptions
+from collector.cli_options import (checked_pii_kinds, collect_options, command_line, load_catalog_or_exit,
+                                   pseudonym_key, valid_patterns)
+from collector.commands import diff_text, run_check, run_collect, seconds_since_start, write_outside_bundle
+from collector.console import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,  # noqa: F401 (public)
+                               EXIT_USAGE, error, open_in_browser, print_report, report_exit_code, usage_error)
 from collector.interrupt import Interrupted
-from collector.redact import DEFAULT_PII_KINDS
-
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_OUTPUT = 3
-EXIT_INTERRUPTED = 130
-
-
-_Terminated = Interrupted  # the name the cluster command used before every stop signal was handled
-
-
-def _human_size(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024.0
-    return f"{size} B"
-
-
-def _progress_printer(quiet: bool):
-    if quiet or not sys.stderr.isatty():
-        return None
-    return lambda message: click.echo(f"akdiag: {message}", err=True)
-
-
-def _load_catalog_or_exit(path: Optional[str]):
-    try:
-        return load_catalog(Path(path) if path else None)
-    except CatalogError as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def _print_summary(result, quiet: bool) -> None:
-    if quiet:
-        click.echo(str(result.path.resolve()))
-        return
-    failed = [o for o in result.outcomes if o.status in ("failed", "timeout")]
-    partial = [o for o in result.outcomes if o.status == "partial"]
-    click.echo(f"Bundle:    {result.path.resolve()}")
-    click.echo(f"Size:      {_human_size(result.size)}")
-    if result.mapping_path:
-        click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the bundle, do not send it)")
-    click.echo(f"Duration:  {result.duration:.1f} s")
-    if getattr(result, "cut", None):
-        click.echo(f"Cut short: {result.cut} (what was collected is in the bundle; "
-                   "`akdiag report` on it completes the summary)")
-    click.echo(_processes_line(result.processes_down, getattr(result, "findings", None) or []))
-    if failed:
-        click.echo("Collectors failed: " + "; ".join(f"{o.name} ({o.status}: {o.error})" for o in failed))
-    if partial:
-        click.echo("Collectors with gaps: " + ", ".join(o.name for o in partial)
-                   + " (see manifest.json in the bundle)")
-    _print_top_findings(getattr(result, "findings", None) or [])
-    click.echo("Send this file to Altcraft support.")
-
-
-def _processes_line(down, findings) -> str:
-    """"none down" only when the process data says so; otherwise why it could not."""
-    from collector.analyzers.evidence import NOT_CHECKED_PROCESSES, not_checked_reason
-
-    not_checked = [f for f in findings if f.get("id") == NOT_CHECKED_PROCESSES]
-    if down is None or not_checked:
-        reason = not_checked_reason(not_checked[0]) if not_checked else None
-        return f"Processes: could not check ({reason or 'no usable process data in the bundle'})"
-    if down:
-        return f"Processes down ({len(down)}): {', '.join(down)}"
-    return "Processes down: none"
-
-
-def _print_top_findings(findings) -> None:
-    from collector.check import counts_text, top_findings_lines
-
-    if not findings:
-        click.echo("Findings:  none")
-        return
-    click.echo(f"Findings:  {counts_text(findings)} (all in summary.html and findings.json)")
-    for line in top_findings_lines(findings):
-        click.echo(line)
-
-
-def _seconds_since_start() -> float:
-    """How long this process has run (start-up, the catalog's reading): the deadline's share
-    already spent when the collection begins."""
-    try:
-        import psutil
-
-        return max(0.0, time.time() - psutil.Process().create_time())
-    except Exception:  # no /proc: the deadline starts with the collection
-        return 0.0
-
-
-def run_collect(request, quiet: bool) -> int:
-    from collector.run import OutputError, collect
-
-    try:
-        result = collect(request, progress=_progress_printer(quiet))
-    except OutputError as exc:
-        click.echo(f"akdiag: error: no bundle written: {exc}", err=True)
-        return EXIT_OUTPUT
-    except Interrupted as exc:
-        return interrupt.finish(exc, "no bundle written, nothing left behind")
-    except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
-        click.echo("akdiag: interrupted: no bundle written", err=True)
-        return EXIT_INTERRUPTED
-    _print_summary(result, quiet)
-    return EXIT_OK
-
-
-def _options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
-    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
-                          datastore_timeout=datastore_timeout)
-
-
-def _usage_error(message: str) -> None:
-    click.echo(f"akdiag: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
-def _valid_patterns(patterns) -> tuple:
-    from collector.userpattern import compile_error
-
-    for pattern in patterns:
-        error = compile_error(pattern)
-        if error:
-            _usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {error}")
-    return tuple(patterns)
-
-
-def _pii_kinds(more: str, none: bool) -> tuple:
-    if none:
-        if more:
-            _usage_error("--pseudonymize and --no-pseudonymize exclude each other")
-        return ()
-    extra = [word.strip() for word in more.split(",") if word.strip()]
-    unknown = [word for word in extra if word not in ("ips", "hosts")]
-    if unknown:
-        _usage_error(f"--pseudonymize takes ips and/or hosts, not {', '.join(unknown)}")
-    return DEFAULT_PII_KINDS + tuple(dict.fromkeys(extra))
-
-
-def _pseudonym_key(key_file: Optional[str], pii_kinds: tuple, basedir: Optional[Path] = None) -> Optional[bytes]:
-    if not key_file:
-        return None
-    if not pii_kinds:
-        _usage_error("--pseudonym-key has no use with --no-pseudonymize")
-    from collector.pseudonym_key import KeyFileError, load_or_create
-
-    try:
-        return load_or_create(Path(key_file), basedir)
-    except KeyFileError as exc:
-        _usage_error(f"--pseudonym-key: {exc}")
-
-
-def bundle_password(password_file: Optional[str], confirm: bool) -> str:
-    """The archive password: from a file, else AKDIAG_PASSWORD, else asked on the
-    terminal.  Never a command-line argument: the process table would show it, and
-    akdiag itself collects the process table."""
-    if password_file:
-        try:
-            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            _usage_error(f"cannot read the password file {password_file}: {exc}")
-        if not password:
-            _usage_error(f"the password file {password_file} is empty")
-        return password
-    if os.environ.get("AKDIAG_PASSWORD"):
-        # Taken out of the environment, so that no process akdiag starts inherits it.
-        return os.environ.pop("AKDIAG_PASSWORD")
-    if not sys.stdin.isatty():
-        _usage_error("a password is needed: give --password-file FILE or set AKDIAG_PASSWORD")
-    return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
-
-
-def _command_line(argv: Optional[list] = None) -> str:
-    """The command line as the manifest records it, with the customer's own redaction
-    patterns left out: a pattern may spell out the very text it is there to hide."""
-    words, hide_next = ["akdiag"], False
-    for word in (sys.argv[1:] if argv is None else argv):
-        if hide_next:
-            word, hide_next = "<pattern>", False
-        elif word == "--redact-pattern":
-            hide_next = True
-        elif word.startswith("--redact-pattern="):
-            word = "--redact-pattern=<pattern>"
-        words.append(word)
-    return " ".join(shlex.quote(word) for word in words)
+from collector.password import asking_password, bundle_password, open_bundles
 
 
 _positive = click.IntRange(min=1)
@@ -319,15 +130,15 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     from collector.basedir import resolve_basedir
     from collector.run import CollectRequest
 
-    catalog = _load_catalog_or_exit(catalog_file)
-    patterns = _valid_patterns(redact_patterns)
-    pii_kinds = _pii_kinds(pseudonymize_more, no_pseudonymize)
+    catalog = load_catalog_or_exit(catalog_file)
+    patterns = valid_patterns(redact_patterns)
+    pii_kinds = checked_pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
-        _usage_error("--encrypt needs --format 7z")
+        usage_error("--encrypt needs --format 7z")
     if not (hosts_file or host_options) and (parallel or host_timeout or ssh_config or ssh_options or akdiag_file
                                              or keep_remote_copy):
-        _usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
-                     "need --hosts or --host")
+        usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
+                    "need --hosts or --host")
     password = bundle_password(password_file, confirm=True) if encrypt else None
     if hosts_file or host_options:
         from collector.cluster.command import cluster_collect
@@ -337,18 +148,18 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
             connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options,
             akdiag_file=akdiag_file, keep_remote_copy=keep_remote_copy, basedir=basedir, output_dir=output_dir,
             label=label, fmt=fmt, timeout=timeout,
-            options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
+            options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
-            password=password, command_line=_command_line(), quiet=quiet,
-            pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds)))
+            password=password, command_line=command_line(), quiet=quiet,
+            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds)))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
-                             options=_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
-                             command_line=_command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
+                             options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
+                             command_line=command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
-                             spent_before=_seconds_since_start(),
-                             pseudonym_key=_pseudonym_key(pseudonym_key_file, pii_kinds, path))
+                             spent_before=seconds_since_start(),
+                             pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
     sys.exit(run_collect(request, quiet))
 
 
@@ -375,10 +186,10 @@ def demo(output_dir, fmt, quiet):
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
             host.build().start().break_like_production()
-            catalog = _load_catalog_or_exit(str(host.catalog_file))
+            catalog = load_catalog_or_exit(str(host.catalog_file))
             request = CollectRequest(basedir=host.basedir, basedir_source="demo", catalog=catalog,
                                      output_dir=Path(output_dir), label="demo", fmt=fmt, timeout=120,
-                                     command_line=_command_line())
+                                     command_line=command_line())
             code = run_collect(request, quiet)
     if not quiet and code == EXIT_OK:
         click.echo("Open summary.html inside the bundle first (7z x <bundle>).")
@@ -441,41 +252,14 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
     from collector import check as checking
 
     try:
-        result = _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
-                            bundle_path)
+        result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
+                           bundle_path)
     except Interrupted as exc:
         sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
     click.echo(checking.RENDERERS[fmt](result))
     sys.exit(result.code)
-
-
-def _run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
-    from collector.basedir import resolve_basedir
-
-    try:
-        catalog = load_catalog(Path(catalog_file) if catalog_file else None)
-    except CatalogError as exc:
-        return checking.unknown(f"catalog: {exc}")
-    if bundle_path:
-        return _check_bundle(checking, Path(bundle_path), catalog)
-    path, source = resolve_basedir(basedir)
-    return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
-                               datastore_timeout=datastore_timeout)
-
-
-def _check_bundle(checking, path: Path, catalog):
-    from collector.bundle.reader import BundleError, open_bundle
-    from collector.rerender import check_schema
-
-    started = time.monotonic()
-    try:
-        with open_bundle(path) as reader:
-            check_schema(reader.schema_version)
-            return checking.check_reader(reader, catalog, started, source=str(path))
-    except BundleError as exc:
-        return checking.unknown(str(exc), started, source=str(path))
 
 
 @main.command()
@@ -502,69 +286,25 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     """
     from collector.bundle.reader import BundleError
     from collector.bundle.writer import BundleWriteError
+    from collector.cluster.report import rerender_cluster
     from collector.rerender import NewerSchemaError, default_output, rerender
 
-    catalog = _load_catalog_or_exit(catalog_file)
+    catalog = load_catalog_or_exit(catalog_file)
     output = Path(output_file) if output_file else default_output(Path(bundle))
-    password = bundle_password(password_file, confirm=False) if password_file else None
     try:
-        done = _rerender_asking_password(rerender, Path(bundle), output, catalog, password, password_file)
+        done = asking_password(lambda password: rerender(Path(bundle), output, catalog, password,
+                                                         render_cluster=rerender_cluster), password_file)
     except NewerSchemaError as exc:
-        click.echo(f"akdiag: error: {bundle}: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        usage_error(f"{bundle}: {exc}")
     except BundleError as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        usage_error(str(exc))
     except BundleWriteError as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
+        error(str(exc))
         sys.exit(EXIT_OUTPUT)
-    _print_report(done)
+    print_report(done)
     if open_it:
-        _open_in_browser(done.html_path)
-    sys.exit(_report_exit_code(done.analysis.findings))
-
-
-def _report_exit_code(findings) -> int:
-    """As `check`: no usable process (or port) data is unknown (3), not a clean bill."""
-    from collector.analyzers.evidence import NOT_CHECKED_PORTS, NOT_CHECKED_PROCESSES, not_checked_reason
-    from collector.check import EXIT_UNKNOWN
-
-    unchecked = [f for f in findings if f.get("id") in (NOT_CHECKED_PROCESSES, NOT_CHECKED_PORTS)]
-    for finding in unchecked:
-        click.echo(f"Could not check: {finding.get('subject')} ({not_checked_reason(finding)})")
-    return EXIT_UNKNOWN if unchecked else EXIT_OK
-
-
-def _rerender_asking_password(rerender, bundle: Path, output: Path, catalog, password, password_file):
-    from collector.bundle.reader import BundleEncrypted
-
-    try:
-        return rerender(bundle, output, catalog, password)
-    except BundleEncrypted:
-        if password is not None:
-            raise
-    return rerender(bundle, output, catalog, bundle_password(password_file, confirm=False))
-
-
-def _print_report(done) -> None:
-    from collector.bundle import schema
-    from collector.check import counts_text, top_findings_lines
-
-    version = "unknown (no manifest)" if done.schema_version is None else done.schema_version
-    click.echo(f"Bundle schema version {version} (this akdiag reads up to {schema.SCHEMA_VERSION})")
-    click.echo(f"Summary:   {done.html_path.resolve()}")
-    click.echo(f"Findings:  {done.findings_path.resolve()}")
-    findings = done.analysis.findings
-    click.echo(f"Verdict:   {counts_text(findings)}")
-    for line in top_findings_lines(findings):
-        click.echo(line)
-
-
-def _open_in_browser(path: Path) -> None:
-    import webbrowser
-
-    if not webbrowser.open(path.resolve().as_uri()):
-        click.echo(f"akdiag: no web browser found; open {path.resolve()} yourself", err=True)
+        open_in_browser(done.html_path)
+    sys.exit(report_exit_code(done.analysis.findings))
 
 
 @main.command()
@@ -587,59 +327,35 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
       2  error: a bundle that cannot be read, a wrong password, different hosts
     """
     from collector.bundle.reader import BundleError
-    from collector.diff import DifferentHostsError, diff_bundles, render_html, render_text
+    from collector.diff import DifferentHostsError
 
     try:
-        with _open_bundles([Path(old), Path(new)], password_file) as (old_reader, new_reader):
-            result = diff_bundles(old_reader, new_reader, allow_different_hosts)
+        with open_bundles([Path(old), Path(new)], password_file) as (old_reader, new_reader):
+            result = _diff_readers(old_reader, new_reader, allow_different_hosts)
     except (BundleError, DifferentHostsError) as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    if fmt == "json":
-        text = json.dumps(result.as_dict(), indent=1, ensure_ascii=False, default=str) + "\n"
-    elif fmt == "html":
-        text = render_html(result)
-    else:
-        on_terminal = not output_file and sys.stdout.isatty()  # a file or a pipe keeps every line whole
-        text = render_text(result, width=shutil.get_terminal_size((100, 20)).columns if on_terminal else None)
+        usage_error(str(exc))
+    text = diff_text(result, fmt, output_file)
     if output_file:
-        _write_outside_bundle(Path(output_file), text)
+        write_outside_bundle(Path(output_file), text)
         click.echo(f"Diff: {Path(output_file).resolve()}", err=True)
     else:
         click.echo(text, nl=False)
     sys.exit(1 if result.regression else EXIT_OK)
 
 
-@contextlib.contextmanager
-def _open_bundles(paths, password_file):
-    """Readers over every bundle; the password is asked once, when one is encrypted."""
-    from collector.bundle.reader import BundleEncrypted, open_bundle
 
-    password = bundle_password(password_file, confirm=False) if password_file else None
-    with contextlib.ExitStack() as stack:
-        readers = []
-        for path in paths:
-            try:
-                readers.append(stack.enter_context(open_bundle(path, password)))
-            except BundleEncrypted:
-                if password is not None:
-                    raise
-                password = bundle_password(password_file, confirm=False)
-                readers.append(stack.enter_context(open_bundle(path, password)))
-        yield readers
+def _diff_readers(old, new, allow_different_hosts: bool):
+    """Two cluster archives (or one and a bundle) are compared host by host by the cluster
+    package; two bundles by collector.diff."""
+    from collector.bundle import schema
 
+    if old.exists(schema.CLUSTER_MANIFEST) or new.exists(schema.CLUSTER_MANIFEST):
+        from collector.cluster.diff import diff_clusters
 
-def _write_outside_bundle(path: Path, text: str) -> None:
-    """A file the user asked for (a diff), written beside their bundles: made of the
-    bundles' scrubbed files and akdiag's words, like `report`'s output."""
-    from collector.bundle.writer import BundleWriteError, BundleWriter
-    from collector.redact import Scrubber
+        return diff_clusters(old, new, allow_different_hosts)
+    from collector.diff import diff_bundles
 
-    try:
-        BundleWriter(path.parent, Scrubber(())).write_unscrubbed_bytes(path.name, text.encode("utf-8"), "diff")
-    except BundleWriteError as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
-        sys.exit(EXIT_OUTPUT)
+    return diff_bundles(old, new, allow_different_hosts)
 
 
 if __name__ == "__main__":  # pragma: no cover

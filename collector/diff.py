@@ -61,10 +61,6 @@ def _same_host(host_a: Any, host_b: Any, allow_different_hosts: bool, not_compar
 
 
 def diff_bundles(old: BundleReader, new: BundleReader, allow_different_hosts: bool = False) -> Diff:
-    if old.exists(schema.CLUSTER_MANIFEST) or new.exists(schema.CLUSTER_MANIFEST):
-        from collector.cluster.diff import diff_clusters  # host by host: a ClusterDiff
-
-        return diff_clusters(old, new, allow_different_hosts)
     result = Diff(old=bundle_facts(old), new=bundle_facts(new))
     _comparable(old, new, allow_different_hosts, result.not_compared)
     sections: List[Callable[[], List[Change]]] = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from collector import __version__
 from collector.analyzers import Analysis, analyze
@@ -49,16 +49,20 @@ def check_schema(version: object) -> None:
             f"(up to {schema.SCHEMA_VERSION}): upgrade akdiag to re-render it")
 
 
-def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[str] = None) -> Rerendered:
+def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[str] = None,
+             render_cluster: Optional[Callable[[Path, Path, Catalog], Rerendered]] = None) -> Rerendered:
     """Analyze the bundle and render its summary; write both to `output` and beside it.
+    A cluster archive goes to `render_cluster(root, output, catalog)`, which the command
+    line passes in (collector.cluster.report.rerender_cluster): this host-level module
+    never imports the cluster package.
     Raises BundleError (NewerSchemaError for a newer bundle) and BundleWriteError."""
     from collector import report
 
     with open_bundle(Path(bundle), password) as reader:
         if reader.exists(schema.CLUSTER_MANIFEST):
-            from collector.cluster.report import rerender_cluster
-
-            return rerender_cluster(reader.root, output, catalog)
+            if render_cluster is None:
+                raise BundleError(f"{bundle} is a cluster archive: render it with `akdiag report`")
+            return render_cluster(reader.root, output, catalog)
         version = reader.schema_version
         check_schema(version)
         analysis = analyze(reader, catalog.thresholds)

@@ -27,6 +27,7 @@ import os
 import sys
 
 MIN_PYTHON = (3, 9)
+ENTRY_POINT = "collector.cli:main"  # as pyproject.toml's [project.scripts] and the wheel's entry_points.txt
 EXIT_RUNTIME = 4
 MANIFEST = "_akdiag/build.json"
 COMPLETE = ".akdiag-complete"
@@ -402,10 +403,20 @@ def main():
         fail(str(exc))
     sys.path.insert(0, site)
     try:
-        from collector.cli import main as cli_main
+        cli_main = entry_point()
     except ImportError as exc:
         fail("cannot load akdiag from its cache %s: %s (remove that folder to unpack it again)" % (site, exc))
     cli_main()
+
+
+def entry_point(name=ENTRY_POINT):
+    """The function the single file runs, named as a console script names it: this
+    bootstrap stays below the package's modules, which import its facts (MANIFEST,
+    MIN_PYTHON, cache_roots) and are never imported by it."""
+    import importlib
+
+    module, _colon, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from conftest import akdiag
 
 from collector import __version__
 from collector.cluster.hosts import HostsError, load_hosts_file, name_from_destination, parse_host_option
-from collector.cluster.run import usable_installed_akdiag, version_tuple
+from collector.cluster.single_file import usable_installed_akdiag, version_tuple
 from collector.cluster.ssh import SshSettings, classify, stderr_last_line
 
 

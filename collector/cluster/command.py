@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 import click
 
 from collector import interrupt
+from collector.console import EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, error, human_size, progress_printer
 from collector.cluster.hosts import HostsError, HostSpec, combine, load_hosts_file, parse_host_option
 from collector.cluster.ssh import SshSettings
 from collector.interrupt import Interrupted
@@ -28,27 +29,26 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
                     akdiag_file, keep_remote_copy, basedir, output_dir, label, fmt, timeout, options, catalog, catalog_file,
                     patterns, pii_kinds, keep_mapping, password, command_line, quiet, pseudonym_key=None) -> int:
     """Run a cluster collection from the `collect` command's options; the exit code."""
-    from collector import cli
     from collector.cluster.run import ClusterRequest, OutputError, collect_cluster
 
     try:
         hosts = hosts_from_options(hosts_file, host_options)
     except HostsError as exc:
-        click.echo(f"akdiag: error: {exc}", err=True)
-        return cli.EXIT_USAGE
+        error(str(exc))
+        return EXIT_USAGE
     if not hosts:
-        click.echo("akdiag: error: no host to collect", err=True)
-        return cli.EXIT_USAGE
+        error("no host to collect")
+        return EXIT_USAGE
     if basedir and not str(basedir).startswith("/"):
-        click.echo(f"akdiag: error: --basedir {basedir} must be an absolute path on the hosts", err=True)
-        return cli.EXIT_USAGE
+        error(f"--basedir {basedir} must be an absolute path on the hosts")
+        return EXIT_USAGE
     settings = SshSettings.from_environment(ssh_config, ssh_options, connect_timeout)
     if shutil.which(settings.program) is None:
-        click.echo("akdiag: error: the OpenSSH client (ssh) is not installed here", err=True)
-        return cli.EXIT_USAGE
+        error("the OpenSSH client (ssh) is not installed here")
+        return EXIT_USAGE
     if akdiag_file and not Path(akdiag_file).is_file():
-        click.echo(f"akdiag: error: --akdiag-file {akdiag_file} does not exist", err=True)
-        return cli.EXIT_USAGE
+        error(f"--akdiag-file {akdiag_file} does not exist")
+        return EXIT_USAGE
     request = ClusterRequest(
         hosts=hosts, catalog=catalog, output_dir=Path(output_dir),
         catalog_file=Path(catalog_file) if catalog_file else None, label=label, fmt=fmt, timeout=timeout,
@@ -57,26 +57,25 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
         keep_mapping=keep_mapping, password=password, akdiag_file=Path(akdiag_file) if akdiag_file else None,
         ssh=settings, keep_remote_copy=keep_remote_copy, pseudonym_key=pseudonym_key)
     try:
-        result = collect_cluster(request, progress=cli._progress_printer(quiet))
+        result = collect_cluster(request, progress=progress_printer(quiet))
     except OutputError as exc:
-        click.echo(f"akdiag: error: no cluster archive written: {exc}", err=True)
-        return cli.EXIT_OUTPUT
+        error(f"no cluster archive written: {exc}")
+        return EXIT_OUTPUT
     except Interrupted as exc:
         return interrupt.finish(exc, "no cluster archive written (the hosts were cleaned up)")
     _print(result, quiet)
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def _print(result, quiet: bool) -> None:
     from collector.check import counts_text, top_findings_lines
-    from collector.cli import _human_size
 
     if quiet:
         click.echo(str(result.path.resolve()))
         return
     ok = [h for h in result.hosts if h["status"] == "ok"]
     click.echo(f"Cluster:   {result.path.resolve()}")
-    click.echo(f"Size:      {_human_size(result.size)}")
+    click.echo(f"Size:      {human_size(result.size)}")
     if result.mapping_path:
         click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the archive, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")

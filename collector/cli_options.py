@@ -1,0 +1,77 @@
+"""The values of command-line options, checked and turned into what the run takes; a bad
+one ends the command with a usage error (exit code 2).  Shared by `collect` on this host
+and on a cluster."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+from collector.catalog import CatalogError, load_catalog
+from collector.console import usage_error
+from collector.context import CollectOptions
+from collector.redact import DEFAULT_PII_KINDS
+
+
+def load_catalog_or_exit(path: Optional[str]):
+    try:
+        return load_catalog(Path(path) if path else None)
+    except CatalogError as exc:
+        usage_error(str(exc))
+
+
+def collect_options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
+    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
+                          datastore_timeout=datastore_timeout)
+
+
+def valid_patterns(patterns) -> tuple:
+    from collector.userpattern import compile_error
+
+    for pattern in patterns:
+        error = compile_error(pattern)
+        if error:
+            usage_error(f"--redact-pattern {pattern!r} is not a valid regular expression: {error}")
+    return tuple(patterns)
+
+
+def checked_pii_kinds(more: str, none: bool) -> tuple:
+    if none:
+        if more:
+            usage_error("--pseudonymize and --no-pseudonymize exclude each other")
+        return ()
+    extra = [word.strip() for word in more.split(",") if word.strip()]
+    unknown = [word for word in extra if word not in ("ips", "hosts")]
+    if unknown:
+        usage_error(f"--pseudonymize takes ips and/or hosts, not {', '.join(unknown)}")
+    return DEFAULT_PII_KINDS + tuple(dict.fromkeys(extra))
+
+
+def pseudonym_key(key_file: Optional[str], pii_kinds: tuple, basedir: Optional[Path] = None) -> Optional[bytes]:
+    if not key_file:
+        return None
+    if not pii_kinds:
+        usage_error("--pseudonym-key has no use with --no-pseudonymize")
+    from collector.pseudonym_key import KeyFileError, load_or_create
+
+    try:
+        return load_or_create(Path(key_file), basedir)
+    except KeyFileError as exc:
+        usage_error(f"--pseudonym-key: {exc}")
+
+
+def command_line(argv: Optional[list] = None) -> str:
+    """The command line as the manifest records it, with the customer's own redaction
+    patterns left out: a pattern may spell out the very text it is there to hide."""
+    words, hide_next = ["akdiag"], False
+    for word in (sys.argv[1:] if argv is None else argv):
+        if hide_next:
+            word, hide_next = "<pattern>", False
+        elif word == "--redact-pattern":
+            hide_next = True
+        elif word.startswith("--redact-pattern="):
+            word = "--redact-pattern=<pattern>"
+        words.append(word)
+    return " ".join(shlex.quote(word) for word in words)

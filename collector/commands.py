@@ -1,0 +1,99 @@
+"""What the host commands do once collector.cli has parsed their options: run, print,
+and the exit code.  Host layer only: a cluster archive is handed to the cluster package
+by collector.cli, never from here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from collector import interrupt
+from collector.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, error, print_collect_summary, progress_printer
+from collector.interrupt import Interrupted
+
+
+def seconds_since_start() -> float:
+    """How long this process has run (start-up, the catalog's reading): the deadline's share
+    already spent when the collection begins."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # no /proc: the deadline starts with the collection
+        return 0.0
+
+
+def run_collect(request, quiet: bool) -> int:
+    from collector.run import OutputError, collect
+
+    try:
+        result = collect(request, progress=progress_printer(quiet))
+    except OutputError as exc:
+        error(f"no bundle written: {exc}")
+        return EXIT_OUTPUT
+    except Interrupted as exc:
+        return interrupt.finish(exc, "no bundle written, nothing left behind")
+    except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
+        click.echo("akdiag: interrupted: no bundle written", err=True)
+        return EXIT_INTERRUPTED
+    print_collect_summary(result, quiet)
+    return EXIT_OK
+
+
+def run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
+    from collector.basedir import resolve_basedir
+    from collector.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(Path(catalog_file) if catalog_file else None)
+    except CatalogError as exc:
+        return checking.unknown(f"catalog: {exc}")
+    if bundle_path:
+        return _check_bundle(checking, Path(bundle_path), catalog)
+    path, source = resolve_basedir(basedir)
+    return checking.check_host(path, source, catalog, skip=skip, with_logs=with_logs, timeout=timeout,
+                               datastore_timeout=datastore_timeout)
+
+
+def _check_bundle(checking, path: Path, catalog):
+    from collector.bundle.reader import BundleError, open_bundle
+    from collector.rerender import check_schema
+
+    started = time.monotonic()
+    try:
+        with open_bundle(path) as reader:
+            check_schema(reader.schema_version)
+            return checking.check_reader(reader, catalog, started, source=str(path))
+    except BundleError as exc:
+        return checking.unknown(str(exc), started, source=str(path))
+
+
+def diff_text(result, fmt: str, output_file: Optional[str]) -> str:
+    """A diff (one host's or, rendered by itself, a cluster's) in the format asked for."""
+    from collector.diff import render_html, render_text
+
+    if fmt == "json":
+        return json.dumps(result.as_dict(), indent=1, ensure_ascii=False, default=str) + "\n"
+    if fmt == "html":
+        return render_html(result)
+    on_terminal = not output_file and sys.stdout.isatty()  # a file or a pipe keeps every line whole
+    return render_text(result, width=shutil.get_terminal_size((100, 20)).columns if on_terminal else None)
+
+
+def write_outside_bundle(path: Path, text: str) -> None:
+    """A file the user asked for (a diff), written beside their bundles: made of the
+    bundles' scrubbed files and akdiag's words, like `report`'s output."""
+    from collector.bundle.writer import BundleWriteError, BundleWriter
+    from collector.redact import Scrubber
+
+    try:
+        BundleWriter(path.parent, Scrubber(())).write_unscrubbed_bytes(path.name, text.encode("utf-8"), "diff")
+    except BundleWriteError as exc:
+        error(str(exc))
+        sys.exit(EXIT_OUTPUT)
