@@ -11,7 +11,8 @@ import pytest
 
 from collector.check import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING, exit_code
 from conftest import akdiag
-from triage_helpers import LoneHost, edit_json, healthy_system, settled_processes
+import triage_helpers
+from triage_helpers import LoneHost, edit_json
 
 NAGIOS_LINE = re.compile(r"^AKDIAG (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+ \| (\S+=\S+ ?)+$")
 
@@ -102,15 +103,7 @@ def test_bad_catalog_and_bad_option_are_unknown(tmp_path):
 @pytest.fixture(scope="module")
 def quiet_bundle(tmp_path_factory):
     """A bundle of a host with one process of its own running for an hour and nothing wrong."""
-    root = tmp_path_factory.mktemp("quiet")
-    lone = LoneHost(root / "lone", {"main": {}}).start("main")
-    try:
-        reader = lone.collect(root / "out", only=("system", "processes", "pidfiles", "ports", "config"))
-    finally:
-        lone.stop()
-    edit_json(reader, "processes.json", settled_processes(lone))
-    edit_json(reader, "system.json", healthy_system)
-    return reader, lone
+    return triage_helpers.quiet_bundle(tmp_path_factory.mktemp("quiet"))
 
 
 def _copy(quiet_bundle, tmp_path):

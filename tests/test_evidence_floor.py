@@ -19,21 +19,14 @@ from collector.analyzers import analyze
 from collector.bundle.reader import BundleReader
 from collector.check import EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN, EXIT_WARNING
 from conftest import REPO, akdiag
-from triage_helpers import LoneHost, edit_json, findings_of, healthy_system, matching, one, settled_processes
+import triage_helpers
+from triage_helpers import findings_of, matching, one
 
 
 @pytest.fixture(scope="module")
 def quiet(tmp_path_factory):
     """A bundle of a host with one process of its own running for an hour, nothing wrong."""
-    root = tmp_path_factory.mktemp("quiet")
-    lone = LoneHost(root / "lone", {"main": {}}).start("main")
-    try:
-        reader = lone.collect(root / "out", only=("system", "processes", "pidfiles", "ports", "config"))
-    finally:
-        lone.stop()
-    edit_json(reader, "processes.json", settled_processes(lone))
-    edit_json(reader, "system.json", healthy_system)
-    return reader, lone
+    return triage_helpers.quiet_bundle(tmp_path_factory.mktemp("quiet"))
 
 
 @pytest.fixture

@@ -123,3 +123,16 @@ def settled_processes(lone: "LoneHost"):
             for resource in record["resources"]:
                 resource["started_at"] = old
     return change
+
+
+def quiet_bundle(root: Path):
+    """(reader, host) of a bundle of a host with one process of its own running for an
+    hour and nothing wrong: the baseline that each triage test changes one thing in."""
+    lone = LoneHost(root / "lone", {"main": {}}).start("main")
+    try:
+        reader = lone.collect(root / "out", only=("system", "processes", "pidfiles", "ports", "config"))
+    finally:
+        lone.stop()
+    edit_json(reader, "processes.json", settled_processes(lone))
+    edit_json(reader, "system.json", healthy_system)
+    return reader, lone
