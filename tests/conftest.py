@@ -32,6 +32,21 @@ if os.environ.get("CI") == "true":
 KEEP_TEST_RUNS = 3
 
 
+def _run_is_alive(folder: Path) -> bool:
+    """Whether the pytest run that made `folder` (run-<pid>-...) still runs: a run going on
+    beside this one keeps its folder."""
+    pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """The tests' temporary folders in a place no other user can write to.  akdiag runs
@@ -53,9 +68,10 @@ def pytest_configure(config):
         except OSError:
             continue
         if untrusted_reason(str(parent)) is None:
-            for old in sorted(parent.glob("run-*"), key=lambda p: p.stat().st_mtime)[:-KEEP_TEST_RUNS]:
+            finished = [old for old in parent.glob("run-*") if not _run_is_alive(old)]
+            for old in sorted(finished, key=lambda p: p.stat().st_mtime)[:-KEEP_TEST_RUNS]:
                 shutil.rmtree(old, ignore_errors=True)
-            config.option.basetemp = tempfile.mkdtemp(prefix="run-", dir=str(parent))
+            config.option.basetemp = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=str(parent))
             return
 
 
