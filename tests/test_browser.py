@@ -43,8 +43,11 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _console(stderr: str) -> list:
-    """What the page wrote to the console (errors, CSP refusals, uncaught exceptions)."""
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    """What the page wrote to the console (errors, CSP refusals, uncaught exceptions);
+    Chromium's own pages (source: chrome://..., e.g. its "Slow network" note on a
+    loaded machine) are not the report's."""
+    return [line for line in stderr.splitlines()
+            if (":CONSOLE" in line or "Uncaught" in line) and "source: chrome://" not in line]
 
 
 @pytest.fixture(scope="module")

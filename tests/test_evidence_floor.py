@@ -227,11 +227,12 @@ def test_a_processes_collector_that_fails_reads_could_not_check(host, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    script = ("mount -t tmpfs tmpfs /proc\nmkdir /proc/1\necho garbage > /proc/1/stat\n"
+    # a network of its own too: a real RabbitMQ may listen on the machine's 5672
+    script = ("ip link set lo up\nmount -t tmpfs tmpfs /proc\nmkdir /proc/1\necho garbage > /proc/1/stat\n"
               "echo 'btime 1700000000' > /proc/stat\n"
               f"exec {sys.executable} -m collector collect --basedir {host.basedir} --catalog {host.catalog_file} "
               f"--output {out} --format dir --timeout 60\n")
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+    done = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-ec", script],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Processes: could not check (the processes collector failed: IndexError" in done.stdout, done.stdout

@@ -31,6 +31,8 @@ def test_wheel_holds_templates_catalog_and_simulator(wheel):
                  "collector/simulate/fakeproc.py", "collector/cli.py"):
         assert name in names, name
     assert not any(n.startswith(("tests/", "bench/", "report_templates/")) for n in names)
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "collector").rglob("*.py")}
+    assert modules - names == set(), "modules the wheel leaves out (pyproject's packages list)"
 
 
 def test_installed_wheel_renders_a_report(wheel, host, tmp_path):
