@@ -65,7 +65,8 @@ class _BoundedLoader(yaml.SafeLoader):
         self._nodes += nodes
         if self._nodes > MAX_NODES:
             mark = node.start_mark if node is not None else None
-            raise _Refused(f"more than {MAX_NODES} values, its aliases expanded (an alias bomb?)", mark)
+            raise _Refused(f"more than {MAX_NODES} values once its aliases are expanded "
+                           "(an alias bomb? aliases expanded that far are refused)", mark)
 
 
 def _expanded_size(node: yaml.Node) -> int:
@@ -101,6 +102,12 @@ def where(source: str, node: yaml.Node) -> str:
     return f"{source}, line {node.start_mark.line + 1}"
 
 
+def compose_text(text: str) -> Optional[yaml.Node]:
+    """YAML text's node tree (None when it holds no document) within the bounds above;
+    a yaml.YAMLError (or RecursionError) when it is not valid YAML or goes past them."""
+    return yaml.compose(text, Loader=_BoundedLoader)
+
+
 def compose_file(path: Path, what: str, error: Type[Exception]) -> Optional[yaml.Node]:
     """The file's YAML node tree (None for an empty file).  Raises `error` with a message
     naming the file (and the line of a YAML mistake); `what` names the file's role."""
@@ -112,7 +119,7 @@ def compose_file(path: Path, what: str, error: Type[Exception]) -> Optional[yaml
     except UnicodeDecodeError as exc:
         raise error(f"{source}: the {what} is not UTF-8 text ({exc})") from exc
     try:
-        return yaml.compose(text, Loader=_BoundedLoader)
+        return compose_text(text)
     except RecursionError as exc:
         raise error(f"{source}: the {what} is nested too deeply to read") from exc
     except yaml.YAMLError as exc:

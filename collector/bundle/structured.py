@@ -24,10 +24,10 @@ import yaml
 from collector.bundle.scrubdata import SECRET_KEY_RULE, DataScrubber, scrub_string
 from collector.decoding import MAX_DEPTH, TooDeep, decode_text
 from collector.untrusted import load_json_bounded
+from collector.yamlfile import compose_text
 from collector.redact import MASK, Scrubber, is_secret_key
 
 FORMATS = ("json", "yaml", "ini", "xml")
-MAX_YAML_NODES = 200_000  # nodes after aliases are expanded: a few aliases cannot blow up
 _EXTENSIONS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".ini": "ini", ".cfg": "ini", ".conf": "ini",
                ".xml": "xml", ".config": "xml"}
 _XML_DANGER = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -94,50 +94,11 @@ def _json(scrubber: Scrubber, text: str, path: str) -> Tuple[str, Any]:
 
 # -- YAML --------------------------------------------------------------------------------
 
-def _yaml_size(root: yaml.Node) -> Tuple[int, int]:
-    """(nodes once aliases are expanded, depth), without expanding anything: an alias
-    is a node met again, whose size is counted from a memo."""
-    sizes: dict = {}
-    depths: dict = {}
-    stack = [(root, False)]
-    on_path = set()
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            on_path.discard(key)
-            children = _yaml_children(node)
-            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-            depths[key] = 1 + max((depths[id(c)] for c in children), default=0)
-            if sizes[key] > MAX_YAML_NODES:
-                raise NotParsed(f"more than {MAX_YAML_NODES} values once its aliases are expanded; not parsed")
-            continue
-        if key in sizes:
-            continue
-        if key in on_path:
-            raise NotParsed("an alias refers to a value that holds it; not parsed")
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in _yaml_children(node) if id(child) not in sizes)
-    return sizes[id(root)], depths[id(root)]
-
-
-def _yaml_children(node: yaml.Node) -> list:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [item for pair in node.value for item in pair]
-    return []
-
-
 def _yaml(scrubber: Scrubber, text: str, path: str) -> Tuple[str, Any]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose_text(text)  # bounded: depth, aliases expanded, time
         if node is None:  # comments only
             return scrubber.scrub_text(text, path), None
-        _nodes, depth = _yaml_size(node)
-        if depth > MAX_DEPTH:
-            raise NotParsed(f"nested deeper than {MAX_DEPTH} levels; not parsed")
         data = yaml.SafeLoader(text).construct_document(node)
         scrubbed = DataScrubber(scrubber, path).value(data)
         return yaml.safe_dump(scrubbed, sort_keys=False, allow_unicode=True, default_flow_style=False), data
