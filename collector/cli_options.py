@@ -12,7 +12,7 @@ from typing import Optional
 from collector.catalog import CatalogError, load_catalog
 from collector.console import usage_error
 from collector.context import CollectOptions
-from collector.redact import DEFAULT_PII_KINDS
+from collector.pii_kinds import DEFAULT_PII_KINDS
 
 
 def load_catalog_or_exit(path: Optional[str]):

@@ -11,11 +11,10 @@ import re
 import threading
 from typing import Dict, Iterable, Optional, Tuple
 
+from collector.pii_kinds import DEFAULT_PII_KINDS, PII_KINDS  # noqa: F401 (named here too)
 from collector.redact.rule import Rule
 from collector.redact.vocabulary import key_words
 
-PII_KINDS = ("emails", "phones", "ips", "hosts")
-DEFAULT_PII_KINDS = ("emails", "phones")
 
 # local part (Cyrillic too), `@` plain or percent-encoded (or quoted-printable `=40` before a
 # lower-case domain, as in a MIME header's encoded words), a domain of Unicode labels or punycode
