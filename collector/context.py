@@ -55,6 +55,7 @@ class CollectOptions:
     datastore_timeout: float = 3.0
     with_logs: bool = True
     only: Optional[Tuple[str, ...]] = None  # collector names; None means all
+    since: Optional[float] = None  # epoch seconds: read logs back to this time; None means tails
 
 
 @dataclass

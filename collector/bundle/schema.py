@@ -21,6 +21,13 @@ COMMANDS_DIR = "commands"
 AKD = "commands/akd-processes.json"
 DATASTORES = "datastores.json"
 FINDINGS = "findings.json"
+# root-cause evidence (issue: kernel, service manager, network, one timeline)
+KERNEL = "kernel.json"  # parsed kernel events; the messages themselves under KERNEL_DIR
+KERNEL_DIR = "kernel"
+SERVICES = "services.json"  # systemd units of the platform and its datastores, core dumps
+SERVICES_DIR = "services"  # each unit's journal tail
+NETWORK = "network.json"  # interfaces, routes, resolver, name resolution, kernel counters
+TIMELINE = "timeline.json"  # error/warning lines, kernel events and unit transitions by time
 
 # A cluster archive (akdiag collect --hosts, collector/cluster/) has this at its root
 # instead of MANIFEST, and each host's bundle under hosts/<name>/.
