@@ -1,10 +1,11 @@
 """The datastores and status handlers: unreachable, timed out, refused credentials,
-errors, slow pings; MongoDB replica members that are unhealthy or lag; RabbitMQ queues
-above the vendor's thresholds or without a consumer.
+errors, late answers and slow pings; services that answer "not ready"; MongoDB replica
+sets without a primary, members that are unhealthy or lag (once per set, however many
+endpoints saw it); RabbitMQ queues above the vendor's thresholds or without a consumer.
 
-Reads datastores.json: {"endpoints": [{name, kind, host, port, status, latency_ms,
-connect_ms, error, details: {replica_set: {members: [...]}, queues: {...},
-queue_families: {...}}}]}."""
+Reads datastores.json: {"endpoints": [{name, kind, group, host, port, status,
+latency_ms, connect_ms, budget_s, answered_s, late, error, details: {not_ready: {...},
+replica_set: {set, primary, members: [...]}, queues: {...}, queue_families: {...}}}]}."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import fnmatch
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from collector.analyzers.common import as_dict, dicts, load, number
-from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds
+from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds, severity_rank
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
@@ -44,17 +45,19 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
         return []
     own_names = _own_host_names(reader)
     findings: List[Finding] = []
+    replica_views: List[Finding] = []
     for endpoint in dicts(data.get("endpoints")):
         findings += _status(endpoint)
-        findings += _slow(endpoint, own_names, thresholds)
+        findings += _not_ready(endpoint)
+        findings += _late(endpoint) or _slow(endpoint, own_names, thresholds)
         details = as_dict(endpoint.get("details"))
         if endpoint.get("kind") == "mongodb":
-            findings += _replica_set(endpoint, as_dict(details.get("replica_set")), thresholds)
+            replica_views += _replica_set(endpoint, as_dict(details.get("replica_set")), thresholds)
         if endpoint.get("kind") == "rabbitmq":
             queues = list(_rabbit_queues(details))
             findings += _queue_depths(endpoint, queues, thresholds)
             findings += _queue_consumers(endpoint, queues, thresholds)
-    return findings
+    return findings + once_per_set(replica_views)
 
 
 def _own_host_names(reader: BundleReader) -> Tuple[str, ...]:
@@ -81,6 +84,42 @@ def _status(endpoint: dict) -> List[Finding]:
                     {"kind": endpoint.get("kind"), "host": endpoint.get("host"), "port": endpoint.get("port"),
                      "source": endpoint.get("source"), "status": status, "error": error,
                      "duration": endpoint.get("duration")}, hint)]
+
+
+def _not_ready(endpoint: dict) -> List[Finding]:
+    """A platform service that answers its status handler with "not ready" (a 503, or the
+    JSON body naming failed components): it runs, but cannot serve."""
+    if endpoint.get("status") != "not_ready":
+        return []
+    name = str(endpoint.get("name") or "?")
+    said = as_dict(as_dict(endpoint.get("details")).get("not_ready"))
+    failed = [str(f) for f in said.get("failed") or [] if f is not None] if isinstance(said.get("failed"), list) else []
+    code = said.get("status_code")
+    title = (f"{name} is not ready: its {said.get('handler') or 'status'} handler answered HTTP {code or '?'}"
+             + (f", failed: {', '.join(failed)}" if failed else ""))
+    return [Finding("service.not_ready", CRITICAL, name, title, SOURCE,
+                    {"service": name, "host": endpoint.get("host"), "port": endpoint.get("port"),
+                     "handler": said.get("handler"), "url": said.get("url"), "status_code": code,
+                     "failed": failed, "error": endpoint.get("error")},
+                    "The service runs but refuses work until what it names is back: read the findings about those "
+                    "components (a datastore down or refusing the login) and the service's log; it becomes ready "
+                    "by itself once they are.")]
+
+
+def _late(endpoint: dict) -> List[Finding]:
+    """An answer that came after the check's budget (but before it stopped waiting): slow,
+    not silent."""
+    answered, budget = number(endpoint.get("answered_s")), number(endpoint.get("budget_s"))
+    if endpoint.get("status") != "ok" or endpoint.get("late") is not True or answered is None:
+        return []
+    name = str(endpoint.get("name") or "?")
+    return [Finding(
+        "datastore.slow", WARNING, name,
+        f"{name} answered in {answered:.1f} s, after its {budget or 0:g} s budget (at {_address(endpoint)})",
+        SOURCE, {"answered_s": answered, "budget_s": budget, "host": endpoint.get("host"),
+                 "port": endpoint.get("port"), "late": True, "duration": endpoint.get("duration")},
+        "It answers, but slowly enough to hold up every platform process that asks it: look at its load, its "
+        "disk and swap, and its own log.")]
 
 
 def _without_address(error: str, address: str) -> str:
@@ -118,27 +157,31 @@ def _slow(endpoint: dict, own_names: Tuple[str, ...], t: Thresholds) -> List[Fin
 
 
 def _replica_set(endpoint: dict, replica: dict, t: Thresholds) -> List[Finding]:
+    """What one endpoint saw of its replica set; once_per_set merges the views of all."""
     members = dicts(replica.get("members"))
     if not members:
         return []
     name = str(endpoint.get("name") or "?")
+    set_name = replica.get("set")
+    where = {"component": endpoint.get("group") or name, "seen_from": [name]}
+    subject = str(set_name) if set_name else name
     findings = []
     if not replica.get("primary"):
         findings.append(Finding(
-            "mongodb.no_primary", CRITICAL, name, f"Replica set {replica.get('set')} of {name} has no primary",
-            SOURCE, {"set": replica.get("set"), "members": [m.get("name") for m in members]},
+            "mongodb.no_primary", CRITICAL, subject, f"Replica set {set_name or '?'} of {where['component']} has no "
+            "primary", SOURCE, dict(where, set=set_name, members=[m.get("name") for m in members]),
             "Without a primary nothing can be written: bring the members back so that one is elected."))
     lag_limit = t.number("mongodb_replica_lag_seconds_warning")
     for member in members:
-        findings += _member(name, replica.get("set"), member, lag_limit)
+        findings += _member(subject, where, set_name, member, lag_limit)
     return findings
 
 
-def _member(name: str, set_name: object, member: dict, lag_limit: float) -> List[Finding]:
-    subject = f"{name}/{member.get('name')}"
+def _member(set_subject: str, where: dict, set_name: object, member: dict, lag_limit: float) -> List[Finding]:
+    subject = f"{set_subject}/{member.get('name')}"
     state, health = member.get("state"), member.get("health")
-    figures = {"set": set_name, "member": member.get("name"), "state": state, "health": health,
-               "lag_s": member.get("lag_s"), "last_heartbeat_message": member.get("last_heartbeat_message")}
+    figures = dict(where, set=set_name, member=member.get("name"), state=state, health=health,
+                   lag_s=member.get("lag_s"), last_heartbeat_message=member.get("last_heartbeat_message"))
     out = []
     if (number(health) is not None and health != 1) or (state and state not in HEALTHY_MEMBER_STATES):
         severity = CRITICAL if number(health) == 0 else WARNING
@@ -151,12 +194,40 @@ def _member(name: str, set_name: object, member: dict, lag_limit: float) -> List
             "set without a spare."))
     lag = number(member.get("lag_s"))
     if lag is not None and lag > lag_limit:
-        figures["warning_above_s"] = lag_limit
         out.append(Finding(
             "mongodb.replica_lag", WARNING, subject,
-            f"Replica member {member.get('name')} of {set_name} is {lag:.0f} s behind the primary", SOURCE, figures,
+            f"Replica member {member.get('name')} of {set_name} is {lag:.0f} s behind the primary", SOURCE,
+            dict(figures, warning_above_s=lag_limit),
             "A lagging secondary reads stale data and may fall off the oplog: check its disk, network and load."))
     return out
+
+
+def once_per_set(views: List[Finding]) -> List[Finding]:
+    """One finding per replica-set problem, however many endpoints of the set saw it: the
+    worst view (severity, then lag) is kept, with every endpoint that saw it in
+    `seen_from`."""
+    merged: Dict[Tuple[str, str, str], Finding] = {}
+    seen: Dict[Tuple[str, str, str], List[str]] = {}
+    for view in views:
+        key = (view.id, str(view.figures.get("component")), view.subject)
+        seen.setdefault(key, [])
+        seen[key] += [n for n in view.figures.get("seen_from") or [] if n not in seen[key]]
+        kept = merged.get(key)
+        if kept is None or _worse(view, kept):
+            merged[key] = view
+    out = []
+    for key, finding in merged.items():
+        finding.figures = dict(finding.figures, seen_from=seen[key])
+        if len(seen[key]) > 1:
+            finding.title += f" (seen from {len(seen[key])} endpoints)"
+        out.append(finding)
+    return out
+
+
+def _worse(view: Finding, kept: Finding) -> bool:
+    if severity_rank(view.severity) != severity_rank(kept.severity):
+        return severity_rank(view.severity) < severity_rank(kept.severity)
+    return (number(view.figures.get("lag_s")) or 0) > (number(kept.figures.get("lag_s")) or 0)
 
 
 def _rabbit_queues(details: dict) -> Iterable[dict]:

@@ -6,10 +6,13 @@ datastores.json: {"endpoints": [record per endpoint], "main_json": {path, state,
 
 A record: name, kind, group, description, host, port, source (where the address came
 from), user (a name, never a password), status (ok|unreachable|timeout|auth_failed|
-error|not_configured), reachable, connect_ms, latency_ms, version, error (one line),
+error|not_ready|not_configured), reachable, connect_ms, latency_ms, version, error (one line),
 duration (s), notes, details (kind-specific), command_errors ({command: message}).
 
-Endpoints are checked at once, each within the datastore timeout (--datastore-timeout).
+Endpoints are checked at once.  Each check's budget (--datastore-timeout) starts once
+its client library is loaded; an answer after the budget is recorded as late (`late`,
+`answered_s`), no answer by twice the budget is a timeout; all end by one hard stop
+within the collector's own time.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 from collector.context import Context
-from collector.datastores.checks import GRACE_SECONDS, check_endpoints
+from collector.datastores.checks import GRACE_SECONDS, check_endpoints, hard_limit
 from collector.datastores.endpoints import resolve_endpoints
 
 # what the collector keeps for itself out of its own time bound (resolving, writing)
@@ -34,7 +37,8 @@ def collect(ctx: Context) -> dict:
     if timeout < ctx.options.datastore_timeout:
         errors.append(f"only {timeout:.1f} s were left for each datastore check "
                       f"(--datastore-timeout {ctx.options.datastore_timeout:g})")
-    records = check_endpoints(endpoints, timeout)
+    # the checks' hard stop (probe, client import, a late answer) never outlives the collector
+    records = check_endpoints(endpoints, timeout, limit=max(timeout, min(hard_limit(timeout), available)))
     counts = Counter(record["status"] for record in records)
     return {
         "endpoints": records,

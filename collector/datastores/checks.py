@@ -1,7 +1,8 @@
-"""Run every endpoint's check at once, each in its own daemon thread and each bounded
-by the datastore timeout.  A check that has not finished by then is abandoned (its
-thread keeps nothing the bundle needs) and recorded as a timeout with what it was
-waiting for."""
+"""Run every endpoint's check at once, each in its own daemon thread.  Each check's
+budget (the datastore timeout) starts when its client library is loaded; an answer may
+come late, up to LATE_FACTOR times the budget.  Every check ends by one hard stop for
+the whole call (`limit`): a check still running then is abandoned (its thread keeps
+nothing the bundle needs) and recorded as a timeout with what it was waiting for."""
 
 from __future__ import annotations
 
@@ -9,14 +10,20 @@ import copy
 import importlib
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
-from collector.datastores.common import (NOTHING_LISTENS, Check, CheckFailed, Endpoint, base_record, one_line,
-                                        scrub_values)
+from collector.context import Deadline
+from collector.datastores.common import (LATE_FACTOR, NOTHING_LISTENS, Check, CheckFailed, Endpoint, base_record,
+                                        fmt_seconds, one_line, scrub_values)
 
 CheckFunc = Callable[[Check], None]
 
 _IMPORT_LOCK = threading.Lock()
+LOADING = "loading the client library"
+# what the client libraries' import may take on a loaded host, counted into the hard stop
+IMPORT_ALLOWANCE_SECONDS = 2.0
+# a check left with less than this after its client library loaded does not start
+MIN_WINDOW_SECONDS = 0.05
 
 
 def _probe(chk: Check) -> None:
@@ -38,9 +45,14 @@ def _probe_then(module_name: str) -> CheckFunc:
     of CPU to import, which a host whose datastores are down or elsewhere never pays."""
     def run(chk: Check) -> None:
         _probe(chk)
-        chk.phase = "loading the client library"
+        chk.phase = LOADING
         with _IMPORT_LOCK:  # one import at a time: threads importing packages that share modules can deadlock
             module = importlib.import_module(module_name)
+        chk.client_ready()
+        if chk.window < MIN_WINDOW_SECONDS:
+            took = fmt_seconds(chk.record["client_ready_s"])
+            raise CheckFailed("error", f"not asked: the TCP probe and loading the client library took {took} s, "
+                                       f"leaving no time before the run's limit to ask {chk.endpoint.address}")
         module.check(chk)
 
     run.__name__ = run.__qualname__ = f"check_{module_name.rsplit('.', 1)[-1]}"
@@ -96,9 +108,17 @@ def _snapshot(chk: Check) -> dict:
     return base_record(chk.endpoint)
 
 
-def check_endpoints(endpoints: List[Endpoint], timeout: float) -> List[dict]:
-    """One record per endpoint, in the order given; returns within timeout + GRACE_SECONDS."""
-    started = time.monotonic()
+def hard_limit(timeout: float) -> float:
+    """The longest a set of checks with this budget needs: the TCP probe (timeout), the
+    client libraries' import, and the wait for a late answer (LATE_FACTOR x timeout)."""
+    return timeout * (1 + LATE_FACTOR) + IMPORT_ALLOWANCE_SECONDS
+
+
+def check_endpoints(endpoints: List[Endpoint], timeout: float, limit: Optional[float] = None) -> List[dict]:
+    """One record per endpoint, in the order given.  `timeout` is each check's budget;
+    `limit` (default hard_limit(timeout)) the hard stop for them all: returns within
+    limit + GRACE_SECONDS."""
+    hard_stop = Deadline(hard_limit(timeout) if limit is None else limit)
     running = []
     records: List[dict] = []
     for index, endpoint in enumerate(endpoints):
@@ -109,14 +129,14 @@ def check_endpoints(endpoints: List[Endpoint], timeout: float) -> List[dict]:
                 record.update(status="error", error=f"no check for kind {endpoint.kind!r}")
             records.append(record)
             continue
-        chk = Check(endpoint, timeout)
+        chk = Check(endpoint, timeout, hard_stop)
         done = threading.Event()
         thread = threading.Thread(target=_run, args=(chk, func, done), daemon=True,
                                   name=f"datastore:{endpoint.name}")
         thread.start()
         running.append((index, chk, done))
         records.append({})
-    end = started + timeout + GRACE_SECONDS
+    end = time.monotonic() + hard_stop.remaining() + GRACE_SECONDS
     for index, chk, done in running:
         if done.wait(max(0.0, end - time.monotonic())):
             record = chk.record
@@ -125,5 +145,8 @@ def check_endpoints(endpoints: List[Endpoint], timeout: float) -> List[dict]:
             record = _snapshot(chk)
             record.update(status="timeout", error=chk.timeout_message(),
                           duration=round(time.monotonic() - chk.started, 3))
+            if chk.ready_at is None and chk.phase == LOADING:  # the server was never asked
+                record.update(status="error", error=f"not asked: loading the client library did not finish "
+                                                    f"within the run's limit for {chk.endpoint.address}")
         records[index] = scrub_values(record, list(chk.endpoint.secrets.values()))
     return records

@@ -19,7 +19,7 @@ def check(chk: Check) -> None:
     chk.detail("http", http)
     chk.phase = f"HTTP query on port {port}"
     try:
-        reply = http_get(ep.host, port, QUERY, chk.deadline, chk.timeout, headers=headers,
+        reply = http_get(ep.host, port, QUERY, chk.deadline, chk.window, headers=headers,
                          label="HTTP interface, SELECT version(), uptime()")
     except HttpFailure as exc:
         http["error"] = exc.message

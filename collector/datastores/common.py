@@ -19,11 +19,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from collector.context import Deadline
 from collector.redact import MASK, is_secret_key
 
-STATUSES = ("ok", "unreachable", "timeout", "auth_failed", "error", "not_configured")
+STATUSES = ("ok", "unreachable", "timeout", "auth_failed", "error", "not_ready", "not_configured")
 # a TCP connect that failed for one of these causes found no server at the address; a
 # timeout did not (something there may drop or hold the connection)
 NOTHING_LISTENS = ("refused", "no_route")
 HTTP_BODY_LIMIT = 4096
+# A check waits for an answer up to LATE_FACTOR times its budget after its client library
+# is ready: an answer after the budget is late (recorded with its time), none is a timeout.
+LATE_FACTOR = 2.0
 
 
 @dataclass
@@ -75,28 +78,44 @@ def fmt_seconds(seconds: float) -> str:
 class Check:
     """The state of one endpoint's check: its record, its deadline, what it is doing
     now (named in the message when it runs out of time), and clean-up work that runs
-    after the record is handed over (closing a client must not delay the result)."""
+    after the record is handed over (closing a client must not delay the result).
 
-    def __init__(self, endpoint: Endpoint, timeout: float):
+    Time: the TCP probe has `timeout` seconds.  The budget of the check proper starts
+    when its client library is ready (`client_ready`): an answer within `timeout` is on
+    time, one within `LATE_FACTOR` times that is late, and no answer by then is a
+    timeout.  Nothing ever runs past `hard_stop`, the end the runner set for every check."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float, hard_stop: Optional[Deadline] = None):
         self.endpoint = endpoint
         self.timeout = timeout
-        self.deadline = Deadline(timeout)
+        self.hard_stop = hard_stop if hard_stop is not None else Deadline(timeout * (1 + LATE_FACTOR))
+        self.window = min(timeout, self.hard_stop.remaining())  # what the current phase may wait
+        self.deadline = Deadline(self.window)
         self.started = time.monotonic()
+        self.ready_at: Optional[float] = None
         self.phase = "connecting"
         self.record = base_record(endpoint)
         self._cleanups: List[Callable[[], None]] = []
         self.abandoned = threading.Event()
 
     # -- time ---------------------------------------------------------------------
+    def client_ready(self) -> None:
+        """The budget starts now (the client library is loaded): the check may wait until
+        LATE_FACTOR x timeout from now, never past the hard stop."""
+        self.ready_at = time.monotonic()
+        self.record["client_ready_s"] = round(self.ready_at - self.started, 3)
+        self.window = min(self.timeout * LATE_FACTOR, self.hard_stop.remaining())
+        self.deadline = Deadline(self.window)
+
     def remaining(self) -> float:
-        return self.deadline.bound(self.timeout)
+        return self.deadline.bound(max(self.window, 0.01))
 
     def out_of_time(self) -> bool:
         return self.deadline.remaining() < 0.02
 
     def timeout_message(self, what: Optional[str] = None) -> str:
         what = what or self.phase
-        return f"no reply within {fmt_seconds(self.timeout)} s from {self.endpoint.address} ({what})"
+        return f"no reply within {fmt_seconds(self.window)} s from {self.endpoint.address} ({what})"
 
     # -- recording ----------------------------------------------------------------
     def set(self, key: str, value: Any) -> None:
@@ -127,9 +146,15 @@ class Check:
         self._cleanups.clear()
 
     def finish(self, status: str, error: Optional[str] = None) -> dict:
+        now = time.monotonic()
         self.record["status"] = status
         self.record["error"] = error
-        self.record["duration"] = round(time.monotonic() - self.started, 3)
+        self.record["duration"] = round(now - self.started, 3)
+        self.record["budget_s"] = self.timeout
+        if self.ready_at is not None and status not in ("timeout", "unreachable"):
+            answered = now - self.ready_at
+            self.record["answered_s"] = round(answered, 3)  # from the client being ready
+            self.record["late"] = answered > self.timeout
         return self.record
 
     # -- the TCP probe --------------------------------------------------------------
@@ -139,7 +164,7 @@ class Check:
         self.phase = "TCP connect"
         port = port or self.endpoint.port
         try:
-            ms = tcp_connect_ms(self.endpoint.host, port, self.remaining(), self.timeout)
+            ms = tcp_connect_ms(self.endpoint.host, port, self.remaining(), self.window)
         except CheckFailed:
             self.record["reachable"] = False
             raise

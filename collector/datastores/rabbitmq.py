@@ -161,7 +161,7 @@ def _api_queues(chk: Check, user: str, vhost: str) -> Optional[List[dict]]:
         chk.note(f"management API {where} {what_happened}; queues {families} not counted")
 
     try:
-        reply = http_get(ep.host, port, path, chk.deadline, chk.timeout,
+        reply = http_get(ep.host, port, path, chk.deadline, chk.window,
                          headers={"Authorization": f"Basic {token}"}, limit=API_BODY_LIMIT,
                          label="management API")
     except HttpFailure as exc:
