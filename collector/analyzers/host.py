@@ -1,8 +1,10 @@
 """The host: disk space and inodes, memory, swap, load, system-wide open files, the
-clock, and secrets still set to the vendor's documented placeholder.
+clock, and secrets still set to a placeholder (the vendor's documented one or a common
+one such as changeme) or shorter than the minimum length.
 
-Reads system.json and config/index.json (its `placeholder_secrets`: the key names only;
-the values were compared in memory when the bundle was collected)."""
+Reads system.json and config/index.json: its `weak_secrets` (key name, reason, and the
+length of a short one; the values were judged in memory when the bundle was collected),
+or in a bundle from before them, `placeholder_secrets` (key names only)."""
 
 from __future__ import annotations
 
@@ -206,11 +208,33 @@ def _clock(system: dict) -> List[Finding]:
         "schedules need a right clock.")]
 
 
+_SECRET_HINT = ("Set a secret of your own (32 random characters or more) where the platform and the datastore "
+                "expect it, and restart the platform: a placeholder or a short secret is the first thing anyone tries.")
+
+
 def _placeholder_secrets(config: dict) -> List[Finding]:
-    keys = [str(k) for k in config.get("placeholder_secrets") or [] if k] if isinstance(
-        config.get("placeholder_secrets"), list) else []
-    return [Finding(
-        "config.placeholder_secret", WARNING, key,
-        f"{key} is still the documented placeholder secret", schema.CONFIG_INDEX, {"key": key},
-        "Set a secret of your own (32 random characters or more) and restart the platform: anyone who read "
-        "the vendor's documentation knows this one.") for key in keys]
+    """Every weak secret by key name and reason; the value is never in the bundle."""
+    weak = dicts(config.get("weak_secrets"))
+    if not weak and isinstance(config.get("placeholder_secrets"), list):  # a bundle from before weak_secrets
+        weak = [{"name": key, "reason": "documented_placeholder"} for key in config["placeholder_secrets"] if key]
+    out = []
+    for entry in weak:
+        key, why = str(entry.get("name") or "?"), _weakness_words(entry)
+        if why is None:
+            continue
+        out.append(Finding("config.placeholder_secret", WARNING, key, f"{key} is {why}", schema.CONFIG_INDEX,
+                           {"key": key, "reason": entry.get("reason"), "length": entry.get("length"),
+                            "minimum": entry.get("minimum")}, _SECRET_HINT))
+    return out
+
+
+def _weakness_words(entry: dict) -> Optional[str]:
+    reason = entry.get("reason")
+    if reason == "documented_placeholder":
+        return "still the documented placeholder secret"
+    if reason == "placeholder":
+        return "still a common placeholder, not a secret"
+    length, minimum = number(entry.get("length")), number(entry.get("minimum"))
+    if reason == "short" and length is not None and minimum is not None:
+        return f"{length:.0f} characters, under the minimum {minimum:.0f}"
+    return None

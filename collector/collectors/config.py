@@ -6,7 +6,9 @@ and its parse error recorded.
 
 config/index.json: {"files": [{source, bundle_path, size, valid_json, format (json|yaml|
 ini|xml|null), encoding, scrubbed_as (data|lines), error}],
-"placeholder_secrets": [key names still set to the documented placeholder],
+"placeholder_secrets": [key names still set to the documented or a common placeholder],
+"weak_secrets": [{"name": "main.json:KEY", "reason": "documented_placeholder" | "placeholder" |
+"short", "length", "minimum" (short only)}] (judged in memory, collector/weaksecrets.py),
 "secret_digests": [{"file", "key", "digest"}], "errors": [...]}
 
 A secret's digest is an HMAC under a key kept in akdiag's state folder on this host
@@ -25,26 +27,21 @@ from collector.context import Context
 from collector.redact import is_secret_key
 from collector.safeopen import escaped_name, list_under, read_under
 from collector.state import secret_digest, try_digest_key
+from collector.weaksecrets import DOCUMENTED_PLACEHOLDER, min_length_of, weakness
 
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
-PLACEHOLDER_SECRET = "abcdefghijklmnopqrstuvwxyzABCDEF"
+PLACEHOLDER_SECRET = DOCUMENTED_PLACEHOLDER
 JSON_CONSTS_DIRS = ("config/json_consts", "json_consts")
 
 
-def _placeholder_keys(data: Any, prefix: str = "") -> List[str]:
-    """Secret-named keys whose value is still the vendor's documented placeholder.
-    Compared here, in memory: the bundle records only the key names."""
+def _weak_secrets(data: Any, min_length: int) -> List[dict]:
+    """Secret-named keys whose value is a placeholder or too short.  Judged here, in
+    memory: the bundle records the key names and the reasons, never a value."""
     found = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, str) and is_secret_key(str(key)) and value == PLACEHOLDER_SECRET:
-                found.append(path)
-            else:
-                found.extend(_placeholder_keys(value, path))
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            found.extend(_placeholder_keys(item, f"{prefix}[{index}]"))
+    for path, value in _secret_values(data):
+        weak = weakness(value, min_length)
+        if weak is not None:
+            found.append(dict(weak, key=path))
     return found
 
 
@@ -96,14 +93,18 @@ def _write_scrubbed(ctx: Context, source: Path, raw: bytes, truncated: bool, bun
     data = result.data
     if data is None:
         return
-    index["placeholder_secrets"].extend(f"{escaped_name(source.name)}:{key}" for key in _placeholder_keys(data))
+    for weak in _weak_secrets(data, min_length_of(ctx.catalog.thresholds)):
+        name = f"{escaped_name(source.name)}:{weak.pop('key')}"
+        index["weak_secrets"].append(dict(weak, name=name))
+        if weak["reason"] != "short":
+            index["placeholder_secrets"].append(name)
     if digest_key is not None:
         index["secret_digests"].extend({"file": record.path, "key": key, "digest": secret_digest(digest_key, value)}
                                        for key, value in _secret_values(data))
 
 
 def collect(ctx: Context) -> dict:
-    index: dict = {"files": [], "placeholder_secrets": [], "secret_digests": [], "errors": []}
+    index: dict = {"files": [], "placeholder_secrets": [], "weak_secrets": [], "secret_digests": [], "errors": []}
     digest_key, problem = try_digest_key(ctx.basedir)
     if problem:
         index["secret_digests_note"] = problem
