@@ -34,12 +34,56 @@ def test_healthy_service():
 def test_readiness_503_lists_what_failed():
     with FakeHTTP(health_routes("webcontrol", ready=False, failed=["mongo", "rabbitmq"])) as server:
         record = _health(server.port, "webcontrol")
-    assert record["status"] == "error"
+    assert record["status"] == "not_ready"
     assert record["error"] == (f"webcontrol is not ready (HTTP 503 from http://127.0.0.1:{server.port}"
                                "/webcontrol/readiness; failed: mongo, rabbitmq)")
     readiness = record["details"]["readiness"]
     assert readiness["ready"] is False and readiness["failed"] == ["mongo", "rabbitmq"]
     assert readiness["status"] == "FAIL"
+    assert record["details"]["not_ready"] == {
+        "handler": "readiness", "url": f"http://127.0.0.1:{server.port}/webcontrol/readiness",
+        "status_code": 503, "failed": ["mongo", "rabbitmq"]}
+
+
+FAILING = {"status": "FAIL", "failed": ["rabbitmq_connection"]}
+
+
+def test_health_503_is_not_ready_and_does_not_doubt_the_port():
+    routes = {"/webcontrol/health": (503, FAILING), "/webcontrol/readiness": (503, FAILING)}
+    with FakeHTTP(routes) as server:
+        record = _health(server.port, "webcontrol")
+    assert record["status"] == "not_ready"
+    assert "does this port serve" not in record["error"]
+    assert record["details"]["not_ready"]["failed"] == ["rabbitmq_connection"]
+    assert record["details"]["health"]["status_code"] == 503
+
+
+def test_health_503_without_a_body_is_not_ready_and_names_no_component():
+    routes = {"/webapi/health": (503, "Service Unavailable"), "/webapi/readiness": (404, "not found")}
+    with FakeHTTP(routes) as server:
+        record = _health(server.port)
+    assert record["status"] == "not_ready"
+    assert record["details"]["not_ready"] == {"handler": "health", "url": f"http://127.0.0.1:{server.port}/webapi/health",
+                                              "status_code": 503, "failed": None}
+    assert record["error"].endswith("/webapi/health; Service Unavailable)")
+
+
+def test_readiness_non_2xx_naming_failed_components_is_not_ready():
+    routes = {"/webapi/health": (200, "OK"), "/webapi/readiness": (500, FAILING)}
+    with FakeHTTP(routes) as server:
+        record = _health(server.port)
+    assert record["status"] == "not_ready"
+    assert record["details"]["not_ready"]["status_code"] == 500
+    assert record["details"]["not_ready"]["failed"] == ["rabbitmq_connection"]
+
+
+def test_readiness_404_is_an_error_not_not_ready():
+    routes = {"/webapi/health": (200, "OK"), "/webapi/readiness": (404, "not found")}
+    with FakeHTTP(routes) as server:
+        record = _health(server.port)
+    assert record["status"] == "error"
+    assert record["error"] == (f"webapi readiness answered HTTP 404 from http://127.0.0.1:{server.port}"
+                               "/webapi/readiness: not found")
 
 
 def test_a_port_that_does_not_serve_the_service():
@@ -47,6 +91,7 @@ def test_a_port_that_does_not_serve_the_service():
         record = _health(server.port, "cookiesaver")
     assert record["status"] == "error"
     assert record["error"].startswith(f"HTTP 404 from http://127.0.0.1:{server.port}/cookiesaver/health")
+    assert record["error"].endswith("(does this port serve cookiesaver?)")
 
 
 def test_clickhouse_version_and_uptime_over_http_with_header_credentials():
