@@ -8,13 +8,16 @@ from __future__ import annotations
 import datetime
 import json
 import socket
+import time
 
 import pytest
 
+from collector.datastores.checks import check_endpoints
 from collector.datastores.common import Endpoint, base_record
 from collector.datastores.mongodb import _repl_status
 from collector.datastores.rabbitmq import _families
 from conftest import collect_bundle
+from servers.httpd import FakeHTTP
 from triage_helpers import edit_json, findings_of, free_port, matching, one
 
 
@@ -143,20 +146,138 @@ def test_healthy_replica_set_has_no_finding(bundle):
 def test_lagging_secondary(bundle):
     replica = _replica_set(["PRIMARY", "SECONDARY", "SECONDARY"], lag_seconds=45)
     findings = matching(_with_endpoints(bundle, _mongo_with(replica)), "mongodb.replica_lag")
-    assert [f["subject"] for f in findings] == ["mongodb_control/db2:27017", "mongodb_control/db3:27017"]
+    assert [f["subject"] for f in findings] == ["rs0/db2:27017", "rs0/db3:27017"]
+    assert findings[0]["evidence"]["figures"]["seen_from"] == ["mongodb_control"]
+    assert "seen from" not in findings[0]["title"]
     assert findings[0]["severity"] == "warning" and findings[0]["evidence"]["figures"]["lag_s"] == 45
 
 
 def test_member_down_and_recovering(bundle):
     replica = _replica_set(["PRIMARY", "SECONDARY", "RECOVERING"], health=0)
     findings = _with_endpoints(bundle, _mongo_with(replica))
-    assert one(findings, "mongodb.member_unhealthy", "mongodb_control/db2:27017")["severity"] == "critical"
-    assert one(findings, "mongodb.member_unhealthy", "mongodb_control/db3:27017")["severity"] == "warning"
+    assert one(findings, "mongodb.member_unhealthy", "rs0/db2:27017")["severity"] == "critical"
+    assert one(findings, "mongodb.member_unhealthy", "rs0/db3:27017")["severity"] == "warning"
 
 
 def test_replica_set_without_primary(bundle):
     replica = _replica_set(["SECONDARY", "SECONDARY"])
     assert one(_with_endpoints(bundle, _mongo_with(replica)), "mongodb.no_primary")["severity"] == "critical"
+
+
+def _service_record(routes, service="webcontrol", timeout=2.0) -> dict:
+    """The record of a real check of a real HTTP server on loopback."""
+    with FakeHTTP(routes) as server:
+        endpoint = Endpoint(service, "http", "127.0.0.1", server.port, "test", options={"service": service})
+        return check_endpoints([endpoint], timeout)[0]
+
+
+PLATFORM_503 = (503, {"status": "FAIL", "failed": ["rabbitmq_connection"]})
+
+
+def test_readiness_503_is_service_not_ready_naming_what_failed(bundle):
+    record = _service_record({"/webcontrol/health": (200, "OK"), "/webcontrol/readiness": PLATFORM_503})
+    findings = _with_endpoints(bundle, record)
+    finding = one(findings, "service.not_ready", "webcontrol")
+    assert finding["severity"] == "critical"
+    assert finding["title"] == "webcontrol is not ready: its readiness handler answered HTTP 503, failed: rabbitmq_connection"
+    figures = finding["evidence"]["figures"]
+    assert figures["status_code"] == 503 and figures["failed"] == ["rabbitmq_connection"]
+    assert not [f for f in findings if f["id"].startswith("datastore.")]
+
+
+def test_health_503_is_service_not_ready_without_doubting_the_port(bundle):
+    record = _service_record({"/webcontrol/health": PLATFORM_503, "/webcontrol/readiness": PLATFORM_503})
+    findings = _with_endpoints(bundle, record)
+    finding = one(findings, "service.not_ready", "webcontrol")
+    assert finding["evidence"]["figures"]["handler"] == "readiness"
+    assert "does this port serve" not in json.dumps(findings)
+    assert not [f for f in findings if f["id"].startswith("datastore.")]
+
+
+def test_a_ready_service_and_a_stranger_on_its_port_are_not_not_ready(bundle):
+    ready = _service_record({"/webcontrol/health": (200, "OK"), "/webcontrol/readiness": (200, {"status": "OK"})})
+    stranger = _service_record({}, service="webapi")
+    findings = _with_endpoints(bundle, ready, stranger)
+    assert not matching(findings, "service.not_ready")
+    error = one(findings, "datastore.error", "webapi")
+    assert error["title"].endswith("(does this port serve webapi?)")
+
+
+def _delayed(delay: float):
+    def route(_handler):
+        time.sleep(delay)
+        return 200, "OK"
+    return route
+
+
+def test_an_answer_after_the_budget_is_slow_not_a_timeout(bundle):
+    # each of the two requests takes 0.35 s: 0.7 s in all, after the 0.5 s budget, before 1 s
+    record = _service_record({"/webapi/health": _delayed(0.35), "/webapi/readiness": _delayed(0.35)},
+                             service="webapi", timeout=0.5)
+    assert record["status"] == "ok" and record["late"] is True, record
+    assert 0.5 < record["answered_s"] < 1.0
+    findings = _with_endpoints(bundle, record)
+    finding = one(findings, "datastore.slow", "webapi")
+    assert finding["severity"] == "warning"
+    assert finding["evidence"]["figures"]["answered_s"] == record["answered_s"]
+    assert finding["title"].startswith(f"webapi answered in {record['answered_s']:.1f} s, after its 0.5 s budget")
+    assert not matching(findings, "datastore.timeout")
+
+
+def test_no_answer_by_the_hard_stop_is_a_timeout(bundle):
+    record = _service_record({"/webapi/health": _delayed(1.5)}, service="webapi", timeout=0.5)
+    assert record["status"] == "timeout" and record["late"] is None
+    assert record["error"].startswith("no reply within 1 s from")
+    findings = _with_endpoints(bundle, record)
+    assert one(findings, "datastore.timeout", "webapi")["severity"] == "critical"
+    assert not matching(findings, "datastore.slow")
+
+
+def test_an_answer_within_the_budget_is_on_time(bundle):
+    record = _service_record({"/webapi/health": _delayed(0.05), "/webapi/readiness": (200, {"status": "OK"})},
+                             service="webapi", timeout=0.5)
+    assert record["status"] == "ok" and record["late"] is False and record["answered_s"] < 0.5
+    assert not matching(_with_endpoints(bundle, record), "datastore.slow")
+
+
+def _members_of(replica, count, group="mongodb_control"):
+    """`count` endpoints of one component, each with its own view of the same set."""
+    return [_record(f"{group}_{i + 1}", "mongodb", host=f"db{i + 1}", group=group, details={"replica_set": replica})
+            for i in range(count)]
+
+
+def test_lag_seen_from_four_endpoints_is_one_finding_per_member(bundle):
+    replica = _replica_set(["PRIMARY", "SECONDARY", "SECONDARY", "SECONDARY"], lag_seconds=45)
+    findings = matching(_with_endpoints(bundle, *_members_of(replica, 4)), "mongodb.replica_lag")
+    assert [f["subject"] for f in findings] == ["rs0/db2:27017", "rs0/db3:27017", "rs0/db4:27017"]
+    for finding in findings:
+        assert finding["severity"] == "warning"
+        assert finding["evidence"]["figures"]["seen_from"] == [f"mongodb_control_{i}" for i in range(1, 5)]
+        assert finding["title"].endswith("is 45 s behind the primary (seen from 4 endpoints)")
+
+
+def test_missing_primary_seen_from_eight_endpoints_is_one_critical_finding(bundle):
+    replica = _replica_set(["SECONDARY"] * 8)
+    findings = _with_endpoints(bundle, *_members_of(replica, 8))
+    finding = one(findings, "mongodb.no_primary")
+    assert finding["severity"] == "critical" and finding["subject"] == "rs0"
+    assert finding["evidence"]["figures"]["seen_from"] == [f"mongodb_control_{i}" for i in range(1, 9)]
+    assert finding["title"] == "Replica set rs0 of mongodb_control has no primary (seen from 8 endpoints)"
+
+
+def test_views_that_differ_keep_the_worst_and_two_components_stay_apart(bundle):
+    calm = _replica_set(["PRIMARY", "SECONDARY"], lag_seconds=20)
+    worse = _replica_set(["PRIMARY", "SECONDARY"], lag_seconds=90, health=0)
+    records = _members_of(calm, 2) + _members_of(worse, 1, group="mongodb_control_x")
+    records[1]["details"] = {"replica_set": worse}  # the second member of the first set sees it worse
+    findings = _with_endpoints(bundle, *records)
+    lags = matching(findings, "mongodb.replica_lag")
+    assert [(f["evidence"]["figures"]["component"], f["evidence"]["figures"]["lag_s"]) for f in lags] == [
+        ("mongodb_control", 90.0), ("mongodb_control_x", 90.0)]
+    assert lags[0]["evidence"]["figures"]["seen_from"] == ["mongodb_control_1", "mongodb_control_2"]
+    unhealthy = matching(findings, "mongodb.member_unhealthy")
+    assert [f["severity"] for f in unhealthy] == ["critical", "critical"]
+    assert unhealthy[0]["evidence"]["figures"]["seen_from"] == ["mongodb_control_2"]
 
 
 def _rabbit(exact=None, api_queues=None):

@@ -190,6 +190,12 @@ def base_record(endpoint: Endpoint) -> dict:
         "version": None,
         "error": None,
         "duration": None,
+        # time: the check's budget, when its client library was ready (s after the start),
+        # how long the answer took from then, and whether that was after the budget
+        "budget_s": None,
+        "client_ready_s": None,
+        "answered_s": None,
+        "late": None,
         "notes": list(endpoint.notes),
         "details": {},
         "command_errors": {},
