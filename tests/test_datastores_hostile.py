@@ -11,6 +11,7 @@ import pytest
 from collector.datastores.checks import GRACE_SECONDS, check_endpoints, hard_limit
 from collector.datastores.common import LATE_FACTOR, Endpoint
 from servers.hostile import Closer, Garbage, Tarpit, refused_port
+from servers.httpd import FakeHTTP, health_routes
 
 TIMEOUT = 1.0
 WAITED = "2"  # a silent server is waited for LATE_FACTOR x TIMEOUT once its client is ready
@@ -127,7 +128,7 @@ def test_a_check_that_ignores_its_own_timeouts_is_abandoned(monkeypatch):
     def stuck(chk):
         chk.tcp_probe()
         chk.phase = "waiting forever"
-        time.sleep(TIMEOUT * 5)
+        time.sleep(TIMEOUT * 20)
 
     monkeypatch.setitem(checks.CHECKS, "redis", stuck)
     with Tarpit() as server:
@@ -135,7 +136,10 @@ def test_a_check_that_ignores_its_own_timeouts_is_abandoned(monkeypatch):
         record = check_endpoints([_endpoint("redis", server.port)], TIMEOUT)[0]
         elapsed = time.monotonic() - started
     assert record["status"] == "timeout"
-    assert record["error"] == f"no reply within {WAITED} s from 127.0.0.1:{server.port} (waiting forever)"
+    # it never said its client was ready: waited from its start until the hard stop
+    waited = float(record["error"].split()[3])
+    assert hard_limit(TIMEOUT) <= waited < BOUND
+    assert record["error"] == f"no reply within {waited:g} s from 127.0.0.1:{server.port} (waiting forever)"
     assert record["reachable"] is True
     assert elapsed < BOUND
 
@@ -154,3 +158,36 @@ def test_an_endpoints_own_password_never_leaves_its_record(monkeypatch):
     assert record["status"] == "ok"
     assert "pw-hostile-123" not in str(record)
     assert record["notes"] == ["connected with <redacted>"]
+
+
+def _slow_client(monkeypatch, tmp_path, seconds: float) -> None:
+    """The http check behind a client module that takes `seconds` to import, as pymongo,
+    redis and pika do on a loaded host: a real module, really imported."""
+    from collector.datastores import checks
+
+    name = f"slow_client_{str(seconds).replace('.', '_')}_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(
+        f"import time\ntime.sleep({seconds})\nfrom collector.datastores.health import check\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(checks.CHECKS, "http", checks._probe_then(name))
+
+
+def test_the_budget_starts_when_the_client_library_is_ready(monkeypatch, tmp_path):
+    _slow_client(monkeypatch, tmp_path, 0.8)
+    with FakeHTTP(health_routes("webapi")) as server:
+        record = check_endpoints([_endpoint("http", server.port)], 0.5)[0]
+    assert record["status"] == "ok", record  # not a timeout: the 0.8 s import is not the server's
+    assert record["client_ready_s"] >= 0.8
+    assert record["late"] is False and record["answered_s"] < 0.5 and record["budget_s"] == 0.5
+
+
+def test_a_client_library_that_never_loads_is_cut_at_the_hard_stop(monkeypatch, tmp_path):
+    _slow_client(monkeypatch, tmp_path, 2.5)
+    with FakeHTTP(health_routes("webapi")) as server:
+        started = time.monotonic()
+        record = check_endpoints([_endpoint("http", server.port)], 0.5, limit=1.0)[0]
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + GRACE_SECONDS + 0.5
+    assert record["status"] == "error" and record["reachable"] is True
+    assert record["error"] == ("not asked: loading the client library did not finish within the run's limit "
+                               f"for 127.0.0.1:{server.port}")

@@ -143,7 +143,7 @@ def check_endpoints(endpoints: List[Endpoint], timeout: float, limit: Optional[f
         else:
             chk.abandoned.set()
             record = _snapshot(chk)
-            record.update(status="timeout", error=chk.timeout_message(),
+            record.update(status="timeout", error=chk.timeout_message(waited=chk.waited()),
                           duration=round(time.monotonic() - chk.started, 3))
             if chk.ready_at is None and chk.phase == LOADING:  # the server was never asked
                 record.update(status="error", error=f"not asked: loading the client library did not finish "

@@ -113,9 +113,14 @@ class Check:
     def out_of_time(self) -> bool:
         return self.deadline.remaining() < 0.02
 
-    def timeout_message(self, what: Optional[str] = None) -> str:
+    def timeout_message(self, what: Optional[str] = None, waited: Optional[float] = None) -> str:
         what = what or self.phase
-        return f"no reply within {fmt_seconds(self.window)} s from {self.endpoint.address} ({what})"
+        waited = self.window if waited is None else waited
+        return f"no reply within {fmt_seconds(waited)} s from {self.endpoint.address} ({what})"
+
+    def waited(self) -> float:
+        """Seconds since the current phase's clock started (the client being ready, or the start)."""
+        return time.monotonic() - (self.ready_at if self.ready_at is not None else self.started)
 
     # -- recording ----------------------------------------------------------------
     def set(self, key: str, value: Any) -> None:
