@@ -5,8 +5,11 @@ healthy twin.  The placeholder secret and a missing BASEDIR are made for real.""
 from __future__ import annotations
 
 import json
+import secrets
+from typing import Optional
 
 import pytest
+import yaml
 
 from conftest import collect_bundle
 from triage_helpers import edit_json, findings_of, healthy_system, matching, one
@@ -123,6 +126,83 @@ def test_placeholder_secret_in_main_json(host, tmp_path):
 def test_real_secrets_are_no_finding(host, tmp_path):
     _result, reader = collect_bundle(host, tmp_path / "out", only=("config",))
     assert not matching(findings_of(reader), "config.placeholder_secret")
+    assert reader.json("config/index.json")["weak_secrets"] == []
+
+
+def _set_secrets(host, values: dict, consts: Optional[dict] = None) -> None:
+    main = host.basedir / "config" / "main.json"
+    config = json.loads(main.read_text())
+    config.update(values)
+    main.write_text(json.dumps(config))
+    if consts is not None:
+        folder = host.basedir / "config" / "json_consts"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "custom.node.json").write_text(json.dumps(consts))
+
+
+# the same keys, left at placeholders or too short ("dirty"), and with real secrets ("clean")
+DIRTY = {"RABBITMQ_PASS": "ChangeMe", "CONTROLDB_PASS": "password", "SSDB_HBSUPP_PASS": "xxxxxxxx",
+         "WEBAPI_PRIVATE_KEY": "123456", "TRACKING_CRYPT_KEY": "<your crypt key here>",
+         "CLICKHOUSE_SYSTEM": {"HOST": "127.0.0.1", "PORT": 9000, "PASSWORD": "k3Y9q_Zt"}}
+DIRTY_CONSTS = {"APIKEY": "TODO"}
+SHORT = "k3Y9q_Zt"
+
+
+def _clean() -> dict:
+    return {key: secrets.token_urlsafe(18) for key in DIRTY if key != "CLICKHOUSE_SYSTEM"} | {
+        "CLICKHOUSE_SYSTEM": {"HOST": "127.0.0.1", "PORT": 9000, "PASSWORD": "Zt8-k3Y9q_Lm"}}  # 12: the minimum
+
+
+def test_placeholders_and_short_secrets_are_named_never_shown(host, tmp_path):
+    _set_secrets(host, DIRTY, DIRTY_CONSTS)
+    result, reader = collect_bundle(host, tmp_path / "out", only=("config",))
+    findings = {f["subject"]: f for f in matching(findings_of(reader), "config.placeholder_secret")}
+    placeholder = "is still a common placeholder, not a secret"
+    assert {subject: f["title"] for subject, f in findings.items()} == {
+        "main.json:RABBITMQ_PASS": f"main.json:RABBITMQ_PASS {placeholder}",
+        "main.json:CONTROLDB_PASS": f"main.json:CONTROLDB_PASS {placeholder}",
+        "main.json:SSDB_HBSUPP_PASS": f"main.json:SSDB_HBSUPP_PASS {placeholder}",
+        "main.json:WEBAPI_PRIVATE_KEY": f"main.json:WEBAPI_PRIVATE_KEY {placeholder}",
+        "main.json:TRACKING_CRYPT_KEY": f"main.json:TRACKING_CRYPT_KEY {placeholder}",
+        "main.json:CLICKHOUSE_SYSTEM.PASSWORD": "main.json:CLICKHOUSE_SYSTEM.PASSWORD is 8 characters, under the "
+                                                "minimum 12",
+        "custom.node.json:APIKEY": f"custom.node.json:APIKEY {placeholder}",
+    }
+    assert {f["severity"] for f in findings.values()} == {"warning"}
+    short = findings["main.json:CLICKHOUSE_SYSTEM.PASSWORD"]["evidence"]["figures"]
+    assert (short["reason"], short["length"], short["minimum"]) == ("short", 8, 12)
+    # no value reaches the findings or any file of the bundle
+    shown = json.dumps(list(findings.values()))
+    for value in ("ChangeMe", "xxxxxxxx", "123456", "<your crypt key here>", SHORT, "TODO"):
+        assert value not in shown, value
+    raw = b"".join(p.read_bytes() for p in sorted(result.path.rglob("*")) if p.is_file())
+    for value in ("ChangeMe", "your crypt key", SHORT):
+        assert value.encode() not in raw, value
+
+
+def test_real_secrets_in_the_same_keys_are_no_finding(host, tmp_path):
+    _set_secrets(host, _clean(), {"APIKEY": secrets.token_hex(16)})
+    _result, reader = collect_bundle(host, tmp_path / "out", only=("config",))
+    assert not matching(findings_of(reader), "config.placeholder_secret")
+
+
+def test_the_minimum_length_comes_from_the_catalog(host, tmp_path):
+    _set_secrets(host, _clean())
+    catalog = yaml.safe_load(host.catalog_file.read_text()) or {}
+    catalog["thresholds"] = {"secret_min_length": 30}
+    host.catalog_file.write_text(yaml.safe_dump(catalog))
+    _result, reader = collect_bundle(host, tmp_path / "out", only=("config",))
+    titles = [f["title"] for f in matching(findings_of(reader), "config.placeholder_secret")]
+    assert "main.json:CLICKHOUSE_SYSTEM.PASSWORD is 12 characters, under the minimum 30" in titles
+    assert "main.json:RABBITMQ_PASS is 24 characters, under the minimum 30" in titles
+
+
+def test_a_bundle_from_before_weak_secrets_still_names_its_placeholders(host, tmp_path):
+    _result, reader = collect_bundle(host, tmp_path / "out", only=("config",))
+    edit_json(reader, "config/index.json", lambda data: (data.pop("weak_secrets"), data.update(
+        placeholder_secrets=["main.json:TRACKING_CRYPT_KEY"])))
+    finding = one(findings_of(reader), "config.placeholder_secret")
+    assert finding["title"] == "main.json:TRACKING_CRYPT_KEY is still the documented placeholder secret"
 
 
 def test_missing_basedir_is_critical(host, tmp_path):
