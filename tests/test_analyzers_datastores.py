@@ -18,6 +18,7 @@ from collector.datastores.mongodb import _repl_status
 from collector.datastores.rabbitmq import _families
 from conftest import collect_bundle
 from servers.httpd import FakeHTTP
+from servers.mongo import MongoStandIn
 from triage_helpers import edit_json, findings_of, free_port, matching, one
 
 
@@ -238,6 +239,31 @@ def test_an_answer_within_the_budget_is_on_time(bundle):
                              service="webapi", timeout=0.5)
     assert record["status"] == "ok" and record["late"] is False and record["answered_s"] < 0.5
     assert not matching(_with_endpoints(bundle, record), "datastore.slow")
+
+
+def test_a_real_replica_set_of_four_members_gives_each_problem_once(host, tmp_path):
+    """Four members answering replSetGetStatus as mongod does (db2 45 s behind, db3 not
+    reachable/healthy), each checked through main.json's replica-set form."""
+    servers = [MongoStandIn().start() for _ in range(4)]
+    try:
+        _only_controldb(host, servers[0].port)
+        main = host.basedir / "config" / "main.json"
+        config = json.loads(main.read_text())
+        config.update(CONTROLDB_REPL_SET_NAME="rs0", CONTROLDB=[{"IP": "127.0.0.1", "PORT": s.port} for s in servers])
+        main.write_text(json.dumps(config))
+        reader = _collect(host, tmp_path, timeout=3.0)
+    finally:
+        for server in servers:
+            server.stop()
+    records = [e for e in reader.json("datastores.json")["endpoints"] if e["group"] == "mongodb_control"]
+    assert len(records) == 4 and {r["status"] for r in records} == {"ok"}, records
+    findings = _area(findings_of(reader))
+    assert sorted((f["id"], f["subject"], f["severity"]) for f in findings) == [
+        ("mongodb.member_unhealthy", "rs0/db3:27017", "critical"),
+        ("mongodb.replica_lag", "rs0/db2:27017", "warning")]
+    for finding in findings:
+        assert finding["evidence"]["figures"]["seen_from"] == [r["name"] for r in records]
+        assert finding["title"].endswith("(seen from 4 endpoints)")
 
 
 def _members_of(replica, count, group="mongodb_control"):
