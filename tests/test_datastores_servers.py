@@ -194,3 +194,43 @@ def test_a_password_the_server_does_not_require_is_noted_not_refused():
     assert accepted["status"] == "ok" and accepted["details"]["auth"] == "ok"
     text = json.dumps(records)
     assert password not in text and wrong not in text
+
+
+# -- a real server that answers late -------------------------------------------------------------
+
+_BUSY = """local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+while true do
+  local n = redis.call('TIME')
+  if n[1] * 1000000 + n[2] - start >= tonumber(ARGV[1]) * 1000 then return 1 end
+end"""
+
+
+def _while_busy(server: RedisServer, busy_ms: int, budget: float) -> dict:
+    """The check of a redis-server that a Lua script keeps busy for `busy_ms`: every
+    command sent meanwhile is answered only when the script ends."""
+    import threading
+
+    blocker = redis.Redis(host=server.host, port=server.port, protocol=2, socket_timeout=10)
+    thread = threading.Thread(target=blocker.eval, args=(_BUSY, 0, busy_ms), daemon=True)
+    thread.start()
+    time.sleep(0.1)  # the script runs
+    try:
+        return check_endpoints([_own_redis_endpoint(server, None)], budget)[0]
+    finally:
+        thread.join(10)
+        blocker.close()
+
+
+def test_a_busy_server_answering_after_the_budget_is_late_not_silent():
+    with RedisServer() as server:
+        record = _while_busy(server, 800, 0.5)
+    assert record["status"] == "ok", record
+    assert record["late"] is True and 0.5 < record["answered_s"] < 1.0
+
+
+def test_a_server_busy_past_twice_the_budget_is_a_timeout():
+    with RedisServer() as server:
+        record = _while_busy(server, 1600, 0.5)
+    assert record["status"] == "timeout", record
+    assert record["late"] is None and record["error"].startswith("no reply within 1 s from")
