@@ -130,7 +130,7 @@ LAYERS = (
                      "collector.decoding", "collector.tempfiles", "collector.trust", "collector.interrupt",
                      "collector.plain", "collector.live", "collector.yamlfile", "collector.userpattern",
                      "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
-                     "collector.pii_kinds")),
+                     "collector.pii_kinds", "collector.weaksecrets")),
     ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",
                     "collector.logwalk", "collector.collectors", "collector.datastores", "collector.simulate")),
     ("judging", ("collector.analyzers", "collector.report", "collector.hostdiff", "collector.diff",
