@@ -19,7 +19,7 @@ _LEVELS = {
     "down": "bad", "failed": "bad", "timeout": "bad", "conflict": "bad", "error": "bad",
     "stale": "bad", "reused": "bad", "invalid": "bad", "unreadable": "bad", "no": "bad",
     "absent": "mute", "none": "mute", "listed": "mute", "unknown": "mute",
-    "unreachable": "bad", "auth_failed": "bad", "not_configured": "mute",
+    "unreachable": "bad", "auth_failed": "bad", "not_ready": "bad", "not_configured": "mute",
     "critical": "bad", "warning": "warn", "info": "info",
 }
 
