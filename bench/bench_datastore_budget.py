@@ -28,7 +28,8 @@ from servers.redisd import RedisServer
 with MongoStandIn() as mongo, RedisServer() as rds, FakeHTTP(health_routes("webapi")) as web:
     from collector.datastores.checks import check_endpoints
     from collector.datastores.common import Endpoint
-    endpoints = [Endpoint("mongodb_control", "mongodb", "127.0.0.1", mongo.port, "bench", options={{"auth_source": "admin"}}),
+    endpoints = [Endpoint("mongodb_control", "mongodb", "127.0.0.1", mongo.port, "bench",
+                          options={{"auth_source": "admin"}}),
                  Endpoint("kvrocks", "kvrocks", "127.0.0.1", rds.port, "bench"),
                  Endpoint("redis", "redis", "127.0.0.1", rds.port, "bench"),
                  Endpoint("webapi", "http", "127.0.0.1", web.port, "bench", options={{"service": "webapi"}})]

@@ -180,7 +180,8 @@ def test_readiness_503_is_service_not_ready_naming_what_failed(bundle):
     findings = _with_endpoints(bundle, record)
     finding = one(findings, "service.not_ready", "webcontrol")
     assert finding["severity"] == "critical"
-    assert finding["title"] == "webcontrol is not ready: its readiness handler answered HTTP 503, failed: rabbitmq_connection"
+    assert finding["title"] == ("webcontrol is not ready: its readiness handler answered HTTP 503, "
+                                "failed: rabbitmq_connection")
     figures = finding["evidence"]["figures"]
     assert figures["status_code"] == 503 and figures["failed"] == ["rabbitmq_connection"]
     assert not [f for f in findings if f["id"].startswith("datastore.")]

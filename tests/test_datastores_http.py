@@ -63,8 +63,8 @@ def test_health_503_without_a_body_is_not_ready_and_names_no_component():
     with FakeHTTP(routes) as server:
         record = _health(server.port)
     assert record["status"] == "not_ready"
-    assert record["details"]["not_ready"] == {"handler": "health", "url": f"http://127.0.0.1:{server.port}/webapi/health",
-                                              "status_code": 503, "failed": None}
+    assert record["details"]["not_ready"] == {
+        "handler": "health", "url": f"http://127.0.0.1:{server.port}/webapi/health", "status_code": 503, "failed": None}
     assert record["error"].endswith("/webapi/health; Service Unavailable)")
 
 
