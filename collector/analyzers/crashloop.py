@@ -76,8 +76,8 @@ def crash_loops(reader: BundleReader, records: List[dict], collected: Optional[f
     minimum = t.number("crash_loop_restarts")
     window = t.number("crash_loop_window_seconds")
     tails = _log_tails(reader)
-    units = dicts(as_dict(load(reader, schema.SERVICES)).get("units"))
-    events = dicts(as_dict(load(reader, schema.SERVICES)).get("events"))
+    services = as_dict(load(reader, schema.SERVICES))
+    units, events = dicts(services.get("units")), dicts(services.get("events"))
     found: Dict[str, CrashLoop] = {}
     for record in records:
         name = str(record.get("name") or "")
