@@ -6,12 +6,10 @@ is the test's own and is stopped by `stop()`."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import psutil
 
@@ -20,14 +18,19 @@ from collector.simulate.host import FAKEPROC
 DEADLINE = 20.0
 
 # The parent: sets its comm to its title, spawns one child (stdout to /dev/null) that
-# exits at once, prints the child's PID and sleeps without ever calling wait().
+# exits at once, prints the child's PID and sleeps without calling wait() until it is
+# told to stop: then it reaps the child, so that no zombie outlives the test.
 _ZOMBIE_PARENT = r"""
-import ctypes, os, sys, time
+import ctypes, os, signal, sys, time
 title, binary, child_title, fakeproc = sys.argv[1:5]
 ctypes.CDLL(None).prctl(15, title.encode()[:15], 0, 0, 0)
 ctypes.CDLL(None).prctl(1, 15, 0, 0, 0)
 pid = os.posix_spawn(binary, [child_title, "-S", fakeproc, "--comm", child_title, "--max-seconds", "0"],
                      dict(os.environ), file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+def reap_and_exit(*_):
+    os.waitpid(pid, 0)
+    os._exit(0)
+signal.signal(signal.SIGTERM, reap_and_exit)
 print(pid, flush=True)
 while True:
     time.sleep(60)
@@ -50,14 +53,24 @@ with open(log, "a") as out:
 sys.exit(1)
 """
 
-# The supervisor: starts the process again 0.1 s after each exit, for ever.
+# The supervisor: starts the process again 0.1 s after each exit until it is told to
+# stop: then it stops and reaps the current run, so that no zombie outlives the test.
 _SUPERVISOR = r"""
-import ctypes, os, sys, time
+import ctypes, os, signal, sys, time
 binary, title, script, log, name = sys.argv[1:6]
 ctypes.CDLL(None).prctl(1, 15, 0, 0, 0)
+current = [0]
+def stop(*_):
+    try:
+        os.kill(current[0], signal.SIGKILL)
+        os.waitpid(current[0], 0)
+    except OSError:
+        pass
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
 while True:
-    pid = os.posix_spawn(binary, [title, "-S", "-c", script, title, log, name], dict(os.environ))
-    os.waitpid(pid, 0)
+    current[0] = os.posix_spawn(binary, [title, "-S", "-c", script, title, log, name], dict(os.environ))
+    os.waitpid(current[0], 0)
     time.sleep(0.1)
 """
 
@@ -133,18 +146,3 @@ def _wait(condition, what: str) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError(f"waited {DEADLINE:.0f} s for {what}")
-
-
-def titled(name: str) -> List[int]:
-    """PIDs whose comm is AK:<name> (truncated as the kernel does)."""
-    comm = f"AK:{name}"[:15]
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == comm]
-
-
-def own_pids(fault: Optional[ProcFault]) -> List[int]:
-    if fault is None:
-        return []
-    try:
-        return [fault.pid] + [c.pid for c in psutil.Process(fault.pid).children(recursive=True)]
-    except psutil.Error:
-        return []

@@ -32,6 +32,7 @@ from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleRe
 from collector.untrusted import read_regular
 
 SAME_START_SECONDS = 2.0  # a PID's start time this close to a logged start is that start
+CLOCK_SLACK_SECONDS = 60.0  # a systemd time this far past the collection still counts (clocks, rounding)
 SAME_CLOCK_SECONDS = 120.0  # the log's clock and the collection's agree this well: the PID start times apply
 TIMESTAMP_COLUMN = 64
 TAIL_END_SEARCH = 16384  # bytes from the tail's end searched for its last time stamp
@@ -46,8 +47,8 @@ _START_WORD = rb"(?:start(?:ed|ing)?|launch(?:ed|ing)?)"
 _AFTER_START = (rb"(?:[ \t]*(?:[.!\"]|\.\.\.|\xe2\x80\xa6)*[ \t]*(?:$|,|;|\()"
                 rb"|[ \t]+(?:(?:AK:)?{name}\b|(?:the[ \t]+)?(?:process|service|server|daemon|application|app)\b"
                 rb"|version\b|v?\d+\.\d+|pid\b|with\b|on\b|at\b|listening\b))")
-_SUBJECT_FIRST = rb"(?:(?:AK:)?{name}|server|service|process|daemon|application)[ \t]+(?:is[ \t]+|has[ \t]+been[ \t]+)?" \
-                 rb"(?:started|starting|launched|running)\b"
+_SUBJECT_FIRST = (rb"(?:(?:AK:)?{name}|server|service|process|daemon|application)[ \t]+"
+                  rb"(?:is[ \t]+|has[ \t]+been[ \t]+)?(?:started|starting|launched|running)\b")
 _CRASH_EXIT = re.compile(
     rb"(?i)(?:exit(?:ed)?(?:[ \t]+with)?[ \t]+(?:status|code)[ \t:=]*[1-9]|exit status [1-9]"
     rb"|(?:terminated|killed)[ \t]+by[ \t]+signal|signal: (?:killed|segmentation fault|aborted)"
@@ -257,27 +258,39 @@ def _unit_of(name: str, record: dict, units: List[dict]) -> Optional[dict]:
 
 
 def _from_unit(unit: dict, events: List[dict], collected: Optional[float], window: float) -> Optional[CrashLoop]:
+    """The unit's restarts in the window from its events, else from its restart counter
+    when its last start lies in the window (the counter itself spans the unit's life)."""
+    return _from_events(unit, events, collected, window) or _from_counter(unit, collected, window)
+
+
+def _from_events(unit: dict, events: List[dict], collected: Optional[float], window: float) -> Optional[CrashLoop]:
     name = str(unit.get("unit"))
-    last_exit = _unit_exit(unit)
-    if collected is not None:
-        mine = [(parse_time(e.get("time")), e.get("kind")) for e in events if e.get("unit") == name]
-        recent = [(moment, kind) for moment, kind in mine if moment is not None and collected - window <= moment <= collected + 60]
-        restarting = sorted(moment for moment, kind in recent if kind == "restarting")
-        started = sorted(moment for moment, kind in recent if kind == "started")
-        count, times = max((len(restarting), restarting), (len(started) - 1, started))
-        if count > 0:
-            return CrashLoop(restarts=count, span_seconds=round(times[-1] - times[0], 1), source="systemd",
-                             evidence_file=schema.SERVICES, starts=[_iso(m) for m in times], last_exit=last_exit,
-                             unit=name)
+    if collected is None:
+        return None
+    recent = [(moment, e.get("kind")) for e in events if e.get("unit") == name
+              for moment in [parse_time(e.get("time"))]
+              if moment is not None and collected - window <= moment <= collected + CLOCK_SLACK_SECONDS]
+    restarting = sorted(moment for moment, kind in recent if kind == "restarting")
+    started = sorted(moment for moment, kind in recent if kind == "started")
+    count, times = max((len(restarting), restarting), (len(started) - 1, started))
+    if count <= 0:
+        return None
+    return CrashLoop(restarts=count, span_seconds=round(times[-1] - times[0], 1), source="systemd",
+                     evidence_file=schema.SERVICES, starts=[_iso(m) for m in times], last_exit=_unit_exit(unit),
+                     unit=name)
+
+
+def _from_counter(unit: dict, collected: Optional[float], window: float) -> Optional[CrashLoop]:
     restarts, began = number(unit.get("restarts")), parse_time(unit.get("started_at"))
     if restarts is None or restarts <= 0:
         return None
-    if began is not None and collected is not None and not collected - window <= began <= collected + 60:
+    if began is None:
+        if unit.get("sub_state") not in ("auto-restart", "start", "start-pre"):
+            return None  # no start time, and not restarting now: no telling when it looped
+    elif collected is not None and not collected - window <= began <= collected + CLOCK_SLACK_SECONDS:
         return None  # restarted long ago: no loop now
-    if began is None and unit.get("sub_state") not in ("auto-restart", "start", "start-pre"):
-        return None
     return CrashLoop(restarts=int(restarts), span_seconds=None, source="systemd counter",
-                     evidence_file=schema.SERVICES, last_exit=last_exit, unit=name,
+                     evidence_file=schema.SERVICES, last_exit=_unit_exit(unit), unit=str(unit.get("unit")),
                      seconds_before=None if began is None or collected is None else max(0, int(collected - began)))
 
 
