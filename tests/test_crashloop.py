@@ -92,7 +92,8 @@ def _stamp(moment: float) -> str:
 
 
 def _write_log(reader: BundleReader, name: str, events: list) -> None:
-    """logs/<name>.log from (seconds before the collection, kind) pairs, and its index entry."""
+    """logs/<name>.log from (seconds before the collection, kind) pairs, and its index
+    entry; the running PID started with the last start line, as it would have."""
     collected = bundle_started_at(reader)
     words = {"start": f"INFO  [{name}] starting {name} v2025.1.71.3",
              "fatal": f"FATAL [{name}] cannot connect to mongodb 127.0.0.1:27017: connection refused",
@@ -106,6 +107,9 @@ def _write_log(reader: BundleReader, name: str, events: list) -> None:
                         "state": "tailed", "reason": None, "error": None, "target": None,
                         "tail": {"bundle_path": f"logs/{name}.log", "lines": len(lines)}}]}
     reader.path("logs/index.json").write_text(json.dumps(index))
+    starts = [before for before, kind in events if kind == "start"]
+    if starts:
+        _restarted_seconds_before(reader, min(starts))
 
 
 def _looping(count: int = 6, every: float = 40.0, fatal: bool = True, until: float = 5.0) -> list:
@@ -279,3 +283,13 @@ def test_a_services_json_of_the_wrong_shape_is_no_crash_loop_and_no_failure(quie
     findings = findings_of(reader)
     assert not matching(findings, "process.crash_loop")
     assert not matching(findings, "analyzer.failed")
+
+
+def test_a_crash_loop_at_the_end_of_hours_of_log_is_found(quiet, tmp_path):
+    """A tail of many megabytes: the window's first line is found by halving, not by reading it all."""
+    reader, name = _copy(quiet, tmp_path)
+    hours = [(before, "work") for before in range(6 * 3600, 300, -1)]
+    _write_log(reader, name, sorted(hours + _looping(count=6, every=40.0), key=lambda event: -event[0]))
+    assert reader.path(f"logs/{name}.log").stat().st_size > 1_000_000
+    loop = one(findings_of(reader), "process.crash_loop", name)
+    assert loop["evidence"]["figures"]["restarts"] == 5

@@ -36,6 +36,7 @@ CLOCK_SLACK_SECONDS = 60.0  # a systemd time this far past the collection still 
 SAME_CLOCK_SECONDS = 120.0  # the log's clock and the collection's agree this well: the PID start times apply
 TIMESTAMP_COLUMN = 64
 TAIL_END_SEARCH = 16384  # bytes from the tail's end searched for its last time stamp
+WINDOW_SEARCH_GRAIN = 65536  # the window's first line is looked for to within this many bytes
 
 _TIMESTAMP = re.compile(
     rb"(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s?(Z|[+-]\d\d:?\d\d)?")
@@ -48,11 +49,12 @@ _AFTER_START = (rb"(?:[ \t]*(?:[.!\"]|\.\.\.|\xe2\x80\xa6)*[ \t]*(?:$|,|;|\()"
                 rb"|[ \t]+(?:(?:AK:)?{name}\b|(?:the[ \t]+)?(?:process|service|server|daemon|application|app)\b"
                 rb"|version\b|v?\d+\.\d+|pid\b|with\b|on\b|at\b|listening\b))")
 _SUBJECT_FIRST = (rb"(?:(?:AK:)?{name}|server|service|process|daemon|application)[ \t]+"
-                  rb"(?:is[ \t]+|has[ \t]+been[ \t]+)?(?:started|starting|launched|running)\b")
+                  rb"(?:is[ \t]+|has[ \t]+been[ \t]+)?(?:started|starting|launched)\b")
 _CRASH_EXIT = re.compile(
     rb"(?i)(?:exit(?:ed)?(?:[ \t]+with)?[ \t]+(?:status|code)[ \t:=]*[1-9]|exit status [1-9]"
     rb"|(?:terminated|killed)[ \t]+by[ \t]+signal|signal: (?:killed|segmentation fault|aborted)"
     rb"|segmentation fault|core dumped)")
+_CRASH_LITERALS = (b"exit", b"signal", b"segmentation", b"core dumped")
 
 
 @dataclass
@@ -84,7 +86,8 @@ def crash_loops(reader: BundleReader, records: List[dict], collected: Optional[f
         name = str(record.get("name") or "")
         if not name:
             continue
-        candidates = [_from_log(reader, name, tails.get(f"{name}.log"), record, collected, window)]
+        candidates = [_from_log(reader, name, tails.get(f"{name}.log"), record, collected, window)
+                      if _may_loop(record, collected, window) else None]
         unit = _unit_of(name, record, units)
         if unit is not None:
             candidates.append(_from_unit(unit, events, collected, window))
@@ -97,6 +100,21 @@ def crash_loops(reader: BundleReader, records: List[dict], collected: Optional[f
 
 
 # --------------------------------------------------------------------------- the log
+
+def _may_loop(record: dict, collected: Optional[float], window: float) -> bool:
+    """Whether the process's log is worth reading: it is down, or a PID of it started
+    within the window (or when is not known).  A process running for longer than the
+    window is not looping now, so a healthy host reads no log here."""
+    if record.get("status") == "down" or collected is None:
+        return True
+    if record.get("status") != "running":
+        return False
+    for resource in dicts(record.get("resources")):
+        began = parse_time(resource.get("started_at"))
+        if resource.get("status") != "zombie" and (began is None or began >= collected - window):
+            return True
+    return False
+
 
 def _log_tails(reader: BundleReader) -> Dict[str, str]:
     """{path under BASEDIR/logs: bundle path of its tail}."""
@@ -135,44 +153,87 @@ def _start_pattern(name: str):
                       re.M | re.I)
 
 
-def start_offsets(data: bytes, name: str) -> List[int]:
-    """The offsets of the start lines of process `name` in a log tail: the pattern is
-    tried only on the lines that hold a start word (found as literals, fast)."""
-    lowered = data.lower()
+def start_offsets(data: bytes, name: str, begin: int = 0) -> List[int]:
+    """The offsets of the start lines of process `name` in a log tail (from the line
+    start `begin` on): the pattern is tried only on the lines that hold a start word
+    (found as literals, fast)."""
+    lowered = data[begin:].lower()
     candidates = set()
-    for literal in (b"start", b"launch", b"running"):
+    for literal in (b"start", b"launch"):
         position = lowered.find(literal)
+        if position >= 0:
+            position += begin
         while position >= 0:
             candidates.add(data.rfind(b"\n", 0, position) + 1)
             line_end = data.find(b"\n", position)
             if line_end < 0:
                 break
-            position = lowered.find(literal, line_end + 1)
+            position = lowered.find(literal, line_end + 1 - begin)
+            position = position + begin if position >= 0 else -1
     pattern = _start_pattern(name)
     return [start for start in sorted(candidates) if pattern.match(data, start)]
 
 
-def _crash_lines(data: bytes) -> List[Line]:
-    scan = scan_tail(data)
-    exits = [m.start() for m in _CRASH_EXIT.finditer(data)]
+def _crash_lines(data: bytes, begin: int) -> List[Line]:
+    """The FATAL, panic and non-zero exit lines of the tail from offset `begin` on (a
+    line start), numbered as lines of the whole tail."""
+    region = data[begin:]
+    scan = scan_tail(region)
     lines = {line.offset: line for line in scan.fatal + scan.panic_lines}
-    for position in exits:
-        start = data.rfind(b"\n", 0, position) + 1
-        if start not in lines:
-            end = data.find(b"\n", start)
-            text = data[start:end if end >= 0 else len(data)][:1200].decode("utf-8", "replace")[:300]
-            lines[start] = Line(data.count(b"\n", 0, start) + 1, text, start)
-    return [lines[offset] for offset in sorted(lines)]
+    lowered = region.lower()
+    for literal in _CRASH_LITERALS:
+        position = lowered.find(literal)
+        while position >= 0:
+            start = region.rfind(b"\n", 0, position) + 1
+            end = region.find(b"\n", position)
+            end = len(region) if end < 0 else end
+            if start not in lines and _CRASH_EXIT.search(region, start, end):
+                text = region[start:end][:1200].decode("utf-8", "replace")[:300]
+                lines[start] = Line(region.count(b"\n", 0, start) + 1, text, start)
+            position = lowered.find(literal, end + 1) if end < len(region) else -1
+    before = data.count(b"\n", 0, begin)
+    return [Line(lines[offset].number + before, lines[offset].text, offset + begin) for offset in sorted(lines)]
+
+
+def _window_begin(data: bytes, since: float) -> int:
+    """A line start at or before the first line stamped `since` or later, found by
+    halving (a log is written in time order; a line without a stamp moves nothing)."""
+    low, high = 0, len(data)
+    while high - low > WINDOW_SEARCH_GRAIN:
+        middle = data.find(b"\n", (low + high) // 2, high) + 1
+        if middle <= 0:
+            break
+        moment = next((m for m in (line_time(data, o) for o in _next_lines(data, middle, high, 8)) if m is not None),
+                      None)
+        if moment is None:
+            break
+        if moment < since:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _next_lines(data: bytes, start: int, stop: int, count: int) -> List[int]:
+    starts = [start]
+    while len(starts) < count:
+        nxt = data.find(b"\n", starts[-1], stop) + 1
+        if nxt <= 0 or nxt >= stop:
+            break
+        starts.append(nxt)
+    return starts
 
 
 def _tail_end(data: bytes) -> Optional[float]:
     """The last time stamp of the tail."""
     low = max(0, len(data) - TAIL_END_SEARCH)
-    starts = [low] + [low + i + 1 for i, byte in enumerate(data[low:-1]) if byte == 0x0A]
-    for start in reversed(starts):
+    end = len(data)
+    while end > low:
+        start = max(low, data.rfind(b"\n", low, end - 1) + 1)
         moment = line_time(data, start)
         if moment is not None:
             return moment
+        end = start
     return None
 
 
@@ -190,11 +251,12 @@ def _from_log(reader: BundleReader, name: str, bundle_path: Optional[str], recor
     end = _tail_end(data)
     if end is None:
         return None
-    starts = [(moment, offset) for offset in start_offsets(data, name)
+    starts = [(moment, offset) for offset in start_offsets(data, name, _window_begin(data, end - window))
               for moment in [line_time(data, offset)] if moment is not None and end - window <= moment <= end + 1]
     if not starts:
         return None
-    crashes = [line for line in _crash_lines(data) if line.offset > starts[0][1]]
+    after_first = data.find(b"\n", starts[0][1]) + 1  # the line after the first counted start
+    crashes = _crash_lines(data, after_first) if after_first > 0 else []
     if not crashes:
         return None
     times = sorted([moment for moment, _offset in starts] + _unlogged_pid_starts(record, starts, end, collected,
