@@ -68,9 +68,11 @@ def test_start_lines_are_told_from_work_that_starts():
         "time=2026-11-30T14:00:10Z level=info msg=\"starting pw\"",         # 10
         "2026-11-30T14:00:12Z INFO  [pw] starting to process queue trk_1", # work
         "2026-11-30T14:00:13Z INFO  [other] other started",                # another process
+        "2026-11-30T14:00:14Z Job 42 started",                             # work
+        "Nov 30 14:00:15 pw started",                                      # 14
     ]
     data = ("\n".join(lines) + "\n").encode()
-    assert [data.count(b"\n", 0, offset) + 1 for offset in start_offsets(data, "pw")] == [1, 3, 4, 7, 9, 10]
+    assert [data.count(b"\n", 0, offset) + 1 for offset in start_offsets(data, "pw")] == [1, 3, 4, 7, 9, 10, 14]
     plus_three = data.index(b"2026-11-30T14:00:08")
     assert line_time(data, 0) - line_time(data, plus_three) == pytest.approx(3 * 3600 - 8 + 0.123)
 

@@ -40,7 +40,7 @@ WINDOW_SEARCH_GRAIN = 65536  # the window's first line is looked for to within t
 
 _TIMESTAMP = re.compile(
     rb"(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s?(Z|[+-]\d\d:?\d\d)?")
-_HEADER = (rb"^[ \t]*(?:(?:\d[\d\-/T:.,+Z]*|[A-Z][a-z]{2} [ \d]\d)[ \t]+)*"
+_HEADER = (rb"^[ \t]*(?:(?:\d[\d\-/T:.,+Z]*|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d)[ \t]+)*"
            rb"(?:\[?(?:INFO|INF|NOTICE|DEBUG|DBG|TRACE|WARN|WARNING|I|N)\]?:?[ \t]+)?"
            rb"(?:\[[^\]\n]{1,60}\]:?[ \t]*|\(\d+\):?[ \t]*)*")
 _MSG_FIELD = rb"(?:[^\n]{0,160}?\b(?:msg|message)\"?[ \t]*[=:][ \t]*\"?)"
