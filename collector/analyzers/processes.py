@@ -15,6 +15,7 @@ from collector.analyzers.crashloop import CrashLoop, crash_loops
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
+from collector.collectors.processes import zombie_note
 
 SOURCE = schema.PROCESSES
 
@@ -126,7 +127,7 @@ def _one_process(record: dict, started: Optional[float], table: List[dict], t: T
 def _down(name: str, record: dict) -> Finding:
     pidfile = record.get("pidfile") if isinstance(record.get("pidfile"), dict) else {}
     zombies = _zombie_records(record)
-    why = f"exited; {zombie_words(zombies)}" if zombies else f"no process titled {record.get('title')}"
+    why = zombie_note(zombies) if zombies else f"no process titled {record.get('title')}"
     hint = (f"Read the end of logs/{name}.log for why it stopped, then start it the platform's usual way "
             "(remove a stale PID file first).")
     if zombies:
@@ -141,14 +142,6 @@ def _down(name: str, record: dict) -> Finding:
 
 def _zombie_records(record: dict) -> List[dict]:
     return [z for z in dicts(record.get("zombies")) if _pid(z.get("pid")) is not None]
-
-
-def zombie_words(zombies: List[dict]) -> str:
-    """"PID 1234 is a zombie that its parent 1200 (AK:akd) never reaped"."""
-    first = zombies[0]
-    more = f" (and {len(zombies) - 1} more)" if len(zombies) > 1 else ""
-    return (f"PID {first.get('pid')}{more} is a zombie that its parent {first.get('ppid') or '?'} "
-            f"({first.get('parent_name') or 'unknown'}) never reaped")
 
 
 def _crash_loop(name: str, record: dict, loop: CrashLoop) -> Finding:

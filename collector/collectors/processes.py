@@ -149,9 +149,11 @@ def zombie_record(table: Dict[int, dict], pid: int) -> dict:
 
 
 def zombie_note(zombies: List[dict]) -> str:
+    """"exited; PID 1234 is a zombie that its parent 1200 (AK:akd) never reaped" (the
+    record's note, and the analyzers' words for it)."""
     first = zombies[0]
     more = f" (and {len(zombies) - 1} more)" if len(zombies) > 1 else ""
-    return (f"exited; PID {first['pid']}{more} is a zombie that its parent {first.get('ppid') or '?'} "
+    return (f"exited; PID {first.get('pid')}{more} is a zombie that its parent {first.get('ppid') or '?'} "
             f"({first.get('parent_name') or 'unknown'}) never reaped")
 
 
