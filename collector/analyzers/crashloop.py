@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional
 
 from collector.analyzers.common import as_dict, dicts, load, number, parse_time
+from collector.plain import as_list
 from collector.analyzers.findings import Thresholds
 from collector.analyzers.logs import Line, scan_tail
 from collector.bundle import schema
@@ -308,7 +309,7 @@ def _unit_stem(unit: str) -> str:
 def _unit_of(name: str, record: dict, units: List[dict]) -> Optional[dict]:
     """The unit that runs this process: its main PID is one of the process's, or its
     name is the process's (procworkflow.service, akd-procworkflow.service, ...)."""
-    pids = {p for p in list(record.get("pids") or []) + [z.get("pid") for z in dicts(record.get("zombies"))]
+    pids = {p for p in as_list(record.get("pids")) + [z.get("pid") for z in dicts(record.get("zombies"))]
             if number(p) is not None}
     for unit in units:
         if number(unit.get("main_pid")) is not None and unit.get("main_pid") in pids:
