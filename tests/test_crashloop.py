@@ -295,3 +295,21 @@ def test_a_crash_loop_at_the_end_of_hours_of_log_is_found(quiet, tmp_path):
     assert reader.path(f"logs/{name}.log").stat().st_size > 1_000_000
     loop = one(findings_of(reader), "process.crash_loop", name)
     assert loop["evidence"]["figures"]["restarts"] == 5
+
+
+@pytest.mark.parametrize("value", [None, "x", [], {}, -1, True, 1e308, [1, 2]])
+def test_services_json_and_the_log_index_of_any_shape_never_fail_the_analyzer(quiet, tmp_path, value):
+    reader, name = _copy(quiet, tmp_path)
+    _write_log(reader, name, _looping(count=6, every=40.0))
+    index = json.loads(reader.path("logs/index.json").read_text())
+    index["files"].append({"path": value, "tail": {"bundle_path": value}})
+    index["files"].append({"path": f"{name}.log", "tail": value})
+    reader.path("logs/index.json").write_text(json.dumps(index))
+    unit = _unit(f"{name}.service")
+    units = [dict(unit, **{key: value}) for key in unit] + [value]
+    events = [{"time": value, "unit": f"{name}.service", "kind": "restarting"},
+              {"time": _ago(reader, 5), "unit": value, "kind": value}, value]
+    _write_services(reader, units, events)
+    edit_json(reader, "processes.json", lambda data: data["expected"][0].update(zombies=value))
+    findings = findings_of(reader)
+    assert not matching(findings, "analyzer.failed")
