@@ -15,8 +15,11 @@ from collector.analyzers.common import bundle_started_at
 from collector.analyzers.crashloop import line_time, start_offsets
 from collector.bundle.reader import BundleReader
 from collector.live import iso_utc
+from conftest import akdiag
 from procfaults import crash_loop
 from triage_helpers import LoneHost, about, edit_json, findings_of, matching, one, quiet_bundle
+
+EXIT_CRITICAL = 2
 
 
 # -- a real crash loop -------------------------------------------------------------------------
@@ -313,3 +316,13 @@ def test_services_json_and_the_log_index_of_any_shape_never_fail_the_analyzer(qu
     edit_json(reader, "processes.json", lambda data: data["expected"][0].update(zombies=value))
     findings = findings_of(reader)
     assert not matching(findings, "analyzer.failed")
+
+
+def test_check_says_critical_for_a_crash_loop(quiet, tmp_path):
+    reader, name = _copy(quiet, tmp_path / "loop")
+    calm, _name = _copy(quiet, tmp_path / "calm")
+    assert akdiag("check", "--bundle", str(calm.root), "--format", "nagios").returncode == 0
+    _write_log(reader, name, _looping(count=6, every=40.0))
+    done = akdiag("check", "--bundle", str(reader.root), "--format", "nagios")
+    assert done.returncode == EXIT_CRITICAL, done.stdout + done.stderr
+    assert "restarted 5 times in 200 s" in done.stdout
