@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from collector.live import iso_utc
+from procfaults import unreaped_child
 from triage_helpers import LoneHost, about, edit_json, findings_of, free_port, matching, one
 
 
@@ -193,6 +194,28 @@ def test_exited_unreaped_process_is_a_zombie(lone, tmp_path):
     assert finding["severity"] == "warning"
     assert zombie.pid in finding["evidence"]["figures"]["zombie_pids"]
     assert not matching(findings, "process.duplicate", lone.name("main"))
+
+
+def test_a_process_whose_only_pid_is_a_zombie_is_down_naming_it_and_its_parent(lone, tmp_path):
+    """A real platform process (AK:<far>) whose child titled AK:<main> exited and was never reaped."""
+    name = lone.name("main")
+    parent, zombie = unreaped_child(lone.sim.basedir, lone.name("far"), name)
+    try:
+        lone.sim.write_pidfile(name, str(zombie))
+        reader, findings = _collect(lone, tmp_path)
+    finally:
+        parent.stop()
+    down = one(findings, "process.down", name)
+    assert down["severity"] == "critical"
+    assert down["title"] == (f"{name} is not running (exited; PID {zombie} is a zombie that its parent {parent.pid} "
+                             f"(AK:{lone.name('far')}) never reaped)")
+    assert [z["pid"] for z in down["evidence"]["figures"]["zombies"]] == [zombie]
+    assert not matching(findings, "process.zombie", name)
+    stale = one(findings, "pidfile.stale", name)
+    assert f"{zombie}, a zombie: it exited and its parent {parent.pid}" in stale["title"]
+    assert "zombie" in stale["hint"]
+    html = reader.path("summary.html").read_text()
+    assert f'<tr id="proc-{name}" class="status-down">' in html
 
 
 def test_live_process_is_no_zombie(lone, tmp_path):

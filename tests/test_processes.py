@@ -8,6 +8,7 @@ import psutil
 
 from collector.live import matches_title
 from conftest import collect_bundle, expected_by_name
+from procfaults import unreaped_child
 
 ONLY = ("processes", "pidfiles", "ports")
 
@@ -155,3 +156,30 @@ def test_pidfiles_lists_files_outside_the_catalog(host, tmp_path):
     listed = {f["name"]: f for f in reader.json("pidfiles.json")["files"]}
     assert listed["custom_worker.pid"]["catalog"] is False
     assert listed["custom_worker.pid"]["state"] == "reused"  # this test's PID is not AK:custom_worker
+
+
+def test_a_title_whose_only_pid_is_a_zombie_is_down_naming_it_and_its_parent(host, tmp_path):
+    parent, zombie = unreaped_child(host.basedir, "proctask", "procpush")
+    try:
+        host.write_pidfile("procpush", str(zombie))
+        _reader, procs = _collect(host, tmp_path)
+    finally:
+        parent.stop()
+    record = procs["procpush"]
+    assert record["status"] == "down"
+    assert record["pids"] == [] and record["resources"] == []
+    assert record["zombies"] == [{"pid": zombie, "ppid": parent.pid, "parent_name": "AK:proctask",
+                                  "started_at": record["zombies"][0]["started_at"]}]
+    assert record["note"] == f"exited; PID {zombie} is a zombie that its parent {parent.pid} (AK:proctask) never reaped"
+    pidfile = record["pidfile"]
+    assert pidfile["state"] == "stale" and pidfile["zombie"]["ppid"] == parent.pid
+    assert pidfile["detail"] == (f"process {zombie} is a zombie: it exited and its parent {parent.pid} "
+                                 "(AK:proctask) never reaped it")
+    assert procs["proctask"]["status"] == "running"
+
+
+def test_a_pidfile_naming_a_process_gone_for_good_stays_plainly_stale(host, tmp_path):
+    host.write_pidfile("procpush", str(host.dead_pid()))
+    _reader, procs = _collect(host, tmp_path)
+    assert procs["procpush"]["pidfile"]["state"] == "stale"
+    assert "zombie" not in procs["procpush"]["pidfile"] and procs["procpush"]["zombies"] == []

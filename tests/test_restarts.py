@@ -3,10 +3,12 @@ like one start of the platform (at least 3, at least half of those running, star
 within 120 s of each other); crash loops on a small host stay warnings, so `akdiag
 check` does not say OK.  Real simulated processes started together give the merged case
 for real; the start times of the other cases cannot be made here, so they are written
-into a copy of that real bundle's processes.json, each beside its healthy twin."""
+into a copy of that real bundle's processes.json, each beside its healthy twin.  A start
+of the whole platform, each log saying it started once, is no crash loop."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import List, Optional
 
@@ -121,3 +123,28 @@ def test_check_says_warning_for_a_crash_loop_and_ok_for_a_platform_restart(start
     _started(restart, [300, 250, 185, None])
     done = akdiag("check", "--bundle", str(restart.root), "--format", "nagios")
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
+
+
+def _logs_with_one_start_each(reader: BundleReader, names: List[str]) -> None:
+    """Each process's log: work, a FATAL line (the platform stopped on an error), then its one start."""
+    collected = bundle_started_at(reader)
+    (reader.root / "logs").mkdir(exist_ok=True)
+    files = []
+    for name in names:
+        lines = [f"{iso_utc(collected - 300 + i)} INFO  [{name}] processed batch {i}" for i in range(0, 240, 20)]
+        lines += [f"{iso_utc(collected - 50)} FATAL [{name}] lost the connection to rabbitmq",
+                  f"{iso_utc(collected - 5)} INFO  [{name}] starting {name} v2025.1.71.3",
+                  f"{iso_utc(collected - 4)} INFO  [{name}] processed batch 1"]
+        reader.path(f"logs/{name}.log").write_text("\n".join(lines) + "\n")
+        files.append({"path": f"{name}.log", "type": "file", "state": "tailed", "mtime": iso_utc(collected),
+                      "tail": {"bundle_path": f"logs/{name}.log", "lines": len(lines)}})
+    reader.path("logs/index.json").write_text(json.dumps({"root": "/opt/akd/logs", "exists": True, "files": files,
+                                                          "errors": []}))
+
+
+def test_a_platform_restart_after_an_error_is_no_crash_loop(started_together, tmp_path):
+    reader = _copy(started_together, tmp_path)
+    _logs_with_one_start_each(reader, [p["name"] for p in reader.json("processes.json")["expected"]])
+    findings = findings_of(reader)
+    assert not matching(findings, "process.crash_loop")
+    assert len(one(findings, "platform.restarted")["evidence"]["figures"]["processes"]) == len(ROLES)

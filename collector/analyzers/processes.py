@@ -1,17 +1,21 @@
-"""The platform's processes: down, duplicated, just restarted, PID files, ports, open
-files, zombies, and remote-capable processes that run elsewhere.
+"""The platform's processes: down (a zombie left unreaped included), crash-looping,
+duplicated, just restarted, PID files, ports, open files, zombies, and remote-capable
+processes that run elsewhere.
 
 Reads processes.json (one record per catalog process: status, pids, pidfile, port,
-resources per PID) and the manifest's started_at."""
+resources per PID, zombies) and the manifest's started_at; for crash loops also each
+process's log tail and services.json (collector/analyzers/crashloop.py)."""
 
 from __future__ import annotations
 
 from typing import List, Optional
 
 from collector.analyzers.common import as_dict, bundle_started_at, dicts, load, number, parse_time
+from collector.analyzers.crashloop import CrashLoop, crash_loops
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
+from collector.collectors.processes import zombie_note
 
 SOURCE = schema.PROCESSES
 
@@ -22,6 +26,8 @@ _PIDFILE_HINTS = {
     "unreadable": "akdiag could not read the PID file (permissions?). Check the file's owner and mode.",
     "stale": "The PID file names a process that no longer exists: the process died without cleaning up. "
              "Read the end of its log for why, remove the stale file and start the process.",
+    "zombie": "The PID file names a zombie: the process exited and its parent has not reaped it. Read the end "
+              "of its log for why; restarting the parent clears the zombie; then start the process.",
     "reused": "The PID file's number now belongs to another program: akd may take that program for the "
               "platform process. Remove the PID file and start the process again.",
 }
@@ -34,17 +40,18 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     started = bundle_started_at(reader)
     table = dicts(data.get("all"))
     records = dicts(data.get("expected"))
+    loops = crash_loops(reader, records, started, thresholds)
     findings: List[Finding] = []
     for record in records:
-        findings.extend(_one_process(record, started, table, thresholds))
+        findings.extend(_one_process(record, started, table, thresholds, loops.get(str(record.get("name") or "?"))))
     findings.extend(_hidden_port_owners(records))
     return _group_restarts(findings, records, _spread_limit(thresholds))
 
 
 def _spread_limit(t: Thresholds) -> float:
     """Restarts merge into one `platform.restarted` only when the processes started within
-    this many seconds of each other: crash loops start at scattered times and stay one
-    warning each."""
+    this many seconds of each other: restarts at scattered times stay one warning each
+    (a crash loop seen in the log or in systemd is `process.crash_loop` instead)."""
     return t.number("platform_restart_spread_seconds")
 
 
@@ -91,11 +98,16 @@ def _hidden_port_owners(records: List[dict]) -> List[Finding]:
         "platform's user to tell a port held by the process from one held by another program.")]
 
 
-def _one_process(record: dict, started: Optional[float], table: List[dict], t: Thresholds) -> List[Finding]:
+def _one_process(record: dict, started: Optional[float], table: List[dict], t: Thresholds,
+                 loop: Optional[CrashLoop] = None) -> List[Finding]:
+    """The findings about one process; a crash loop stands for its `process.down` or
+    `process.restarted`."""
     name = str(record.get("name") or "?")
     status = record.get("status")
     out: List[Finding] = []
-    if status == "down":
+    if loop is not None:
+        out.append(_crash_loop(name, record, loop))
+    elif status == "down":
         out.append(_down(name, record))
     elif status == "absent" and record.get("remote_capable"):
         out.append(_absent_remote(name, record))
@@ -105,7 +117,8 @@ def _one_process(record: dict, started: Optional[float], table: List[dict], t: T
     if status == "running":
         roots = _root_resources(record)
         out.extend(_duplicates(name, record, roots))
-        out.extend(_restarted(name, roots, started, t.number("process_restart_window_seconds")))
+        if loop is None:
+            out.extend(_restarted(name, roots, started, t.number("process_restart_window_seconds")))
         out.extend(_open_files(name, record, t))
         out.extend(_zombies(name, record, table))
     return out
@@ -113,11 +126,38 @@ def _one_process(record: dict, started: Optional[float], table: List[dict], t: T
 
 def _down(name: str, record: dict) -> Finding:
     pidfile = record.get("pidfile") if isinstance(record.get("pidfile"), dict) else {}
+    zombies = _zombie_records(record)
+    why = zombie_note(zombies) if zombies else f"no process titled {record.get('title')}"
+    hint = (f"Read the end of logs/{name}.log for why it stopped, then start it the platform's usual way "
+            "(remove a stale PID file first).")
+    if zombies:
+        hint = (f"{name} has exited; its parent still holds its exit status. Read the end of logs/{name}.log for "
+                "why it stopped; restart the parent (or the platform) to clear the zombie, then start it.")
     return Finding(
-        "process.down", CRITICAL, name, f"{name} is not running (no process titled {record.get('title')})",
-        SOURCE, {"title": record.get("title"), "pidfile_state": pidfile.get("state"), "pidfile_pid": pidfile.get("pid")},
-        f"Read the end of logs/{name}.log for why it stopped, then start it the platform's usual way "
-        "(remove a stale PID file first).")
+        "process.down", CRITICAL, name, f"{name} is not running ({why})",
+        SOURCE, {"title": record.get("title"), "pidfile_state": pidfile.get("state"), "pidfile_pid": pidfile.get("pid"),
+                 "zombies": zombies},
+        hint)
+
+
+def _zombie_records(record: dict) -> List[dict]:
+    return [z for z in dicts(record.get("zombies")) if _pid(z.get("pid")) is not None]
+
+
+def _crash_loop(name: str, record: dict, loop: CrashLoop) -> Finding:
+    if loop.span_seconds is not None:
+        how = f"restarted {loop.restarts} times in {loop.span_seconds:.0f} s"
+    else:
+        when = f", last {loop.seconds_before} s before the collection" if loop.seconds_before is not None else ""
+        how = f"restarted {loop.restarts} times by systemd ({loop.unit}{when})"
+    down = record.get("status") == "down"
+    now = "; it is down at the moment" if down else ""
+    last = f"; last exit: {loop.last_exit['text']}" if loop.last_exit else ""
+    figures = dict(loop.figures(), status=record.get("status"), down=down, zombies=_zombie_records(record))
+    return Finding(
+        "process.crash_loop", CRITICAL, name, f"{name} {how}{now}{last}", loop.evidence_file, figures,
+        f"{name} keeps crashing and being started again: the last exit line above (and the lines before it in "
+        f"logs/{name}.log) says why; fix that cause, restarting it again will not help.")
 
 
 def _absent_remote(name: str, record: dict) -> Finding:
@@ -152,18 +192,22 @@ def _pidfile(name: str, record: dict, status: Optional[str]) -> List[Finding]:
     state = pidfile.get("state")
     if not isinstance(state, str) or state not in _PIDFILE_HINTS or (state == "missing" and status != "running"):
         return []
+    zombie = as_dict(pidfile.get("zombie")) if state == "stale" else {}
     figures = {"path": pidfile.get("path"), "state": state, "pid": pidfile.get("pid"),
                "detail": pidfile.get("detail"), "owner_name": pidfile.get("owner_name"),
-               "running_pids": record.get("pids") or []}
+               "running_pids": record.get("pids") or [], "zombie": zombie or None}
     titles = {
         "missing": f"{name} runs without a PID file",
         "invalid": f"{name}'s PID file is invalid ({pidfile.get('detail') or 'not a number'})",
         "unreadable": f"{name}'s PID file cannot be read ({pidfile.get('detail') or 'error'})",
-        "stale": f"{name}'s PID file names process {pidfile.get('pid')}, which no longer exists",
+        "stale": f"{name}'s PID file names process {pidfile.get('pid')}, which no longer exists" if not zombie else
+                 f"{name}'s PID file names process {pidfile.get('pid')}, a zombie: it exited and its parent "
+                 f"{zombie.get('ppid') or '?'} ({zombie.get('parent_name') or 'unknown'}) never reaped it",
         "reused": f"{name}'s PID file names process {pidfile.get('pid')}, now "
                   f"{pidfile.get('owner_name') or 'another program'}",
     }
-    return [Finding(f"pidfile.{state}", WARNING, name, titles[state], SOURCE, figures, _PIDFILE_HINTS[state])]
+    hint = _PIDFILE_HINTS["zombie" if zombie else state]
+    return [Finding(f"pidfile.{state}", WARNING, name, titles[state], SOURCE, figures, hint)]
 
 
 def _pid(value) -> Optional[int]:

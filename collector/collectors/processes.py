@@ -3,6 +3,11 @@ port and resources; plus the whole host's process table for context.
 
 processes.json: {"expected": [record per catalog process], "all": [host table],
 "sample_seconds": float, "errors": [...]}
+
+A PID whose title matches but which is a zombie (it exited; its parent has not reaped it)
+is no running process: when every PID of a title is one, the record is "down", its
+`pids` and `resources` are empty and `zombies` names each zombie and its parent.  Beside
+a live PID, zombies stay in `pids` and `resources` with their status (process.zombie).
 """
 
 from __future__ import annotations
@@ -117,9 +122,11 @@ def _port_state(spec: ProcessSpec, pids: List[int], by_port: Dict[int, List[dict
     return record
 
 
-def _status(spec: ProcessSpec, pids: List[int]) -> tuple:
+def _status(spec: ProcessSpec, pids: List[int], zombies: List[dict]) -> tuple:
     if pids:
         return "running", None
+    if zombies:
+        return "down", zombie_note(zombies)
     if spec.retired_in:
         return "absent", f"removed from the platform in {spec.retired_in}"
     if spec.remote:
@@ -127,12 +134,50 @@ def _status(spec: ProcessSpec, pids: List[int]) -> tuple:
     return "down", None
 
 
+def _is_zombie(info: Optional[dict]) -> bool:
+    return bool(info) and info.get("status") == psutil.STATUS_ZOMBIE
+
+
+def zombie_record(table: Dict[int, dict], pid: int) -> dict:
+    """A zombie PID and the parent that has not reaped it."""
+    info = table.get(pid) or {}
+    ppid = info.get("ppid")
+    parent = table.get(ppid) if ppid is not None else None
+    parent_name = (live.argv0_name(parent.get("cmdline")) or parent.get("name")) if parent else None
+    return {"pid": pid, "ppid": ppid, "parent_name": parent_name,
+            "started_at": live.iso_utc(info.get("create_time"))}
+
+
+def zombie_note(zombies: List[dict]) -> str:
+    """"exited; PID 1234 is a zombie that its parent 1200 (AK:akd) never reaped" (the
+    record's note, and the analyzers' words for it)."""
+    first = zombies[0]
+    more = f" (and {len(zombies) - 1} more)" if len(zombies) > 1 else ""
+    return (f"exited; PID {first.get('pid')}{more} is a zombie that its parent {first.get('ppid') or '?'} "
+            f"({first.get('parent_name') or 'unknown'}) never reaped")
+
+
+def _pidfile(spec: ProcessSpec, basedir: Path, table: Dict[int, dict]) -> dict:
+    """The PID file's state; a "stale" file naming a zombie says so."""
+    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title, basedir)
+    pid = pidfile.get("pid")
+    if pidfile.get("state") == "stale" and _is_zombie(table.get(pid)):
+        zombie = zombie_record(table, pid)
+        pidfile["zombie"] = zombie
+        pidfile["detail"] = (f"process {pid} is a zombie: it exited and its parent {zombie['ppid']} "
+                             f"({zombie['parent_name'] or 'unknown'}) never reaped it")
+    return pidfile
+
+
 def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port) -> dict:
-    pids = sorted(
+    matched = sorted(
         pid for pid, info in table.items() if live.matches_title(spec.title, info.get("cmdline"), info.get("name"))
     )
-    status, note = _status(spec, pids)
-    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title, basedir)
+    alive = [pid for pid in matched if not _is_zombie(table[pid])]
+    zombies = [zombie_record(table, pid) for pid in matched if _is_zombie(table[pid])]
+    pids = matched if alive else []
+    status, note = _status(spec, alive, zombies)
+    pidfile = _pidfile(spec, basedir, table)
     return {
         "name": spec.binary,
         "title": spec.title,
@@ -144,6 +189,7 @@ def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by
         "pidfile": pidfile,
         "port": _port_state(spec, pids, by_port),
         "resources": [_pid_record(table[pid]) for pid in pids],
+        "zombies": zombies,
     }
 
 
