@@ -74,19 +74,19 @@ def parse_kmsg_record(record: bytes) -> Optional[Tuple[int, int, str]]:
     if not match:
         return None
     body = record[match.end():].split(b"\n", 1)[0]
-    text = body.decode("utf-8", "replace")
-    return int(match.group("seq")), int(match.group("usec")), _unescape_kmsg(text)
+    return int(match.group("seq")), int(match.group("usec")), _unescape_kmsg(body).decode("utf-8", "replace")
 
 
-def _unescape_kmsg(text: str) -> str:
-    r"""/dev/kmsg escapes unprintable bytes as \xNN; a tab or an escape shows as such."""
-    if "\\x" not in text:
-        return text
-    return re.sub(r"\\x([0-9a-f]{2})", lambda m: _printable(int(m.group(1), 16)), text)
+def _unescape_kmsg(body: bytes) -> bytes:
+    r"""/dev/kmsg writes every byte outside printable ASCII as \xNN: the bytes of UTF-8 text
+    come back as they were; control characters stay escaped."""
+    if b"\\x" not in body:
+        return body
+    return re.sub(rb"\\x([0-9a-f]{2})", lambda m: _byte(int(m.group(1), 16)), body)
 
 
-def _printable(code: int) -> str:
-    return chr(code) if code >= 0x20 and code != 0x7f else f"\\x{code:02x}"
+def _byte(code: int) -> bytes:
+    return bytes([code]) if code >= 0x80 or (0x20 <= code < 0x7f) else b"\\x%02x" % code
 
 
 def parse_journal_line(line: str) -> Optional[Tuple[float, str]]:

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 from collector.analyzers.common import as_dict, bundle_started_at, dicts, load, number, parse_time
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
+from collector.analyzers.kernel import name_kills
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
@@ -38,6 +39,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     for record in records:
         findings.extend(_one_process(record, started, table, thresholds))
     findings.extend(_hidden_port_owners(records))
+    name_kills(reader, findings, records)  # a process.down whose process the OOM killer killed says so
     return _group_restarts(findings, records, _spread_limit(thresholds))
 
 

@@ -26,6 +26,8 @@ from collector.bundle import schema
 from collector.context import Context
 
 KMSG_PATH = "/dev/kmsg"
+JOURNALCTL = "journalctl"
+DMESG = "dmesg"
 JOURNALD_SOCKET_DIR = "/run/systemd/journal"
 DMESG_RESTRICT = "/proc/sys/kernel/dmesg_restrict"
 MESSAGES_FILE = f"{schema.KERNEL_DIR}/messages.txt"
@@ -71,9 +73,10 @@ def boot_time() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
-def read_kmsg(since: float, boot: float, cap: int, deadline, path: str = KMSG_PATH) -> _Newest:
+def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str] = None) -> _Newest:
     """Every /dev/kmsg record from `since` on, newest kept within `cap` bytes; the read
     never blocks (O_NONBLOCK: EAGAIN at the end) and stops at the deadline."""
+    path = path or KMSG_PATH
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -119,9 +122,9 @@ def _read_small(path: str) -> Optional[str]:
 
 def read_journal(since: float, cap: int, timeout: float) -> _Newest:
     """`journalctl -k` (this boot) from `since`, output capped (its tail is kept)."""
-    if not os.path.isdir(JOURNALD_SOCKET_DIR) or not shutil.which("journalctl"):
+    if not os.path.isdir(JOURNALD_SOCKET_DIR) or not shutil.which(JOURNALCTL):
         raise Unreadable("journalctl -k: journald does not run here")
-    argv = ["journalctl", "-k", "-q", "--no-pager", "-o", "short-iso-precise", "--since", f"@{int(since)}"]
+    argv = [JOURNALCTL, "-k", "-q", "--no-pager", "-o", "short-iso-precise", "--since", f"@{int(since)}"]
     lines = _command_lines(argv, cap, timeout)
     newest = _Newest(cap)
     for line in lines:
@@ -132,10 +135,10 @@ def read_journal(since: float, cap: int, timeout: float) -> _Newest:
 
 
 def read_dmesg(since: float, boot: float, cap: int, timeout: float) -> _Newest:
-    if not shutil.which("dmesg"):
+    if not shutil.which(DMESG):
         raise Unreadable("dmesg: not installed")
     newest = _Newest(cap)
-    for line in _command_lines(["dmesg"], cap, timeout):
+    for line in _command_lines([DMESG], cap, timeout):
         parsed = kernelmsg.parse_dmesg_line(line)
         if parsed is not None and boot + parsed[0] >= since:
             newest.add(boot + parsed[0], parsed[1])
@@ -144,7 +147,7 @@ def read_dmesg(since: float, boot: float, cap: int, timeout: float) -> _Newest:
 
 def _command_lines(argv: List[str], cap: int, timeout: float) -> List[str]:
     done = run_command(argv, timeout, max_output=cap)
-    name = " ".join(argv[:2]) if argv[0] == "journalctl" else argv[0]
+    name = "journalctl -k" if argv[0] == JOURNALCTL else argv[0]
     if done.error:
         raise Unreadable(f"{name}: {done.error}")
     if done.exit_code != 0:
