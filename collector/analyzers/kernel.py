@@ -32,8 +32,8 @@ _CRASH_KINDS = ("segfault", "trap")
 def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     data = load(reader, SOURCE)
     unusable = _not_checked(reader, data)
-    if unusable is not None:
-        return [unusable]
+    if unusable is not None or data is None:
+        return [unusable] if unusable else []
     victims = Victims(reader)
     groups: Dict[tuple, List[dict]] = {}
     for event in dicts(data.get("events")):
@@ -52,11 +52,12 @@ def _not_checked(reader: BundleReader, data: Optional[dict]) -> Optional[Finding
     outcome = next((o for o in dicts(as_dict(reader.manifest).get("collectors")) if o.get("name") == "kernel"), {})
     if data is None:
         status = outcome.get("status")
-        if status not in ("failed", "timeout") and not (status in ("ok", "partial") and not reader.exists(SOURCE)):
-            return None
-        why = f"the kernel collector {'timed out' if status == 'timeout' else 'failed'}" if status in (
-            "failed", "timeout") else f"{SOURCE} is missing or unusable"
-        return _not_checked_finding(why, outcome.get("error"))
+        if reader.exists(SOURCE):
+            return _not_checked_finding(f"{SOURCE} is not a JSON object", None)
+        if status in ("failed", "timeout"):
+            return _not_checked_finding(f"the kernel collector {'timed out' if status == 'timeout' else 'failed'}",
+                                        outcome.get("error"))
+        return None
     if not isinstance(data.get("events"), list):
         return _not_checked_finding(f"{SOURCE}'s 'events' is not a list", None)
     if data.get("source") is None:
@@ -84,32 +85,39 @@ def _partial(data: dict) -> List[Finding]:
 # -------------------------------------------------------------------------- victims
 
 class Victims:
-    """Who a PID, comm or cgroup is: a platform process by name, a datastore, or None."""
+    """Who a PID, comm or cgroup is: a platform process by name, a datastore, or None.
+    A PID alone is not enough (PIDs are reused within hours): the kernel's comm must agree
+    with the process's title, binary or program at that PID."""
 
     def __init__(self, reader: BundleReader):
         processes = load(reader, schema.PROCESSES) or {}
         self.records = [r for r in dicts(processes.get("expected")) if isinstance(r.get("name"), str)]
-        self.by_pid: Dict[int, str] = {}
         self.by_comm: Dict[str, str] = {}
+        self.by_pid: Dict[int, Tuple[str, set]] = {}  # pid -> (name, the comms it may have)
         for record in self.records:
             name = record["name"]
+            comms = {_comm(w) for w in (record.get("title"), name) if isinstance(w, str) and w}
+            for comm in comms:
+                self.by_comm.setdefault(comm, name)
+            programs = {_int(r.get("pid")): r.get("exe") for r in dicts(record.get("resources"))}
             for pid in _record_pids(record):
-                self.by_pid.setdefault(pid, name)
-            for word in (record.get("title"), name):
-                if isinstance(word, str) and word:
-                    self.by_comm.setdefault(_comm(word), name)
+                exe = programs.get(pid)
+                extra = {_comm(exe.rsplit("/", 1)[-1])} if isinstance(exe, str) and exe else set()
+                self.by_pid.setdefault(pid, (name, comms | extra))
         pidfiles = load(reader, schema.PIDFILES) or {}
         for item in dicts(pidfiles.get("files")):
             pid, file_name = _int(item.get("pid")), item.get("name")
             if pid is not None and isinstance(file_name, str) and file_name.endswith(".pid"):
-                self.by_pid.setdefault(pid, file_name[:-4])
+                binary = file_name[:-4]
+                self.by_pid.setdefault(pid, (binary, {_comm(binary), _comm(f"AK:{binary}")}))
         self.listeners = _listeners(reader, self.records)
 
     def platform_name(self, event: dict) -> Optional[str]:
         pid, comm = _int(event.get("pid")), event.get("process")
-        if pid is not None and pid in self.by_pid:
-            return self.by_pid[pid]
-        return self.by_comm.get(comm) if isinstance(comm, str) else None
+        if isinstance(comm, str) and comm in self.by_comm:
+            return self.by_comm[comm]
+        name, comms = self.by_pid.get(pid, (None, set())) if pid is not None else (None, set())
+        return name if name and (comm is None or comm in comms) else None
 
     def datastore(self, event: dict) -> Optional[str]:
         comm = event.get("process")
@@ -130,7 +138,6 @@ class Victims:
         if store:
             return f"{event.get('process') or store} ({store})", True
         return str(event.get("process") or "?"), False
-
 
 def _comm(word: str) -> str:
     return word.encode("utf-8")[:COMM_LEN].decode("utf-8", "ignore")
@@ -268,9 +275,7 @@ def kill_for(reader: BundleReader, name: str, record: dict) -> Optional[dict]:
     if data is None:
         return None
     victims = Victims(reader)
-    own_pids = set(_record_pids(record))
-    kills = [e for e in dicts(data.get("events")) if e.get("kind") == "oom_kill"
-             and (_int(e.get("pid")) in own_pids or victims.platform_name(e) == name)]
+    kills = [e for e in dicts(data.get("events")) if e.get("kind") == "oom_kill" and victims.platform_name(e) == name]
     if not kills:
         return None
     kill = kills[-1]
