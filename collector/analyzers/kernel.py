@@ -61,14 +61,18 @@ def _not_checked(reader: BundleReader, data: Optional[dict]) -> Optional[Finding
     if not isinstance(data.get("events"), list):
         return _not_checked_finding(f"{SOURCE}'s 'events' is not a list", None)
     if data.get("source") is None:
-        errors = [e for e in data.get("errors") or [] if isinstance(e, str)]
-        return _not_checked_finding("akdiag could not read the kernel's messages", "; ".join(errors) or None)
+        error = "; ".join(e for e in data.get("errors") or [] if isinstance(e, str)) or None
+        # an unprivileged run (kernel.dmesg_restrict=1) is told, not alarmed: `check` as a monitoring
+        # user would otherwise warn forever
+        denied = error is not None and "permission denied" in error
+        return _not_checked_finding("akdiag could not read the kernel's messages" + (
+            " (this user may not)" if denied else ""), error, INFO if denied else WARNING)
     return None
 
 
-def _not_checked_finding(why: str, error: Optional[str]) -> Finding:
+def _not_checked_finding(why: str, error: Optional[str], severity: str = WARNING) -> Finding:
     return Finding(
-        "kernel.not_checked", WARNING, "kernel",
+        "kernel.not_checked", severity, "kernel",
         f"The kernel's messages were not checked: {why}", SOURCE, {"error": error},
         "OOM kills, crashes and disk errors are unknown, not absent: run akdiag as root (or with CAP_SYSLOG), "
         "or attach the output of `dmesg -T` or `journalctl -k` to the report.")
