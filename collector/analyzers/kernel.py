@@ -226,7 +226,7 @@ def _finding(key: tuple, events: List[dict], victims: Victims) -> Optional[Findi
             "dump (if the host keeps them) shows where.")
     if kind == "hung_task":
         return Finding(
-            "kernel.hung_task", WARNING, who, f"{who} was blocked in the kernel for minutes {_when(span)}",
+            "kernel.hung_task", WARNING, who, f"{who} hung, blocked in the kernel (hung task) {_when(span)}",
             SOURCE, dict(span, pid=last.get("pid")),
             "A task stuck waiting for the kernel, most often for a slow or failing disk or a hung network "
             "filesystem: read the messages around that time in kernel/messages.txt.")
