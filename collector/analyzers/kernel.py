@@ -61,7 +61,7 @@ def _not_checked(reader: BundleReader, data: Optional[dict]) -> Optional[Finding
     if not isinstance(data.get("events"), list):
         return _not_checked_finding(f"{SOURCE}'s 'events' is not a list", None)
     if data.get("source") is None:
-        error = "; ".join(e for e in data.get("errors") or [] if isinstance(e, str)) or None
+        error = "; ".join(_strings(data.get("errors"))) or None
         # an unprivileged run (kernel.dmesg_restrict=1) is told, not alarmed: `check` as a monitoring
         # user would otherwise warn forever
         denied = error is not None and "permission denied" in error
@@ -78,8 +78,12 @@ def _not_checked_finding(why: str, error: Optional[str], severity: str = WARNING
         "or attach the output of `dmesg -T` or `journalctl -k` to the report.")
 
 
+def _strings(value) -> List[str]:
+    return [e for e in value if isinstance(e, str)] if isinstance(value, list) else []
+
+
 def _partial(data: dict) -> List[Finding]:
-    errors = [e for e in data.get("errors") or [] if isinstance(e, str)]
+    errors = _strings(data.get("errors"))
     if not errors:
         return []
     return [Finding("kernel.not_checked", INFO, "kernel", "Part of the kernel's messages may be missing",

@@ -54,8 +54,9 @@ class _Newest:
         self.size = 0
         self.dropped = 0
 
-    def add(self, moment: float, text: str) -> None:
-        cost = len(text.encode("utf-8", "replace")) + 29  # the line's time stamp, space and newline
+    def add(self, moment: float, text: str, size: Optional[int] = None) -> None:
+        """`size`: the text's length in bytes when the caller knows it (saves encoding it)."""
+        cost = (len(text.encode("utf-8", "replace")) if size is None else size) + 29  # + time stamp, space, newline
         self.items.append(((moment, text), cost))
         self.size += cost
         while self.size > self.cap and self.items:
@@ -97,7 +98,7 @@ def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str]
                 break
             parsed = kernelmsg.parse_kmsg_record(record)
             if parsed is not None and boot + parsed[1] / 1e6 >= since:
-                newest.add(boot + parsed[1] / 1e6, parsed[2])
+                newest.add(boot + parsed[1] / 1e6, parsed[2], len(record))  # the record's bytes: about the text's
     finally:
         os.close(fd)
     return newest
