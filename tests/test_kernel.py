@@ -282,7 +282,8 @@ def test_a_real_oom_kill_is_found(memcg, tmp_path):
     kills = [e for e in reader.json("kernel.json")["events"] if e["kind"] == "oom_kill" and e["process"] == comm]
     assert len(kills) == 1, reader.json("kernel.json")["events"][-5:]
     assert kills[0]["cgroup"] == "/" + memcg.name  # from the kernel's oom-kill summary line
-    assert 16 * 1024 * 1024 < kills[0]["rss_bytes"] <= 40 * 1024 * 1024  # about the 32 MiB limit
+    # about the 32 MiB limit (its file pages counted too), far from the 200 MiB it asked for
+    assert 16 * 1024 * 1024 < kills[0]["rss_bytes"] <= 64 * 1024 * 1024
     finding = one(findings_of(reader), "process.oom_killed", comm)
     assert finding["severity"] == "warning"  # not a platform process nor a datastore
     assert finding["evidence"]["figures"]["cgroup"] == "/" + memcg.name
