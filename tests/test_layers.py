@@ -132,7 +132,7 @@ LAYERS = (
                      "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
                      "collector.pii_kinds", "collector.weaksecrets")),
     ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",
-                    "collector.logwalk", "collector.collectors", "collector.datastores", "collector.simulate")),
+                    "collector.logwalk", "collector.kernelmsg", "collector.collectors", "collector.datastores", "collector.simulate")),
     ("judging", ("collector.analyzers", "collector.report", "collector.hostdiff", "collector.diff",
                  "collector.rerender")),
     ("runs", ("collector.run", "collector.check", "collector.zipapp")),

@@ -104,7 +104,9 @@ def test_no_planted_secret_or_email_survives_a_collection(planted, tmp_path):
             tokens.setdefault(token, set()).add(path.relative_to(root).as_posix())
     mapping = json.loads(bundle.with_name(bundle.name + ".mapping.json").read_text())
     by_email = {mapping[t].lower(): t for t in tokens}
-    assert set(by_email) == set(EMAILS)
+    assert set(by_email) >= set(EMAILS)
+    # others only in the host's own kernel log (its drivers name their authors' addresses)
+    assert all(tokens[by_email[e]] <= {"kernel/messages.txt"} for e in set(by_email) - set(EMAILS))
     assert {"logs/procworkflow.log", "logs/trkaction.log"} <= tokens[by_email[EMAILS[0]]]
     assert {"logs/procworkflow.log", "commands/akd-processes.txt"} <= tokens[by_email[EMAILS[1]]]
     # the mapping lives beside the bundle, owner-only, never inside it

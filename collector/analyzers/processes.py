@@ -13,6 +13,7 @@ from typing import List, Optional
 from collector.analyzers.common import as_dict, bundle_started_at, dicts, load, number, parse_time
 from collector.analyzers.crashloop import CrashLoop, crash_loops
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
+from collector.analyzers.kernel import name_kills
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.collectors.processes import zombie_note
@@ -45,6 +46,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     for record in records:
         findings.extend(_one_process(record, started, table, thresholds, loops.get(str(record.get("name") or "?"))))
     findings.extend(_hidden_port_owners(records))
+    name_kills(reader, findings, records)  # a process.down whose process the OOM killer killed says so
     return _group_restarts(findings, records, _spread_limit(thresholds))
 
 
