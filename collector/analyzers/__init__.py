@@ -33,7 +33,7 @@ __all__ = ["Analysis", "Finding", "Thresholds", "analyze", "registry", "write_fi
 
 def registry() -> "OrderedDict[str, Analyzer]":
     """The analyzers in the order their findings are listed within one severity."""
-    from collector.analyzers import collection, datastores, evidence, host, logs, processes
+    from collector.analyzers import collection, datastores, evidence, host, logs, processes, services
 
     return OrderedDict((
         ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
@@ -42,6 +42,7 @@ def registry() -> "OrderedDict[str, Analyzer]":
         ("host", host.analyze),
         ("datastores", datastores.analyze),
         ("logs", logs.analyze),
+        ("services", services.analyze),
     ))
 
 

@@ -108,6 +108,8 @@ def _units(ctx: Context, record: dict, platform_pids: List[int], since: float) -
     errors, notes = record["errors"], record["notes"]
     platform = _cgroup_units(platform_pids) | _units_starting_akd(ctx.basedir, errors)
     loaded = _listed_units(ctx, errors)
+    if loaded is None:
+        return  # systemctl does not answer: asking again for the units' states would fail the same way
     names = list(dict.fromkeys(sorted(platform) + list(DATASTORE_UNITS) + loaded))[:MAX_UNITS]
     blocks = _show(ctx, names, errors)
     if blocks is None:
@@ -184,7 +186,10 @@ def _unit_file_matches(path: str, pattern: "re.Pattern") -> bool:
     except OSError:
         return False
     try:
-        fstat_regular(fd, path)
+        fstat_regular(fd, path)  # closes it when it is not a regular file (a mask's /dev/null)
+    except OSError:
+        return False
+    try:
         data, _truncated = read_capped(fd, UNIT_FILE_BYTES)
     except OSError:
         return False
@@ -207,13 +212,14 @@ def _command(ctx: Context, argv: List[str], max_output: int, errors: List[str]) 
     return result
 
 
-def _listed_units(ctx: Context, errors: List[str]) -> List[str]:
-    """Loaded datastore services (instances such as redis-server@6380.service too)."""
+def _listed_units(ctx: Context, errors: List[str]) -> Optional[List[str]]:
+    """Loaded datastore services (instances such as redis-server@6380.service too); None
+    when systemctl gave no answer."""
     argv = ["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "--type=service",
             "--", *DATASTORE_PATTERNS]
     result = _command(ctx, argv, SHOW_OUTPUT, errors)
     if result is None:
-        return []
+        return None
     units = []
     for line in result.stdout.decode("utf-8", "replace").splitlines():
         words = line.replace("\u25cf", " ").split()
