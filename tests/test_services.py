@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -346,3 +347,53 @@ def test_collect_end_to_end_includes_services(full_host, tmp_path):
     data = reader.json("services.json")
     assert set(data) >= {"manager", "units", "events", "coredumps", "errors"}
     assert isinstance(BundleReader(result.path).json("findings.json")["findings"], list)
+
+
+_AS_NOBODY = """
+import json, sys
+from pathlib import Path
+from collector.bundle.writer import BundleWriter
+from collector.catalog import load_catalog
+from collector.collectors import services
+from collector.context import CollectOptions, Context, Deadline
+from collector.redact.scrubber import Scrubber
+ctx = Context(basedir=Path(sys.argv[1]), basedir_source="test", catalog=load_catalog(), deadline=Deadline(30),
+              writer=BundleWriter(Path(sys.argv[2]), Scrubber()).for_collector("services"), options=CollectOptions())
+print(json.dumps(services.collect(ctx)))
+"""
+
+
+@pytest.mark.skipif(os.path.isdir(services.SYSTEMD_RUNTIME), reason="systemd runs here")
+def test_an_unprivileged_user_gets_what_it_may_read_with_notes(host, tmp_path):
+    """As nobody: root's platform processes' working folders and a root-only BASEDIR
+    cannot be looked in; that is said, and the rest is collected."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv(1) to run as the user nobody")
+    host.start([host.catalog.processes[0].binary])
+    bundle = Path(tempfile.mkdtemp(prefix="akdiag-services-"))
+    try:
+        bundle.chmod(0o777)
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{_psutil_copy(bundle)}{os.pathsep}{REPO}",
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                               "-c", _AS_NOBODY, str(host.basedir), str(bundle / "out")],
+                              capture_output=True, text=True, timeout=60, env=env, cwd="/")
+        if done.returncode != 0 and "No module named" in done.stderr:
+            pytest.skip(f"this Python cannot run as the user nobody here: {done.stderr.strip().splitlines()[-1]}")
+        assert done.returncode == 0, done.stderr
+        record = json.loads(done.stdout)
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+    assert record["manager"] is None
+    assert any("working folders of 1 platform processes could not be read" in n for n in record["notes"]), record
+    assert any("cannot list" in e and "Permission denied" in e for e in record["errors"]), record
+
+
+def _psutil_copy(folder: Path) -> Path:
+    import psutil
+
+    target = folder / "lib"
+    shutil.copytree(Path(psutil.__file__).parent, target / "psutil", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755)
+    return target

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from collector.bounded import run_command
+from collector.bounded import CallTimeout, call_with_timeout, run_command
 from collector.collectors import systemd
 from collector.live import iso_utc
 
@@ -23,6 +23,7 @@ CORE_PATTERN = "/proc/sys/kernel/core_pattern"
 CORE_USES_PID = "/proc/sys/kernel/core_uses_pid"
 MAX_DUMPS = 100  # newest first
 MAX_ENTRIES_PER_FOLDER = 20000  # names looked at in one folder, at most
+LIST_TIMEOUT = 2.0  # seconds per folder: one on a dead network mount is given up
 COREDUMPCTL_OUTPUT = 1024 * 1024
 # The datastores' executables, by the name a dump gives (comm or the executable's basename).
 DATASTORE_EXECUTABLES = (
@@ -129,7 +130,11 @@ def from_core_pattern(pattern: str, folders: List[str], basedir: Path, errors: L
         targets = [os.path.join(folder, head) if head else folder for folder in folders]
     dumps: List[dict] = []
     for target in dict.fromkeys(targets):
-        dumps += _listing(target, regex, basedir, errors)
+        try:
+            dumps += call_with_timeout(lambda: _listing(target, regex, basedir, errors), LIST_TIMEOUT,
+                                       f"listing {target}")
+        except CallTimeout as exc:
+            errors.append(f"core dumps: {exc}")
     where = targets[0] if pattern.startswith("/") else "the platform's folders (" + ", ".join(dict.fromkeys(targets)) + ")"
     return dumps, f"core files named by core_pattern {pattern!r}, looked for in {where}"
 

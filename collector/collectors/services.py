@@ -130,6 +130,7 @@ def _units(ctx: Context, record: dict, platform_pids: List[int], since: float) -
             errors.append(f"journal of {unit['unit']} and after: not read, the collector's time ran out")
             break
         _journal(ctx, unit, since, record)
+    record["events"].sort(key=lambda event: event.get("time") or "")
 
 
 def _unit_from_cgroup(text: str) -> Optional[str]:
