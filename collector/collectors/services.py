@@ -257,9 +257,10 @@ def _journal(ctx: Context, unit: dict, since: float, record: dict) -> None:
         _note_once(record["notes"], "journalctl: this user sees only its own journal; run as root (or in the "
                                     "systemd-journal group) for the units' lines")
     relpath = f"{schema.SERVICES_DIR}/{name}.journal.txt"
-    ctx.writer.write_bytes(relpath, raw)
+    written = ctx.writer.write_bytes(relpath, raw)
     lines = [line for line in text.splitlines() if line and not line.startswith("-- ")]
-    unit["journal"] = {"bundle_path": relpath, "lines": len(lines), "truncated": result.stdout_truncated}
+    unit["journal"] = {"bundle_path": written.path,  # as the writer named it (names are scrubbed too)
+                       "lines": len(lines), "truncated": result.stdout_truncated}
     record["events"] += systemd.journal_events(text, name)
 
 
