@@ -399,3 +399,35 @@ def _psutil_copy(folder: Path) -> Path:
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755)
     return target
+
+
+def test_a_systemctl_that_hangs_is_stopped_and_recorded(tmp_path, monkeypatch):
+    """A service manager that never answers: the call ends at its bound, the command and
+    what it started are killed, and the collector says so (partial, never healthy)."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    marker = tmp_path / "still-running"
+    hang = tools / "systemctl"
+    hang.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {marker}\nwait\n")
+    hang.chmod(0o755)
+    runtime = tmp_path / "run-systemd-system"
+    runtime.mkdir()
+    monkeypatch.setattr(services, "SYSTEMD_RUNTIME", str(runtime))
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    started = time.monotonic()
+    record = services.collect(make_ctx(tmp_path / "base", tmp_path / "bundle", command_timeout=1.0))
+    assert time.monotonic() - started < 8
+    assert record["manager"] == "systemd" and record["units"] == []
+    assert record["errors"] == ["systemctl list-units --all: no result within 1 s; stopped it"]
+    sleeper = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(sleeper):
+        time.sleep(0.05)
+    assert not _alive(sleeper), "the hanging systemctl's child outlived it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -117,7 +117,8 @@ def _inside(path: str, folder: Path) -> bool:
     return path.startswith(top) or os.path.realpath(path).startswith(os.path.realpath(str(folder)).rstrip("/") + "/")
 
 
-def from_core_pattern(pattern: str, folders: List[str], basedir: Path, errors: List[str]) -> Tuple[List[dict], Optional[str]]:
+def from_core_pattern(pattern: str, folders: List[str], basedir: Path,
+                      errors: List[str]) -> Tuple[List[dict], Optional[str]]:
     """(dumps, note) for a core_pattern that names files."""
     uses_pid = _read_small(CORE_USES_PID) == "1"
     head, _slash, name = pattern.rpartition("/")
@@ -131,11 +132,11 @@ def from_core_pattern(pattern: str, folders: List[str], basedir: Path, errors: L
     dumps: List[dict] = []
     for target in dict.fromkeys(targets):
         try:
-            dumps += call_with_timeout(lambda: _listing(target, regex, basedir, errors), LIST_TIMEOUT,
-                                       f"listing {target}")
+            dumps += call_with_timeout(lambda folder=target: _listing(folder, regex, basedir, errors),
+                                       LIST_TIMEOUT, f"listing {target}")
         except CallTimeout as exc:
             errors.append(f"core dumps: {exc}")
-    where = targets[0] if pattern.startswith("/") else "the platform's folders (" + ", ".join(dict.fromkeys(targets)) + ")"
+    where = targets[0] if pattern.startswith("/") else f"the platform's folders ({', '.join(dict.fromkeys(targets))})"
     return dumps, f"core files named by core_pattern {pattern!r}, looked for in {where}"
 
 
