@@ -47,9 +47,10 @@ def _not_checked(errors: List[str]) -> Finding:
     shown = "; ".join(errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3 else "")
     return Finding(
         "services.not_checked", WARNING, "services",
-        f"The service manager could not be fully read: {shown}", SOURCE, {"errors": errors[:20]},
+        f"Units or core dumps could not be fully checked: {shown}", SOURCE, {"errors": errors[:20]},
         "What is missing here is unknown, not healthy: run `systemctl status` and `journalctl -u <unit>` for the "
-        "platform's and datastores' units by hand, or collect again as root.")
+        "platform's and datastores' units by hand, look for core files where core_pattern puts them, or collect "
+        "again as root.")
 
 
 def _when(value) -> Optional[str]:
