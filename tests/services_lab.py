@@ -95,6 +95,9 @@ def main() -> None:
                                 {"unit": "clickhouse-server.service"}], "events": [], "errors": [], "notes": []}
             for unit in record["units"]:
                 services._journal(ctx, unit, time.time() - 3600, record)
+            later = {"units": [{"unit": "mongod.service"}], "events": [], "errors": [], "notes": []}
+            services._journal(make_ctx(basedir, bundle / "later"), later["units"][0], time.time() + 3600, later)
+            record["window_after_the_lines"] = later
         else:
             os.makedirs(services.SYSTEMD_RUNTIME)  # as where systemd runs: systemctl is asked
             record = services.collect(ctx)

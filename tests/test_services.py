@@ -227,6 +227,8 @@ def test_units_journals_from_a_real_journald(tmp_path):
                      ("mongod.service", "failed"), ("mongod.service", "restarting"), ("mongod.service", "stopped"),
                      ("rabbitmq-server.service", "started")]
     assert all(e["time"].endswith("Z") and "." in e["time"] for e in record["events"])
+    later = record["window_after_the_lines"]  # --since after every line: the window holds none of them
+    assert later["units"][0]["journal"]["lines"] == 0 and later["events"] == [] and later["errors"] == []
 
 
 def test_systemctl_that_cannot_reach_its_manager_is_recorded_not_healthy(tmp_path):
@@ -250,8 +252,9 @@ def test_real_units_where_systemd_runs(tmp_path):  # pragma: no cover - not on t
 
 @pytest.mark.skipif(os.path.isdir(services.SYSTEMD_RUNTIME), reason="systemd runs here")
 def test_no_systemd_is_a_note_not_an_error(host, tmp_path):
-    result, reader = collect_bundle(host, tmp_path / "out", only=("services",))
+    result, reader = collect_bundle(host, tmp_path / "out", only=("services",), since=1796094000.0)
     data = reader.json("services.json")
+    assert data["since"] == "2026-12-01T03:00:00Z"  # --since sets the journal's window
     assert data["manager"] is None and data["units"] == [] and data["events"] == [] and data["errors"] == []
     assert any("systemd is not the service manager here" in note for note in data["notes"])
     outcome = {c["name"]: c for c in reader.manifest["collectors"]}["services"]
