@@ -33,7 +33,7 @@ __all__ = ["Analysis", "Finding", "Thresholds", "analyze", "registry", "write_fi
 
 def registry() -> "OrderedDict[str, Analyzer]":
     """The analyzers in the order their findings are listed within one severity."""
-    from collector.analyzers import collection, datastores, evidence, host, kernel, logs, processes
+    from collector.analyzers import collection, datastores, evidence, host, kernel, logs, processes, services
 
     return OrderedDict((
         ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
@@ -43,6 +43,7 @@ def registry() -> "OrderedDict[str, Analyzer]":
         ("datastores", datastores.analyze),
         ("logs", logs.analyze),
         ("kernel", kernel.analyze),
+        ("services", services.analyze),
     ))
 
 

@@ -22,7 +22,7 @@ class CollectorSpec:
 
 def _registry() -> Dict[str, CollectorSpec]:
     from collector.collectors import akd, config, logs, pidfiles, ports, processes, system
-    from collector.collectors import datastores, kernel
+    from collector.collectors import datastores, kernel, services
 
     specs = (
         CollectorSpec("system", system.collect, schema.SYSTEM, 10, True,
@@ -43,6 +43,8 @@ def _registry() -> Dict[str, CollectorSpec]:
                       "MongoDB, SSDB, Kvrocks, RabbitMQ, ClickHouse and the HTTP status handlers, each bounded"),
         CollectorSpec("kernel", kernel.collect, schema.KERNEL, 15, True,
                       "the kernel's messages of the window (OOM kills, segfaults, I/O errors, conntrack, SYN floods)"),
+        CollectorSpec("services", services.collect, schema.SERVICES, 30, False,
+                      "systemd units of the platform and its datastores, their journals; core dumps"),
     )
     return {spec.name: spec for spec in specs}
 
