@@ -22,7 +22,7 @@ class CollectorSpec:
 
 def _registry() -> Dict[str, CollectorSpec]:
     from collector.collectors import akd, config, logs, pidfiles, ports, processes, system
-    from collector.collectors import datastores
+    from collector.collectors import datastores, network
 
     specs = (
         CollectorSpec("system", system.collect, schema.SYSTEM, 10, True,
@@ -41,6 +41,8 @@ def _registry() -> Dict[str, CollectorSpec]:
                       "main.json and json_consts overrides, secrets redacted"),
         CollectorSpec("datastores", datastores.collect, schema.DATASTORES, 30, True,
                       "MongoDB, SSDB, Kvrocks, RabbitMQ, ClickHouse and the HTTP status handlers, each bounded"),
+        CollectorSpec("network", network.collect, schema.NETWORK, 10, True,
+                      "interfaces, routes, resolver, datastore host names resolved, TCP and conntrack counters"),
     )
     return {spec.name: spec for spec in specs}
 
