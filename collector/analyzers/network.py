@@ -149,7 +149,7 @@ def _endpoint_statuses(reader: BundleReader) -> Dict[str, str]:
 
 def _resolver_words(data: dict) -> str:
     conf = as_dict(data.get("resolv_conf"))
-    servers = [str(s) for s in conf.get("nameservers") or []]
+    servers = [str(s) + _unrouted_words(str(s), data) for s in conf.get("nameservers") or []]
     said = (f"/etc/resolv.conf names nameserver(s) {', '.join(servers)}" if servers
             else "/etc/resolv.conf names no nameserver" + (f" ({conf.get('error')})" if conf.get("error") else ""))
     if conf.get("search"):
@@ -157,6 +157,13 @@ def _resolver_words(data: dict) -> str:
     if data.get("nsswitch_hosts"):
         said += f"; nsswitch.conf hosts: {data['nsswitch_hosts']}"
     return said
+
+
+def _unrouted_words(server: str, data: dict) -> str:
+    address = _parse_address(server)
+    if address is None or _is_local(address, data) or _route_for(address, dicts(data.get("routes"))) is not None:
+        return ""
+    return " (no route reaches it)"
 
 
 def _datastore_addresses(reader: BundleReader, data: dict) -> Dict[str, List[Address]]:
@@ -244,12 +251,12 @@ def explain_unreachable(reader: BundleReader, endpoint: dict) -> Optional[str]:
     if cause == "refused":
         return _refused(reader, address, port, local)
     if cause == "filtered":
-        return _filtered(address, port, local, route, data)
+        return _filtered(address, port, route, data, local, _listeners(reader, port) if local else None)
     if cause == "no_route" and route is not None:
         return (f"the kernel routes {address} via {_via(route)}, but the host did not answer there "
                 "(no reply to ARP or neighbour discovery, or an ICMP \"host unreachable\"): it is down or not on "
                 "that network")
-    if cause == "answer" and local:
+    if cause == "answer" and local and _listeners(reader, port):
         return _queue_full(data, port)
     return None
 
@@ -290,17 +297,23 @@ def _refused(reader: BundleReader, address: Address, port: Any, local: bool) -> 
     if not local:
         return (f"{address} refused the connection: nothing listens on port {port} there, or a firewall on the way "
                 "rejects it")
-    ports = load(reader, schema.PORTS)
-    if ports is None:
+    listeners = _listeners(reader, port)
+    if listeners is None:
         return f"nothing listens on port {port} on this host"
-    listeners = [s for s in dicts(ports.get("listening"))
-                 if s.get("port") == port and str(s.get("protocol", "")).startswith("tcp")]
     if not listeners:
         return f"nothing listens on port {port} on this host (ports.json lists no listener on it)"
-    where = sorted({str(s.get("address")) for s in listeners})
-    if not any(_listens_on(w, address) for w in where):
-        return f"port {port} is listened on {', '.join(where)} only, not on {address}"
-    return f"a program listens on port {port} ({', '.join(where)}), yet the connection was refused: a firewall rejects it"
+    if not any(_listens_on(w, address) for w in listeners):
+        return f"port {port} is listened on {', '.join(listeners)} only, not on {address}"
+    return f"a program listens on port {port} ({', '.join(listeners)}), yet the connection was refused: a firewall rejects it"
+
+
+def _listeners(reader: BundleReader, port: Any) -> Optional[List[str]]:
+    """The addresses this host's TCP listeners on `port` are bound to; None without ports.json."""
+    ports = load(reader, schema.PORTS)
+    if ports is None:
+        return None
+    return sorted({str(s.get("address")) for s in dicts(ports.get("listening"))
+                   if s.get("port") == port and str(s.get("protocol", "")).startswith("tcp")})
 
 
 def _listens_on(listen_address: str, address: Address) -> bool:
@@ -308,8 +321,11 @@ def _listens_on(listen_address: str, address: Address) -> bool:
     return bound is None or bound.is_unspecified or bound == address
 
 
-def _filtered(address: Address, port: Any, local: bool, route: Optional[dict], data: dict) -> str:
-    queue = _queue_full(data, port) if local else None
+def _filtered(address: Address, port: Any, route: Optional[dict], data: dict, local: bool,
+              listeners: Optional[List[str]]) -> str:
+    """A connection neither accepted nor refused.  On this host, with a program listening on
+    the port, a full listen queue does that too (the kernel drops the SYN)."""
+    queue = _queue_full(data, port) if listeners else None
     if queue:
         return queue
     where = "on this host" if local else f"routed via {_via(route)}" if route else "routed"
