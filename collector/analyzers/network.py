@@ -238,26 +238,27 @@ def explain_unreachable(reader: BundleReader, endpoint: dict) -> Optional[str]:
     host, port = str(endpoint.get("host") or ""), endpoint.get("port")
     cause = _cause(endpoint)
     resolution = next((e for e in dicts(data.get("resolution")) if str(e.get("host")).lower() == host.lower()), None)
-    if cause == "resolve" or (resolution and resolution.get("error") and _parse_address(host) is None):
+    unresolved = bool(resolution and resolution.get("error")) and cause not in ("refused", "no_route")
+    if cause == "resolve" or unresolved:  # a check that ran out of time may have waited on the resolver
         return _unresolved(host, resolution, data) if data else None
     addresses = addresses_of(host, resolution)
     if not addresses:
         return None
     address = addresses[0]
     local = _is_local(address, data) or host.lower() in LOOPBACK_NAMES
+    if cause == "refused":  # the packets got there: the routes do not matter
+        return _refused(reader, address, port, local)
+    if cause == "answer":  # connected: only a full listen queue on this host is a network fact
+        return _queue_full(data, port) if local and _listeners(reader, port) else None
     route = None if local else _route_for(address, dicts(data.get("routes")))
     if not local and data and (route is None or route.get("type") != "unicast"):
         return _no_route(address, route)
-    if cause == "refused":
-        return _refused(reader, address, port, local)
     if cause == "filtered":
         return _filtered(address, port, route, data, local, _listeners(reader, port) if local else None)
     if cause == "no_route" and route is not None:
         return (f"the kernel routes {address} via {_via(route)}, but the host did not answer there "
                 "(no reply to ARP or neighbour discovery, or an ICMP \"host unreachable\"): it is down or not on "
                 "that network")
-    if cause == "answer" and local and _listeners(reader, port):
-        return _queue_full(data, port)
     return None
 
 
