@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -301,3 +302,56 @@ def test_collector_on_this_machine_without_main_json(tmp_path):
         assert conntrack["max"] == int(Path("/proc/sys/net/netfilter/nf_conntrack_max").read_text())
     else:
         assert conntrack == {"count": None, "max": None, "percent": None} and data["notes"]
+
+
+_AS_NOBODY = r"""
+import json, sys
+from pathlib import Path
+from collector.catalog import load_catalog
+from collector.collectors import network
+from collector.context import CollectOptions, Context, Deadline
+
+ctx = Context(basedir=Path(sys.argv[1]), basedir_source="test", catalog=load_catalog(), deadline=Deadline(10),
+              writer=None, options=CollectOptions(cpu_sample_seconds=0.05))
+print(json.dumps(network.collect(ctx)))
+"""
+
+
+def test_unprivileged_run_records_what_it_could_not_read(tmp_path):
+    """As the user nobody, with a resolv.conf only root may read (bound over the real one
+    in a mount namespace of the test's own): the rest is collected, and the unreadable
+    file is an error naming it (the run marks the collector partial), never an empty resolver."""
+    python = "/usr/bin/python3"
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("unshare") or not Path(python).exists():
+        pytest.skip("needs root, setpriv(1), unshare(1) and the system's python3 to run as the user nobody")
+    import psutil
+    import yaml
+
+    folder = Path(tempfile.mkdtemp(prefix="akdiag-nobody-net-"))
+    try:
+        for module in (psutil, yaml):
+            shutil.copytree(Path(module.__file__).parent, folder / Path(module.__file__).parent.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755)
+        secret_resolver = folder / "resolv.conf"
+        secret_resolver.write_text("nameserver 10.1.2.3\n")
+        secret_resolver.chmod(0o600)
+        basedir = folder / "akd"
+        basedir.mkdir(mode=0o755)
+        script = ('mount --make-rprivate / && mount --bind "$1" /etc/resolv.conf && shift && '
+                  'exec setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"')
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{folder}{os.pathsep}{REPO}", "PYTHONDONTWRITEBYTECODE": "1"}
+        done = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(secret_resolver),
+                               python, "-c", _AS_NOBODY, str(basedir)],
+                              capture_output=True, text=True, timeout=60, env=env, cwd="/")
+        if done.returncode != 0 and "No module named" in done.stderr:
+            pytest.skip(f"the system's python3 cannot run akdiag as nobody here: {done.stderr.strip().splitlines()[-1]}")
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert "cannot read /etc/resolv.conf: permission denied (run as root to read it)" in data["errors"]
+    assert data["resolv_conf"]["nameservers"] == [] and "permission denied" in data["resolv_conf"]["error"]
+    assert any(i["name"] == "lo" for i in data["interfaces"])
+    assert data["counters"]["out_segs"] is not None

@@ -202,7 +202,7 @@ def _resolv_conf(errors: List[str], path: str = RESOLV_CONF) -> dict:
     if text is None:
         conf["error"] = error
         if error and "No such file" not in error:
-            errors.append(f"{path}: {error}")
+            errors.append(error)
         return conf
     for line in text.splitlines():
         words = line.split("#", 1)[0].split(";", 1)[0].split()
@@ -236,7 +236,7 @@ def _hosts_entries(hosts: List[str], errors: List[str], path: str = HOSTS_FILE) 
     text, error = read_text(path, HOSTS_MAX_BYTES)
     if text is None:
         if error and "No such file" not in error:
-            errors.append(f"{path}: {error}")
+            errors.append(error)
         return []
     wanted = set(hosts)
     entries = []
