@@ -346,7 +346,8 @@ def test_unprivileged_run_records_what_it_could_not_read(tmp_path):
                                python, "-c", _AS_NOBODY, str(basedir)],
                               capture_output=True, text=True, timeout=60, env=env, cwd="/")
         if done.returncode != 0 and "No module named" in done.stderr:
-            pytest.skip(f"the system's python3 cannot run akdiag as nobody here: {done.stderr.strip().splitlines()[-1]}")
+            why = done.stderr.strip().splitlines()[-1]
+            pytest.skip(f"the system's python3 cannot run akdiag as nobody here: {why}")
         assert done.returncode == 0, done.stderr
         data = json.loads(done.stdout)
     finally:

@@ -51,8 +51,10 @@ def test_conntrack_near_its_maximum(bundle, count, severity):
 
 def test_conntrack_quiet_when_the_kernel_already_said_the_table_is_full(bundle):
     bundle.path("kernel.json").write_text(json.dumps({"events": [
-        {"time": "2026-12-01T10:00:00Z", "kind": "conntrack_full", "message": "nf_conntrack: table full, dropping packet"}]}))
-    assert not matching(_network_findings(bundle, _set("conntrack", count=99_000, max=100_000)), "network.conntrack_high")
+        {"time": "2026-12-01T10:00:00Z", "kind": "conntrack_full",
+         "message": "nf_conntrack: table full, dropping packet"}]}))
+    found = _network_findings(bundle, _set("conntrack", count=99_000, max=100_000))
+    assert not matching(found, "network.conntrack_high")
 
 
 @pytest.mark.parametrize("retrans,out,expected", [

@@ -305,7 +305,8 @@ def _refused(reader: BundleReader, address: Address, port: Any, local: bool) -> 
         return f"nothing listens on port {port} on this host (ports.json lists no listener on it)"
     if not any(_listens_on(w, address) for w in listeners):
         return f"port {port} is listened on {', '.join(listeners)} only, not on {address}"
-    return f"a program listens on port {port} ({', '.join(listeners)}), yet the connection was refused: a firewall rejects it"
+    return (f"a program listens on port {port} ({', '.join(listeners)}), yet the connection was refused: "
+            "a firewall rejects it")
 
 
 def _listeners(reader: BundleReader, port: Any) -> Optional[List[str]]:
@@ -339,12 +340,13 @@ def _queue_full(data: dict, port: Any) -> Optional[str]:
     recent = number(growth.get("listen_overflows"))
     if not recent:
         return None
-    return (f"TCP listen queues on this host overflowed {recent:.0f} times in {number(growth.get('interval_s')) or 0:.1f} s "
+    interval = number(growth.get("interval_s")) or 0.0
+    return (f"TCP listen queues on this host overflowed {recent:.0f} times in {interval:.1f} s "
             f"while collecting: the program on port {port} may not be accepting connections")
 
 
 def _via(route: Optional[dict]) -> str:
     route = route or {}
     gateway, interface = route.get("gateway"), route.get("interface")
-    return " ".join(p for p in (f"gateway {gateway}" if gateway else None, f"interface {interface}" if interface else None)
-                    if p) or str(route.get("destination"))
+    parts = [f"gateway {gateway}" if gateway else "", f"interface {interface}" if interface else ""]
+    return " ".join(p for p in parts if p) or str(route.get("destination"))

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import psutil
 
@@ -91,7 +91,7 @@ def _datastore_hosts(ctx: Context, errors: List[str]) -> Dict[str, List[str]]:
         errors.append(f"datastore addresses: {type(exc).__name__}: {exc}")
         return {}
     if main_json.get("state") in ("invalid", "unreadable"):
-        errors.append(str(main_json.get("error")))
+        errors.append(f"datastore host names not resolved: {main_json.get('error')}")
     hosts: Dict[str, List[str]] = {}
     for endpoint in endpoints:
         host = (endpoint.host or "").strip().strip("[]")
