@@ -87,6 +87,7 @@ def test_dns_that_timed_out_is_a_warning(bundle):
         data["resolv_conf"]["nameservers"] = ["10.0.0.53"]
     finding = one(_network_findings(bundle, change), "network.dns_failed", "db.example")
     assert finding["severity"] == "warning" and "mongodb_control" in finding["title"]
+    assert finding["title"].startswith("db.example was not resolved in time (no answer within 3.0 s)")
     assert "10.0.0.53" in finding["hint"]
 
 
@@ -141,3 +142,18 @@ def test_explanation_from_ports_alone_in_a_bundle_without_network_json(bundle):
     assert "nothing listens on port 4420 on this host (ports.json" in explain_unreachable(bundle, _endpoint())
     assert explain_unreachable(bundle, _endpoint(host="10.0.0.7", error="no route to 10.0.0.7:4420")) is None
     assert _network_findings(bundle) == []
+
+
+def test_dns_failure_of_a_name_whose_datastore_answered_anyway_is_a_warning(bundle):
+    def resolution(data):
+        data["resolution"] = [{"host": "db.example", "addresses": [], "error": "Name or service not known (EAI -2)",
+                               "duration": 0.01, "endpoints": ["mongodb_control"]}]
+    edit_json(bundle, "network.json", resolution)
+    assert one(findings_of(bundle), "network.dns_failed", "db.example")["severity"] == "critical"
+
+    def answered(data):
+        for endpoint in data["endpoints"]:
+            if endpoint["name"] == "mongodb_control":
+                endpoint.update(status="ok", error=None)
+    edit_json(bundle, "datastores.json", answered)
+    assert one(findings_of(bundle), "network.dns_failed", "db.example")["severity"] == "warning"

@@ -134,7 +134,8 @@ def _dns(reader: BundleReader, data: dict) -> List[Finding]:
         severity = WARNING if entry.get("timed_out") or all_ok else CRITICAL
         findings.append(Finding(
             "network.dns_failed", severity, host,
-            f"{host} does not resolve ({entry.get('error')}); needed by {', '.join(users) or 'a datastore'}", SOURCE,
+            f"{host} {'was not resolved in time' if entry.get('timed_out') else 'does not resolve'} "
+            f"({entry.get('error')}); needed by {', '.join(users) or 'a datastore'}", SOURCE,
             {"host": host, "error": entry.get("error"), "endpoints": users, "duration": entry.get("duration"),
              "nameservers": as_dict(data.get("resolv_conf")).get("nameservers")},
             f"The platform reaches its datastores by this name: {resolver}. Fix the name in main.json, add it to "
