@@ -53,18 +53,16 @@ def collect(ctx: Context) -> dict:
     hosts = _datastore_hosts(ctx, errors)
     resolve_budget = ctx.deadline.bound(min(RESOLVE_SECONDS, ctx.options.datastore_timeout))
     resolution = resolve_hosts(hosts, resolve_budget)
+    routes = read_routes(errors)
     data = {
         "interfaces": _interfaces(errors),
-        "routes": [],
-        "default_routes": [],
+        "routes": routes,
+        "default_routes": [r for r in routes if r["destination"] in ("0.0.0.0/0", "::/0") and r["type"] == "unicast"],
         "resolv_conf": _resolv_conf(errors),
         "nsswitch_hosts": _nsswitch_hosts(),
         "hosts_entries": _hosts_entries(list(hosts), errors),
         "resolution": resolution,
     }
-    data["routes"] = read_routes(errors)
-    data["default_routes"] = [r for r in data["routes"] if r["destination"] in ("0.0.0.0/0", "::/0")
-                              and r["type"] == "unicast"]
     # the second sample: at least the CPU sample's time after the first (the run waits that long anyway)
     wait = ctx.deadline.bound(ctx.options.cpu_sample_seconds) - (time.monotonic() - sampled_at)
     if wait > 0:
