@@ -33,7 +33,7 @@ __all__ = ["Analysis", "Finding", "Thresholds", "analyze", "registry", "write_fi
 
 def registry() -> "OrderedDict[str, Analyzer]":
     """The analyzers in the order their findings are listed within one severity."""
-    from collector.analyzers import collection, datastores, evidence, host, kernel, logs, processes, services
+    from collector.analyzers import collection, datastores, evidence, host, kernel, logs, network, processes, services
 
     return OrderedDict((
         ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
@@ -41,6 +41,7 @@ def registry() -> "OrderedDict[str, Analyzer]":
         ("processes", processes.analyze),
         ("host", host.analyze),
         ("datastores", datastores.analyze),
+        ("network", network.analyze),
         ("logs", logs.analyze),
         ("kernel", kernel.analyze),
         ("services", services.analyze),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from collector.analyzers import network
 from collector.analyzers.common import as_dict, dicts, load, number
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds, severity_rank
 from collector.bundle import schema
@@ -47,7 +48,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     findings: List[Finding] = []
     replica_views: List[Finding] = []
     for endpoint in dicts(data.get("endpoints")):
-        findings += _status(endpoint)
+        findings += _status(endpoint, reader)
         findings += _not_ready(endpoint)
         findings += _late(endpoint) or _slow(endpoint, own_names, thresholds)
         details = as_dict(endpoint.get("details"))
@@ -69,7 +70,7 @@ def _address(endpoint: dict) -> str:
     return f"{endpoint.get('host') or '?'}:{endpoint.get('port') or '?'}"
 
 
-def _status(endpoint: dict) -> List[Finding]:
+def _status(endpoint: dict, reader: Optional[BundleReader] = None) -> List[Finding]:
     status = endpoint.get("status")
     if not isinstance(status, str) or status not in _STATUS_FINDINGS:
         return []
@@ -80,6 +81,8 @@ def _status(endpoint: dict) -> List[Finding]:
     address = _address(endpoint)
     said = _without_address(str(error), address) if error else ""
     title = f"{name} ({what} at {address}) {words}" + (f": {said}" if said else "")
+    why = network.explain_unreachable(reader, endpoint) if reader is not None else None  # the network's fact
+    hint = f"Why: {why}. {hint}" if why else hint
     return [Finding(f"datastore.{status}", severity, name, title, SOURCE,
                     {"kind": endpoint.get("kind"), "host": endpoint.get("host"), "port": endpoint.get("port"),
                      "source": endpoint.get("source"), "status": status, "error": error,

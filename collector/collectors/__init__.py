@@ -22,7 +22,7 @@ class CollectorSpec:
 
 def _registry() -> Dict[str, CollectorSpec]:
     from collector.collectors import akd, config, logs, pidfiles, ports, processes, system
-    from collector.collectors import datastores, kernel, services
+    from collector.collectors import datastores, kernel, network, services
 
     specs = (
         CollectorSpec("system", system.collect, schema.SYSTEM, 10, True,
@@ -45,6 +45,8 @@ def _registry() -> Dict[str, CollectorSpec]:
                       "the kernel's messages of the window (OOM kills, segfaults, I/O errors, conntrack, SYN floods)"),
         CollectorSpec("services", services.collect, schema.SERVICES, 30, False,
                       "systemd units of the platform and its datastores, their journals; core dumps"),
+        CollectorSpec("network", network.collect, schema.NETWORK, 10, True,
+                      "interfaces, routes, resolver, datastore host names resolved, TCP and conntrack counters"),
     )
     return {spec.name: spec for spec in specs}
 
