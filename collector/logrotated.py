@@ -16,7 +16,7 @@ import os
 import re
 import zlib
 from collections import deque
-from typing import Callable, Deque, Iterator, List, NamedTuple, Optional
+from typing import Deque, Iterator, List, NamedTuple, Optional, Tuple
 
 from collector.context import Deadline
 from collector.logtime import (CountingReader, first_and_last_time, line_start_at_or_after, line_time, seek_since,
@@ -28,7 +28,7 @@ OUT_BLOCK = 1024 * 1024  # decompressed bytes asked for at once: a bomb cannot m
 MAX_DECOMPRESSED = 4 * 1024 ** 3  # per compressed part
 READABLE_COMPRESSED = (".gz", ".bz2", ".xz")
 _NUMBER = re.compile(r"\.(\d+)$")
-_DATED = re.compile(r"[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?$")
+_DATED = re.compile(r"(?:[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?|\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
 _DATED_BEFORE_EXT = re.compile(r"[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?(?=\.log$)")
 
 
@@ -193,7 +193,7 @@ class _Keeper:
             return None  # the whole block is older (untimed lines belong to an older one)
         return window_start_in(lines, self.since, self.reference)
 
-    def result(self) -> (bytes, int, bool):
+    def result(self) -> Tuple[bytes, int, bool]:
         data = b"".join(self.kept)
         start, cut = self.start + self.dropped, self.dropped > 0
         if len(data) > self.cap:
@@ -248,5 +248,3 @@ def compressed_window(fd: int, kind: str, since: float, cap: int, reference: flo
     covered = cut or (keeper.first_seen is not None and keeper.first_seen < since)
     return Window(data, start, cut, first, last, covered, count[0], total)
 
-
-Opener = Callable[[], int]

@@ -80,18 +80,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Set
+from typing import TYPE_CHECKING, List, Optional, Set, Tuple
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Context, Deadline
 from collector import safeopen
+from collector.datastore_logs import LogRoot, datastore_log_roots
 from collector.live import iso_utc
+from collector.logrotated import base_name
 from collector.logtail import (  # noqa: F401  (re-exported: the tail reader's names)
     BLOCK_SIZE, FileShrank, Tail, bundle_path_for, count_lines, read_tail, record_tail, tail_file)
 from collector.logwalk import (  # noqa: F401  (the listing's names, re-exported for the collector's users)
     MAX_ENTRIES, REASON_BECAME_LINK, REASON_DEPTH, REASON_NOT_REGULAR, REASON_ROTATED, REASON_SYMLINK_DIR,
     REASON_SYMLINK_LOOP, REASON_VANISHED, Candidate, Listing, describe_os_error, file_type,
-    is_rotated_or_compressed, list_logs, mark_read_error, new_entry, open_candidate)
+    is_rotated_or_compressed, list_folder, list_logs, mark_read_error, new_entry, open_candidate)
 from collector.logwindow import Budget, take_windows
 from collector.safeopen import SafeRoot, escaped_name
 
@@ -99,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
 
 REASON_DEADLINE = "deadline"
+DATASTORES_DIR = f"{schema.LOGS_DIR}/_datastores"
 
 
 # -- tailing ---------------------------------------------------------------------
@@ -175,6 +178,8 @@ def _new_index(root: Path, options: CollectOptions) -> dict:
         },
         "files": [],
         "totals": {"files": 0, "tailed": 0, "tail_bytes": 0},
+        "roots": [],  # the datastores' own log folders (see above)
+        "notes": [],
         "errors": [],
     }
 
@@ -195,23 +200,90 @@ def _root_problem(exc: OSError) -> str:
     return f"cannot be examined ({describe_os_error(exc)})"
 
 
-def collect(ctx: Context) -> dict:
+def _platform_listing(ctx: Context, index: dict) -> Optional[Listing]:
     root = ctx.basedir / "logs"
-    index = _new_index(root, ctx.options)
     try:
         listing = list_logs(ctx.basedir, ctx.options.log_depth, ctx.deadline)
     except OSError as exc:
         index["errors"].append(f"log folder {root} {_root_problem(exc)}: check BASEDIR ({ctx.basedir}, "
                                f"from {ctx.basedir_source}) and akdiag's permissions")
-        return index
+        return None
+    index["exists"] = True
+    if listing.logs_parts != ["logs"]:
+        index["root_target"] = escaped_name(listing.root.display(listing.logs_parts))
+    index["errors"].extend(listing.errors)
+    return listing
+
+
+def _datastore_listing(root: LogRoot, record: dict, deadline: Deadline) -> Optional[Listing]:
+    """The root's folder listed (its own files only), or None with the problem recorded."""
     try:
-        index["exists"] = True
-        if listing.logs_parts != ["logs"]:
-            index["root_target"] = escaped_name(listing.root.display(listing.logs_parts))
-        index["errors"].extend(listing.errors)
-        index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline))
+        listing = list_folder(root.local(), "", 1, deadline)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        record["errors"].append(f"{root.path}: cannot be listed ({describe_os_error(exc)})")
+        return None
+    def owned(parts_or_path: str) -> bool:
+        name = parts_or_path.rpartition("/")[2]
+        return "/" not in parts_or_path and root.owns(name, base_name(name))
+    listing.entries = [e for e in listing.entries if owned(e["path"])]
+    listing.candidates = [c for c in listing.candidates if owned(c.entry["path"]) and _owner_ok(listing, root, c)]
+    listing.rotated = [c for c in listing.rotated if owned(c.entry["path"]) and _owner_ok(listing, root, c)]
+    listing.errors = [f"{root.path}: {line}" for line in listing.errors]
+    record["exists"] = True
+    record["errors"].extend(listing.errors)
+    return listing
+
+
+def _owner_ok(listing: Listing, root: LogRoot, cand: Candidate) -> bool:
+    """A root named by a user's own config: only that user's files are read."""
+    if root.owner is None:
+        return True
+    try:
+        uid = listing.root.stat(cand.parts)[0].st_uid
+    except OSError:
+        return True  # the reading step meets the problem and records it
+    if uid == root.owner:
+        return True
+    cand.entry["reason"] = (f"owned by uid {uid}, not by uid {root.owner} whose config named this folder: "
+                            f"not read")
+    return False
+
+
+def _datastore_roots(ctx: Context, index: dict) -> List[Tuple[dict, Listing]]:
+    roots, notes = datastore_log_roots()
+    index["notes"] = notes
+    found = []
+    for root in roots:
+        record = {"name": root.name, "path": root.path, "source": root.source, "names": root.names,
+                  "prefix": root.prefix, "owner": root.owner, "exists": False, "bundle_dir": f"{DATASTORES_DIR}/{root.name}",
+                  "files": [], "totals": _totals([]), "errors": []}
+        index["roots"].append(record)
+        listing = _datastore_listing(root, record, ctx.deadline)
+        if listing is not None:
+            found.append((record, listing))
+        index["errors"].extend(record["errors"])
+    return found
+
+
+def collect(ctx: Context) -> dict:
+    index = _new_index(ctx.basedir / "logs", ctx.options)
+    listing = _platform_listing(ctx, index)
+    datastores = _datastore_roots(ctx, index)
+    listings = ([listing] if listing else []) + [found for _record, found in datastores]
+    budget, taken = Budget.for_listings(ctx.options, listings), set()
+    try:
+        if listing is not None:
+            index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline, budget, taken))
+            index["files"] = listing.entries
+            index["totals"] = _totals(listing.entries)
+        for record, found in datastores:
+            errors = take_tails(found, ctx.writer, ctx.options, ctx.deadline, budget, taken, record["bundle_dir"])
+            record["errors"].extend(errors)
+            index["errors"].extend(f"{record['path']}: {line}" for line in errors)
+            record["files"], record["totals"] = found.entries, _totals(found.entries)
     finally:
-        listing.close()
-    index["files"] = listing.entries
-    index["totals"] = _totals(listing.entries)
+        for found in listings:
+            found.close()
     return index
