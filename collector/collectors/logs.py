@@ -1,4 +1,4 @@
-"""Every file under BASEDIR/logs, with a tail of each live log.
+"""Every file under BASEDIR/logs and the datastores' log folders, with a tail of each live log.
 
 The collector works in two phases:
 
@@ -62,12 +62,28 @@ The returned index (written by the runner to logs/index.json)::
             "first_line_cut": bool,    # the first line was cut by the byte cap
             "started_at_offset": int,  # file offset of the tail's first byte
             "file_size_at_read": int   # the size the tail was read against
-          }
+                                       # with --since also "bytes_read" (what the seek and read cost),
+                                       # and for a compressed part "compressed", "decompressed_bytes"
+          },
+          "window": {"since", "first_time", "last_time", "cut"}   # --since only (collector.logwindow)
         }
       ],
       "totals": {"files": <entries listed>, "tailed": int, "tail_bytes": int},
+      "roots": [                       # the datastores' own log folders (collector.datastore_logs)
+        {"name": "mongodb", "path": "/var/log/mongodb", "source": "<config> <key>" | "standard place",
+         "names": [file names] | null, "prefix": str | null, "owner": uid | null, "exists": bool,
+         "bundle_dir": "logs/_datastores/<name>", "files": [entries as above, paths relative to "path"],
+         "totals": {...}, "errors": [str, ...]}
+      ],
+      "notes": [str, ...],             # datastore configs that could not be used to find their logs
       "errors": [str, ...]             # non-empty: the runner marks the collector partial
     }
+
+The datastores' folders are read with the same rules as BASEDIR/logs (opened once, no
+link followed out of them, regular files only, the same byte budget: BASEDIR's logs
+first); a folder that does not exist is no root; one that cannot be listed is an error.
+With ``--since`` (options.since) each live log is read back to that time instead of its
+tail, into its rotations: see collector.logwindow.
 
 States: ``tailed`` - a tail is in the bundle; ``listed`` - only listed, on
 purpose (see reason); ``skipped`` - it vanished before it could be read (normal
