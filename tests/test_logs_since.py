@@ -255,3 +255,18 @@ def test_bad_since_is_a_usage_error(value, tmp_path):
     assert result.exit_code == 2, result.output
     assert "--since" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cluster_hosts_get_the_same_moment(tmp_path):
+    from collector.cli_options import collect_options
+    from collector.cluster.host import HostRun
+    from collector.cluster.hosts import HostSpec
+    from collector.cluster.request import ClusterRequest
+
+    options = collect_options(10, 1000, 100000, 3.0, "2026-11-30T17:00:00+03:00")
+    request = ClusterRequest(hosts=[], catalog=load_catalog(), output_dir=tmp_path, options=options)
+    run = HostRun.__new__(HostRun)  # only its command line is built here: no connection
+    run.request, run.spec, run.tmp = request, HostSpec(name="app1", destination="root@app1"), "/tmp/x"
+    args = run._collect_args(100)
+    assert args[args.index("--since") + 1] == "2026-11-30T14:00:00Z"
+    assert logtime.parse_since("2026-11-30T14:00:00Z") == options.since
