@@ -121,13 +121,17 @@ def _new_decompressor(kind: str):
 
 def _decompressed(raw_blocks: Iterator[bytes], kind: str) -> Iterator[bytes]:
     """Decompressed blocks of at most OUT_BLOCK bytes, member after member."""
-    decompressor = _new_decompressor(kind)
+    decompressor, fed = _new_decompressor(kind), False
     for raw in raw_blocks:
         data = raw
         while data:
+            fed = True
             if kind == ".gz":
                 out = decompressor.decompress(data, OUT_BLOCK)
                 data = decompressor.unconsumed_tail
+                while not data and len(out) == OUT_BLOCK and not decompressor.eof:  # output still held
+                    yield out
+                    out = decompressor.decompress(b"", OUT_BLOCK)
             else:
                 out = decompressor.decompress(data, OUT_BLOCK)
                 data = b""
@@ -139,7 +143,9 @@ def _decompressed(raw_blocks: Iterator[bytes], kind: str) -> Iterator[bytes]:
             if decompressor.eof:
                 rest = decompressor.unused_data + data
                 data = rest if rest.strip(b"\0") else b""
-                decompressor = _new_decompressor(kind)
+                decompressor, fed = _new_decompressor(kind), False
+    if fed and not decompressor.eof:
+        raise WindowStopped("damaged compressed data: it ends before its end (cut, or still being written)")
 
 
 def _raw_blocks(fd: int, reader_count: List[int], deadline: Deadline) -> Iterator[bytes]:
@@ -239,7 +245,7 @@ def compressed_window(fd: int, kind: str, since: float, cap: int, reference: flo
             if len(pending) > cap:  # an endless line: keep its end only
                 pending = pending[-cap:]
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
-        if isinstance(exc, OSError) and not str(exc).startswith(("Invalid", "invalid")) and exc.errno:
+        if isinstance(exc, OSError) and exc.errno:  # a read error, not bad data (bz2 says that as OSError)
             raise
         raise WindowStopped(f"damaged compressed data: {exc}") from None
     keeper.add(pending)

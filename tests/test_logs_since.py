@@ -270,3 +270,32 @@ def test_cluster_hosts_get_the_same_moment(tmp_path):
     args = run._collect_args(100)
     assert args[args.index("--since") + 1] == "2026-11-30T14:00:00Z"
     assert logtime.parse_since("2026-11-30T14:00:00Z") == options.since
+
+
+@pytest.mark.parametrize("kind", [".bz2", ".xz"])
+def test_bzip2_and_xz_rotations_are_read_too(tmp_path, kind):
+    import bz2
+    import lzma
+
+    now = time.time()
+    lines = log_lines(now - 600, now, 2, "z")
+    data = b"".join(l for _, l in lines)
+    path = tmp_path / f"z.log.3{kind}"
+    path.write_bytes(bz2.compress(data) if kind == ".bz2" else lzma.compress(data))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        window = logrotated.compressed_window(fd, kind, now - 299, 1 << 20, now, Deadline(30))
+    finally:
+        os.close(fd)
+    assert window.data == b"".join(l for m, l in lines if m >= now - 299) and window.decompressed == len(data)
+
+
+def test_damaged_gzip_is_a_recorded_stop(tmp_path):
+    path = tmp_path / "d.log.2.gz"
+    path.write_bytes(gzip.compress(b"2026-11-30T14:00:00Z x\n" * 1000)[:-40] + b"garbage" * 10)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(logrotated.WindowStopped, match="damaged"):
+            logrotated.compressed_window(fd, ".gz", 0.0, 1 << 20, time.time(), Deadline(30))
+    finally:
+        os.close(fd)
