@@ -23,3 +23,12 @@ def log_records(index: Any, limit: int) -> List[dict]:
             if isinstance(entry, dict):
                 records.append(dict(entry, path=f"{root.get('name')}: {entry.get('path')}", root=root.get("name")))
     return records
+
+
+def count_records(index: Any) -> int:
+    """How many file entries the index holds, every root's included (nothing is copied)."""
+    if not isinstance(index, dict):
+        return 0
+    roots = index.get("roots") if isinstance(index.get("roots"), list) else []
+    return sum(len(holder["files"]) for holder in [index] + roots
+               if isinstance(holder, dict) and isinstance(holder.get("files"), list))

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 from collector.bundle import schema
 from collector.bundle.reader import MAX_INDEX_ENTRIES, BundleReader
-from collector.logindex import log_records
+from collector.logindex import count_records, log_records
 from collector.plain import as_dict
 from collector.report.format import human_bytes, strings
 from collector.report.sources import MAX_TABLE_ROWS, count_lines, read_tail
@@ -80,8 +80,8 @@ def logs_view(reader: BundleReader, data: Optional[dict]) -> dict:
     files = log_records(data, MAX_INDEX_ENTRIES + 1)  # BASEDIR's logs, then the datastores' own
     errors = strings(data.get("errors"))
     if len(files) > MAX_INDEX_ENTRIES:  # akdiag's own index stops there: a damaged or crafted one
-        errors.append(f"{schema.LOGS_INDEX} lists more than {MAX_INDEX_ENTRIES} files, more than akdiag ever "
-                      f"lists; only the first {MAX_INDEX_ENTRIES} are read")
+        errors.append(f"{schema.LOGS_INDEX} lists {count_records(data)} files, more than akdiag ever lists; "
+                      f"only the first {MAX_INDEX_ENTRIES} are read")
         files = files[:MAX_INDEX_ENTRIES]
     budget = TAILS_TOTAL_BYTES
     tails = []
