@@ -174,3 +174,47 @@ def test_end_to_end_collect_lists_datastore_logs_under_their_root(host, tmp_path
     entry = file_in(root_named(index, "mongodb"), "mongod.log")
     assert reader.read(entry["tail"]["bundle_path"], 1 << 20).startswith(b'{"t":{"$date"')
     assert index["files"] is not None and "root" in index  # the BASEDIR root's fields stay where they were
+
+
+_COLLECT_WITHOUT_DAC = """
+import json, sys
+from pathlib import Path
+from collector import datastore_logs
+from collector.bundle.writer import BundleWriter
+from collector.catalog import load_catalog
+from collector.collectors import logs
+from collector.context import CollectOptions, Context, Deadline
+from collector.redact import Scrubber
+datastore_logs.HOST_ROOT = sys.argv[1]
+writer = BundleWriter(Path(sys.argv[3]), Scrubber())
+ctx = Context(basedir=Path(sys.argv[2]), basedir_source="test", catalog=load_catalog(), deadline=Deadline(30),
+              writer=writer.for_collector("logs"), options=CollectOptions())
+print(json.dumps(logs.collect(ctx)))
+"""
+
+
+def test_a_datastore_folder_it_may_not_read_is_a_recorded_error(tmp_path, hostroot):
+    """Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH meets file modes as any user does."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv(1) to drop the capabilities that bypass file modes")
+    folder = hostroot / "var/log/mongodb"
+    put(hostroot, "/var/log/mongodb/mongod.log", b"x\n")
+    os.chown(folder, 65534, 65534)
+    folder.chmod(0o700)
+    (tmp_path / "akd" / "logs").mkdir(parents=True)
+    (tmp_path / "bundle").mkdir()
+    done = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all",
+                           sys.executable, "-c", _COLLECT_WITHOUT_DAC, str(hostroot), str(tmp_path / "akd"),
+                           str(tmp_path / "bundle")], capture_output=True, text=True, timeout=60,
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    assert done.returncode == 0, done.stderr
+    index = json.loads(done.stdout)
+    root = root_named(index, "mongodb")
+    assert root["exists"] is False and root["files"] == []
+    assert any("permission denied" in line for line in root["errors"])
+    assert any(line.startswith("/var/log/mongodb") for line in index["errors"])  # the collector is partial
