@@ -24,7 +24,8 @@ MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
 # and mongod's own x.log.2026-11-30T10-00-00
-_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?|\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
+_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?"
+                              r"|\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
 
 REASON_ROTATED = schema.LOG_REASON_ROTATED
 REASON_NOT_REGULAR = "not a regular file"

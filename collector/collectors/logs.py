@@ -240,16 +240,19 @@ def _datastore_listing(root: LogRoot, record: dict, deadline: Deadline) -> Optio
     except OSError as exc:
         record["errors"].append(f"{root.path}: cannot be listed ({describe_os_error(exc)})")
         return None
-    def owned(parts_or_path: str) -> bool:
-        name = parts_or_path.rpartition("/")[2]
-        return "/" not in parts_or_path and root.owns(name, base_name(name))
-    listing.entries = [e for e in listing.entries if owned(e["path"])]
-    listing.candidates = [c for c in listing.candidates if owned(c.entry["path"]) and _owner_ok(listing, root, c)]
-    listing.rotated = [c for c in listing.rotated if owned(c.entry["path"]) and _owner_ok(listing, root, c)]
-    listing.errors = [f"{root.path}: {line}" for line in listing.errors]
+    listing.entries = [e for e in listing.entries if _in_root(root, e["path"])]
+    listing.candidates = [c for c in listing.candidates
+                          if _in_root(root, c.entry["path"]) and _owner_ok(listing, root, c)]
+    listing.rotated = [c for c in listing.rotated
+                       if _in_root(root, c.entry["path"]) and _owner_ok(listing, root, c)]
     record["exists"] = True
     record["errors"].extend(listing.errors)
     return listing
+
+
+def _in_root(root: LogRoot, path: str) -> bool:
+    """Whether an entry of the root's folder is one of that datastore's logs (or their rotations)."""
+    return "/" not in path and root.owns(path, base_name(path))
 
 
 def _owner_ok(listing: Listing, root: LogRoot, cand: Candidate) -> bool:
@@ -297,7 +300,7 @@ def collect(ctx: Context) -> dict:
         for record, found in datastores:
             errors = take_tails(found, ctx.writer, ctx.options, ctx.deadline, budget, taken, record["bundle_dir"])
             record["errors"].extend(errors)
-            index["errors"].extend(f"{record['path']}: {line}" for line in errors)
+            index["errors"].extend(errors)  # each names its file
             record["files"], record["totals"] = found.entries, _totals(found.entries)
     finally:
         for found in listings:
