@@ -82,6 +82,9 @@ def main() -> None:
               help="Bytes at most of each log's tail.")
 @click.option("--log-total-bytes", type=_positive, default=100 * 1024 * 1024, show_default=True,
               help="Bytes at most of all log tails together (newest logs first).")
+@click.option("--since", metavar="TIME", help="Read each log back to this time instead of its tail: 2h, 90m, 3d, "
+              "2026-11-30T14:00 or \"2026-11-30 14:00\" (this host's local time unless it ends in Z or +03:00); "
+              "rotated and compressed logs too, within --log-total-bytes.")
 @click.option("--timeout", type=click.FloatRange(min=5), default=300, show_default=True,
               help="Deadline of the whole run, in seconds.")
 @click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
@@ -121,7 +124,7 @@ def main() -> None:
 @click.option("--keep-remote-copy", is_flag=True,
               help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
-def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, timeout, datastore_timeout,
+def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, since, timeout, datastore_timeout,
             catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
             encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
             ssh_config, ssh_options, akdiag_file, keep_remote_copy):
@@ -131,6 +134,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     from collector.run import CollectRequest
 
     catalog = load_catalog_or_exit(catalog_file)
+    options = collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout, since)
     patterns = valid_patterns(redact_patterns)
     pii_kinds = checked_pii_kinds(pseudonymize_more, no_pseudonymize)
     if encrypt and fmt != "7z":
@@ -148,14 +152,14 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
             connect_timeout=connect_timeout, ssh_config=ssh_config, ssh_options=ssh_options,
             akdiag_file=akdiag_file, keep_remote_copy=keep_remote_copy, basedir=basedir, output_dir=output_dir,
             label=label, fmt=fmt, timeout=timeout,
-            options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout), catalog=catalog,
+            options=options, catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
             password=password, command_line=command_line(), quiet=quiet,
             pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds)))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
-                             options=collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout),
+                             options=options,
                              command_line=command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
                              spent_before=seconds_since_start(),

@@ -22,9 +22,22 @@ def load_catalog_or_exit(path: Optional[str]):
         usage_error(str(exc))
 
 
-def collect_options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float) -> CollectOptions:
+def collect_options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float,
+                    since: Optional[str] = None) -> CollectOptions:
     return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
-                          datastore_timeout=datastore_timeout)
+                          datastore_timeout=datastore_timeout, since=checked_since(since))
+
+
+def checked_since(text: Optional[str]) -> Optional[float]:
+    """Epoch seconds of a --since value (2h, 90m, 2026-11-30T14:00, ...), or None."""
+    if text is None:
+        return None
+    from collector.logtime import BadSince, parse_since
+
+    try:
+        return parse_since(text)
+    except BadSince as exc:
+        usage_error(f"--since: {exc}")
 
 
 def valid_patterns(patterns) -> tuple:

@@ -23,7 +23,9 @@ MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
-_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?)$")
+# and mongod's own x.log.2026-11-30T10-00-00
+_ROTATION_SUFFIX = re.compile(r"(?:\.\d+|[.\-_]\d{4}-?\d{2}-?\d{2}(?:[\-_]?\d{2,6})?"
+                              r"|\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
 
 REASON_ROTATED = schema.LOG_REASON_ROTATED
 REASON_NOT_REGULAR = "not a regular file"
@@ -100,6 +102,7 @@ class Candidate:
 class Listing:
     entries: List[dict] = field(default_factory=list)
     candidates: List[Candidate] = field(default_factory=list)
+    rotated: List[Candidate] = field(default_factory=list)  # rotated or compressed regular files (for --since)
     errors: List[str] = field(default_factory=list)
     root: Optional[SafeRoot] = None  # BASEDIR, open: the tails are opened from it
     logs_parts: List[str] = field(default_factory=lambda: ["logs"])  # BASEDIR/logs, links resolved
@@ -199,10 +202,10 @@ class _Walker:
 
     def _add_regular(self, parts: List[str], relparts: List[str], kind: str, st: os.stat_result,
                      *names: str) -> dict:
-        if any(is_rotated_or_compressed(name) for name in names):
-            return self._append(new_log_entry(relparts, kind, st, reason=REASON_ROTATED))
-        entry = self._append(new_log_entry(relparts, kind, st))
-        self.listing.candidates.append(Candidate(entry, parts, escaped_name(self.root.display(parts)), st.st_mtime))
+        rotated = any(is_rotated_or_compressed(name) for name in names)
+        entry = self._append(new_log_entry(relparts, kind, st, reason=REASON_ROTATED if rotated else None))
+        candidate = Candidate(entry, parts, escaped_name(self.root.display(parts)), st.st_mtime)
+        (self.listing.rotated if rotated else self.listing.candidates).append(candidate)
         return entry
 
     def _add_symlink(self, dir_fd: int, relparts: List[str], lst: os.stat_result) -> None:
@@ -284,9 +287,15 @@ def list_logs(basedir: Path, max_depth: int, deadline: Deadline) -> Listing:
     """Every entry under BASEDIR/logs, lstat'ed, nothing but folders opened.  Raises
     OSError when BASEDIR or its log folder cannot be opened (LeavesBasedir when `logs`
     is a symlink that leaves BASEDIR).  The caller closes the listing."""
-    listing = Listing(root=SafeRoot(basedir))
+    return list_folder(basedir, "logs", max_depth, deadline)
+
+
+def list_folder(top, sub: str, max_depth: int, deadline: Deadline) -> Listing:
+    """Every entry under top/sub (sub "" for top itself), opened as BASEDIR/logs is:
+    nothing below `top` is followed out of it."""
+    listing = Listing(root=SafeRoot(top))
     try:
-        logs_fd, listing.logs_parts = listing.root.open_dir("logs")
+        logs_fd, listing.logs_parts = listing.root.open_dir(sub)
     except BaseException:
         listing.close()
         raise
@@ -294,3 +303,29 @@ def list_logs(basedir: Path, max_depth: int, deadline: Deadline) -> Listing:
         return _Walker(listing, max_depth, deadline).walk(logs_fd)
     finally:
         os.close(logs_fd)
+
+
+def open_candidate(root: SafeRoot, cand: Candidate, errors: List[str]):
+    """(descriptor, fstat) of a listed file opened again from its root along the place it
+    was listed at, following no link; None with the entry marked (and `errors` extended
+    for a real problem) when it vanished, is no longer a regular file or cannot be read."""
+    entry = cand.entry
+    try:
+        fd, st, _parts = root.open_file(cand.parts, follow=False)
+    except FileNotFoundError:
+        entry.update(state="skipped", error=REASON_VANISHED)
+        return None
+    except safeopen.NotRegularFile:
+        entry.update(reason=REASON_NOT_REGULAR)
+        return None
+    except OSError as exc:
+        message = REASON_BECAME_LINK if exc.errno == errno.ELOOP else describe_os_error(exc)
+        entry.update(state="error", error=message)
+        errors.append(f"{cand.open_path}: {message}")
+        return None
+    return fd, st
+
+
+def mark_read_error(cand: Candidate, exc: OSError, errors: List[str]) -> None:
+    cand.entry.update(state="error", error=describe_os_error(exc))
+    errors.append(f"{cand.open_path}: {cand.entry['error']}")

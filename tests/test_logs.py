@@ -182,7 +182,8 @@ def test_collect_tails_last_n_lines_exactly(basedir: Path, bundle_dir: Path):
     assert bundle_bytes(bundle_dir, e) == b"".join(f"line {i}\n".encode() for i in range(46, 51))
     assert index["exists"] is True and index["errors"] == []
     assert index["root"] == str(basedir / "logs")
-    assert index["limits"] == {"lines": 5, "bytes": 2 * 1024 * 1024, "total_bytes": 100 * 1024 * 1024, "depth": 6}
+    assert index["limits"] == {"lines": 5, "bytes": 2 * 1024 * 1024, "total_bytes": 100 * 1024 * 1024, "depth": 6,
+                               "since": None}
     assert index["totals"] == {"files": 1, "tailed": 1, "tail_bytes": e["tail"]["bytes"]}
 
 

@@ -283,6 +283,8 @@ class HostRun:
                 "--log-lines", str(options.log_lines), "--log-bytes", str(options.log_bytes),
                 "--log-total-bytes", str(options.log_total_bytes),
                 "--datastore-timeout", f"{options.datastore_timeout:g}"]
+        if options.since is not None:  # one moment for every host, whatever its clock's zone
+            args += ["--since", iso_utc(options.since)]
         basedir = self.spec.basedir or request.basedir
         if basedir:
             args += ["--basedir", basedir]

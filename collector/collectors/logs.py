@@ -1,4 +1,4 @@
-"""Every file under BASEDIR/logs, with a tail of each live log.
+"""Every file under BASEDIR/logs and the datastores' log folders, with a tail of each live log.
 
 The collector works in two phases:
 
@@ -62,12 +62,28 @@ The returned index (written by the runner to logs/index.json)::
             "first_line_cut": bool,    # the first line was cut by the byte cap
             "started_at_offset": int,  # file offset of the tail's first byte
             "file_size_at_read": int   # the size the tail was read against
-          }
+                                       # with --since also "bytes_read" (what the seek and read cost),
+                                       # and for a compressed part "compressed", "decompressed_bytes"
+          },
+          "window": {"since", "first_time", "last_time", "cut"}   # --since only (collector.logwindow)
         }
       ],
       "totals": {"files": <entries listed>, "tailed": int, "tail_bytes": int},
+      "roots": [                       # the datastores' own log folders (collector.datastore_logs)
+        {"name": "mongodb", "path": "/var/log/mongodb", "source": "<config> <key>" | "standard place",
+         "names": [file names] | null, "prefix": str | null, "owner": uid | null, "exists": bool,
+         "bundle_dir": "logs/_datastores/<name>", "files": [entries as above, paths relative to "path"],
+         "totals": {...}, "errors": [str, ...]}
+      ],
+      "notes": [str, ...],             # datastore configs that could not be used to find their logs
       "errors": [str, ...]             # non-empty: the runner marks the collector partial
     }
+
+The datastores' folders are read with the same rules as BASEDIR/logs (opened once, no
+link followed out of them, regular files only, the same byte budget: BASEDIR's logs
+first); a folder that does not exist is no root; one that cannot be listed is an error.
+With ``--since`` (options.since) each live log is read back to that time instead of its
+tail, into its rotations: see collector.logwindow.
 
 States: ``tailed`` - a tail is in the bundle; ``listed`` - only listed, on
 purpose (see reason); ``skipped`` - it vanished before it could be read (normal
@@ -78,170 +94,66 @@ added to ``errors``.
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Set
+from typing import TYPE_CHECKING, List, Optional, Set, Tuple
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Context, Deadline
 from collector import safeopen
-from collector.live import open_regular
+from collector.datastore_logs import LogRoot, datastore_log_roots
+from collector.live import iso_utc
+from collector.logrotated import base_name
+from collector.logtail import (  # noqa: F401  (re-exported: the tail reader's names)
+    BLOCK_SIZE, FileShrank, Tail, bundle_path_for, count_lines, read_tail, record_tail, tail_file)
 from collector.logwalk import (  # noqa: F401  (the listing's names, re-exported for the collector's users)
     MAX_ENTRIES, REASON_BECAME_LINK, REASON_DEPTH, REASON_NOT_REGULAR, REASON_ROTATED, REASON_SYMLINK_DIR,
     REASON_SYMLINK_LOOP, REASON_VANISHED, Candidate, Listing, describe_os_error, file_type,
-    is_rotated_or_compressed, list_logs, new_entry)
+    is_rotated_or_compressed, list_folder, list_logs, mark_read_error, new_entry, open_candidate)
+from collector.logwindow import Budget, take_windows
 from collector.safeopen import SafeRoot, escaped_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
 
-BLOCK_SIZE = 64 * 1024
-SHRINK_RETRIES = 3
-
-
 REASON_DEADLINE = "deadline"
-
-
-# -- the tail reader ---------------------------------------------------------------
-
-
-class Tail(NamedTuple):
-    data: bytes
-    first_line_cut: bool
-    start_offset: int
-    file_size: int  # the size the tail was read against
-
-
-class FileShrank(OSError):
-    """The file kept shrinking under the reader; no consistent tail could be taken."""
-
-
-class _ShortRead(Exception):
-    pass
-
-
-def read_tail(fd: int, size: int, max_lines: int, max_bytes: int, block_size: int = BLOCK_SIZE) -> Tail:
-    """The last `max_lines` lines of the open file `fd`, at most `max_bytes` bytes,
-    read backwards from offset `size` in blocks with os.pread.
-
-    At most max_bytes + 1 bytes (plus one block) are read whatever the file's size.
-    Lines end at b"\\n" only.  When the byte cap falls inside a line, that partial
-    first line is kept and `first_line_cut` is true.  Bytes appended after `size`
-    are ignored; if the file shrank below `size` (a read comes back short), the
-    tail is taken again against the new size.
-    """
-    for _ in range(SHRINK_RETRIES):
-        try:
-            return _read_tail_once(fd, size, max_lines, max_bytes, block_size)
-        except _ShortRead:
-            size = os.fstat(fd).st_size
-    raise FileShrank(errno.EAGAIN, "the file kept shrinking while its tail was read")
-
-
-def _read_tail_once(fd: int, size: int, max_lines: int, max_bytes: int, block_size: int) -> Tail:
-    if size <= 0 or max_lines <= 0 or max_bytes <= 0:
-        return Tail(b"", False, max(size, 0), max(size, 0))
-    floor = max(0, size - max_bytes - 1)  # one byte more than the cap: is the first line whole?
-    chunks: List[bytes] = []
-    pos = size
-    newlines = 0
-    start: Optional[int] = None
-    while pos > floor and start is None:
-        length = min(block_size, pos - floor)
-        pos -= length
-        chunk = _pread_exact(fd, length, pos)
-        chunks.append(chunk)
-        # the file's last byte ends the last line; it does not start a new one
-        search_end = length - 1 if pos + length == size else length
-        newlines, start = _find_line_start(chunk, search_end, pos, newlines, max_lines)
-    window = b"".join(reversed(chunks))  # the bytes [pos, size)
-    if start is None:
-        start = max(pos, size - max_bytes)
-    cut = start > 0 and window[start - pos - 1: start - pos] != b"\n"
-    return Tail(window[start - pos:], cut, start, size)
-
-
-def _find_line_start(chunk: bytes, end: int, chunk_offset: int, newlines: int, max_lines: int):
-    """Count newlines in chunk[:end] from its end; once `max_lines` are seen, return
-    the file offset just after that newline (where the tail starts)."""
-    in_chunk = chunk.count(b"\n", 0, end)
-    if newlines + in_chunk < max_lines:
-        return newlines + in_chunk, None
-    index = end
-    while True:
-        index = chunk.rfind(b"\n", 0, index)
-        newlines += 1
-        if newlines == max_lines:
-            return newlines, chunk_offset + index + 1
-
-
-def _pread_exact(fd: int, length: int, offset: int) -> bytes:
-    parts = []
-    while length > 0:
-        data = os.pread(fd, length, offset)
-        if not data:
-            raise _ShortRead()
-        parts.append(data)
-        length -= len(data)
-        offset += len(data)
-    return b"".join(parts)
-
-
-def count_lines(data: bytes) -> int:
-    """Lines in `data`, split on b"\\n"; a last line without a newline counts."""
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-
-
-def tail_file(path: str, max_lines: int, max_bytes: int) -> Tail:
-    """Open `path` (a regular file, not a symlink) and read its tail."""
-    fd, st = open_regular(path)
-    try:
-        return read_tail(fd, st.st_size, max_lines, max_bytes)
-    finally:
-        os.close(fd)
+DATASTORES_DIR = f"{schema.LOGS_DIR}/_datastores"
 
 
 # -- tailing ---------------------------------------------------------------------
 
 
-def bundle_path_for(rel: str, taken: Set[str]) -> str:
-    """logs/<rel>, moved aside if it would overwrite the index or another tail."""
-    path = f"{schema.LOGS_DIR}/{rel}"
-    candidate = path
-    n = 1
-    while candidate == schema.LOGS_INDEX or candidate in taken:
-        candidate = f"{path}.akdiag-{n}"
-        n += 1
-    taken.add(candidate)
-    return candidate
-
-
-def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOptions,
-               deadline: Deadline) -> List[str]:
-    """Tail the listing's candidates newest first within the total budget, writing
-    each tail into the bundle and filling in its entry.  Returns error lines."""
+def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOptions, deadline: Deadline,
+               budget: Optional[Budget] = None, taken: Optional[Set[str]] = None,
+               folder: str = schema.LOGS_DIR) -> List[str]:
+    """Tail the listing's candidates newest first within the total budget (shared by
+    every log root when given), writing each tail into the bundle under `folder` and
+    filling in its entry; with --since, each log's time window instead
+    (collector.logwindow).  Returns error lines."""
+    budget = budget if budget is not None else Budget.for_listings(options, [listing])
+    taken = taken if taken is not None else set()
+    if options.since is not None:
+        return take_windows(listing, writer, options, deadline, budget, taken, folder)
     errors: List[str] = []
-    budget = options.log_total_bytes
-    taken: Set[str] = set()
     missed_by_deadline = 0
     for cand in sorted(listing.candidates, key=lambda c: (-c.mtime, c.entry["path"])):
         entry = cand.entry
+        budget.pending -= 1
         if deadline.expired():
             entry["reason"] = REASON_DEADLINE
             missed_by_deadline += 1
             continue
-        if budget <= 0:
+        if budget.left <= 0:
             entry["reason"] = f"total tail budget of {options.log_total_bytes} bytes used up"
             continue
-        cap = min(options.log_bytes, budget)
+        cap = min(options.log_bytes, budget.left)
         tail = _tail_candidate(listing.root, cand, options.log_lines, cap, errors)
         if tail is None:
             continue
-        _record_tail(entry, tail, bundle_path_for(entry["path"], taken), writer)
+        record_tail(entry, tail, bundle_path_for(entry["path"], taken, folder), writer)
         if cap < options.log_bytes and len(tail.data) == cap and tail.start_offset > 0:
             entry["reason"] = f"tail shortened to fit the total tail budget of {options.log_total_bytes} bytes"
-        budget -= len(tail.data)
+        budget.left -= len(tail.data)
     if missed_by_deadline:
         errors.append(f"run deadline reached: {missed_by_deadline} log file(s) listed without a tail")
     return errors
@@ -250,44 +162,19 @@ def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOpti
 def _tail_candidate(root: SafeRoot, cand: Candidate, max_lines: int, max_bytes: int,
                     errors: List[str]) -> Optional[Tail]:
     """The tail, or None with the entry marked (and `errors` extended) on a per-file problem.
-    The file is opened from BASEDIR along the place it was listed at, following no link:
+    The file is opened from its root along the place it was listed at, following no link:
     a folder or file swapped for a symlink since is refused, not followed."""
-    entry = cand.entry
-    try:
-        fd, st, _parts = root.open_file(cand.parts, follow=False)
-    except FileNotFoundError:
-        entry.update(state="skipped", error=REASON_VANISHED)
+    opened = open_candidate(root, cand, errors)
+    if opened is None:
         return None
-    except safeopen.NotRegularFile:
-        entry.update(reason=REASON_NOT_REGULAR)
-        return None
-    except OSError as exc:
-        message = REASON_BECAME_LINK if exc.errno == errno.ELOOP else describe_os_error(exc)
-        entry.update(state="error", error=message)
-        errors.append(f"{cand.open_path}: {message}")
-        return None
+    fd, st = opened
     try:
         return read_tail(fd, st.st_size, max_lines, max_bytes)
     except OSError as exc:
-        entry.update(state="error", error=describe_os_error(exc))
-        errors.append(f"{cand.open_path}: {entry['error']}")
+        mark_read_error(cand, exc, errors)
         return None
     finally:
         os.close(fd)
-
-
-def _record_tail(entry: dict, tail: Tail, bundle_path: str, writer: "CollectorWriter") -> None:
-    record = writer.write_bytes(bundle_path, tail.data, starts_mid_line=tail.first_line_cut)
-    entry["state"] = "tailed"
-    entry["size"] = tail.file_size
-    entry["tail"] = {
-        "bundle_path": record.path,  # as the writer named it (a name is scrubbed like any text)
-        "lines": count_lines(tail.data),
-        "bytes": len(tail.data),
-        "first_line_cut": tail.first_line_cut,
-        "started_at_offset": tail.start_offset,
-        "file_size_at_read": tail.file_size,
-    }
 
 
 # -- the collector ----------------------------------------------------------------
@@ -303,9 +190,12 @@ def _new_index(root: Path, options: CollectOptions) -> dict:
             "bytes": options.log_bytes,
             "total_bytes": options.log_total_bytes,
             "depth": options.log_depth,
+            "since": iso_utc(options.since),  # --since: each log read back to this time
         },
         "files": [],
         "totals": {"files": 0, "tailed": 0, "tail_bytes": 0},
+        "roots": [],  # the datastores' own log folders (see above)
+        "notes": [],
         "errors": [],
     }
 
@@ -326,23 +216,93 @@ def _root_problem(exc: OSError) -> str:
     return f"cannot be examined ({describe_os_error(exc)})"
 
 
-def collect(ctx: Context) -> dict:
+def _platform_listing(ctx: Context, index: dict) -> Optional[Listing]:
     root = ctx.basedir / "logs"
-    index = _new_index(root, ctx.options)
     try:
         listing = list_logs(ctx.basedir, ctx.options.log_depth, ctx.deadline)
     except OSError as exc:
         index["errors"].append(f"log folder {root} {_root_problem(exc)}: check BASEDIR ({ctx.basedir}, "
                                f"from {ctx.basedir_source}) and akdiag's permissions")
-        return index
+        return None
+    index["exists"] = True
+    if listing.logs_parts != ["logs"]:
+        index["root_target"] = escaped_name(listing.root.display(listing.logs_parts))
+    index["errors"].extend(listing.errors)
+    return listing
+
+
+def _datastore_listing(root: LogRoot, record: dict, deadline: Deadline) -> Optional[Listing]:
+    """The root's folder listed (its own files only), or None with the problem recorded."""
     try:
-        index["exists"] = True
-        if listing.logs_parts != ["logs"]:
-            index["root_target"] = escaped_name(listing.root.display(listing.logs_parts))
-        index["errors"].extend(listing.errors)
-        index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline))
+        listing = list_folder(root.local(), "", 1, deadline)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        record["errors"].append(f"{root.path}: cannot be listed ({describe_os_error(exc)})")
+        return None
+    listing.entries = [e for e in listing.entries if _in_root(root, e["path"])]
+    listing.candidates = [c for c in listing.candidates
+                          if _in_root(root, c.entry["path"]) and _owner_ok(listing, root, c)]
+    listing.rotated = [c for c in listing.rotated
+                       if _in_root(root, c.entry["path"]) and _owner_ok(listing, root, c)]
+    record["exists"] = True
+    record["errors"].extend(listing.errors)
+    return listing
+
+
+def _in_root(root: LogRoot, path: str) -> bool:
+    """Whether an entry of the root's folder is one of that datastore's logs (or their rotations)."""
+    return "/" not in path and root.owns(path, base_name(path))
+
+
+def _owner_ok(listing: Listing, root: LogRoot, cand: Candidate) -> bool:
+    """A root named by a user's own config: only that user's files are read."""
+    if root.owner is None:
+        return True
+    try:
+        uid = listing.root.stat(cand.parts)[0].st_uid
+    except OSError:
+        return True  # the reading step meets the problem and records it
+    if uid == root.owner:
+        return True
+    cand.entry["reason"] = (f"owned by uid {uid}, not by uid {root.owner} whose config named this folder: "
+                            f"not read")
+    return False
+
+
+def _datastore_roots(ctx: Context, index: dict) -> List[Tuple[dict, Listing]]:
+    roots, notes = datastore_log_roots()
+    index["notes"] = notes
+    found = []
+    for root in roots:
+        record = {"name": root.name, "path": root.path, "source": root.source, "names": root.names,
+                  "prefix": root.prefix, "owner": root.owner, "exists": False, "bundle_dir": f"{DATASTORES_DIR}/{root.name}",
+                  "files": [], "totals": _totals([]), "errors": []}
+        index["roots"].append(record)
+        listing = _datastore_listing(root, record, ctx.deadline)
+        if listing is not None:
+            found.append((record, listing))
+        index["errors"].extend(record["errors"])
+    return found
+
+
+def collect(ctx: Context) -> dict:
+    index = _new_index(ctx.basedir / "logs", ctx.options)
+    listing = _platform_listing(ctx, index)
+    datastores = _datastore_roots(ctx, index)
+    listings = ([listing] if listing else []) + [found for _record, found in datastores]
+    budget, taken = Budget.for_listings(ctx.options, listings), set()
+    try:
+        if listing is not None:
+            index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline, budget, taken))
+            index["files"] = listing.entries
+            index["totals"] = _totals(listing.entries)
+        for record, found in datastores:
+            errors = take_tails(found, ctx.writer, ctx.options, ctx.deadline, budget, taken, record["bundle_dir"])
+            record["errors"].extend(errors)
+            index["errors"].extend(errors)  # each names its file
+            record["files"], record["totals"] = found.entries, _totals(found.entries)
     finally:
-        listing.close()
-    index["files"] = listing.entries
-    index["totals"] = _totals(listing.entries)
+        for found in listings:
+            found.close()
     return index

@@ -8,6 +8,7 @@ from collector.bundle import schema
 from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
 from collector.hostdiff.model import DISK_NOISE_POINTS, MEMORY_NOISE_POINTS, Change, change_kind
 from collector.hostdiff.sources import readable
+from collector.logindex import log_records
 from collector.plain import as_dict, as_list, is_number
 
 
@@ -106,7 +107,7 @@ def _log_error_counts(reader: BundleReader) -> Dict[str, int]:
     from collector.analyzers.logs import scan_tail
 
     counts = {}
-    for entry in as_list(as_dict(reader.json(schema.LOGS_INDEX)).get("files"))[:MAX_INDEX_ENTRIES]:
+    for entry in log_records(reader.json(schema.LOGS_INDEX), MAX_INDEX_ENTRIES):
         tail = as_dict(entry.get("tail"))
         path = tail.get("bundle_path")
         if not path or not reader.exists(path):

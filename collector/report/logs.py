@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Tuple
 
 from collector.bundle import schema
 from collector.bundle.reader import MAX_INDEX_ENTRIES, BundleReader
-from collector.plain import as_dict, dicts
+from collector.logindex import count_records, log_records
+from collector.plain import as_dict
 from collector.report.format import human_bytes, strings
 from collector.report.sources import MAX_TABLE_ROWS, count_lines, read_tail
 
@@ -39,6 +40,7 @@ def _number_lines(entry: dict, text: str, first_number: int) -> None:
 def _tail_entry(record: dict, tail: dict, index: int) -> dict:
     return {"path": record.get("path"), "bundle_path": tail.get("bundle_path"), "lines": tail.get("lines"),
             "bytes": tail.get("bytes"), "first_line_cut": tail.get("first_line_cut"),
+            "window": as_dict(record.get("window")) or None,  # --since: {since, first_time, last_time, cut}
             "anchor": f"log-{index}", "numbered": [], "marked": {}, "marked_count": 0,
             "text": None, "shown_lines": 0, "capped": False, "note": None}
 
@@ -75,10 +77,10 @@ def _count_by(records: List[dict], key: str) -> List[Tuple[str, int]]:
 
 def logs_view(reader: BundleReader, data: Optional[dict]) -> dict:
     data = data or {}
-    files = dicts(data.get("files"))
+    files = log_records(data, MAX_INDEX_ENTRIES + 1)  # BASEDIR's logs, then the datastores' own
     errors = strings(data.get("errors"))
     if len(files) > MAX_INDEX_ENTRIES:  # akdiag's own index stops there: a damaged or crafted one
-        errors.append(f"{schema.LOGS_INDEX} lists {len(files)} files, more than akdiag ever lists; "
+        errors.append(f"{schema.LOGS_INDEX} lists {count_records(data)} files, more than akdiag ever lists; "
                       f"only the first {MAX_INDEX_ENTRIES} are read")
         files = files[:MAX_INDEX_ENTRIES]
     budget = TAILS_TOTAL_BYTES
