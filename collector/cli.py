@@ -88,7 +88,8 @@ def main() -> None:
 @click.option("--timeout", type=click.FloatRange(min=5), default=300, show_default=True,
               help="Deadline of the whole run, in seconds.")
 @click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
-              help="Seconds each datastore check may take.")
+              help="Each datastore check's budget in seconds, from its client library being loaded; "
+                   "an answer after it is slow, none by twice it a timeout.")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in platform catalog.")
 @click.option("--pseudonymize", "pseudonymize_more", default="", metavar="ips,hosts",
@@ -237,7 +238,8 @@ def _valid_skip(_ctx, _param, names) -> tuple:
 @click.option("--timeout", type=click.FloatRange(min=2), default=30, show_default=True,
               help="Deadline of the whole check, in seconds.")
 @click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Seconds each datastore check may take (a datastore slower than that is a problem).")
+              help="Each datastore check's budget in seconds, from its client library being loaded; "
+                   "an answer after it is slow, none by twice it a timeout.")
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True),
               help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
 def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeout, bundle_path):
