@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -85,8 +88,17 @@ def _bundle(lone: LoneHost, tmp_path: Path, events: list, **fields) -> BundleRea
     return reader
 
 
-def _event(kind: str, time: str = "2026-12-01T03:12:44.123456Z", **fields) -> dict:
-    event = {"time": time, "kind": kind, "pid": None, "process": None, "rss_bytes": None, "cgroup": None,
+def _ago(seconds: float) -> str:
+    """A kernel.json time `seconds` before now (the bundle's collection)."""
+    return datetime.fromtimestamp(time.time() - seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clock(stamp: str) -> str:
+    return stamp[:10] + " " + stamp[11:19] + " UTC"
+
+
+def _event(kind: str, time: Optional[str] = None, **fields) -> dict:
+    event = {"time": time or _ago(300), "kind": kind, "pid": None, "process": None, "rss_bytes": None, "cgroup": None,
              "device": None, "message": f"a {kind} message"}
     event.update(fields)
     return event
@@ -108,9 +120,10 @@ def test_a_datastore_is_known_by_its_program_or_its_unit(lone, tmp_path):
 
 def test_disk_conntrack_and_syn_flood_events(lone, tmp_path):
     lone.start("main")
+    first, last = _ago(900), _ago(600)
     reader = _bundle(lone, tmp_path, [
-        _event("io_error", device="sda", time="2026-12-01T03:00:00.000000Z"),
-        _event("io_error", device="sda", time="2026-12-01T03:05:00.000000Z"),
+        _event("io_error", device="sda", time=first),
+        _event("io_error", device="sda", time=last),
         _event("io_error", device="sdb"),
         _event("conntrack_full"), _event("conntrack_full"),
         _event("syn_flood", port=8080),
@@ -119,13 +132,27 @@ def test_disk_conntrack_and_syn_flood_events(lone, tmp_path):
     findings = findings_of(reader)
     sda = one(findings, "kernel.io_error", "sda")
     assert sda["severity"] == "critical" and sda["evidence"]["figures"]["count"] == 2
-    assert "2 times, from 2026-12-01 03:00:00 UTC to 2026-12-01 03:05:00 UTC" in sda["title"]
+    assert f"2 times, from {_clock(first)} to {_clock(last)}" in sda["title"]
     assert one(findings, "kernel.io_error", "sdb")["evidence"]["figures"]["count"] == 1
     full = one(findings, "network.conntrack_full")
     assert full["severity"] == "critical" and full["evidence"]["figures"]["count"] == 2
     syn = one(findings, "network.syn_flood", "port 8080")
     assert syn["severity"] == "warning"
     assert one(findings, "kernel.hung_task", "jbd2/sda1-8")["severity"] == "warning"
+
+
+def test_an_event_hours_before_the_collection_is_one_severity_lower(lone, tmp_path):
+    reader = _bundle(lone, tmp_path, [
+        _event("io_error", device="sda", time=_ago(3 * 3600 + 60)),  # history: the disk may be fine now
+        _event("io_error", device="sdb", time=_ago(20 * 60)),  # within the hour: what is wrong now
+        _event("oom_kill", pid=815, process="python3", time=_ago(5 * 3600)),
+    ])
+    findings = findings_of(reader)
+    old = one(findings, "kernel.io_error", "sda")
+    assert old["severity"] == "warning" and "(3 h before this collection)" in old["title"]
+    recent = one(findings, "kernel.io_error", "sdb")
+    assert recent["severity"] == "critical" and "before this collection" not in recent["title"]
+    assert one(findings, "process.oom_killed", "python3")["severity"] == "info"
 
 
 def test_syn_flood_names_the_platform_process_on_the_port(tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
-from collector.analyzers.common import as_dict, dicts, fmt_bytes, load, number, parse_time
+from collector.analyzers.common import as_dict, bundle_started_at, dicts, fmt_bytes, load, number, parse_time
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -41,7 +41,28 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
         if key is not None:
             groups.setdefault(key, []).append(event)
     findings = [_finding(key, events, victims) for key, events in groups.items()]
-    return [f for f in findings if f is not None] + _partial(data)
+    started = bundle_started_at(reader)
+    return [_aged(f, started, thresholds) for f in findings if f is not None] + _partial(data)
+
+
+_ONE_LOWER = {CRITICAL: WARNING, WARNING: INFO, INFO: INFO}
+
+
+def _aged(finding: Finding, started: Optional[float], thresholds: Thresholds) -> Finding:
+    """An event whose last occurrence is long before the collection is history (a monitoring
+    check must not stay red for a day after a kill the host has recovered from): one
+    severity lower, and the title says how long before the collection it was."""
+    last = parse_time(finding.figures.get("last"))
+    if started is None or last is None or started - last <= 60 * thresholds.number("kernel_event_recent_minutes"):
+        return finding
+    finding.severity = _ONE_LOWER[finding.severity]
+    finding.title += f" ({_age(started - last)} before this collection)"
+    return finding
+
+
+def _age(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
 
 
 # -------------------------------------------------------------------------- not checked
