@@ -112,7 +112,7 @@ def test_stop_signals_at_random_moments_leave_nothing(host, tmp_path):
             if kept:  # the signal came after the bundle was linked into place: it is whole
                 assert proc.returncode == -stop and len(kept) == 1 and kept[0].suffix == ".7z", context
                 with open_bundle(kept[0]) as reader:
-                    assert reader.manifest()["collectors"], context
+                    assert reader.manifest["collectors"], context
         assert _leftovers(out, tmp) == [], context
         end = time.monotonic() + 3
         while _alive(_logged_pids(pid_log)) and time.monotonic() < end:
