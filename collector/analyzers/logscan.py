@@ -25,7 +25,8 @@ _WORD_TAIL = re.compile(rb"[A-Z]*")
 _WORD_CHAR = re.compile(rb"[\w.\-]")
 _STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit)\b')
 _STRUCTURED_LITERALS = (b"level", b"lvl", b"severity")
-_BRACKETED = re.compile(rb"\[(error|crit|alert|emerg|fatal)\]")
+_BRACKETED = re.compile(rb"[\[<](error|crit|alert|emerg|fatal|critical)[\]>]")  # nginx [error], ClickHouse <Error>
+_MONGO = re.compile(rb'"s":"([EFW])"')  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}
 _GLOG = re.compile(rb"\n([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
 _GLOG_FIRST = re.compile(rb"([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 _PANIC = re.compile(rb"panic: ")
@@ -124,6 +125,10 @@ def _structured_levels(data: bytes, lowered: bytes) -> Iterator[Tuple[int, bool]
         start = _line_start(data, match.start())
         if match.start() - start <= LEVEL_COLUMN:
             yield start, match.group(1) != b"error"
+    for match in _MONGO.finditer(data):
+        start = _line_start(data, match.start())
+        if match.group(1) != b"W" and match.start() - start <= LEVEL_COLUMN:
+            yield start, match.group(1) == b"F"
     first = _GLOG_FIRST.match(data)
     if first:
         yield 0, first.group(1) == b"F"
@@ -185,7 +190,7 @@ def densest_window(times: List[float], window: float) -> Tuple[int, Optional[flo
 _WARN_LITERALS = (b"WARN",)
 _WARN_WORDS = {b"WARN", b"WARNING"}
 _WARN_STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(warn|warning)\b')
-_WARN_BRACKETED = re.compile(rb"\[(warn|warning)\]")
+_WARN_BRACKETED = re.compile(rb"[\[<](warn|warning)[\]>]")
 _WARN_GLOG = re.compile(rb"(?:^|\n)W(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 
 
@@ -205,6 +210,9 @@ def scan_warnings(data: bytes) -> List[Line]:
     for position in _literal_positions(lowered, _STRUCTURED_LITERALS):
         if _WARN_STRUCTURED.match(lowered, position) and (position == 0 or not _WORD_CHAR.match(lowered, position - 1)):
             starts.add(_line_start(data, position))
+    for match in _MONGO.finditer(data):
+        if match.group(1) == b"W" and match.start() - _line_start(data, match.start()) <= LEVEL_COLUMN:
+            starts.add(_line_start(data, match.start()))
     for match in _WARN_BRACKETED.finditer(lowered):
         start = _line_start(data, match.start())
         if match.start() - start <= LEVEL_COLUMN:
