@@ -272,3 +272,16 @@ def test_a_line_with_its_own_offset_ignores_the_host_zone(tmp_path, offset):
         '"id":22992,"ctx":"conn12","msg":"Error sending response"}']}, MOSCOW)
     expected = {"+0530": "2026-11-29T04:30:00.123000Z", "-0800": "2026-11-29T18:00:00.123000Z"}[offset]
     assert _times(build_timeline(reader)) == [expected]
+
+
+def test_akdiag_report_rebuilds_the_timeline_beside_the_summary(tmp_path):
+    from collector.catalog import load_catalog
+    from collector.rerender import rerender
+
+    make_bundle(tmp_path / "bundle", {"api.log": ["2026-11-29 10:00:00 ERROR [api] boom"]}, MOSCOW)
+    done = rerender(tmp_path / "bundle", tmp_path / "out" / "ticket.summary.html", load_catalog())
+    assert done.timeline_path == tmp_path / "out" / "ticket.timeline.json"
+    timeline = json.loads(done.timeline_path.read_text())
+    assert timeline["first_error"]["time"] == "2026-11-29T07:00:00Z"
+    assert 'id="timeline-chart"' in done.html_path.read_text()
+    assert not (tmp_path / "bundle" / "timeline.json").exists()  # never written into the bundle
