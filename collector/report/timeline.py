@@ -1,7 +1,7 @@
 """The summary's timeline section, from timeline.json (collector/analyzers/timeline.py):
 a chart of errors per minute per process as inline SVG (drawn here as plain shapes, no
 script: it prints as it shows), the first error of the incident marked, and the first
-events of the incident, kernel kills and unit failures standing out.
+distinct events of the incident, kernel kills and unit failures standing out.
 
 Bounded: at most CHART_BARS bars (minutes grouped by BUCKETS when the incident is longer)
 and CHART_SERIES series (the processes with the most errors; the rest as one grey "other"
@@ -11,7 +11,7 @@ errors that come after them.  The section says what it left out."""
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from collector.analyzers.common import as_dict, dicts, number, parse_time
 from collector.live import iso_utc
@@ -59,12 +59,23 @@ def _event(event: dict) -> dict:
 
 
 def _first_events(events: List[dict], first: Optional[dict]) -> dict:
-    """The first events from the incident's start; the kernel and unit errors after them."""
+    """The first distinct events from the incident's start (a message repeated by the same
+    subject is one row, with how many times it came); the kernel and unit errors after them."""
     since = parse_time(first.get("time")) if first else None
     during = [e for e in events if since is None or (parse_time(e.get("time")) or 0) >= since]
-    shown = [_event(e) for e in during[:FIRST_EVENTS]]
-    later = [_event(e) for e in during[FIRST_EVENTS:] if _event(e)["stand_out"]]
-    return {"shown": shown, "later": later[:STAND_OUT_LATER], "more": max(0, len(during) - len(shown)),
+    rows: Dict[tuple, dict] = {}
+    later: List[dict] = []
+    for event in during:
+        key = (event.get("source"), event.get("subject"), event.get("message"))
+        if key in rows:
+            rows[key]["repeats"] += 1
+        elif len(rows) < FIRST_EVENTS:
+            rows[key] = dict(_event(event), repeats=1)
+        elif _event(event)["stand_out"]:
+            later.append(_event(event))
+    shown = list(rows.values())
+    return {"shown": shown, "later": later[:STAND_OUT_LATER],
+            "more": max(0, len(during) - sum(row["repeats"] for row in shown)),
             "later_left_out": max(0, len(later) - STAND_OUT_LATER)}
 
 
