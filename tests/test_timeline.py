@@ -149,12 +149,12 @@ def test_incident_rule_on_its_own():
     from collector.analyzers.timeline import Event
 
     def error(moment: float) -> Event:
-        return Event(moment, "log", "logs/a.log", 1, "error", "a", "x", None)
+        return Event(moment, 2, "logs/a.log", 1, "error", "a", "x", "")
 
     events = [error(0), error(599), error(1199), error(2000), error(2300)]
     assert incident_of(events) == (3, 4, 2)  # 1199 -> 2000 is a gap of 801 s
     assert incident_of([error(0), error(599.9)]) == (0, 1, 2)
-    assert incident_of([Event(5, "log", "f", 1, "warning", "a", "w", None)]) is None
+    assert incident_of([Event(5, 2, "f", 1, "warning", "a", "w", "")]) is None
 
 
 def test_the_bound_keeps_the_incident_start_and_its_newest_events(tmp_path):

@@ -18,7 +18,7 @@ from collector.analyzers.common import bundle_started_at, dicts, load, parse_tim
 from collector.analyzers.findings import CRITICAL, INFO, WARNING, Finding, Thresholds
 from collector.analyzers.logscan import (  # noqa: F401  (classify_line(s), scan_tail: imported from here)
     Line, TailScan, classify_line, classify_lines, densest_window, scan_tail)
-from collector.analyzers.logtime import HostClock, host_clock, line_time
+from collector.analyzers.logtime import HostClock, host_clock
 from collector.bundle import schema
 from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
 from collector.untrusted import read_regular
@@ -81,21 +81,25 @@ def _tail_findings(entry: dict, tail: dict, data: bytes, clock: HostClock,
     findings = _errors(subject, relpath, scan, t)
     findings += _panics(subject, relpath, scan)
     findings += _too_many_files(subject, relpath, scan)
-    findings += _refused_burst(subject, relpath, scan, data, clock, t)
-    return _messages(subject, relpath, scan, data, clock), findings
+    messages, times = _messages(subject, relpath, scan, data, clock)
+    findings += _refused_burst(subject, relpath, scan, times, t)
+    return messages, findings
 
 
-def _messages(subject: str, relpath: str, scan: TailScan, data: bytes, clock: HostClock) -> samemessage.LogMessages:
-    """The failing lines' messages of one log, for the same-message grouping."""
+def _messages(subject: str, relpath: str, scan: TailScan, data: bytes,
+              clock: HostClock) -> Tuple[samemessage.LogMessages, Dict[int, Optional[float]]]:
+    """The failing lines' messages of one log, for the same-message grouping, and each
+    line's UTC time by its number."""
     kinds: Dict[int, Tuple[Line, Set[str]]] = {}
     for kind, lines in (("error", scan.errors + scan.fatal), ("refused", scan.refused)):
         for line in lines:
             kinds.setdefault(line.number, (line, set()))[1].add(kind)
     messages = samemessage.LogMessages(subject, relpath)
+    times = {}
     for number in sorted(kinds):
         line, found = kinds[number]
-        messages.add(line, data, clock, found)
-    return messages
+        times[number] = messages.add(line, data, clock, found)
+    return messages, times
 
 
 def _first_last(lines: List[Line]) -> dict:
@@ -142,15 +146,14 @@ def _too_many_files(subject: str, relpath: str, scan: TailScan) -> List[Finding]
         "(LimitNOFILE) and look for a leak.")]
 
 
-def _refused_burst(subject: str, relpath: str, scan: TailScan, data: bytes, clock: HostClock,
+def _refused_burst(subject: str, relpath: str, scan: TailScan, times_by_line: Dict[int, Optional[float]],
                    t: Thresholds) -> List[Finding]:
     lines = scan.refused
     minimum = t.number("log_connection_refused_burst_lines")
     if len(lines) < minimum:
         return []
     window = t.number("log_connection_refused_burst_seconds")
-    times = [moment for moment in (line_time(data, line.offset, clock)[0] for line in lines)
-             if moment is not None]
+    times = [moment for moment in (times_by_line.get(line.number) for line in lines) if moment is not None]
     if len(times) == len(lines):
         peak, peak_start = densest_window(times, window)
         if peak < minimum:

@@ -25,8 +25,10 @@ _WORD_TAIL = re.compile(rb"[A-Z]*")
 _WORD_CHAR = re.compile(rb"[\w.\-]")
 _STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit)\b')
 _STRUCTURED_LITERALS = (b"level", b"lvl", b"severity")
-_BRACKETED = re.compile(rb"[\[<](error|crit|alert|emerg|fatal|critical)[\]>]")  # nginx [error], ClickHouse <Error>
-_MONGO = re.compile(rb'"s":"([EFW])"')  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}
+# nginx's [error] and ClickHouse's <Error>: two expressions, each starting from a literal
+_BRACKETED = (re.compile(rb"\[(error|crit|alert|emerg|fatal|critical)\]"),
+              re.compile(rb"<(error|crit|alert|emerg|fatal|critical)>"))
+_MONGO = b'"s":"'  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}: E, F (W: a warning)
 _GLOG = re.compile(rb"\n([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
 _GLOG_FIRST = re.compile(rb"([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 _PANIC = re.compile(rb"panic: ")
@@ -121,19 +123,28 @@ def _structured_levels(data: bytes, lowered: bytes) -> Iterator[Tuple[int, bool]
             if match and (position == 0 or not _WORD_CHAR.match(lowered, position - 1)):
                 yield _line_start(data, position), match.group(1) not in (b"error", b"err")
             position = lowered.find(literal, position + len(literal))
-    for match in _BRACKETED.finditer(lowered):
+    for match in (m for pattern in _BRACKETED for m in pattern.finditer(lowered)):
         start = _line_start(data, match.start())
         if match.start() - start <= LEVEL_COLUMN:
             yield start, match.group(1) != b"error"
-    for match in _MONGO.finditer(data):
-        start = _line_start(data, match.start())
-        if match.group(1) != b"W" and match.start() - start <= LEVEL_COLUMN:
-            yield start, match.group(1) == b"F"
+    for position, level in _mongo_levels(data):
+        if level != b"W":
+            yield _line_start(data, position), level == b"F"
     first = _GLOG_FIRST.match(data)
     if first:
         yield 0, first.group(1) == b"F"
     for match in _GLOG.finditer(data):
         yield match.start() + 1, match.group(1) == b"F"
+
+
+def _mongo_levels(data: bytes) -> Iterator[Tuple[int, bytes]]:
+    """(position, severity letter) of MongoDB's "s" field near the start of its line."""
+    position = data.find(_MONGO)
+    while position >= 0:
+        level = data[position + len(_MONGO):position + len(_MONGO) + 2]
+        if len(level) == 2 and level[1:] == b'"' and position - _line_start(data, position) <= LEVEL_COLUMN:
+            yield position, level[:1]
+        position = data.find(_MONGO, position + len(_MONGO))
 
 
 def _starts(pattern: Pattern, data: bytes) -> List[int]:
@@ -190,12 +201,17 @@ def densest_window(times: List[float], window: float) -> Tuple[int, Optional[flo
 _WARN_LITERALS = (b"WARN",)
 _WARN_WORDS = {b"WARN", b"WARNING"}
 _WARN_STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(warn|warning)\b')
-_WARN_BRACKETED = re.compile(rb"[\[<](warn|warning)[\]>]")
+_WARN_BRACKETED = (re.compile(rb"\[(warn|warning)\]"), re.compile(rb"<(warn|warning)>"))
 _WARN_GLOG = re.compile(rb"(?:^|\n)W(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 
 
 def scan_warnings(data: bytes) -> List[Line]:
     """The lines whose level is a warning (the same column rule as the error levels)."""
+    return _at(data, warning_starts(data))
+
+
+def warning_starts(data: bytes) -> List[int]:
+    """Where each warning line starts, in order."""
     lowered = data.lower()
     starts = set()
     for literal in _WARN_LITERALS:
@@ -210,15 +226,13 @@ def scan_warnings(data: bytes) -> List[Line]:
     for position in _literal_positions(lowered, _STRUCTURED_LITERALS):
         if _WARN_STRUCTURED.match(lowered, position) and (position == 0 or not _WORD_CHAR.match(lowered, position - 1)):
             starts.add(_line_start(data, position))
-    for match in _MONGO.finditer(data):
-        if match.group(1) == b"W" and match.start() - _line_start(data, match.start()) <= LEVEL_COLUMN:
-            starts.add(_line_start(data, match.start()))
-    for match in _WARN_BRACKETED.finditer(lowered):
+    starts.update(_line_start(data, position) for position, level in _mongo_levels(data) if level == b"W")
+    for match in (m for pattern in _WARN_BRACKETED for m in pattern.finditer(lowered)):
         start = _line_start(data, match.start())
         if match.start() - start <= LEVEL_COLUMN:
             starts.add(start)
     starts.update(_line_start(data, match.end()) for match in _WARN_GLOG.finditer(data))
-    return _at(data, sorted(starts))
+    return sorted(starts)
 
 
 def _literal_positions(text: bytes, literals: Tuple[bytes, ...]) -> Iterator[int]:

@@ -15,9 +15,9 @@ and glog/klog's `E1129 10:00:00.123456` / `E20261129 10:00:00.123456` (Kvrocks).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from collector.analyzers.common import as_dict, bundle_started_at, load, number
 from collector.bundle import schema
@@ -57,6 +57,7 @@ class HostClock:
     zone: Optional[tzinfo]  # the named zone's rules, where this machine knows them
     year: int  # for stamps without a year (glog): the collection's
     collected_at: Optional[float]
+    _minutes: Dict[bytes, Optional[float]] = field(default_factory=dict, repr=False)  # stamp's minute -> UTC
 
     @property
     def known(self) -> bool:
@@ -105,17 +106,35 @@ def _moment(clock: HostClock, fields: Tuple[int, ...], fraction: float, zone: Op
     return aware.timestamp() + fraction
 
 
+MINUTES_CACHED = 100_000
+
+
+def _minute_start(clock: HostClock, key: bytes, fields: tuple, zone: Optional[bytes]) -> Optional[float]:
+    """The UTC time of a stamp's minute, cached by its bytes (a tail's lines share few
+    minutes, and a zone's offset changes on whole minutes only)."""
+    moment = clock._minutes.get(key, -1.0)
+    if moment != -1.0:
+        return moment
+    if len(clock._minutes) >= MINUTES_CACHED:
+        clock._minutes.clear()
+    moment = _moment(clock, tuple(int(g) for g in fields), 0.0, zone.decode() if zone else None)
+    clock._minutes[key] = moment
+    return moment
+
+
 def line_time(data: bytes, start: int, clock: HostClock) -> Tuple[Optional[float], int]:
     """(UTC time of the line starting at `start`, where its stamp ends) or (None, start)."""
-    window = data[start:start + STAMP_COLUMN]
-    cut = window.find(b"\n")
-    if cut >= 0:
-        window = window[:cut]
-    match = _STAMP.search(window)
+    end = data.find(b"\n", start, start + STAMP_COLUMN)
+    end = end if end >= 0 else min(len(data), start + STAMP_COLUMN)
+    match = _STAMP.search(data, start, end)
     if match:
-        fields = tuple(int(g) for g in match.groups()[:6])
-        zone = match.group(8).decode() if match.group(8) else None
-        return _moment(clock, fields, _fraction(match.group(7)), zone), start + match.end()
+        zone = match.group(8)
+        base = _minute_start(clock, data[match.start(1):match.end(5)] + (zone or b""),
+                             match.group(1, 2, 3, 4, 5), zone)
+        if base is None or int(match.group(6)) > 60:
+            return None, start
+        return base + int(match.group(6)) + _fraction(match.group(7)), match.end()
+    window = data[start:end]
     match = _GLOG.match(window)
     if match:
         year = int(match.group(1)) if match.group(1) else clock.year

@@ -25,9 +25,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from collector.analyzers import logs
 from collector.analyzers.common import dicts, load, parse_time
-from collector.analyzers.logscan import scan_tail, scan_warnings
-from collector.analyzers.logtime import HostClock, host_clock
-from collector.analyzers.samemessage import line_message
+from collector.analyzers.logscan import scan_tail, warning_starts
+from collector.analyzers.logtime import HostClock, host_clock, line_time
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
@@ -45,21 +44,25 @@ UNIT_SEVERITY = {"failed": ERROR, "killed": ERROR, "restarting": WARNING, "stopp
 
 
 class Event(NamedTuple):
+    """One event; the fields in sorting order, so that plain tuple comparison sorts them."""
     time: float
-    source: str
+    rank: int  # SOURCES.index(source)
     file: str
-    line: Optional[int]
+    line: int  # 0: not a line of a file
     severity: str
     subject: str
-    message: str
-    kind: Optional[str]  # the kernel's or the unit's event kind; None for a log line
+    message: str  # a log line's is read from the tail only for the events kept (materialized)
+    kind: str  # the kernel's or the unit's event kind; "" for a log line
+    start: int = 0  # a log line's offset in its tail, and where its time stamp ends
+    stamp_end: int = 0
 
-    def key(self) -> tuple:
-        return (self.time, SOURCES.index(self.source), self.file, self.line or 0, self.message)
+    @property
+    def source(self) -> str:
+        return SOURCES[self.rank]
 
     def as_dict(self) -> dict:
         record = {"time": iso_precise(self.time), "source": self.source, "subject": self.subject,
-                  "severity": self.severity, "message": self.message, "file": self.file, "line": self.line}
+                  "severity": self.severity, "message": self.message, "file": self.file, "line": self.line or None}
         if self.kind:
             record["kind"] = self.kind
         return record
@@ -83,25 +86,54 @@ def process_of_log(path: str) -> str:
     return name[:-4] if name.endswith(".log") and len(name) > 4 else name
 
 
+def _line_severities(data: bytes) -> Dict[int, str]:
+    """{line start: severity} of the lines worth an event: errors (error and fatal levels,
+    panics, "too many open files") and warnings (the warning level, "connection refused")."""
+    scan = scan_tail(data)
+    severities = dict.fromkeys(warning_starts(data), WARNING)
+    severities.update((line.offset, WARNING) for line in scan.refused)
+    severities.update((line.offset, ERROR) for line in scan.errors + scan.fatal + scan.panic_lines + scan.too_many_files)
+    return severities
+
+
 def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int]) -> List[Event]:
+    """The error and warning lines of every tail, without their messages (see materialized)."""
     events: List[Event] = []
+    rank = SOURCES.index("log")
     for entry, tail in logs.tail_entries(reader):
         data = logs.read_tail(reader, tail)
         if data is None:
             continue
         relpath, subject = str(tail.get("bundle_path")), process_of_log(logs.subject_of(entry, tail))
-        scan = scan_tail(data)
-        severities = {line.number: (line, WARNING) for line in scan_warnings(data) + scan.refused}
-        severities.update((line.number, (line, ERROR)) for line in
-                          scan.errors + scan.fatal + scan.panic_lines + scan.too_many_files)
-        for number in sorted(severities):
-            line, severity = severities[number]
-            moment, text = line_message(line, data, clock)
+        severities = _line_severities(data)
+        number, position = 1, 0
+        for start in sorted(severities):
+            number += data.count(b"\n", position, start)
+            position = start
+            moment, stamp_end = line_time(data, start, clock)
             if moment is None:
                 untimed[relpath] = untimed.get(relpath, 0) + 1
-                continue
-            events.append(Event(moment, "log", relpath, number, severity, subject, _one_line(text), None))
+            else:
+                events.append(Event(moment, rank, relpath, number, severities[start], subject, "", "", start, stamp_end))
     return events
+
+
+def materialized(reader: BundleReader, events: List[Event]) -> List[Event]:
+    """The events with their log lines' messages, read from the tails once more (only the
+    events kept are, so the timeline never holds every tail in memory)."""
+    by_file: Dict[str, List[int]] = {}
+    for index, event in enumerate(events):
+        if event.source == "log":
+            by_file.setdefault(event.file, []).append(index)
+    result = list(events)
+    for relpath, indexes in by_file.items():
+        data = logs.read_tail(reader, {"bundle_path": relpath}) or b""
+        for index in indexes:
+            event = events[index]
+            end = data.find(b"\n", event.stamp_end)
+            raw = data[event.stamp_end:end if end >= 0 else len(data)][:MESSAGE_LIMIT * 4]
+            result[index] = event._replace(message=_one_line(raw.decode("utf-8", "replace")))
+    return result
 
 
 def kernel_events(reader: BundleReader, problems: List[str]) -> List[Event]:
@@ -116,8 +148,8 @@ def kernel_events(reader: BundleReader, problems: List[str]) -> List[Event]:
             problems.append(f"{schema.KERNEL}: an event without a readable time ({kind or 'no kind'})")
             continue
         subject = event.get("process") or event.get("device") or "kernel"
-        events.append(Event(moment, "kernel", file, None, KERNEL_SEVERITY.get(kind, WARNING), _one_line(subject),
-                            _one_line(event.get("message") or kind), kind or None))
+        events.append(Event(moment, SOURCES.index("kernel"), file, 0, KERNEL_SEVERITY.get(kind, WARNING),
+                            _one_line(subject), _one_line(event.get("message") or kind), kind))
     return events
 
 
@@ -133,7 +165,7 @@ def unit_events(reader: BundleReader, problems: List[str]) -> List[Event]:
         if moment is None:
             problems.append(f"{schema.SERVICES}: a {kind} event without a readable time")
             continue
-        events.append(Event(moment, "unit", schema.SERVICES, None, UNIT_SEVERITY[kind],
+        events.append(Event(moment, SOURCES.index("unit"), schema.SERVICES, 0, UNIT_SEVERITY[kind],
                             _one_line(event.get("unit") or "?"), _one_line(event.get("message") or kind), kind))
     return events
 
@@ -163,7 +195,7 @@ def bounded(events: List[Event], start: int, limit: int = MAX_EVENTS) -> List[Ev
 def _counts(events: List[Event]) -> Dict[str, Dict[str, int]]:
     counts: Dict[str, Dict[str, int]] = {source: {ERROR: 0, WARNING: 0} for source in SOURCES}
     for event in events:
-        counts[event.source][event.severity] += 1
+        counts[SOURCES[event.rank]][event.severity] += 1
     return counts
 
 
@@ -202,13 +234,14 @@ def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS) -> dict:
     problems: List[str] = []
     untimed: Dict[str, int] = {}
     events = log_events(reader, clock, untimed) + kernel_events(reader, problems) + unit_events(reader, problems)
-    events.sort(key=Event.key)
+    events.sort()
     incident = incident_of(events)
     kept = bounded(events, incident[0] if incident else len(events), limit)
+    shown = materialized(reader, kept + ([events[incident[0]]] if incident else []))
     return {
         "clock": clock.describe(),
-        "events": [event.as_dict() for event in kept],
-        "first_error": events[incident[0]].as_dict() if incident else None,
+        "events": [event.as_dict() for event in shown[:len(kept)]],
+        "first_error": shown[-1].as_dict() if incident else None,
         "incident": {"started_at": iso_precise(events[incident[0]].time),
                      "last_error_at": iso_precise(events[incident[1]].time), "errors": incident[2],
                      "quiet_gap_seconds": QUIET_GAP_SECONDS} if incident else None,
