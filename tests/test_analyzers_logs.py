@@ -175,7 +175,7 @@ def test_thirty_one_logs_with_the_same_refusal_are_one_finding(tmp_path):
     findings = _bundle_findings(tmp_path, _refusing_logs(31))
     same = one(findings, "log.same_error")
     assert same["title"].startswith("31 logs report 'dial tcp 127.0.0.1:27017: connect: connection refused "
-                                    "(attempt <n>)' from 07:15:10 UTC")
+                                    "(attempt {n})' from 07:15:10 UTC")
     figures = same["evidence"]["figures"]
     assert figures["logs"] == 31 and figures["lines"] == 31 * 25 and figures["since"] == "2026-11-29T07:15:10Z"
     assert [e["log"] for e in figures["evidence_logs"]] == [f"proc{n:02d}.log" for n in range(31)]
@@ -215,14 +215,14 @@ def test_error_lines_of_one_message_fold_the_per_log_error_findings(tmp_path):
     logs["proc3.log"].append("2026-11-29 10:17:00 ERROR [proc3] cannot render template 12")
     findings = _bundle_findings(tmp_path, logs)
     same = one(findings, "log.same_error")
-    assert same["evidence"]["figures"]["message"] == "mongo: no reachable servers (id <id>)"
+    assert same["evidence"]["figures"]["message"] == "mongo: no reachable servers (id {id})"
     assert [f["subject"] for f in matching(findings, "log.errors")] == ["proc3.log"]  # its other error stays
 
 
 def test_messages_are_normalized_but_addresses_kept():
     from collector.analyzers.samemessage import normalize
 
-    assert normalize("dial tcp 127.0.0.1:27017: i/o timeout after 30.5 s") == "dial tcp 127.0.0.1:27017: i/o timeout after <n> s"
+    assert normalize("dial tcp 127.0.0.1:27017: i/o timeout after 30.5 s") == "dial tcp 127.0.0.1:27017: i/o timeout after {n} s"
     assert normalize("connect [::1]:6666 and mongo2.local:27018 failed 3 times") == \
-        "connect [::1]:6666 and mongo2.local:27018 failed <n> times"
-    assert normalize("task 5f2b8c1e-1a2b-4c3d-8e9f-0123456789ab / deadbeef12 failed") == "task <id> / <id> failed"
+        "connect [::1]:6666 and mongo2.local:27018 failed {n} times"
+    assert normalize("task 5f2b8c1e-1a2b-4c3d-8e9f-0123456789ab / deadbeef12 failed") == "task {id} / {id} failed"

@@ -1,9 +1,10 @@
 """Many logs failing on the same message in the same minute: one finding, not one per log.
 
 A message is a failing line's text without its time stamp, level word and bracketed
-tags (`[api]`, `<0.12.0>`), with numbers and ids replaced (`<n>`, `<id>`) but network
-addresses kept (`127.0.0.1:27017`, `[::1]:6666`, `mongo1:27017`): "dial tcp
-127.0.0.1:27017: connect: connection refused (attempt 3)" from 31 logs is one message.
+tags (`[api]`, `<0.12.0>`), with numbers and ids replaced (`{n}`, `{id}`: no angle
+brackets, which a page escapes) but network addresses kept (`127.0.0.1:27017`,
+`[::1]:6666`, `mongo1:27017`): "dial tcp 127.0.0.1:27017: connect: connection refused
+(attempt 3)" from 31 logs is one message.
 When FOLD_AT or more logs write it in one UTC minute, `log.same_error` names it once with
 the logs as evidence, and replaces those logs' own findings of that message."""
 
@@ -33,7 +34,7 @@ _TOKEN = re.compile(r"(?P<a>\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|\b\d{1,3}(?:\.\d{1,3
                     r"|(?P<i>\b[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\b"
                     r"|\b(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{8,}\b)"
                     r"|(?P<n>\d+(?:\.\d+)?)")
-_REPLACEMENT = {"i": "<id>", "n": "<n>"}
+_REPLACEMENT = {"i": "{id}", "n": "{n}"}
 _DIGITS = frozenset("0123456789")
 
 
