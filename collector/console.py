@@ -99,6 +99,8 @@ def print_report(done) -> None:
     click.echo(f"Bundle schema version {version} (this akdiag reads up to {schema.SCHEMA_VERSION})")
     click.echo(f"Summary:   {done.html_path.resolve()}")
     click.echo(f"Findings:  {done.findings_path.resolve()}")
+    if getattr(done, "timeline_path", None) is not None:
+        click.echo(f"Timeline:  {done.timeline_path.resolve()}")
     findings = done.analysis.findings
     click.echo(f"Verdict:   {counts_text(findings)}")
     for line in top_findings_lines(findings):

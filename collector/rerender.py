@@ -10,6 +10,7 @@ from typing import Callable, Optional
 
 from collector import __version__
 from collector.analyzers import Analysis, analyze
+from collector.analyzers.timeline import build_timeline
 from collector.bundle import schema
 from collector.bundle.reader import BundleError, open_bundle
 from collector.bundle.writer import BundleWriter, json_bytes
@@ -29,6 +30,7 @@ class Rerendered:
     html_path: Path
     findings_path: Path
     analysis: Analysis
+    timeline_path: Optional[Path] = None
 
 
 def default_output(bundle: Path, folder: Optional[Path] = None) -> Path:
@@ -42,6 +44,11 @@ def findings_path_for(html: Path) -> Path:
     return html.with_name(f"{name}.findings.json")
 
 
+def timeline_path_for(html: Path) -> Path:
+    findings = findings_path_for(html)
+    return findings.with_name(findings.name[:-len(".findings.json")] + ".timeline.json")
+
+
 def check_schema(version: object) -> None:
     if isinstance(version, int) and not isinstance(version, bool) and version > schema.SCHEMA_VERSION:
         raise NewerSchemaError(
@@ -51,7 +58,8 @@ def check_schema(version: object) -> None:
 
 def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[str] = None,
              render_cluster: Optional[Callable[[Path, Path, Catalog], Rerendered]] = None) -> Rerendered:
-    """Analyze the bundle and render its summary; write both to `output` and beside it.
+    """Analyze the bundle, build its timeline and render its summary; write the summary
+    to `output`, the findings and the timeline beside it.
     A cluster archive goes to `render_cluster(root, output, catalog)`, which the command
     line passes in (collector.cluster.report.rerender_cluster): this host-level module
     never imports the cluster package.
@@ -66,7 +74,8 @@ def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[st
         version = reader.schema_version
         check_schema(version)
         analysis = analyze(reader, catalog.thresholds)
-        html = report.render_bundle(reader, analysis.as_dict())
+        timeline = build_timeline(reader)
+        html = report.render_bundle(reader, analysis.as_dict(), timeline)
     output = Path(output)
     findings = findings_path_for(output)
     # Both are made of the bundle's own files, scrubbed when it was collected, and of
@@ -74,4 +83,6 @@ def rerender(bundle: Path, output: Path, catalog: Catalog, password: Optional[st
     writer = BundleWriter(output.parent, Scrubber(()))
     writer.write_unscrubbed_bytes(output.name, html.encode("utf-8", "surrogateescape"), "report")
     writer.write_unscrubbed_bytes(findings.name, json_bytes(analysis.as_dict()), "report")
-    return Rerendered(version if isinstance(version, int) else None, output, findings, analysis)
+    timeline_file = timeline_path_for(output)
+    writer.write_unscrubbed_bytes(timeline_file.name, json_bytes(timeline), "report")
+    return Rerendered(version if isinstance(version, int) else None, output, findings, analysis, timeline_file)

@@ -253,7 +253,8 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
 
 def _analyze_into(staging: Path, writer: BundleWriter, request: CollectRequest, deadline: Deadline,
                   log: ToolLog) -> Optional[str]:
-    """findings.json, unless the analysis does not end by its deadline (the reason then)."""
+    """findings.json and timeline.json, unless the analysis does not end by its deadline
+    (the reason then)."""
     from collector import analyzers
 
     log("analyzing the bundle")
@@ -262,13 +263,28 @@ def _analyze_into(staging: Path, writer: BundleWriter, request: CollectRequest, 
             "analysis", lambda: analyzers.analyze(BundleReader(staging), request.catalog.thresholds), deadline)
         if analysis is not None:
             analyzers.write_findings(analysis, writer)
-        return cut
+        return cut or _timeline_into(staging, writer, deadline, log)
     except BundleWriteError:
         raise
     except Exception as exc:  # the analyzers catch their own crashes; this is the last resort
         log(f"findings.json could not be written: {type(exc).__name__}: {exc}")
         log(traceback.format_exc(), show=False)
         return None
+
+
+def _timeline_into(staging: Path, writer: BundleWriter, deadline: Deadline, log: ToolLog) -> Optional[str]:
+    """timeline.json (collector/analyzers/timeline.py), within the analysis's deadline."""
+    from collector.analyzers.timeline import build_timeline
+
+    try:
+        timeline, cut = run_bounded("the timeline", lambda: build_timeline(BundleReader(staging)), deadline)
+    except Exception as exc:  # recorded; the summary says the timeline is missing
+        log(f"{schema.TIMELINE} could not be built: {type(exc).__name__}: {exc}")
+        log(traceback.format_exc(), show=False)
+        return None
+    if timeline is not None:
+        writer.write_json(schema.TIMELINE, timeline, "analyzers")
+    return cut
 
 
 def _render_into(staging: Path, writer: BundleWriter, deadline: Deadline, log: ToolLog) -> Optional[str]:

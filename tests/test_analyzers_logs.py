@@ -152,3 +152,77 @@ def test_classify_line_and_densest_window():
     assert classify_line("all good") is None
     assert densest_window([0, 1, 2, 100, 101], 10) == (3, 0)
     assert densest_window([], 10) == (0, None)
+
+
+# --------------------------------------------------------------------------- the same message in many logs
+
+def _refusing_logs(count: int, seconds: int = 25) -> dict:
+    """`count` logs refusing 127.0.0.1:27017 from 10:15:10 local time, one line a second,
+    each with its own process tag and attempt number."""
+    return {f"proc{n:02d}.log": [f"2026-11-29 10:15:{10 + s:02d}.{n:03d} WARN [proc{n:02d}] dial tcp 127.0.0.1:27017: "
+                                 f"connect: connection refused (attempt {s + n})" for s in range(seconds)]
+            for n in range(count)}
+
+
+def _bundle_findings(tmp_path, logs: dict, zone=None) -> list:
+    from test_timeline import make_bundle
+
+    reader = make_bundle(tmp_path / "b", logs, zone or {"name": "Europe/Moscow", "utc_offset": "+0300"})
+    return [f for f in findings_of(reader) if f["area"] == "logs"]
+
+
+def test_thirty_one_logs_with_the_same_refusal_are_one_finding(tmp_path):
+    findings = _bundle_findings(tmp_path, _refusing_logs(31))
+    same = one(findings, "log.same_error")
+    assert same["title"].startswith("31 logs report 'dial tcp 127.0.0.1:27017: connect: connection refused "
+                                    "(attempt {n})' from 07:15:10 UTC")
+    figures = same["evidence"]["figures"]
+    assert figures["logs"] == 31 and figures["lines"] == 31 * 25 and figures["since"] == "2026-11-29T07:15:10Z"
+    assert [e["log"] for e in figures["evidence_logs"]] == [f"proc{n:02d}.log" for n in range(31)]
+    assert figures["evidence_logs"][0] == {"log": "proc00.log", "file": "logs/proc00.log", "lines": 25, "first_line": 1}
+    assert same["severity"] == "warning"
+    assert matching(findings, "log.connection_refused") == []  # folded into the one finding
+
+
+def test_one_log_refusing_keeps_its_own_finding(tmp_path):
+    findings = _bundle_findings(tmp_path, _refusing_logs(1))
+    assert matching(findings, "log.same_error") == []
+    assert one(findings, "log.connection_refused", "proc00.log")["evidence"]["figures"]["count"] == 25
+
+
+def test_two_logs_are_not_folded_and_other_messages_stay(tmp_path):
+    logs = _refusing_logs(2)
+    assert matching(_bundle_findings(tmp_path / "two", logs), "log.same_error") == []
+    logs = _refusing_logs(3)  # three share it; one of them also fails on its own message
+    logs["proc00.log"] += [f"2026-11-29 10:16:{s:02d} WARN [proc00] dial tcp 10.0.0.5:5672: connect: connection refused"
+                           for s in range(25)]
+    findings = _bundle_findings(tmp_path / "three", logs)
+    assert one(findings, "log.same_error")["evidence"]["figures"]["logs"] == 3
+    assert [f["subject"] for f in matching(findings, "log.connection_refused")] == ["proc00.log"]
+
+
+def test_same_message_in_different_minutes_is_not_folded(tmp_path):
+    logs = {f"proc{n}.log": [f"2026-11-29 1{n}:00:{s:02d} ERROR [proc{n}] connection refused 127.0.0.1:27017"
+                             for s in range(3)] for n in range(4)}  # one log per hour
+    findings = _bundle_findings(tmp_path, logs)
+    assert matching(findings, "log.same_error") == []
+    assert len(matching(findings, "log.errors")) == 4
+
+
+def test_error_lines_of_one_message_fold_the_per_log_error_findings(tmp_path):
+    logs = {f"proc{n}.log": [f"2026-11-29 10:15:{s:02d} ERROR [proc{n}] mongo: no reachable servers (id {n}{s}abcdef12)"
+                             for s in range(5)] for n in range(4)}
+    logs["proc3.log"].append("2026-11-29 10:17:00 ERROR [proc3] cannot render template 12")
+    findings = _bundle_findings(tmp_path, logs)
+    same = one(findings, "log.same_error")
+    assert same["evidence"]["figures"]["message"] == "mongo: no reachable servers (id {id})"
+    assert [f["subject"] for f in matching(findings, "log.errors")] == ["proc3.log"]  # its other error stays
+
+
+def test_messages_are_normalized_but_addresses_kept():
+    from collector.analyzers.samemessage import normalize
+
+    assert normalize("dial tcp 127.0.0.1:27017: i/o timeout after 30.5 s") == "dial tcp 127.0.0.1:27017: i/o timeout after {n} s"
+    assert normalize("connect [::1]:6666 and mongo2.local:27018 failed 3 times") == \
+        "connect [::1]:6666 and mongo2.local:27018 failed {n} times"
+    assert normalize("task 5f2b8c1e-1a2b-4c3d-8e9f-0123456789ab / deadbeef12 failed") == "task {id} / {id} failed"

@@ -31,6 +31,8 @@ class Anchors:
         if fid.startswith(("datastore.", "mongodb.", "rabbitmq.")):
             name = str(figures.get("endpoint") or subject.split("/", 1)[0])
             return self.datastores.get(name, "datastores")
+        if fid == "log.same_error":  # many logs: the timeline shows them together
+            return "timeline"
         if fid.startswith("log."):
             return self._log_anchor(subject, figures)
         return self._section_of(fid)

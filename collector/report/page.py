@@ -27,6 +27,7 @@ from collector.report.limits import PageThresholds
 from collector.report.logs import TAIL_BYTES, TAIL_LINES, logs_view
 from collector.report.processes import pidfiles_view, ports_view, processes_problem, processes_view
 from collector.report.sources import Sources
+from collector.report.timeline import timeline_view
 from collector.report.verdict import findings_verdict, processes_verdict
 
 TEMPLATE = "summary.html.j2"
@@ -96,10 +97,10 @@ def _findings_note(view: dict) -> Optional[str]:
             "run `akdiag report` on the bundle to analyze it with this akdiag.")
 
 
-def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict:
+def build_context(reader: BundleReader, findings: Optional[dict] = None, timeline: Optional[dict] = None) -> dict:
     """Everything the summary template shows, normalized from the bundle.  `findings`:
     a findings.json-shaped dict to show instead of the bundle's own findings.json; the
-    thresholds it records colour the tables."""
+    thresholds it records colour the tables.  `timeline`: likewise for timeline.json."""
     manifest = as_dict(reader.manifest)
     sources = Sources(reader, manifest)
     findings = _own_findings(reader, findings)
@@ -132,6 +133,7 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None) -> dict
         "manifest_note": manifest_note(manifest),
         "verdict": verdict,
         "findings": found, "findings_note": _findings_note(found),
+        "timeline": timeline_view(timeline if timeline is not None else reader.json(schema.TIMELINE)),
         "datastores": datastores, "datastores_note": datastores_note,
         "missing_files": sources.missing,
         "processes": processes, "processes_note": processes_note,
@@ -160,8 +162,8 @@ def render_page(template_name: str, context: dict) -> str:
     return _clean_output(template.render(script=script, script_hash=script_hash, **context))
 
 
-def render_bundle(reader: BundleReader, findings: Optional[dict] = None) -> str:
+def render_bundle(reader: BundleReader, findings: Optional[dict] = None, timeline: Optional[dict] = None) -> str:
     """The summary.html of a bundle, as text.  `findings` (findings.json's shape) replaces
     the bundle's own findings.json, e.g. today's analysis of an old bundle; the
     thresholds it records are the colour limits of the tables."""
-    return render_page(TEMPLATE, build_context(reader, findings))
+    return render_page(TEMPLATE, build_context(reader, findings, timeline))

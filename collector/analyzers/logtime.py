@@ -1,0 +1,146 @@
+"""When a log line was written, in UTC.
+
+Platform and datastore logs mostly stamp local time without a zone; the host's zone is
+in the bundle (system.json `time.timezone`: its name and its UTC offset when collected).
+A stamp that carries its own zone (`Z`, `+03:00`, `-0500`) is read with it; one that does
+not is read in the host's zone: by the zone's rules where the analyzing machine knows the
+zone's name (daylight saving time changes included), else with the recorded offset.
+
+Stamps understood at the start of a line (within its first STAMP_COLUMN bytes):
+ISO 8601 with `T` or a space (`2026-11-29T10:00:00.123Z`, `2026-11-29 10:00:00,123`),
+Go's and nginx's `2026/11/29 10:00:00`, ClickHouse's `2026.11.29 10:00:00.123456`,
+RabbitMQ's `2026-11-29 10:00:00.123456+03:00`, MongoDB's JSON `{"t":{"$date":"..."}`,
+and glog/klog's `E1129 10:00:00.123456` / `E20261129 10:00:00.123456` (Kvrocks)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Dict, Optional, Tuple
+
+from collector.analyzers.common import as_dict, bundle_started_at, load, number
+from collector.bundle import schema
+from collector.bundle.reader import BundleReader
+
+STAMP_COLUMN = 64
+_STAMP = re.compile(
+    rb"(\d{4})[-/.](\d\d)[-/.](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
+    rb"(?: ?(Z|[+-]\d\d:?\d\d)(?![\d:]))?")
+_GLOG = re.compile(rb"[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
+_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
+
+
+def _offset_seconds(text: str) -> Optional[int]:
+    match = _OFFSET.match(text)
+    if not match:
+        return None
+    seconds = int(match.group(2)) * 3600 + int(match.group(3)) * 60
+    return -seconds if match.group(1) == "-" else seconds
+
+
+def _named_zone(name: Optional[str]) -> Optional[tzinfo]:
+    if not name or "/" not in name:  # "UTC", "MSK": abbreviations are not zone names
+        return None
+    try:
+        from zoneinfo import ZoneInfo  # Python 3.9+
+        return ZoneInfo(name)
+    except (ImportError, ValueError, OSError, KeyError):  # unknown here, or not a zone name
+        return None
+
+
+@dataclass
+class HostClock:
+    """The host's zone as the bundle records it."""
+    name: Optional[str]
+    utc_offset_seconds: Optional[int]  # when collected
+    zone: Optional[tzinfo]  # the named zone's rules, where this machine knows them
+    year: int  # for stamps without a year (glog): the collection's
+    collected_at: Optional[float]
+    _minutes: Dict[bytes, Optional[float]] = field(default_factory=dict, repr=False)  # stamp's minute -> UTC
+
+    @property
+    def known(self) -> bool:
+        return self.zone is not None or self.utc_offset_seconds is not None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "utc_offset_seconds": self.utc_offset_seconds,
+                "rules": "zone database" if self.zone is not None else
+                ("fixed offset" if self.utc_offset_seconds is not None else "unknown: read as UTC")}
+
+    def local_zone(self) -> tzinfo:
+        if self.zone is not None:
+            return self.zone
+        return timezone(timedelta(seconds=self.utc_offset_seconds or 0))
+
+
+def host_clock(reader: BundleReader) -> HostClock:
+    """From system.json's time.timezone: {name, utc_offset ("+0300")} as the system
+    collector writes it, or {name, utc_offset_seconds}."""
+    system = load(reader, schema.SYSTEM) or {}
+    zone = as_dict(as_dict(system.get("time")).get("timezone"))
+    name = zone.get("name") if isinstance(zone.get("name"), str) else None
+    offset = number(zone.get("utc_offset_seconds"))
+    if offset is None and isinstance(zone.get("utc_offset"), str):
+        offset = _offset_seconds(zone["utc_offset"].strip())
+    started = bundle_started_at(reader)
+    year = datetime.fromtimestamp(started, timezone.utc).year if started else datetime.now(timezone.utc).year
+    return HostClock(name, int(offset) if offset is not None else None, _named_zone(name), year, started)
+
+
+def _fraction(raw: Optional[bytes]) -> float:
+    return float(b"0." + raw) if raw else 0.0
+
+
+def _moment(clock: HostClock, fields: Tuple[int, ...], fraction: float, zone: Optional[str]) -> Optional[float]:
+    try:
+        naive = datetime(*fields)
+    except ValueError:
+        return None
+    if zone == "Z":
+        aware = naive.replace(tzinfo=timezone.utc)
+    elif zone:
+        aware = naive.replace(tzinfo=timezone(timedelta(seconds=_offset_seconds(zone) or 0)))
+    else:
+        aware = naive.replace(tzinfo=clock.local_zone())
+    return aware.timestamp() + fraction
+
+
+MINUTES_CACHED = 100_000
+
+
+def _minute_start(clock: HostClock, key: bytes, fields: tuple, zone: Optional[bytes]) -> Optional[float]:
+    """The UTC time of a stamp's minute, cached by its bytes (a tail's lines share few
+    minutes, and a zone's offset changes on whole minutes only)."""
+    moment = clock._minutes.get(key, -1.0)
+    if moment != -1.0:
+        return moment
+    if len(clock._minutes) >= MINUTES_CACHED:
+        clock._minutes.clear()
+    moment = _moment(clock, tuple(int(g) for g in fields), 0.0, zone.decode() if zone else None)
+    clock._minutes[key] = moment
+    return moment
+
+
+def line_time(data: bytes, start: int, clock: HostClock) -> Tuple[Optional[float], int]:
+    """(UTC time of the line starting at `start`, where its stamp ends) or (None, start)."""
+    end = data.find(b"\n", start, start + STAMP_COLUMN)
+    end = end if end >= 0 else min(len(data), start + STAMP_COLUMN)
+    match = _STAMP.search(data, start, end)
+    if match:
+        zone = match.group(8)
+        base = _minute_start(clock, data[match.start(1):match.end(5)] + (zone or b""),
+                             match.group(1, 2, 3, 4, 5), zone)
+        if base is None or int(match.group(6)) > 60:
+            return None, start
+        return base + int(match.group(6)) + _fraction(match.group(7)), match.end()
+    window = data[start:end]
+    match = _GLOG.match(window)
+    if match:
+        year = int(match.group(1)) if match.group(1) else clock.year
+        fields = (year,) + tuple(int(g) for g in match.groups()[1:6])
+        moment = _moment(clock, fields, _fraction(match.group(7)), None)
+        if moment is not None and not match.group(1) and clock.collected_at and moment > clock.collected_at + 86400:
+            moment = _moment(clock, (year - 1,) + fields[1:], _fraction(match.group(7)), None)  # last year's
+        return moment, start + match.end()
+    return None, start
