@@ -18,6 +18,7 @@ from collector.collectors import logs
 from collector.context import CollectOptions, Context, Deadline
 from collector.redact import Scrubber
 from tests.conftest import collect_bundle
+from triage_helpers import findings_of
 
 
 @pytest.fixture
@@ -168,12 +169,17 @@ def test_since_reaches_into_a_datastores_gzip_rotation(tmp_path, hostroot):
 
 def test_end_to_end_collect_lists_datastore_logs_under_their_root(host, tmp_path, hostroot):
     put(hostroot, "/etc/mongod.conf", MONGOD_CONF)
-    put(hostroot, "/data/mongo-logs/mongod.log", mongod_line(time.time(), 1))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()).encode()
+    failed = (b'{"t":{"$date":"%s.000+00:00"},"s":"E",  "c":"STORAGE",  "id":22435,   "ctx":"initandlisten",'
+              b'"msg":"WiredTiger error","attr":{"error":28,"message":"No space left on device"}}\n' % stamp)
+    put(hostroot, "/data/mongo-logs/mongod.log", mongod_line(time.time(), 1) + failed)
     _result, reader = collect_bundle(host, tmp_path / "out", only=("logs",))
     index = reader.json("logs/index.json")
     entry = file_in(root_named(index, "mongodb"), "mongod.log")
     assert reader.read(entry["tail"]["bundle_path"], 1 << 20).startswith(b'{"t":{"$date"')
     assert index["files"] is not None and "root" in index  # the BASEDIR root's fields stay where they were
+    judged = [f for f in findings_of(reader) if f["id"] == "log.errors"]  # the analyzers read datastore logs too
+    assert [f["subject"] for f in judged] == ["mongodb: mongod.log"], judged
 
 
 _COLLECT_WITHOUT_DAC = """

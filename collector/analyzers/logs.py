@@ -21,17 +21,19 @@ from collector.analyzers.logscan import (  # noqa: F401  (classify_line(s), scan
 from collector.analyzers.logtime import HostClock, host_clock
 from collector.bundle import schema
 from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
+from collector.logindex import log_records
 from collector.untrusted import read_regular
 
 SOURCE = schema.LOGS_INDEX
 
 
 def tail_entries(reader: BundleReader) -> List[Tuple[dict, dict]]:
-    """(index entry, its tail record) of every tail logs/index.json lists."""
+    """(index entry, its tail record) of every tail logs/index.json lists: BASEDIR's logs
+    and the datastores' own (their paths shown "<datastore>: <path>")."""
     index = load(reader, SOURCE)
     if index is None:
         return []
-    files = dicts(index.get("files"))[:MAX_INDEX_ENTRIES]  # a longer index is not akdiag's
+    files = log_records(index, MAX_INDEX_ENTRIES)  # a longer index is not akdiag's
     return [(entry, entry["tail"]) for entry in files if isinstance(entry.get("tail"), dict) and entry["tail"]]
 
 
