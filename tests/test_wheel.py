@@ -17,8 +17,10 @@ from conftest import REPO, collect_bundle
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                           "-w", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    # Built as `pip install .` builds: in an isolated environment with the setuptools that
+    # pyproject.toml asks for (from the package index), not this interpreter's own.
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(out), "-q"],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = out.glob("akdiag-*.whl")
     return built
@@ -31,6 +33,7 @@ def test_wheel_holds_templates_catalog_and_simulator(wheel):
                  "collector/simulate/fakeproc.py", "collector/cli.py"):
         assert name in names, name
     assert not any(n.startswith(("tests/", "bench/", "report_templates/")) for n in names)
+    assert "akdiag-%s.dist-info/licenses/LICENSE" % wheel.name.split("-")[1] in names
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "collector").rglob("*.py")}
     assert modules - names == set(), "modules the wheel leaves out (pyproject's packages list)"
 
