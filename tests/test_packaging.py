@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.install
+
 from conftest import REPO
 
 # What the suite needs from the sdist beyond the package: pytest's shared fixtures, the

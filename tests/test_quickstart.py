@@ -1,0 +1,136 @@
+"""The README's Quick start, run as written: the lines of its block marked `quickstart`
+are read from README.md (so the README cannot drift from what is tested) and run by
+/bin/sh with Debian's /usr/bin/python3 first on the PATH, in a copy of this checkout,
+once as root and once as `nobody` with a home of its own.  pip installs akdiag from
+the copy and its dependencies from the package index: slow (minutes), and marked so."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.install
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's, no pyenv
+NOBODY = 65534
+MARK = re.compile(r"<!-- quickstart:[^>]*-->\s*\n```sh\n(.*?)\n```", re.S)
+
+
+def quickstart_lines() -> list:
+    blocks = MARK.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(blocks) == 1, "README.md needs exactly one block marked `<!-- quickstart: ... -->`"
+    return [line for line in blocks[0].splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_marked_block_is_the_whole_install():
+    lines = quickstart_lines()
+    assert lines[0].startswith("python3 -m venv ")
+    assert any(" install ." in line for line in lines)
+    assert lines[-2].endswith("akdiag --version") and re.search(r"akdiag demo\b", lines[-1]), lines
+
+
+def _system_python_or_skip():
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip(f"no {SYSTEM_PYTHON}")
+    done = subprocess.run([SYSTEM_PYTHON, "-c", "import ensurepip, venv"], capture_output=True, text=True)
+    assert done.returncode == 0, f"{SYSTEM_PYTHON} has no venv/ensurepip (apt-get install python3-venv)"
+
+
+def pip_settings() -> dict:
+    """The pip configuration of whoever runs the tests, as PIP_* variables: the temporary
+    HOME (and `nobody`) would not find a user's pip.conf (e.g. an index mirror)."""
+    done = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
+    settings = {}
+    for line in done.stdout.splitlines():
+        found = re.fullmatch(r"(global|install)\.([\w-]+)=('?)(.*)\3", line.strip())
+        if found:
+            settings["PIP_" + found.group(2).upper().replace("-", "_")] = found.group(4)
+    return settings
+
+
+def _copy_checkout(dest: Path) -> Path:
+    """The checkout as a user has it, without this run's litter."""
+    tree = dest / "akdiag"
+    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(".git", ".pytest-tmp", "__pycache__", "*.egg-info",
+                                                                "build", "dist", ".venv", ".hypothesis"))
+    return tree
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    for folder, dirs, files in os.walk(root):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.lchown(name, uid, uid)
+
+
+def run_quickstart(workdir: Path, uid) -> subprocess.CompletedProcess:
+    home = workdir / "home"
+    home.mkdir()
+    tree = _copy_checkout(workdir)
+    script = "set -eux\n" + "\n".join(quickstart_lines()) + "\n"
+    command = ["/bin/sh", "-c", script]
+    if uid is not None:
+        _chown_tree(workdir, uid)
+        command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+    env = {"PATH": PATH, "HOME": str(home), "LANG": "C.UTF-8", "TMPDIR": str(workdir / "tmp")}
+    # This machine's way to the package index (a proxy, pip's settings) goes through.
+    env.update(pip_settings())
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")})
+    if uid is None:  # root's state folder would be /var/lib/akdiag: keep the host clean
+        env["AKDIAG_STATE_DIR"] = str(workdir / "state")
+    else:
+        env.pop("PIP_CACHE_DIR", None)  # root's cache is not for nobody to read
+    (workdir / "tmp").mkdir()
+    (workdir / "state").mkdir(mode=0o700)
+    if uid is not None:
+        _chown_tree(workdir, uid)
+    done = subprocess.run(command, cwd=str(tree), env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done
+
+
+def check_installed(workdir: Path, done: subprocess.CompletedProcess, uid) -> None:
+    home, tree = workdir / "home", workdir / "akdiag"
+    venv = home / "akdiag-venv"
+    config = (venv / "pyvenv.cfg").read_text()
+    assert re.search(r"^home = /usr/bin$", config, re.M), config  # Debian's python3, not another one
+    assert re.search(r"^akdiag, version \d+\.\d+", done.stdout, re.M), done.stdout
+    (site,) = (venv / "lib").glob("python3.*/site-packages")
+    assert (site / "collector" / "report_templates" / "summary.html.j2").is_file()  # installed, not linked
+    bundles = list(tree.glob("akdiag-*.7z"))
+    assert len(bundles) == 1, (sorted(p.name for p in tree.iterdir()), done.stdout[-2000:])
+    assert bundles[0].stat().st_size > 1000 and str(bundles[0].name) in done.stdout
+    if uid is not None:
+        assert bundles[0].stat().st_uid == uid
+    system = subprocess.run([SYSTEM_PYTHON, "-c", "import collector"], cwd="/", env={"PATH": PATH},
+                            capture_output=True, text=True)
+    assert system.returncode != 0, "akdiag went into the system's Python, not the venv"
+
+
+def test_quickstart_as_root(tmp_path):
+    _system_python_or_skip()
+    done = run_quickstart(tmp_path, None)
+    check_installed(tmp_path, done, None)
+
+
+def test_quickstart_as_a_normal_user():
+    """As `nobody` (no login, no home of its own: HOME is a folder it owns), in a
+    folder only it can write to."""
+    _system_python_or_skip()
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to become nobody")
+    workdir = Path(tempfile.mkdtemp(prefix="akdiag-quickstart-"))
+    try:
+        done = run_quickstart(workdir, NOBODY)
+        check_installed(workdir, done, NOBODY)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
