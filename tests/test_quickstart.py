@@ -72,65 +72,91 @@ def _chown_tree(root: Path, uid: int) -> None:
             os.lchown(name, uid, uid)
 
 
-def run_quickstart(workdir: Path, uid) -> subprocess.CompletedProcess:
-    home = workdir / "home"
-    home.mkdir()
-    tree = _copy_checkout(workdir)
-    script = "set -eux\n" + "\n".join(quickstart_lines()) + "\n"
-    command = ["/bin/sh", "-c", script]
-    if uid is not None:
-        _chown_tree(workdir, uid)
-        command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
-    env = {"PATH": PATH, "HOME": str(home), "LANG": "C.UTF-8", "TMPDIR": str(workdir / "tmp")}
-    # This machine's way to the package index (a proxy, pip's settings) goes through.
-    env.update(pip_settings())
-    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")})
-    if uid is None:  # root's state folder would be /var/lib/akdiag: keep the host clean
-        env["AKDIAG_STATE_DIR"] = str(workdir / "state")
-    else:
-        env.pop("PIP_CACHE_DIR", None)  # root's cache is not for nobody to read
-    (workdir / "tmp").mkdir()
-    (workdir / "state").mkdir(mode=0o700)
-    if uid is not None:
-        _chown_tree(workdir, uid)
-    done = subprocess.run(command, cwd=str(tree), env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return done
+class Quickstart:
+    """The marked block run by /bin/sh in `workdir` (a copy of the checkout, a home), as
+    root (uid None) or as `uid`; output goes to files, so two runs can go at once."""
+
+    def __init__(self, workdir: Path, uid):
+        self.workdir, self.uid = workdir, uid
+        self.home, self.tree = workdir / "home", _copy_checkout(workdir)
+        for folder in (self.home, workdir / "tmp"):
+            folder.mkdir()
+        (workdir / "state").mkdir(mode=0o700)
+        env = {"PATH": PATH, "HOME": str(self.home), "LANG": "C.UTF-8", "TMPDIR": str(workdir / "tmp")}
+        # This machine's way to the package index (a proxy, pip's settings) goes through.
+        env.update(pip_settings())
+        env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")})
+        if uid is None:  # root's state folder would be /var/lib/akdiag: keep the host clean
+            env["AKDIAG_STATE_DIR"] = str(workdir / "state")
+        else:
+            env.pop("PIP_CACHE_DIR", None)  # root's cache is not for nobody to read
+            _chown_tree(workdir, uid)
+        self.env = env
+        self.command = ["/bin/sh", "-c", "set -eux\n" + "\n".join(quickstart_lines()) + "\n"]
+        if uid is not None:
+            self.command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *self.command]
+        self.process = None
+
+    def start(self) -> None:
+        with open(self.workdir / "stdout", "wb") as out, open(self.workdir / "stderr", "wb") as err:
+            self.process = subprocess.Popen(self.command, cwd=str(self.tree), env=self.env, stdout=out, stderr=err)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.stdout = (self.workdir / "stdout").read_text(errors="replace")
+        self.stderr = (self.workdir / "stderr").read_text(errors="replace")
 
 
-def check_installed(workdir: Path, done: subprocess.CompletedProcess, uid) -> None:
-    home, tree = workdir / "home", workdir / "akdiag"
-    venv = home / "akdiag-venv"
+@pytest.fixture(scope="module")
+def quickstarts(tmp_path_factory):
+    """The Quick start as root and as `nobody`, both at once (pip spends much of its time
+    waiting for the index).  `nobody` works in a folder of its own under /tmp: the
+    test run's own folders are private to root."""
+    _system_python_or_skip()
+    runs = {"root": Quickstart(tmp_path_factory.mktemp("quickstart"), None)}
+    nobody_dir = None
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        nobody_dir = Path(tempfile.mkdtemp(prefix="akdiag-quickstart-"))
+        runs["nobody"] = Quickstart(nobody_dir, NOBODY)
+    try:
+        for run in runs.values():
+            run.start()
+        for run in runs.values():
+            run.wait(timeout=1200)
+        yield runs
+    finally:
+        if nobody_dir is not None:
+            shutil.rmtree(nobody_dir, ignore_errors=True)
+
+
+def check_installed(run: Quickstart) -> None:
+    assert run.process.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    venv = run.home / "akdiag-venv"
     config = (venv / "pyvenv.cfg").read_text()
     assert re.search(r"^home = /usr/bin$", config, re.M), config  # Debian's python3, not another one
-    assert re.search(r"^akdiag, version \d+\.\d+", done.stdout, re.M), done.stdout
+    assert re.search(r"^akdiag, version \d+\.\d+", run.stdout, re.M), run.stdout
     (site,) = (venv / "lib").glob("python3.*/site-packages")
     assert (site / "collector" / "report_templates" / "summary.html.j2").is_file()  # installed, not linked
-    bundles = list(tree.glob("akdiag-*.7z"))
-    assert len(bundles) == 1, (sorted(p.name for p in tree.iterdir()), done.stdout[-2000:])
-    assert bundles[0].stat().st_size > 1000 and str(bundles[0].name) in done.stdout
-    if uid is not None:
-        assert bundles[0].stat().st_uid == uid
+    bundles = list(run.tree.glob("akdiag-*.7z"))
+    assert len(bundles) == 1, (sorted(p.name for p in run.tree.iterdir()), run.stdout[-2000:])
+    assert bundles[0].stat().st_size > 1000 and bundles[0].name in run.stdout
+    assert bundles[0].stat().st_uid == (0 if run.uid is None else run.uid)
     system = subprocess.run([SYSTEM_PYTHON, "-c", "import collector"], cwd="/", env={"PATH": PATH},
                             capture_output=True, text=True)
     assert system.returncode != 0, "akdiag went into the system's Python, not the venv"
 
 
-def test_quickstart_as_root(tmp_path):
-    _system_python_or_skip()
-    done = run_quickstart(tmp_path, None)
-    check_installed(tmp_path, done, None)
+def test_quickstart_as_root(quickstarts):
+    check_installed(quickstarts["root"])
 
 
-def test_quickstart_as_a_normal_user():
+def test_quickstart_as_a_normal_user(quickstarts):
     """As `nobody` (no login, no home of its own: HOME is a folder it owns), in a
     folder only it can write to."""
-    _system_python_or_skip()
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+    if "nobody" not in quickstarts:
         pytest.skip("needs root and setpriv to become nobody")
-    workdir = Path(tempfile.mkdtemp(prefix="akdiag-quickstart-"))
-    try:
-        done = run_quickstart(workdir, NOBODY)
-        check_installed(workdir, done, NOBODY)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    check_installed(quickstarts["nobody"])
