@@ -52,7 +52,7 @@ def sdist(tmp_path_factory) -> Path:
     # Built from a copy, so that the build's egg-info folder never lands in the checkout.
     source = work / "source"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".pytest-tmp", "__pycache__", "*.egg-info",
-                                                                  "build", "dist", ".hypothesis"))
+                                                                  "build", "dist", ".hypothesis", ".venv"))
     out = work / "dist"
     script = "import sys\nfrom setuptools import build_meta\nprint(build_meta.build_sdist(sys.argv[1]))\n"
     built = subprocess.run([python, "-c", script, str(out)], cwd=str(source), capture_output=True, text=True,
