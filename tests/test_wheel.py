@@ -4,6 +4,7 @@ finds them at run time (not only in a source checkout)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -42,8 +43,11 @@ def test_installed_wheel_renders_a_report(wheel, host, tmp_path):
     venv = tmp_path / "venv"  # a fresh one: nothing of this interpreter's site-packages
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # Without PYTHONPATH: a checkout on it that holds the build's akdiag.egg-info looks to
+    # pip like akdiag already installed, and the wheel would not be.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
-                          capture_output=True, text=True, timeout=600)  # its dependencies from the index
+                          capture_output=True, text=True, timeout=600, env=env)  # its dependencies from the index
     assert done.returncode == 0, done.stdout + done.stderr
     _result, reader = collect_bundle(host, tmp_path / "bundle", only=("system", "processes"))
     script = (
