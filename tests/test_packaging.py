@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.install
-
 from conftest import REPO
+from pipindex import index_or_skip
+
+pytestmark = pytest.mark.install
 
 # What the suite needs from the sdist beyond the package: pytest's shared fixtures, the
 # test servers' data, the benchmarks, the templates, the CI script and the documents.
@@ -42,6 +43,7 @@ def build_requires() -> list:
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> Path:
+    index_or_skip(build_requires())
     work = tmp_path_factory.mktemp("sdist")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

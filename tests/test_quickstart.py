@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.zipapp_wheels import runtime_requirements
 from conftest import REPO
+from pipindex import index_or_skip
 
 pytestmark = pytest.mark.install
 
@@ -117,6 +119,7 @@ def quickstarts(tmp_path_factory):
     waiting for the index).  `nobody` works in a folder of its own under /tmp: the
     test run's own folders are private to root."""
     _system_python_or_skip()
+    index_or_skip(runtime_requirements())
     runs = {"root": Quickstart(tmp_path_factory.mktemp("quickstart"), None)}
     nobody_dir = None
     if os.geteuid() == 0 and shutil.which("setpriv"):
