@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.zipapp_wheels import runtime_requirements
 from conftest import REPO, collect_bundle
+from pipindex import index_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,7 @@ def test_wheel_holds_templates_catalog_and_simulator(wheel):
 
 
 def test_installed_wheel_renders_a_report(wheel, host, tmp_path):
+    index_or_skip(runtime_requirements())
     venv = tmp_path / "venv"  # a fresh one: nothing of this interpreter's site-packages
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
