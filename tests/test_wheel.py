@@ -4,6 +4,7 @@ finds them at run time (not only in a source checkout)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -11,14 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from collector.zipapp_wheels import runtime_requirements
 from conftest import REPO, collect_bundle
+from pipindex import index_or_skip
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
-                           "-w", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    # Built as `pip install .` builds: in an isolated environment with the setuptools that
+    # pyproject.toml asks for (from the package index), not this interpreter's own.
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(out), "-q"],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = out.glob("akdiag-*.whl")
     return built
@@ -31,16 +36,21 @@ def test_wheel_holds_templates_catalog_and_simulator(wheel):
                  "collector/simulate/fakeproc.py", "collector/cli.py"):
         assert name in names, name
     assert not any(n.startswith(("tests/", "bench/", "report_templates/")) for n in names)
+    assert "akdiag-%s.dist-info/licenses/LICENSE" % wheel.name.split("-")[1] in names
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "collector").rglob("*.py")}
     assert modules - names == set(), "modules the wheel leaves out (pyproject's packages list)"
 
 
 def test_installed_wheel_renders_a_report(wheel, host, tmp_path):
+    index_or_skip(runtime_requirements())
     venv = tmp_path / "venv"  # a fresh one: nothing of this interpreter's site-packages
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # Without PYTHONPATH: a checkout on it that holds the build's akdiag.egg-info looks to
+    # pip like akdiag already installed, and the wheel would not be.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
-                          capture_output=True, text=True, timeout=600)  # its dependencies from the index
+                          capture_output=True, text=True, timeout=600, env=env)  # its dependencies from the index
     assert done.returncode == 0, done.stdout + done.stderr
     _result, reader = collect_bundle(host, tmp_path / "bundle", only=("system", "processes"))
     script = (
