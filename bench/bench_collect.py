@@ -5,6 +5,12 @@ measured with wait4), and the tail time of a 10 MB log against a 3 GB sparse log
 Targets on a 2-core machine: collect <= 3 s, peak RSS <= 150 MB, tail times within 20%.
 
     python bench/bench_collect.py [--runs 3]
+    python bench/bench_collect.py --baseline ../akdiag-before [--runs 5]
+
+With --baseline (another checkout of akdiag, e.g. `git worktree add ../akdiag-before v0.1`)
+both are run on the same reference host in one interleaved loop (baseline, this, baseline,
+this, ...) and the medians and their difference are printed: the way to show what a change
+costs on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from collector.collectors.logs import tail_file  # noqa: E402
 from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only from a folder others cannot write to)
 
 
-def time_collect(host, out: Path) -> tuple:
+def time_collect(host, out: Path, checkout: Path = HERE.parent) -> tuple:
     argv = [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
             "--catalog", str(host.catalog_file), "--output", str(out), "--quiet"]
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+    env = dict(os.environ, PYTHONPATH=str(checkout))
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -52,10 +58,45 @@ def time_tail(path: Path, repeats: int = 20) -> float:
     return statistics.median(times)
 
 
+def compare(baseline: Path, runs: int) -> None:
+    """Baseline and this checkout, interleaved on one reference host."""
+    checkouts = {"baseline": baseline.resolve(), "this": HERE.parent}
+    times: dict = {name: [] for name in checkouts}
+    rss: dict = {name: [] for name in checkouts}
+    with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
+        print("building the reference host ...", file=sys.stderr)
+        with build_reference_host(Path(root) / "host") as host:
+            for name in checkouts:  # one warm-up each: page cache, .pyc files
+                time_collect(host, _out(root, name), checkouts[name])
+            for _ in range(runs):
+                for name, checkout in checkouts.items():
+                    wall, peak, _size = time_collect(host, _out(root, name), checkout)
+                    times[name].append(wall)
+                    rss[name].append(peak)
+    base, this = statistics.median(times["baseline"]), statistics.median(times["this"])
+    for name in checkouts:
+        print(f"{name:8} collect wall (median of {runs}): {statistics.median(times[name]):.2f} s   "
+              f"peak RSS (median): {statistics.median(rss[name]):.0f} MB   runs: "
+              + ", ".join(f"{t:.2f}" for t in times[name]))
+    print(f"difference: {this - base:+.2f} s ({this / base:.2f}x the baseline)")
+
+
+def _out(root: str, name: str) -> Path:
+    out = Path(root) / f"out-{name}"
+    out.mkdir(exist_ok=True)
+    for bundle in out.iterdir():
+        bundle.unlink()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="another checkout of akdiag to compare with, interleaved")
     args = parser.parse_args()
+    if args.baseline:
+        compare(args.baseline, args.runs)
+        return
     with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
         print("building the reference host ...", file=sys.stderr)
         with build_reference_host(Path(root) / "host") as host:
