@@ -101,7 +101,8 @@ def test_no_default_route_matters_only_for_a_datastore_it_leaves_unreachable(bun
     def remote_datastore(data):
         for endpoint in data["endpoints"]:
             if endpoint["name"] == "mongodb_control":
-                endpoint.update(host="10.9.9.9", status="unreachable", error="no route to 10.9.9.9:27017 (No route)")
+                endpoint.update(host="10.9.9.9", status="unreachable", error="no route to 10.9.9.9:27017 (No route)",
+                                cause="no_route")
     edit_json(bundle, "datastores.json", remote_datastore)
     finding = one(_network_findings(bundle), "network.no_default_route")
     assert "10.9.9.9" in finding["title"]
@@ -135,6 +136,19 @@ def test_explanations_from_the_error_and_the_facts(bundle):
     assert "routed via gateway 10.0.0.1 interface eth0" in dropped and "filtered" in dropped
     # accepted, then no answer: nothing in the network explains that
     assert explain_unreachable(bundle, _endpoint(status="timeout", error="no reply within 1 s (ping)")) is None
+
+
+def test_the_recorded_cause_comes_before_the_error_words(bundle):
+    # a message worded otherwise (another akdiag's, a translated one): the record's cause decides
+    def lan(data):
+        data["routes"] = [{"family": "ipv4", "destination": "0.0.0.0/0", "gateway": "10.0.0.1", "interface": "eth0",
+                           "metric": 0, "type": "unicast"}]
+    edit_json(bundle, "network.json", lan)
+    refused = explain_unreachable(bundle, _endpoint(error="could not connect", cause="refused"))
+    assert "nothing listens on port 4420 on this host" in refused
+    dropped = explain_unreachable(bundle, _endpoint(host="203.0.113.9", error="could not connect", cause="timeout"))
+    assert "filtered" in dropped
+    assert explain_unreachable(bundle, _endpoint(error="could not connect", cause=None)) is None
 
 
 def test_explanation_from_ports_alone_in_a_bundle_without_network_json(bundle):

@@ -264,7 +264,13 @@ def explain_unreachable(reader: BundleReader, endpoint: dict) -> Optional[str]:
 
 
 def _cause(endpoint: dict) -> str:
-    """The TCP connection's fate, from the check's one-line error (datastores/common.py words it)."""
+    """The TCP connection's fate: the check's recorded cause, else read from its one-line error
+    (datastores/common.py words it; bundles written before the cause was recorded)."""
+    recorded = endpoint.get("cause")
+    if recorded in ("resolve", "refused", "no_route"):
+        return recorded
+    if recorded == "timeout":
+        return "filtered"  # the TCP connect itself went unanswered
     error = str(endpoint.get("error") or "").lower()
     if "cannot resolve host name" in error:
         return "resolve"

@@ -89,6 +89,7 @@ def _run(chk: Check, func: CheckFunc, done: threading.Event) -> None:
         chk.finish("ok")
     except CheckFailed as exc:
         chk.finish(exc.status, exc.message)
+        chk.record["cause"] = exc.cause
     except Exception as exc:  # a bug or a library surprise: recorded, the others go on
         chk.finish("error", f"unexpected {type(exc).__name__} while checking {chk.endpoint.address} "
                             f"({chk.phase}): {one_line(exc, 160)}")

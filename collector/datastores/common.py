@@ -194,6 +194,7 @@ def base_record(endpoint: Endpoint) -> dict:
         "latency_ms": None,
         "version": None,
         "error": None,
+        "cause": None,  # a failed TCP connection's cause: refused, no_route, timeout, resolve, other
         "duration": None,
         # time: the check's budget, when its client library was ready (s after the start),
         # how long the answer took from then, and whether that was after the budget
