@@ -24,7 +24,7 @@ from servers.mongo import MongoStandIn
 from servers.ssdb import FakeSSDB
 
 RECORD_KEYS = {"name", "kind", "group", "description", "host", "port", "source", "user", "status", "reachable",
-               "connect_ms", "latency_ms", "version", "error", "duration", "notes", "details", "command_errors",
+               "connect_ms", "latency_ms", "version", "error", "cause", "duration", "notes", "details", "command_errors",
                "budget_s", "client_ready_s", "answered_s", "late"}
 
 
