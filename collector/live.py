@@ -100,6 +100,10 @@ def pidfile_state(path: Path, expected_title: Optional[str], basedir: Optional[P
     record["pid"] = pid
     try:
         proc = psutil.Process(pid)
+        # a zombie has exited: stale, whatever its (kept) name; psutil before 5.9.1 or so
+        # still gives a zombie's name and an empty command line instead of raising
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.ZombieProcess(pid)
         cmdline = proc.cmdline()
         comm = proc.name()
     except psutil.NoSuchProcess:

@@ -211,7 +211,7 @@ def _while_busy(server: RedisServer, busy_ms: int, budget: float) -> dict:
     command sent meanwhile is answered only when the script ends."""
     import threading
 
-    blocker = redis.Redis(host=server.host, port=server.port, protocol=2, socket_timeout=10)
+    blocker = redis.Redis(host=server.host, port=server.port, socket_timeout=10)
     thread = threading.Thread(target=blocker.eval, args=(_BUSY, 0, busy_ms), daemon=True)
     thread.start()
     time.sleep(0.1)  # the script runs
