@@ -39,7 +39,8 @@ def time_collect(host, out: Path, checkout: Path = HERE.parent) -> tuple:
             "--catalog", str(host.catalog_file), "--output", str(out), "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(checkout))
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # cwd too: `python -m` puts the working folder first on sys.path
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(checkout))
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     stdout = proc.stdout.read().decode()

@@ -157,8 +157,33 @@ def _starts(pattern: Pattern, data: bytes) -> List[int]:
     return starts
 
 
+# The logs analyzer and then the timeline scan the same tails: the second scan of a tail
+# is the first one's result.  Bounded by the lines held (a scan keeps only the lines it
+# found, never the tail).
+_SCANS: Dict[Tuple[int, int], TailScan] = {}
+_SCANNED_LINES_KEPT = 100_000
+
+
 def scan_tail(data: bytes) -> TailScan:
-    """Every line worth a finding in one tail, with its number."""
+    """Every line worth a finding in one tail, with its number (the same tail's bytes are
+    scanned once; the result is shared, never to be changed by its users)."""
+    key = (len(data), hash(data))
+    scan = _SCANS.get(key)
+    if scan is None:
+        scan = _scan(data)
+        held = sum(_line_count(kept) for kept in _SCANS.values())
+        if held + _line_count(scan) > _SCANNED_LINES_KEPT:
+            _SCANS.clear()
+        _SCANS[key] = scan
+    return scan
+
+
+def _line_count(scan: TailScan) -> int:
+    return (len(scan.errors) + len(scan.fatal) + len(scan.panic_lines) + len(scan.too_many_files)
+            + len(scan.refused))
+
+
+def _scan(data: bytes) -> TailScan:
     lowered = data.lower()
     levels: Dict[int, bool] = {}  # line start -> fatal?
     for start, fatal in list(_level_words(data)) + list(_structured_levels(data, lowered)):
@@ -202,7 +227,9 @@ _WARN_LITERALS = (b"WARN",)
 _WARN_WORDS = {b"WARN", b"WARNING"}
 _WARN_STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(warn|warning)\b')
 _WARN_BRACKETED = (re.compile(rb"\[(warn|warning)\]"), re.compile(rb"<(warn|warning)>"))
-_WARN_GLOG = re.compile(rb"(?:^|\n)W(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
+# "\n" first, not "(?:^|\n)": a pattern that starts with a literal is searched for fast
+_WARN_GLOG = re.compile(rb"\nW(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
+_WARN_GLOG_FIRST = re.compile(rb"W(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 
 
 def scan_warnings(data: bytes) -> List[Line]:
@@ -231,7 +258,9 @@ def warning_starts(data: bytes) -> List[int]:
         start = _line_start(data, match.start())
         if match.start() - start <= LEVEL_COLUMN:
             starts.add(start)
-    starts.update(_line_start(data, match.end()) for match in _WARN_GLOG.finditer(data))
+    starts.update(match.start() + 1 for match in _WARN_GLOG.finditer(data))
+    if _WARN_GLOG_FIRST.match(data):
+        starts.add(0)
     return sorted(starts)
 
 
