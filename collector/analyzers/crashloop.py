@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from collector.analyzers.common import as_dict, dicts, load, number, parse_time
 from collector.plain import as_list
 from collector.analyzers.findings import Thresholds
-from collector.analyzers.logs import Line, scan_tail
+from collector.analyzers import logtime
+from collector.analyzers.logs import Line, read_tail, scan_tail, tail_entries
+from collector.analyzers.logtime import HostClock, host_clock
 from collector.bundle import schema
-from collector.bundle.reader import MAX_INDEX_ENTRIES, MAX_TEXT_MEMBER, BundleReader
-from collector.untrusted import read_regular
+from collector.bundle.reader import BundleReader
 
 SAME_START_SECONDS = 2.0  # a PID's start time this close to a logged start is that start
 CLOCK_SLACK_SECONDS = 60.0  # a systemd time this far past the collection still counts (clocks, rounding)
@@ -80,6 +81,7 @@ def crash_loops(reader: BundleReader, records: List[dict], collected: Optional[f
     minimum = t.number("crash_loop_restarts")
     window = t.number("crash_loop_window_seconds")
     tails = _log_tails(reader)
+    clock = host_clock(reader)
     services = as_dict(load(reader, schema.SERVICES))
     units, events = dicts(services.get("units")), dicts(services.get("events"))
     found: Dict[str, CrashLoop] = {}
@@ -87,7 +89,7 @@ def crash_loops(reader: BundleReader, records: List[dict], collected: Optional[f
         name = str(record.get("name") or "")
         if not name:
             continue
-        candidates = [_from_log(reader, name, tails.get(f"{name}.log"), record, collected, window)
+        candidates = [_from_log(reader, tails.get(f"{name}.log"), name, record, clock, collected, window)
                       if _may_loop(record, collected, window) else None]
         unit = _unit_of(name, record, units)
         if unit is not None:
@@ -117,33 +119,19 @@ def _may_loop(record: dict, collected: Optional[float], window: float) -> bool:
     return False
 
 
-def _log_tails(reader: BundleReader) -> Dict[str, str]:
-    """{path under BASEDIR/logs: bundle path of its tail}."""
-    index = as_dict(load(reader, schema.LOGS_INDEX))
-    tails = {}
-    for entry in dicts(index.get("files"))[:MAX_INDEX_ENTRIES]:
-        tail = as_dict(entry.get("tail"))
-        if isinstance(entry.get("path"), str) and isinstance(tail.get("bundle_path"), str):
-            tails[entry["path"]] = tail["bundle_path"]
-    return tails
+def _log_tails(reader: BundleReader) -> Dict[str, dict]:
+    """{path under BASEDIR/logs: its tail record}."""
+    return {entry["path"]: tail for entry, tail in tail_entries(reader) if isinstance(entry.get("path"), str)}
 
 
-def line_time(data: bytes, offset: int) -> Optional[float]:
-    """The time stamp near the start of the line at `offset` (UTC unless it names its zone)."""
-    match = _TIMESTAMP.search(data, offset, offset + TIMESTAMP_COLUMN)
-    if not match or b"\n" in data[offset:match.start()]:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zone = match.group(7), match.group(8)
-    try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    if zone and zone != b"Z":
-        digits = zone.replace(b":", b"")
-        offset_minutes = int(digits[1:3]) * 60 + int(digits[3:5])
-        moment -= timedelta(minutes=offset_minutes if digits[:1] == b"+" else -offset_minutes)
-    return moment.timestamp() + (float(b"0." + fraction) if fraction else 0.0)
+_UTC = HostClock("UTC", 0, timezone.utc, datetime.now(timezone.utc).year, None)
+
+
+def line_time(data: bytes, offset: int, clock: HostClock = _UTC) -> Optional[float]:
+    """The time stamp at the start of the line at `offset`, read as the logs analyzer and
+    the timeline read it (collector/analyzers/logtime.py): in the host's zone unless the
+    stamp names its own."""
+    return logtime.line_time(data, offset, clock)[0]
 
 
 def _start_pattern(name: str):
@@ -196,7 +184,7 @@ def _crash_lines(data: bytes, begin: int) -> List[Line]:
     return [Line(lines[offset].number + before, lines[offset].text, offset + begin) for offset in sorted(lines)]
 
 
-def _window_begin(data: bytes, since: float) -> int:
+def _window_begin(data: bytes, since: float, clock: HostClock) -> int:
     """A line start at or before the first line stamped `since` or later, found by
     halving (a log is written in time order; a line without a stamp moves nothing)."""
     low, high = 0, len(data)
@@ -204,8 +192,8 @@ def _window_begin(data: bytes, since: float) -> int:
         middle = data.find(b"\n", (low + high) // 2, high) + 1
         if middle <= 0:
             break
-        moment = next((m for m in (line_time(data, o) for o in _next_lines(data, middle, high, 8)) if m is not None),
-                      None)
+        moment = next((m for m in (line_time(data, o, clock) for o in _next_lines(data, middle, high, 8))
+                       if m is not None), None)
         if moment is None:
             break
         if moment < since:
@@ -225,35 +213,30 @@ def _next_lines(data: bytes, start: int, stop: int, count: int) -> List[int]:
     return starts
 
 
-def _tail_end(data: bytes) -> Optional[float]:
+def _tail_end(data: bytes, clock: HostClock) -> Optional[float]:
     """The last time stamp of the tail."""
     low = max(0, len(data) - TAIL_END_SEARCH)
     end = len(data)
     while end > low:
         start = max(low, data.rfind(b"\n", low, end - 1) + 1)
-        moment = line_time(data, start)
+        moment = line_time(data, start, clock)
         if moment is not None:
             return moment
         end = start
     return None
 
 
-def _from_log(reader: BundleReader, name: str, bundle_path: Optional[str], record: dict,
+def _from_log(reader: BundleReader, tail: Optional[dict], name: str, record: dict, clock: HostClock,
               collected: Optional[float], window: float) -> Optional[CrashLoop]:
-    if bundle_path is None:
+    data = read_tail(reader, tail) if tail is not None else None
+    if data is None:
         return None
-    path, _problem = reader.member(bundle_path, schema.LOGS_DIR + "/")
-    if path is None:
-        return None
-    try:
-        data = read_regular(path, MAX_TEXT_MEMBER)
-    except OSError:
-        return None
-    end = _tail_end(data)
+    bundle_path = str(tail.get("bundle_path"))
+    end = _tail_end(data, clock)
     if end is None:
         return None
-    starts = [(moment, offset) for offset in start_offsets(data, name, _window_begin(data, end - window))
-              for moment in [line_time(data, offset)] if moment is not None and end - window <= moment <= end + 1]
+    starts = [(moment, offset) for offset in start_offsets(data, name, _window_begin(data, end - window, clock))
+              for moment in [line_time(data, offset, clock)] if moment is not None and end - window <= moment <= end + 1]
     if not starts:
         return None
     after_first = data.find(b"\n", starts[0][1]) + 1  # the line after the first counted start
