@@ -194,13 +194,26 @@ def demo(output_dir, fmt, quiet):
             catalog = load_catalog_or_exit(str(host.catalog_file))
             request = CollectRequest(basedir=host.basedir, basedir_source="demo", catalog=catalog,
                                      output_dir=Path(output_dir), label="demo", fmt=fmt, timeout=120,
-                                     command_line=command_line())
+                                     command_line=command_line(), options=_demo_options())
             code = run_collect(request, quiet)
     if not quiet and code == EXIT_OK:
         click.echo("Open summary.html inside the bundle first (7z x <bundle>).")
         click.echo("The demo's faults are proctrigger (down, stale PID file) and trkread (port taken); the "
-                   "simulated host runs no datastores, so their findings are expected here.")
+                   "simulated host runs no datastores, so their findings are expected here. This machine's "
+                   f"own kernel messages and systemd units are left out ({', '.join(_NOT_SIMULATED)}).")
     sys.exit(code)
+
+
+# the machine's kernel log and service manager are not the simulated host's: their kills,
+# crashes and units would read as the demo's
+_NOT_SIMULATED = ("kernel", "services")
+
+
+def _demo_options():
+    from collector.collectors import names
+    from collector.context import CollectOptions
+
+    return CollectOptions(only=tuple(name for name in names() if name not in _NOT_SIMULATED))
 
 
 # --------------------------------------------------------------------------- check and report

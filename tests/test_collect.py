@@ -213,3 +213,18 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(full_host, tiny_disk):
     assert "no bundle written" in done.stderr and "No space left on device" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tiny_disk.iterdir()) == []
+
+
+def test_the_demo_leaves_out_this_machines_kernel_and_units(tmp_path):
+    """The simulated host is the demo's subject: this machine's own kernel messages (OOM
+    kills, crashes of other programs) and systemd units would read as the demo's faults."""
+    done = akdiag("demo", "--format", "dir", "--quiet", "--output", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    bundle = Path(done.stdout.strip())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    statuses = {c["name"]: c["status"] for c in manifest["collectors"]}
+    assert statuses["kernel"] == statuses["services"] == "skipped"
+    assert statuses["processes"] == "ok" and statuses["network"] in ("ok", "partial")
+    assert not (bundle / "kernel.json").exists() and not (bundle / "services.json").exists()
+    findings = json.loads((bundle / "findings.json").read_text())["findings"]
+    assert not [f for f in findings if f["area"] in ("kernel", "services")]
