@@ -300,14 +300,24 @@ def _syn_flood(port, span: dict, victims: Victims) -> Finding:
 def kill_for(reader: BundleReader, name: str, record: dict) -> Optional[dict]:
     """The latest OOM kill in kernel.json of the platform process `name` (its processes.json
     record): {time, pid, process, rss_bytes, cgroup, hint}; None when there is none."""
+    return _latest_kills(reader).get(name)
+
+
+def _latest_kills(reader: BundleReader) -> Dict[str, dict]:
+    """{platform process: its latest OOM kill}, kernel.json and the process records read once."""
     data = load(reader, SOURCE)
     if data is None:
-        return None
+        return {}
     victims = Victims(reader)
-    kills = [e for e in dicts(data.get("events")) if e.get("kind") == "oom_kill" and victims.platform_name(e) == name]
-    if not kills:
-        return None
-    kill = kills[-1]
+    latest: Dict[str, dict] = {}
+    for event in dicts(data.get("events")):
+        name = victims.platform_name(event) if event.get("kind") == "oom_kill" else None
+        if name is not None:
+            latest[name] = event
+    return {name: _kill_record(name, kill) for name, kill in latest.items()}
+
+
+def _kill_record(name: str, kill: dict) -> dict:
     rss = number(kill.get("rss_bytes"))
     hint = (f"{name} was killed by the kernel's OOM killer at {_clock(kill.get('time'))}"
             f"{f', RSS {fmt_bytes(rss)}' if rss is not None else ''}; see {SOURCE}. Find what used the memory, "
@@ -317,15 +327,15 @@ def kill_for(reader: BundleReader, name: str, record: dict) -> Optional[dict]:
             "rss_bytes": kill.get("rss_bytes"), "cgroup": kill.get("cgroup"), "hint": hint}
 
 
-def name_kills(reader: BundleReader, findings: List[Finding], records: List[dict]) -> None:
+def name_kills(reader: BundleReader, findings: List[Finding]) -> None:
     """Each `process.down` of a process the OOM killer killed names the kill in its hint
     (instead of "read the end of its log") and its figures."""
-    by_name = {str(r.get("name")): r for r in records}
-    for finding in findings:
-        record = by_name.get(finding.subject)
-        if finding.id != "process.down" or record is None:
-            continue
-        kill = kill_for(reader, finding.subject, record)
+    down = [f for f in findings if f.id == "process.down"]
+    if not down:
+        return
+    kills = _latest_kills(reader)
+    for finding in down:
+        kill = dict(kills[finding.subject]) if finding.subject in kills else None
         if kill is not None:
             finding.hint = kill.pop("hint")
             finding.figures["oom_kill"] = kill

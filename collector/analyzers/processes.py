@@ -46,7 +46,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     for record in records:
         findings.extend(_one_process(record, started, table, thresholds, loops.get(str(record.get("name") or "?"))))
     findings.extend(_hidden_port_owners(records))
-    name_kills(reader, findings, records)  # a process.down whose process the OOM killer killed says so
+    name_kills(reader, findings)  # a process.down whose process the OOM killer killed says so
     return _group_restarts(findings, records, _spread_limit(thresholds))
 
 
