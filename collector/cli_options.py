@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import click
+
 from collector.catalog import CatalogError, load_catalog
 from collector.console import usage_error
 from collector.context import CollectOptions
@@ -88,3 +90,39 @@ def command_line(argv: Optional[list] = None) -> str:
             word = "--redact-pattern=<pattern>"
         words.append(word)
     return " ".join(shlex.quote(word) for word in words)
+
+
+class SizeParam(click.ParamType):
+    """A size option: `2M`, `100MiB`, `1.5GiB` or plain bytes (collector.units)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        from collector.units import BadUnit, parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except BadUnit as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationParam(click.ParamType):
+    """A duration option: `30s`, `5m`, `1h` or plain seconds (collector.units)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from collector.units import BadUnit, parse_duration
+
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except BadUnit as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = SizeParam()
+DURATION = DurationParam()
