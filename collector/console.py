@@ -15,6 +15,9 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_OUTPUT = 3
+# 4 is the single file's own (collector.zipapp_main): it cannot run on this interpreter.
+EXIT_HOSTS_MISSING = 5  # cluster: the bundle was written, but not every host could be collected
+EXIT_UPLOAD_FAILED = 6  # the bundle was written (its path printed) but could not be sent
 EXIT_INTERRUPTED = 130
 
 
