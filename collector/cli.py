@@ -109,7 +109,7 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
 @click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False),
               help="Cluster: collect every host of this YAML file over SSH into one cluster archive.")
-@click.option("--host", "host_options", multiple=True, metavar="USER@ADDRESS[:BASEDIR]",
+@click.option("--host", "host_options", multiple=True, metavar="USER@ADDRESS[:BASEDIR][@roles=R1,R2]",
               help="Cluster: a host to collect over SSH (repeatable; with or without --hosts).")
 @click.option("--parallel", type=_positive, help="Cluster: hosts collected at once [default: up to 8].")
 @click.option("--host-timeout", type=click.FloatRange(min=1), help="Cluster: each host's deadline in seconds "

@@ -156,6 +156,13 @@ class SshLab:
         self.hosts[name] = host
         return host
 
+    def add_alias(self, alias: str, of: str) -> LabHost:
+        """A second name (an ssh config alias) for the running host `of`: one machine, two names."""
+        host = self.hosts[of]
+        self._add_config(alias, host.port)
+        self.hosts[alias] = LabHost(alias, host.port, host.root, host.tmpdir, None, host.info)
+        return host
+
     def _add_config(self, name: str, port: int) -> None:
         self._config_entries.append(textwrap.dedent(f"""\
             Host {name}

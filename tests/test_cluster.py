@@ -87,7 +87,7 @@ def cluster_run(lab, pyz, tmp_path_factory):
                   "--output", str(out), "--label", "e2e", "--parallel", "6", "--timeout", "60",
                   "--log-lines", "20", "--datastore-timeout", "0.5", "--quiet", timeout=180)
     elapsed = time.monotonic() - started
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 5, done.stdout + done.stderr  # EXIT_HOSTS_MISSING: written, 3 hosts missing
     archive = Path(done.stdout.strip().splitlines()[-1])
     extracted = tmp_path_factory.mktemp("cluster-x")
     subprocess.run(["7z", "x", "-y", f"-o{extracted}", str(archive)], check=True, capture_output=True,
@@ -95,7 +95,7 @@ def cluster_run(lab, pyz, tmp_path_factory):
     (root,) = [p for p in extracted.iterdir() if p.is_dir()]
     manifest = json.loads((root / "cluster.json").read_text())
     return {"archive": archive, "out": out, "root": root, "manifest": manifest, "elapsed": elapsed,
-            "hosts": {h["name"]: h for h in manifest["hosts"]}}
+            "hosts": {h["name"]: h for h in manifest["hosts"]}, "stderr": done.stderr}
 
 
 # --------------------------------------------------------------------------- the archive
@@ -123,11 +123,13 @@ def test_cluster_manifest_records_each_host(cluster_run):
     manifest, hosts = cluster_run["manifest"], cluster_run["hosts"]
     assert manifest["cluster_schema"] == 1 and manifest["kind"] == "akdiag-cluster"
     assert manifest["label"] == "e2e" and manifest["counts"] == {"hosts": 6, "ok": 3, "failed": 2, "timeout": 1,
-                                                                 "pending": 0}
+                                                                 "pending": 0, "duplicate": 0}
+    assert manifest["notes"] == []
     assert [h["name"] for h in manifest["hosts"]] == ["app1", "app2", "db1", "slow", "badkey", "down"]
     for name in ("app1", "app2", "db1"):
         host = hosts[name]
-        assert host["status"] == "ok" and host["error"] is None
+        assert host["status"] == "ok" and host["error"] is None and "duplicate_of" not in host
+        assert re.fullmatch(r"[0-9a-f]{20}", host["remote"]["machine"])  # a digest, never the machine id itself
         assert host["akdiag"]["source"] == "copied" and host["akdiag"]["version"]
         assert host["platform_version"] == PLATFORM_VERSION
         assert abs(host["clock"]["offset_seconds"]) < 1.0 and host["clock"]["round_trip_seconds"] < 1.0
@@ -136,6 +138,24 @@ def test_cluster_manifest_records_each_host(cluster_run):
         assert host["cleanup"]["status"] == "ok" and host["cleanup"]["stopped_collect"] is False
         assert 0 < host["duration"] < 60
     assert hosts["app1"]["roles"] == ["app"]
+
+
+def test_some_hosts_missing_exit_5_and_say_which(cluster_run):
+    assert "3 of 6 hosts not collected (slow, badkey, down)" in cluster_run["stderr"]
+    assert "(exit status 5)" in cluster_run["stderr"]
+    # each host of its own PID namespace is a machine of its own: none taken for another
+    machines = [h["remote"]["machine"] for h in cluster_run["manifest"]["hosts"] if h["status"] == "ok"]
+    assert len(set(machines)) == 3
+
+
+def test_readme_documents_every_cluster_exit_status():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Cluster collection"):]
+    section = section[:section.index("\n## ", 5)]
+    statuses = dict(re.findall(r"^\| `([0-9+N]+)` \| (.+) \|$", section, re.M))
+    assert set(statuses) == {"0", "1", "2", "3", "5", "128+N"}
+    assert "every host" in statuses["0"]
+    assert "not every host" in statuses["5"] and "no host" in statuses["5"]
 
 
 def test_unreachable_host_is_recorded_with_the_reason(cluster_run):
@@ -247,7 +267,88 @@ def test_cluster_summary_shows_the_matrix_and_each_host(cluster_run):
     app1 = re.search(r'<details id="findings-app1".*?</details>', html, re.S).group(0)
     assert 'data-finding-id="process.absent_remote" data-subject="trkaction"' not in app1
     assert "explained by other hosts" in app1
-    assert 'data-finding-id="process.absent_remote" data-subject="trkpush"' in app1  # it runs nowhere
+    assert "shared with other hosts (above)" in app1
+    # trkpush runs nowhere: the same finding on every host, shown once with the hosts
+    shared = re.search(r'<h3 id="shared-findings">.*?</ol>', html, re.S).group(0)
+    assert html.count('data-finding-id="process.absent_remote" data-subject="trkpush"') == 1
+    assert re.search(r'data-hosts="app1,app2,db1" data-finding-id="process.absent_remote" data-subject="trkpush"',
+                     shared)
+    assert "every host (app1, app2, db1)" in shared
+
+
+# --------------------------------------------------------------------------- one machine, two names
+
+@pytest.fixture(scope="module")
+def twice_run(lab, pyz, tmp_path_factory):
+    """db1 from the hosts file and again under a second ssh name from --host, with roles."""
+    lab.add_alias("db1-again", "db1")
+    db1 = lab.hosts["db1"]
+    out = tmp_path_factory.mktemp("twice-out")
+    hosts = lab.hosts_file([{"name": "db1", "roles": ["db"]}])
+    done = akdiag("collect", "--hosts", str(hosts), "--host", f"db1-again:{db1.basedir}@roles=frontend,tracker",
+                  "--catalog", db1.catalog_file, "--ssh-config", str(lab.ssh_config), "--akdiag-file", str(pyz),
+                  "--output", str(out), "--format", "dir", "--timeout", "60", "--log-lines", "10",
+                  "--datastore-timeout", "0.5", timeout=180)
+    root = Path(re.search(r"Cluster:\s+(\S+)", done.stdout).group(1))
+    manifest = json.loads((root / "cluster.json").read_text())
+    return {"done": done, "root": root, "manifest": manifest, "hosts": {h["name"]: h for h in manifest["hosts"]}}
+
+
+def test_one_machine_under_two_names_is_collected_once(twice_run, lab):
+    done, hosts = twice_run["done"], twice_run["hosts"]
+    assert done.returncode == 0, done.stdout + done.stderr  # every machine was collected
+    (kept,) = [h for h in hosts.values() if h["status"] == "ok"]
+    (twice,) = [h for h in hosts.values() if h["status"] == "duplicate"]
+    assert {kept["name"], twice["name"]} == {"db1", "db1-again"}
+    assert twice["duplicate_of"] == kept["name"] and kept["also_listed_as"] == [twice["name"]]
+    assert twice["remote"]["machine"] == kept["remote"]["machine"] and twice["error"] is None
+    assert set(kept["roles"]) == {"db", "frontend", "tracker"}  # the machine has both names' roles
+    assert [s["name"] for s in twice["steps"]] == ["connect", "clock", "probe"]  # stopped before any copy
+    assert twice["cleanup"]["status"] == "ok" and list(lab.hosts["db1"].tmpdir.iterdir()) == []
+    root = twice_run["root"]
+    assert sorted(p.name for p in (root / "hosts").iterdir()) == [kept["name"]]
+    manifest = twice_run["manifest"]
+    assert manifest["counts"]["ok"] == 1 and manifest["counts"]["duplicate"] == 1
+    (note,) = manifest["notes"]
+    assert f"{twice['name']} (" in note and f"same machine as {kept['name']}" in note
+    assert "Hosts:     1 of 1 collected (1 listed twice under another name)" in done.stdout
+    assert f"the same machine as {kept['name']}" in done.stdout and "Send this file" in done.stdout
+
+
+def test_one_machine_twice_gives_a_note_and_no_false_warning(twice_run):
+    root, hosts = twice_run["root"], twice_run["hosts"]
+    (twice,) = [h for h in hosts.values() if h["status"] == "duplicate"]
+    findings = json.loads((root / "findings.json").read_text())["findings"]
+    ids = [f["id"] for f in findings]
+    assert "cluster.process_on_many_hosts" not in ids and "cluster.host_failed" not in ids
+    (same,) = [f for f in findings if f["id"] == "cluster.same_machine"]
+    assert same["severity"] == "info" and same["subject"] == twice["name"]
+    html = (root / "summary.html").read_text()
+    assert f"the same machine as <a href=\"#host-{twice['duplicate_of']}\">" in html
+    assert f"also listed as {twice['name']}" in html and 'data-note="same-machine"' in html
+    assert "1 of 1 hosts collected" in html
+    matrix = process_matrix(ClusterReader(root))
+    assert matrix["hosts"] == [twice["duplicate_of"]] and matrix["missing"] == []
+
+
+def test_roles_from_the_host_option_are_shown(twice_run):
+    done, root = twice_run["done"], twice_run["root"]
+    kept = next(h for h in twice_run["hosts"].values() if h["status"] == "ok")
+    assert f"[{', '.join(kept['roles'])}]" in done.stdout
+    row = re.search(rf'<tr id="host-{kept["name"]}".*?</tr>', (root / "summary.html").read_text(), re.S).group(0)
+    assert ", ".join(kept["roles"]) in row
+
+
+def test_no_host_collected_exits_5_and_asks_for_nothing_to_be_sent(lab, pyz, tmp_path):
+    hosts = lab.hosts_file([{"name": "down"}, {"name": "badkey"}])
+    done = akdiag("collect", "--hosts", str(hosts), "--ssh-config", str(lab.ssh_config), "--output", str(tmp_path),
+                  "--akdiag-file", str(pyz), timeout=120)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "Send this file" not in done.stdout + done.stderr
+    assert "No host could be collected (down, badkey)" in done.stdout and "nothing to send" in done.stdout
+    assert "Hosts:     0 of 2 collected" in done.stdout
+    (archive,) = list(tmp_path.glob("akdiag-cluster-*.7z"))  # it holds why, host by host
+    assert re.search(r"Cluster:\s+" + re.escape(str(archive)), done.stdout)
 
 
 # --------------------------------------------------------------------------- report and diff
@@ -523,12 +624,14 @@ def test_host_without_python_is_recorded(lab, pyz, tmp_path):
     hosts = lab.hosts_file([{"name": "bare"}])
     done = akdiag("collect", "--hosts", str(hosts), "--ssh-config", str(lab.ssh_config), "--akdiag-file", str(pyz),
                   "--output", str(tmp_path), "--quiet", timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "No host could be collected (bare)" in done.stderr
     archive = Path(done.stdout.strip())
     manifest = json.loads(subprocess.run(["7z", "x", "-so", str(archive), f"{archive.name[:-3]}/cluster.json"],
                                          capture_output=True, check=True, stdin=subprocess.DEVNULL).stdout)
     host = manifest["hosts"][0]
     assert host["status"] == "failed" and host["error"]["kind"] == "no_python"
+    assert host["remote"]["machine"] is None  # no readlink there: not compared with any other host
     assert host["error"]["stage"] == "probe" and "python3 not found" in host["error"]["message"]
     assert host["remote"]["python"] is None and host["cleanup"]["status"] == "ok"
     assert list(bare.tmpdir.iterdir()) == []

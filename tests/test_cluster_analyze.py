@@ -12,6 +12,7 @@ a fail-safe pair."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -164,3 +165,60 @@ def test_the_cluster_summary_shows_replicas_apart(tmp_path, roles, shown):
     assert shown in html
     verdict = "replicas" if "replicas" in shown else "many"
     assert f'<tr id="proc-procX" class="verdict-{verdict}"' in html
+
+
+# --------------------------------------------------------------------------- one finding on several hosts
+
+def _host_finding(title: str, subject: str = "mongodb", severity: str = "warning", fid: str = "datastore.down"):
+    return {"id": fid, "severity": severity, "subject": subject, "title": title, "hint": "check it",
+            "evidence": {"file": "datastores.json", "figures": {}}}
+
+
+def test_a_finding_on_every_host_is_shown_once_with_the_hosts(tmp_path):
+    from collector.analyzers import Analysis
+    from collector.cluster.report import combined_findings
+
+    cluster = make_cluster(tmp_path, {"app1": ["app"], "app2": ["app"], "db1": ["db"]}, {})
+    everywhere = _host_finding("mongodb does not answer at 10.0.0.9:27017")
+    two = _host_finding("disk /var is 93% full", subject="/var", fid="system.disk")
+    own = _host_finding("disk /var is 97% full", subject="/var", fid="system.disk")  # another figure: its own
+    host_findings = {"app1": [everywhere, two], "app2": [everywhere, two], "db1": [everywhere, own]}
+    html = render_cluster(cluster, analyze_cluster(cluster, load_catalog().thresholds).as_dict(), host_findings)
+    assert html.count("mongodb does not answer at 10.0.0.9:27017") == 1
+    shared = re.search(r'<h3 id="shared-findings">.*?</ol>', html, re.S).group(0)
+    assert 'data-hosts="app1,app2,db1"' in shared and "every host (app1, app2, db1)" in shared
+    assert 'data-hosts="app1,app2"' in shared and "on <strong>app1, app2</strong>" in shared
+    assert html.count("disk /var is 93% full") == 1 and html.count("disk /var is 97% full") == 1
+    db1 = re.search(r'<details id="findings-db1".*?</details>', html, re.S).group(0)
+    assert "disk /var is 97% full" in db1 and "mongodb does not answer" not in db1
+    assert "1 shared with other hosts" in db1
+    app1 = re.search(r'<details id="findings-app1".*?</details>', html, re.S).group(0)
+    assert "2 shared with other hosts" in app1 and "0 critical · 0 warning · 0 info" in app1
+    analyses = {h: Analysis(f, [], {}) for h, f in host_findings.items()}
+    printed = [f["title"] for f in combined_findings(cluster, analyze_cluster(cluster, {}), analyses)]
+    assert printed.count("every host (app1, app2, db1): mongodb does not answer at 10.0.0.9:27017") == 1
+    assert "app1, app2: disk /var is 93% full" in printed and "db1: disk /var is 97% full" in printed
+    assert not [t for t in printed if t.startswith("app1: mongodb")]
+
+
+def test_one_host_alone_has_no_shared_findings(tmp_path):
+    cluster = make_cluster(tmp_path, {"app1": ["app"]}, {})
+    html = render_cluster(cluster, analyze_cluster(cluster, {}).as_dict(), {"app1": [_host_finding("x down")]})
+    assert 'id="shared-findings"' not in html and html.count("x down") == 1
+
+
+# --------------------------------------------------------------------------- one machine listed twice
+
+def test_a_duplicate_host_is_a_note_not_a_failure(tmp_path):
+    cluster = make_cluster(tmp_path, {"app1": ["app"]}, {"app1": ["procX"]})
+    manifest = json.loads((tmp_path / "cluster.json").read_text())
+    manifest["hosts"][0]["also_listed_as"] = ["10.0.0.11"]
+    manifest["hosts"].append({"name": "10.0.0.11", "destination": "root@10.0.0.11", "roles": [],
+                              "status": "duplicate", "duplicate_of": "app1", "error": None})
+    (tmp_path / "cluster.json").write_text(json.dumps(manifest))
+    cluster = ClusterReader(tmp_path)
+    assert cluster.names() == ["app1"]
+    found = findings(cluster)
+    assert [f["id"] for f in found] == ["cluster.same_machine"]
+    assert found[0]["severity"] == "info" and "the same machine as app1" in found[0]["title"]
+    assert process_matrix(cluster)["missing"] == []

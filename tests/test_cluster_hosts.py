@@ -51,6 +51,8 @@ def test_hosts_file_with_defaults_roles_catalog_and_timeout(tmp_path):
     ("hosts:\n  - {ssh: -oProxyCommand=evil}\n", "must not start with '-'"),
     ("hosts:\n  - {ssh: x, timeout: -1}\n", "line 2: field 'timeout' must be a positive number"),
     ("hosts:\n  - {ssh: x, roles: 3}\n", "line 2: field 'roles' must be a list or str or null, got '3'"),
+    ("hosts:\n  - {ssh: x, roles: [app, 'front end']}\n", "line 2: field 'roles': role 'front end' must be a word"),
+    ("hosts:\n  - {ssh: x, roles: [app, 3]}\n", "line 2: field 'roles' must be a list of words"),
     ("hosts:\n  - {ssh: x, catalog: nope.yaml}\n", "field 'catalog': no such file"),
     ("hosts: []\n", "line 1: field 'hosts' lists no host"),
     ("servers: []\n", "line 1: unknown field 'servers'"),
@@ -76,6 +78,25 @@ def test_host_option_forms():
     with pytest.raises(HostsError, match="must not start with '-'"):
         parse_host_option("-oProxyCommand=x")
     assert name_from_destination("ssh://admin@db1.example.com:2222") == "db1.example.com"
+
+
+def test_host_option_takes_roles():
+    spec = parse_host_option("admin@10.0.0.5:/opt/akd@roles=frontend,tracker")
+    assert (spec.destination, spec.basedir, spec.roles) == ("admin@10.0.0.5", "/opt/akd", ("frontend", "tracker"))
+    spec = parse_host_option("app1@role=app")
+    assert (spec.name, spec.destination, spec.basedir, spec.roles) == ("app1", "app1", None, ("app",))
+    spec = parse_host_option("root@[fe80::1]:/srv/akd@roles=db, db ,mta")
+    assert (spec.destination, spec.basedir, spec.roles) == ("root@[fe80::1]", "/srv/akd", ("db", "mta"))
+    assert parse_host_option("root@10.0.0.5").roles == ()
+    with pytest.raises(HostsError, match="'@roles=' names no role"):
+        parse_host_option("root@10.0.0.5@roles=")
+    with pytest.raises(HostsError, match="role 'a;b' must be a word"):
+        parse_host_option("root@10.0.0.5@roles=a;b")
+
+
+def test_roles_in_the_file_may_be_one_comma_separated_string(tmp_path):
+    (host,) = load_hosts_file(_write(tmp_path, "hosts:\n  - {ssh: app1, roles: 'frontend, tracker'}\n"))
+    assert host.roles == ("frontend", "tracker")
 
 
 def test_cli_reports_hosts_file_errors_and_cluster_options_without_hosts(tmp_path):

@@ -7,6 +7,7 @@ same findings wherever and whenever `akdiag report` reads it.
 Findings (cluster findings.json, the analyzers' own shape):
   cluster.host_failed           warning   a host whose bundle could not be collected (reason given)
   cluster.cleanup_failed        info      akdiag's folder on a host may be left behind
+  cluster.same_machine          info      a host listed twice under two names, collected once
   cluster.process_nowhere       critical  a catalog process that runs on none of the collected hosts
   cluster.process_on_many_hosts warning   a process that should run once runs on several hosts that
                                           share no role (the hosts file's `roles`: hosts that share one
@@ -47,7 +48,8 @@ class ClusterReader:
         return dicts(self.manifest.get("hosts"))
 
     def names(self) -> List[str]:
-        return [str(h.get("name")) for h in self.hosts if h.get("name")]
+        """The hosts of the run, a machine listed twice counted once (its first name)."""
+        return [str(h.get("name")) for h in self.hosts if h.get("name") and h.get("status") != "duplicate"]
 
     def bundle(self, name: str) -> Optional[BundleReader]:
         """The host's bundle, when the archive holds one (a plain name: no path tricks)."""
@@ -229,6 +231,15 @@ def _hosts(cluster: ClusterReader, _t: Thresholds) -> List[Finding]:
         name = str(record.get("name") or "?")
         error = as_dict(record.get("error"))
         status = record.get("status")
+        if status == "duplicate":
+            first = str(record.get("duplicate_of") or "?")
+            out.append(Finding(
+                "cluster.same_machine", INFO, name,
+                f"{name} ({record.get('destination')}) is the same machine as {first}: collected once, as {first}",
+                CLUSTER_MANIFEST, {"duplicate_of": first, "roles": record.get("roles") or []},
+                f"List each machine once in the hosts file (keep {first} or {name}); akdiag found that both names "
+                "reach one machine (the same machine id, boot and PID namespace)."))
+            continue
         if status != "ok" or cluster.bundle(name) is None:
             reason = error.get("message") or ("its bundle is missing from the archive" if status == "ok" else status)
             out.append(Finding(

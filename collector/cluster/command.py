@@ -10,7 +10,8 @@ from typing import List, Optional, Sequence
 import click
 
 from collector import interrupt
-from collector.console import EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, error, human_size, progress_printer
+from collector.console import (EXIT_HOSTS_MISSING, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, error, human_size,
+                               progress_printer)
 from collector.cluster.hosts import HostsError, HostSpec, combine, load_hosts_file, parse_host_option
 from collector.cluster.ssh import SshSettings
 from collector.interrupt import Interrupted
@@ -64,34 +65,66 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
     except Interrupted as exc:
         return interrupt.finish(exc, "no cluster archive written (the hosts were cleaned up)")
     _print(result, quiet)
-    return EXIT_OK
+    return exit_status(result.hosts)
+
+
+COLLECTED = ("ok", "duplicate")  # a duplicate's machine is collected under its first name
+
+
+def exit_status(records: List[dict]) -> int:
+    """0 when every host was collected; EXIT_HOSTS_MISSING (5) when the archive was written
+    but some host, or every host, could not be."""
+    return EXIT_OK if all(r["status"] in COLLECTED for r in records) else EXIT_HOSTS_MISSING
+
+
+def _missing_line(records: List[dict]) -> Optional[str]:
+    missing = [r["name"] for r in records if r["status"] not in COLLECTED]
+    if not missing:
+        return None
+    if len(missing) == len(records) or not any(r["status"] == "ok" for r in records):
+        return (f"No host could be collected ({', '.join(missing)}): the archive holds only why, host by host "
+                "(its summary.html and cluster.json); fix that and run again, there is nothing to send yet "
+                f"(exit status {EXIT_HOSTS_MISSING}).")
+    return (f"{len(missing)} of {len(records)} hosts not collected ({', '.join(missing)}): the archive holds "
+            f"the others; collect those by hand or run again (exit status {EXIT_HOSTS_MISSING}).")
 
 
 def _print(result, quiet: bool) -> None:
     from collector.check import counts_text, top_findings_lines
 
+    missing = _missing_line(result.hosts)
     if quiet:
         click.echo(str(result.path.resolve()))
+        if missing:
+            click.echo(f"akdiag: {missing}", err=True)
         return
     ok = [h for h in result.hosts if h["status"] == "ok"]
+    twice = [h for h in result.hosts if h["status"] == "duplicate"]
     click.echo(f"Cluster:   {result.path.resolve()}")
     click.echo(f"Size:      {human_size(result.size)}")
     if result.mapping_path:
         click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the archive, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")
-    click.echo(f"Hosts:     {len(ok)} of {len(result.hosts)} collected")
+    click.echo(f"Hosts:     {len(ok)} of {len(result.hosts) - len(twice)} collected"
+               + (f" ({len(twice)} listed twice under another name)" if twice else ""))
     width = max(len(h["name"]) for h in result.hosts)
     for host in result.hosts:
         clock = host.get("clock") or {}
-        line = f"  {host['name']:<{width}}  {host['status']:<8} {host.get('duration') or 0:6.1f} s"
+        line = f"  {host['name']:<{width}}  {host['status']:<9} {host.get('duration') or 0:6.1f} s"
         if host["status"] == "ok":
             if clock.get("offset_seconds") is not None:
                 line += f"  clock {clock['offset_seconds']:+.3f} s"
+            if host.get("also_listed_as"):
+                line += f"  also listed as {', '.join(host['also_listed_as'])}"
+        elif host["status"] == "duplicate":
+            line += f"  the same machine as {host.get('duplicate_of')} (collected once, as {host.get('duplicate_of')})"
         else:
             error = host.get("error") or {}
             line += f"  at {error.get('stage')}: {error.get('message')}"
             if error.get("exit_status") is not None:
                 line += f" (exit status {error['exit_status']})"
+        if host.get("roles"):
+            line += f"  [{', '.join(host['roles'])}]"
         click.echo(line)
     findings = result.findings
     if findings:
@@ -100,4 +133,7 @@ def _print(result, quiet: bool) -> None:
             click.echo(line)
     else:
         click.echo("Cluster findings: none (each host's own are in its bundle and in summary.html)")
-    click.echo("Send this file to Altcraft support.")
+    if missing:
+        click.echo(missing)
+    if any(h["status"] == "ok" for h in result.hosts):
+        click.echo("Send this file to Altcraft support.")

@@ -112,7 +112,7 @@ def diff_clusters(old: BundleReader, new: BundleReader, allow_different_hosts: b
                                          text=f"host {name} is not in the new archive"))
             continue
         if status_a[name] != status_b[name]:
-            worse = status_a[name] == "ok"
+            worse = status_a[name] == "ok" and status_b[name] != "duplicate"  # collected under its other name
             result.changes.append(Change("cluster", name, "status", "changed", status_a[name], status_b[name],
                                          regression=worse,
                                          text=f"host {name}: {status_a[name]} -> {status_b[name]}"))

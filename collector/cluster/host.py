@@ -4,7 +4,9 @@ at once, started by collector.cluster.run).
 Its steps:
   connect   one multiplexed SSH connection (ssh.Connection)
   clock     the host's clock against the local one (round trip corrected)
-  probe     python3 and its version, an installed akdiag, a private temporary folder
+  probe     python3 and its version, an installed akdiag, a private temporary folder, the
+            machine's identity (a host on a machine already probed under another name stops
+            here, recorded as a duplicate of it: collector.cluster.machines)
   copy      the single-file akdiag (and the host's catalog file) into that folder, when
             the host has no akdiag or an older one (always with --akdiag-file)
   collect   `akdiag collect` there: 7z, same options, --quiet prints the bundle's path
@@ -30,6 +32,7 @@ from typing import Callable, List, Optional
 from collector.bundle.writer import BundleWriteError, BundleWriter
 from collector.cluster.host_bundle import store_host_bundle
 from collector.cluster.hosts import HostSpec
+from collector.cluster.machines import MachineRegistry, machine_identity
 from collector.cluster.remote_scripts import CLEANUP, COLLECT, GUARD, PROBE, parse_probe, script
 from collector.cluster.request import (CLEANUP_SECONDS, INCOMING, MAX_BUNDLE_BYTES, MIN_REMOTE_TIMEOUT,
                                        PSEUDONYM_KEY_FILE, ClusterRequest)
@@ -47,13 +50,22 @@ class HostFailure(Exception):
         self.stage = stage
 
 
+class SameMachine(Exception):
+    """This host is a machine another host of the run already collects."""
+
+    def __init__(self, first: str):
+        super().__init__(first)
+        self.first = first
+
+
 class HostRun:
     """Everything done for one host; its record becomes a host of cluster.json."""
 
     def __init__(self, index: int, spec: HostSpec, request: ClusterRequest, writer: BundleWriter,
                  control_dir: str, single_file: SingleFile, log: Callable[[str], None], folder: str,
-                 destination_shown: str):
+                 destination_shown: str, machines: Optional[MachineRegistry] = None):
         self.spec = spec
+        self.machines = machines or MachineRegistry()
         self.folder = folder  # hosts/<folder>: the name as cluster.json will hold it (pseudonymized or not)
         self.request = request
         self.writer = writer
@@ -137,6 +149,10 @@ class HostRun:
             self._fetch(bundle_path)
             self.record["status"] = "ok"
             self.log(f"{self.spec.name}: done in {time.monotonic() - started:.1f} s")
+        except SameMachine as same:
+            self.record["status"] = "duplicate"
+            self.record["duplicate_of"] = same.first
+            self.log(f"{self.spec.name}: the same machine as {same.first}: collected once, as {same.first}")
         except HostFailure as failure:
             error = failure.error
             self.record["status"] = "timeout" if error.kind == "timeout" else "failed"
@@ -185,6 +201,11 @@ class HostRun:
                                                                   "akdiag", "akdiag_version", "cache_dir",
                                                                   "cached_size")}
         self.record["remote"]["folder"] = self.tmp
+        identity = machine_identity(found)
+        self.record["remote"]["machine"] = identity
+        first = self.machines.claim(identity, self.spec.name)
+        if first is not None:
+            raise SameMachine(first)
         try:
             self.guard = self.conn.hold(script(GUARD, self.tmp, "stop"))
         except (RemoteError, OSError) as exc:  # the explicit clean-up still runs at the end

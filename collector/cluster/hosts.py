@@ -11,6 +11,10 @@ hosts:
 `ssh` is anything the user's `ssh` takes as a destination: `[user@]host`, a `Host` alias
 of ~/.ssh/config, or `ssh://[user@]host[:port]`.  A mistake is reported with the file,
 the line and the field, as the catalog's are.
+
+`--host USER@ADDRESS[:BASEDIR][@roles=ROLE[,ROLE...]]` gives one host on the command line;
+`roles` (in the file: a list, or one string of comma-separated words) are words of letters,
+digits, '.', '_', '-'.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class HostsError(Exception):
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_ROLES_SUFFIX = re.compile(r"@roles?=([^@]*)$")
 _FIELDS = {
     "name": (str,),
     "ssh": (str,),
@@ -81,6 +87,21 @@ def _check_name(name: str, where: str) -> str:
     return name
 
 
+def check_roles(words, where: str) -> Tuple[str, ...]:
+    """The roles as a tuple of words (each once, in order); a string holds them comma-separated."""
+    if isinstance(words, str):
+        words = words.split(",")
+    roles: List[str] = []
+    for word in words or []:
+        word = str(word).strip()
+        if not ROLE.match(word):
+            raise HostsError(f"{where}: role {word!r} must be a word of letters, digits, '.', '_' or '-' "
+                             "(several roles: a list, or words separated by commas)")
+        if word not in roles:
+            roles.append(word)
+    return tuple(roles)
+
+
 def name_from_destination(destination: str) -> str:
     """app1 from root@app1, 10.0.0.5 from ssh://u@10.0.0.5:2222, fe80-1 from [fe80::1]."""
     text = destination
@@ -96,9 +117,17 @@ def name_from_destination(destination: str) -> str:
 
 
 def parse_host_option(text: str) -> HostSpec:
-    """`user@address[:basedir]`; an IPv6 address goes in brackets: `root@[fe80::1]:/opt/akd`."""
+    """`user@address[:basedir][@roles=a,b]`; an IPv6 address goes in brackets:
+    `root@[fe80::1]:/opt/akd@roles=app`."""
     where = f"--host {text}"
     text = text.strip()
+    roles: Tuple[str, ...] = ()
+    suffix = _ROLES_SUFFIX.search(text)
+    if suffix:
+        if not suffix.group(1).strip():
+            raise HostsError(f"{where}: '@roles=' names no role (e.g. @roles=frontend,tracker)")
+        roles = check_roles(suffix.group(1), where)
+        text = text[:suffix.start()]
     basedir = None
     if "]" in text:
         head, _, rest = text.rpartition("]")
@@ -115,7 +144,7 @@ def parse_host_option(text: str) -> HostSpec:
         basedir = None
     destination = check_destination(destination, where)
     return HostSpec(name=_check_name(name_from_destination(destination), where), destination=destination,
-                    basedir=check_basedir(basedir, where), where="--host")
+                    basedir=check_basedir(basedir, where), roles=roles, where="--host")
 
 
 # --------------------------------------------------------------------------- the file
@@ -143,9 +172,9 @@ def _fields(node: yaml.Node, source: str, allowed, what: str) -> Dict[str, Tuple
             raise HostsError(f"{where(source, value_node)}: field '{key}' must be {wanted}, "
                              f"got {value_node.value!r}")
         if key == "roles":
-            value = [value] if isinstance(value, str) else (value or [])
-            if not all(isinstance(v, str) and v.strip() for v in value):
+            if not isinstance(value, str) and not all(isinstance(v, str) for v in value or []):
                 raise HostsError(f"{where(source, value_node)}: field 'roles' must be a list of words")
+            value = check_roles(value, f"{where(source, value_node)}: field 'roles'")
         if key == "timeout" and value is not None and value <= 0:
             raise HostsError(f"{where(source, value_node)}: field 'timeout' must be a positive number of seconds")
         found[key] = (value, value_node)
@@ -175,7 +204,7 @@ def _host(node: yaml.Node, source: str, base: Path, defaults: Dict[str, Tuple[An
         catalog = catalog if catalog.is_absolute() else base / catalog
         if not catalog.is_file():
             raise HostsError(f"{where(source, merged['catalog'][1])}: field 'catalog': no such file {catalog}")
-    roles = tuple(str(r).strip() for r in (merged.get("roles", ([],))[0] or []))
+    roles = tuple(merged.get("roles", ((),))[0] or ())
     timeout = merged.get("timeout", (None,))[0]
     return HostSpec(name=name, destination=destination, basedir=basedir, roles=roles, catalog=catalog,
                     timeout=float(timeout) if timeout is not None else None, where=here)

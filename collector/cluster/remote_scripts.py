@@ -12,6 +12,9 @@ from collector.cluster.ssh import UNTIL_EOF
 PROBE = r"""umask 077
 echo "hostname=$(uname -n 2>/dev/null)"
 echo "arch=$(uname -m 2>/dev/null)"
+echo "machine_id=$(head -c 64 /etc/machine-id 2>/dev/null || head -c 64 /var/lib/dbus/machine-id 2>/dev/null)"
+echo "boot_id=$(head -c 64 /proc/sys/kernel/random/boot_id 2>/dev/null)"
+echo "pid_ns=$(readlink /proc/self/ns/pid 2>/dev/null)"
 p=$(command -v python3 2>/dev/null)
 echo "python=$p"
 if [ -n "$p" ]; then

@@ -22,6 +22,7 @@ from collector.cluster import CLUSTER_SCHEMA_VERSION, HOSTS_DIR
 from collector.plain import as_dict
 from collector.cluster.analyze import (ClusterReader, analyze_cluster, datastore_matrix, explained_by_cluster,
                                        process_matrix)
+from collector.cluster.shared import hosts_text, split_shared
 
 TEMPLATE = "cluster.html.j2"
 
@@ -56,7 +57,8 @@ def _host_rows(cluster: ClusterReader, platform: Dict[str, Optional[str]]) -> Li
             "python": remote.get("python_version"), "bundle": bundle,
             "summary_link": f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}" if reader and reader.exists(schema.SUMMARY_HTML)
             else None,
-            "cleanup": as_dict(record.get("cleanup")),
+            "cleanup": as_dict(record.get("cleanup")), "duplicate_of": record.get("duplicate_of"),
+            "also_listed_as": [str(n) for n in record.get("also_listed_as") or []],
         })
     return rows
 
@@ -81,25 +83,34 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
     cluster_findings = sort_findings(f for f in (as_dict(analysis).get("findings") or []) if isinstance(f, dict))
     rows = finding_rows(cluster_findings, 1, _cluster_anchor)
     number = len(rows) + 1
+    shared, own = split_shared({name: part["findings"] for name, part in split.items()})
+    shared_rows = finding_rows(shared, number, lambda _f: None)
+    for row, finding in zip(shared_rows, shared):
+        row.update(hosts=finding["hosts"], hosts_text=hosts_text(finding), every_host=finding["every_host"])
+    number += len(shared_rows)
     hosts_view = []
-    everything = list(cluster_findings)
+    everything = list(cluster_findings) + shared
     for name in cluster.names():
         part = split.get(name, {"findings": [], "explained": []})
+        mine = own.get(name, [])
         link = f"{HOSTS_DIR}/{name}/{schema.SUMMARY_HTML}"
-        host_rows = finding_rows(part["findings"], number, lambda _f: None)
+        host_rows = finding_rows(mine, number, lambda _f: None)
         number += len(host_rows)
-        everything += part["findings"]
-        hosts_view.append({"name": name, "rows": host_rows, "counts": count_by_severity(part["findings"]),
+        everything += mine
+        hosts_view.append({"name": name, "rows": host_rows, "counts": count_by_severity(mine),
+                           "shared": sum(1 for f in shared if name in f["hosts"]),
                            "explained": part["explained"], "collected": name in bundles, "link": link,
-                           "worst": worst_severity(part["findings"])})
+                           "worst": worst_severity(mine)})
     counts = count_by_severity(everything)
     records = cluster.hosts
     collected = sum(1 for r in records if r.get("status") == "ok")
+    listed = sum(1 for r in records if r.get("status") != "duplicate")
     worst = worst_severity(everything)
     level = {"critical": "bad", "warning": "warn"}.get(worst or "", "ok")
     lead = next((f.get("title") for f in cluster_findings if f.get("severity") == worst), None) or next(
+        (f"{hosts_text(f)}: {f.get('title')}" for f in shared if f.get("severity") == worst), None) or next(
         (f"{h['name']}: {h['rows'][0]['title']}" for h in hosts_view if h["rows"] and h["worst"] == worst), None)
-    verdict = (f"{collected} of {len(records)} hosts collected · cluster: {counts_text(cluster_findings)} · "
+    verdict = (f"{collected} of {listed} hosts collected · cluster: {counts_text(cluster_findings)} · "
                f"hosts: {counts_text(everything[len(cluster_findings):])}"
                + (f" — {lead}" if lead and level != "ok" else ""))
     return {
@@ -121,6 +132,8 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
         "matrix": matrix,
         "datastores": datastore_matrix(cluster),
         "host_findings": hosts_view,
+        "shared_findings": shared_rows,
+        "notes": [str(n) for n in manifest.get("notes") or [] if isinstance(n, str)],
     }
 
 
@@ -147,11 +160,14 @@ def reanalyze(cluster: ClusterReader, thresholds: Optional[Dict[str, Any]]) -> t
 
 def combined_findings(cluster: ClusterReader, cluster_analysis: Analysis, hosts: Dict[str, Analysis]) -> List[dict]:
     """Cluster findings and every host's standing findings (titles prefixed with the
-    host's name), critical first: what `akdiag report` prints."""
+    host's name; one found on several hosts once, prefixed with their names), critical
+    first: what `akdiag report` prints."""
     split = explained_by_cluster(cluster, {name: a.findings for name, a in hosts.items()})
+    shared, own = split_shared({name: part["findings"] for name, part in split.items()})
     found = list(cluster_analysis.findings)
-    for name, part in split.items():
-        for finding in part["findings"]:
+    found += [dict(f, title=f"{hosts_text(f)}: {f.get('title')}") for f in shared]
+    for name, findings in own.items():
+        for finding in findings:
             found.append(dict(finding, title=f"{name}: {finding.get('title')}", host=name))
     return sort_findings(found)
 

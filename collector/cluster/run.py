@@ -23,6 +23,7 @@ from collector.bundle import archive, schema
 from collector.bundle.writer import BundleWriteError, BundleWriter, file_records_as_dicts
 from collector.cluster import CLUSTER_MANIFEST, CLUSTER_SCHEMA_VERSION, HOSTS_DIR
 from collector.cluster.host import HostRun
+from collector.cluster.machines import MachineRegistry, link_duplicates
 from collector.cluster.request import HOST_TIMEOUT_MARGIN, INCOMING, ClusterRequest, ClusterResult
 from collector.cluster.single_file import SingleFile
 from collector.cluster.ssh import SshSettings, control_folder
@@ -34,12 +35,12 @@ from collector.run import OutputError, Progress, ToolLog, make_staging
 __all__ = ["ClusterRequest", "ClusterResult", "OutputError", "collect_cluster"]
 
 
-def _manifest(request: ClusterRequest, records: List[dict], started_wall: float, started: float,
+def _manifest(request: ClusterRequest, records: List[dict], notes: List[str], started_wall: float, started: float,
               writer: BundleWriter, ssh_version: Optional[str]) -> dict:
     import socket
 
     counts = {"hosts": len(records)}
-    for status in ("ok", "failed", "timeout", "pending"):
+    for status in ("ok", "failed", "timeout", "pending", "duplicate"):
         counts[status] = sum(1 for r in records if r["status"] == status)
     return {
         "cluster_schema": CLUSTER_SCHEMA_VERSION,
@@ -59,6 +60,7 @@ def _manifest(request: ClusterRequest, records: List[dict], started_wall: float,
                     "since": iso_utc(request.options.since),
                     "catalog": str(request.catalog_file) if request.catalog_file else None},
         "counts": counts,
+        "notes": notes,
         "hosts": records,
         "files": [f for f in file_records_as_dicts(writer.files())
                   if f["path"] != CLUSTER_MANIFEST and not f["path"].startswith(HOSTS_DIR + "/")],
@@ -110,16 +112,21 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
         writer = BundleWriter(staging, scrubber)
         log(f"{TOOL_NAME} {__version__}: collecting {len(request.hosts)} host(s), {request.parallel} at a time")
         single = SingleFile(request.akdiag_file)
+        machines = MachineRegistry()
         runs = [HostRun(i, spec, request, writer, control, single, log, _scrub_text(scrubber, spec.name),
-                        _scrub_destination(scrubber, spec.destination)) for i, spec in enumerate(request.hosts)]
+                        _scrub_destination(scrubber, spec.destination), machines)
+                for i, spec in enumerate(request.hosts)]
         _run_all(runs, request.parallel)
         records = [run.record for run in runs]
+        notes = link_duplicates(records)
+        for note in notes:
+            log(note)
         shutil.rmtree(staging / INCOMING, ignore_errors=True)
         ssh_version = _ssh_version(request.ssh)
-        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, started_wall, started, writer, ssh_version))
+        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, notes, started_wall, started, writer, ssh_version))
         findings = _analyze_and_render(staging, writer, request, log)
         writer.write_text(schema.TOOL_LOG, log.text())
-        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, started_wall, started, writer, ssh_version))
+        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, notes, started_wall, started, writer, ssh_version))
         if progress:
             progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
         path = archive.pack(staging, request.output_dir, name, request.fmt, request.password)
