@@ -326,7 +326,7 @@ def test_one_machine_twice_gives_a_note_and_no_false_warning(twice_run):
     html = (root / "summary.html").read_text()
     assert f"the same machine as <a href=\"#host-{twice['duplicate_of']}\">" in html
     assert f"also listed as {twice['name']}" in html and 'data-note="same-machine"' in html
-    assert "1 of 1 hosts collected" in html
+    assert "1 of 1 hosts collected" in html and "<h1>Cluster of 1 host</h1>" in html
     matrix = process_matrix(ClusterReader(root))
     assert matrix["hosts"] == [twice["duplicate_of"]] and matrix["missing"] == []
 

@@ -133,6 +133,7 @@ def build_cluster_context(cluster: ClusterReader, analysis: Optional[dict] = Non
         "datastores": datastore_matrix(cluster),
         "host_findings": hosts_view,
         "shared_findings": shared_rows,
+        "host_count": listed,
         "notes": [str(n) for n in manifest.get("notes") or [] if isinstance(n, str)],
     }
 
