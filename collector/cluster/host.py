@@ -32,7 +32,7 @@ from typing import Callable, List, Optional
 from collector.bundle.writer import BundleWriteError, BundleWriter
 from collector.cluster.host_bundle import store_host_bundle
 from collector.cluster.hosts import HostSpec
-from collector.cluster.machines import MachineRegistry, machine_identity
+from collector.cluster.machines import MachineRegistry, SameMachine, machine_identity
 from collector.cluster.remote_scripts import CLEANUP, COLLECT, GUARD, PROBE, parse_probe, script
 from collector.cluster.request import (CLEANUP_SECONDS, INCOMING, MAX_BUNDLE_BYTES, MIN_REMOTE_TIMEOUT,
                                        PSEUDONYM_KEY_FILE, ClusterRequest)
@@ -48,14 +48,6 @@ class HostFailure(Exception):
         super().__init__(str(error))
         self.error = error
         self.stage = stage
-
-
-class SameMachine(Exception):
-    """This host is a machine another host of the run already collects."""
-
-    def __init__(self, first: str):
-        super().__init__(first)
-        self.first = first
 
 
 class HostRun:

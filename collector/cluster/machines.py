@@ -35,6 +35,14 @@ def machine_identity(probe: Dict[str, str]) -> Optional[str]:
     return hmac.new(_KEY, text, hashlib.sha256).hexdigest()[:20]
 
 
+class SameMachine(Exception):
+    """This host is a machine another host of the run already collects."""
+
+    def __init__(self, first: str):
+        super().__init__(first)
+        self.first = first
+
+
 class MachineRegistry:
     """The machines seen by the run's probes, shared by the hosts' threads."""
 

@@ -123,10 +123,12 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
             log(note)
         shutil.rmtree(staging / INCOMING, ignore_errors=True)
         ssh_version = _ssh_version(request.ssh)
-        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, notes, started_wall, started, writer, ssh_version))
+        writer.write_json(CLUSTER_MANIFEST,
+                          _manifest(request, records, notes, started_wall, started, writer, ssh_version))
         findings = _analyze_and_render(staging, writer, request, log)
         writer.write_text(schema.TOOL_LOG, log.text())
-        writer.write_json(CLUSTER_MANIFEST, _manifest(request, records, notes, started_wall, started, writer, ssh_version))
+        writer.write_json(CLUSTER_MANIFEST,
+                          _manifest(request, records, notes, started_wall, started, writer, ssh_version))
         if progress:
             progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
         path = archive.pack(staging, request.output_dir, name, request.fmt, request.password)
