@@ -30,7 +30,7 @@ POLICY = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>')
 
 @pytest.fixture(scope="module")
 def bundle(full_host, tmp_path_factory):
-    _result, reader = collect_bundle(full_host, tmp_path_factory.mktemp("page"), log_lines=300)
+    _result, reader = collect_bundle(full_host, tmp_path_factory.mktemp("page"), log_lines=20)  # short tails: short prints
     return reader
 
 
