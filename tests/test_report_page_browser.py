@@ -71,7 +71,7 @@ def _pdftotext() -> str:
 
 def _collapsed(page: str) -> dict:
     """What the page holds only in closed <details>: the info findings' titles, the
-    last line of every log tail, the rows of the log index and of the host's processes."""
+    last line of every log tail, the datastores' details, the host's last process."""
     infos = re.search(r'<details class="infos">(.*?)</details>', page, re.S)
     tails = re.findall(r'<details class="tail"[^>]*>(.*?)</details>', page, re.S)
     assert infos and tails, "the page has no closed info findings or log tails to print"
@@ -81,6 +81,11 @@ def _collapsed(page: str) -> dict:
         lines = re.findall(r'<span class="ln">\d+</span>(.*?)\n</span>', tail, re.S)
         if lines and _text(lines[-1]):
             parts[f"tail {n}"] = _text(lines[-1])[:60]
+    for n, details in enumerate(re.findall(r"<details><summary>Details</summary><pre>(.*?)</pre>", page, re.S)):
+        parts[f"datastore {n}"] = _text(details)
+    hosts = re.search(r'<table id="host-processes-table">(.*?)</table>', page, re.S)
+    assert hosts, "the page has no table of all the host's processes"
+    parts["host processes"] = _text(re.findall(r"<tr>(.*?)</tr>", hosts.group(1), re.S)[-1])
     return parts
 
 
