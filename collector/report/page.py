@@ -27,6 +27,7 @@ from collector.report.limits import PageThresholds
 from collector.report.logs import TAIL_BYTES, TAIL_LINES, logs_view
 from collector.report.processes import pidfiles_view, ports_view, processes_problem, processes_view
 from collector.report.sources import Sources
+from collector.report.ticket import ticket_text
 from collector.report.timeline import timeline_view
 from collector.report.verdict import findings_verdict, processes_verdict
 
@@ -127,9 +128,10 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
     else:
         verdict = processes_verdict(processes if processes_data is not None and not problem else None, collectors,
                                     sources.missing, problem or "processes.json missing")
+    header = header_view(manifest, system, akd_platform_version(reader, akd_data))
     return {
         "tool": {"name": TOOL_NAME, "version": __version__},
-        "header": header_view(manifest, system, akd_platform_version(reader, akd_data)),
+        "header": header, "ticket": ticket_text(manifest, header, verdict, found),
         "manifest_note": manifest_note(manifest),
         "verdict": verdict,
         "findings": found, "findings_note": _findings_note(found),
