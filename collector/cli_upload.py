@@ -42,21 +42,23 @@ def _settings(ca_file, insecure_http, max_upload_size, timeout, retries, ssh_con
 
 
 def _shared_options(prefix: str):
-    """The transfer's options, named as `upload` names them, or `--upload-...` on collect."""
+    """The transfer's options, named as `upload` names them, or `--upload-...` on collect
+    (whose parameters then start with upload_: collect has a --timeout of its own)."""
+    dest = prefix.replace("-", "_")
     return [
-        click.option(f"--{prefix}method", "method", type=click.Choice(["put", "post"], case_sensitive=False),
+        click.option(f"--{prefix}method", f"{dest}method", type=click.Choice(["put", "post"], case_sensitive=False),
                      help="HTTP method: put (a pre-signed object store URL) or post (a multipart form) "
                           "[default: the catalog's upload.method, else put]."),
-        click.option(f"--{prefix}field", "field", metavar="NAME",
+        click.option(f"--{prefix}field", f"{dest}field", metavar="NAME",
                      help="POST: the form field of the file [default: the catalog's upload.field, else file]."),
         click.option("--ca-file", type=click.Path(dir_okay=False),
                      help="PEM file of a private CA to trust (besides the system's CA store)."),
         click.option("--insecure-http", is_flag=True, help="Allow a plain http:// address (unencrypted)."),
         click.option("--max-upload-size", type=SIZE, metavar="SIZE",
                      help="Refuse, before sending anything, a file larger than this (e.g. 25M)."),
-        click.option(f"--{prefix}timeout", "timeout", type=DURATION, default=DEFAULT_TIMEOUT, show_default=True,
+        click.option(f"--{prefix}timeout", f"{dest}timeout", type=DURATION, default=DEFAULT_TIMEOUT, show_default=True,
                      help="Seconds without progress after which an attempt is given up (30s, 2m)."),
-        click.option(f"--{prefix}retries", "retries", type=_retries_type, default=DEFAULT_RETRIES,
+        click.option(f"--{prefix}retries", f"{dest}retries", type=_retries_type, default=DEFAULT_RETRIES,
                      show_default=True,
                      help="Attempts after the first on a network error or a 5xx answer (backoff 1, 2, 4 ... s)."),
     ]
@@ -131,13 +133,14 @@ def upload_options(func):
     """`collect`'s --upload options, handed to the command as one `upload` argument
     (an UploadRequest, or None when --upload is not given)."""
     @functools.wraps(func)
-    def wrapper(*args, upload_url, method, field, ca_file, insecure_http, max_upload_size, timeout, retries,
-                **kwargs):
+    def wrapper(*args, upload_url, upload_method, upload_field, ca_file, insecure_http, max_upload_size,
+                upload_timeout, upload_retries, **kwargs):
         request = None
         if upload_url is not None:
-            request = UploadRequest(tuple(u for u in (upload_url,) if u), method, field,
-                                    _settings(ca_file, insecure_http, max_upload_size, timeout, retries))
-        elif any((method, field, ca_file, insecure_http, max_upload_size)):
+            request = UploadRequest(tuple(u for u in (upload_url,) if u), upload_method, upload_field,
+                                    _settings(ca_file, insecure_http, max_upload_size, upload_timeout,
+                                              upload_retries))
+        elif any((upload_method, upload_field, ca_file, insecure_http, max_upload_size)):
             usage_error("--upload-method, --upload-field, --ca-file, --insecure-http and --max-upload-size "
                         "need --upload")
         return func(*args, upload=request, **kwargs)

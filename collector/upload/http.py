@@ -103,7 +103,8 @@ def _attempt(path: Path, size: int, target: UploadTarget, settings: UploadSettin
         return _judge(response.status, response.reason, answer, response.getheader("Content-Type") or "",
                       shown, target.url, size)
     except ssl.SSLCertVerificationError as exc:
-        raise Untrusted(f"{shown}: the server's certificate is not trusted ({scrub(exc.verify_message or str(exc), target.url)}); "
+        why = scrub(exc.verify_message or str(exc), target.url)
+        raise Untrusted(f"{shown}: the server's certificate is not trusted ({why}); "
                         "if it is signed by your own CA, give that CA with --ca-file") from None
     except ssl.SSLError as exc:
         raise NetworkError(f"{shown}: TLS failed: {scrub(str(exc), target.url)}") from None

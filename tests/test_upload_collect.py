@@ -1,0 +1,130 @@
+"""`collect --upload`: the bundle is written, then sent; a bad address stops the run
+before anything is collected, a failed transfer leaves the bundle and its path (exit 6),
+and the manifest's command line never holds the address's signature.  Also the pieces:
+which files of a bundle are sent, how an address is shown."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from upload_servers import (QUERY, SIGNATURE, Scenario, UploadServer, assert_no_secret, clean_env, make_ca,
+                            openssl_missing)
+
+from collector.upload import bundle_files
+from collector.upload.redaction import hidden_in_command_line, safe_url, scrub
+
+needs_openssl = pytest.mark.skipif(openssl_missing() is not None, reason=str(openssl_missing()))
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+def collect(host, out: Path, *args, env=None) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
+                           "--catalog", str(host.catalog_file), "--output", str(out), "--timeout", "60",
+                           "--format", "tar.gz", *[str(a) for a in args]],
+                          capture_output=True, text=True, timeout=180, env=clean_env(env))
+
+
+def manifest_of(archive: Path) -> dict:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/manifest.json"))
+        return json.load(tar.extractfile(member))
+
+
+@needs_openssl
+def test_collect_upload_sends_the_written_bundle_and_hides_the_signature(host, tmp_path, ca):
+    out = tmp_path / "out"
+    out.mkdir()
+    with UploadServer(ca) as server:
+        done = collect(host, out, "--upload", server.url(query=QUERY), "--ca-file", ca.ca_file)
+    assert done.returncode == 0, done.stderr
+    [archive] = out.glob("*.tar.gz")
+    assert [r.body for r in server.received] == [archive.read_bytes()]
+    assert f"Uploaded:  {archive.name} -> " in done.stdout
+    assert_no_secret(done)
+    manifest = manifest_of(archive)
+    assert f"--upload https://127.0.0.1:{server.port}/bucket/bundle.7z?…" in manifest["command_line"]
+    assert SIGNATURE not in json.dumps(manifest) and "AKIAEXAMPLEKEYID" not in json.dumps(manifest)
+
+
+@needs_openssl
+def test_collect_upload_that_fails_keeps_the_bundle_and_exits_6(host, tmp_path, ca):
+    out = tmp_path / "out"
+    out.mkdir()
+    with UploadServer(ca, Scenario(statuses=[503])) as server:
+        done = collect(host, out, "--upload", "--ca-file", ca.ca_file, "--upload-retries", "1", "--quiet",
+                       env={"AKDIAG_UPLOAD_URL": server.url(query=QUERY)})
+    assert done.returncode == 6
+    assert server.requests == 2
+    [archive] = out.glob("*.tar.gz")
+    assert done.stdout.strip() == str(archive.resolve())  # --quiet: the path, as without --upload
+    assert f"stays here: {archive.resolve()}" in done.stderr
+    assert_no_secret(done)
+
+
+def test_collect_upload_with_a_bad_address_collects_nothing(host, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    plain = collect(host, out, "--upload", f"http://127.0.0.1:9/x?{QUERY}")
+    folder = collect(host, out, "--upload", "https://127.0.0.1:9/x", "--format", "dir")
+    nowhere = collect(host, out, "--upload")
+    assert (plain.returncode, folder.returncode, nowhere.returncode) == (2, 2, 2)
+    assert "plain http" in plain.stderr and "--format 7z or tar.gz" in folder.stderr
+    assert "no upload address" in nowhere.stderr
+    assert list(out.iterdir()) == []
+    assert_no_secret(plain)
+
+
+def test_upload_options_without_upload_are_refused(host, tmp_path):
+    done = collect(host, tmp_path, "--upload-method", "post")
+    assert done.returncode == 2 and "need --upload" in done.stderr
+
+
+# --------------------------------------------------------------------------- the pieces
+
+def test_bundle_files_are_the_archive_or_its_volumes_then_the_checksums(tmp_path):
+    one = tmp_path / "akdiag-a-20261201T120000Z.7z"
+    one.write_bytes(b"x")
+    (tmp_path / "akdiag-a-20261201T120000Z.7z.sha256").write_text("sum")
+    (tmp_path / "akdiag-a-20261201T120000Z.7z.mapping.json").write_text("{}")  # never sent
+    (tmp_path / "akdiag-a-20261201T1200.7z").write_bytes(b"another bundle")
+    assert [p.name for p in bundle_files(one)] == [one.name, one.name + ".sha256"]
+    split = tmp_path / "akdiag-b-20261201T120000Z.7z"
+    for name in (".002", ".001", ".010", ".001.sha256", ".002.sha256", ".010.sha256", ".sha256"):
+        Path(str(split) + name).write_text("v")
+    expected = [split.name + n for n in (".001", ".002", ".010", ".001.sha256", ".002.sha256", ".010.sha256",
+                                         ".sha256")]
+    assert [p.name for p in bundle_files(split)] == expected
+    assert [p.name for p in bundle_files(Path(str(split) + ".001"))] == expected
+
+
+@pytest.mark.parametrize("url, shown", [
+    (f"https://store.example/b/k.7z?{QUERY}", "https://store.example/b/k.7z?…"),
+    ("https://user:s3cret@host.example:8443/up?token=abcdef#frag", "https://user@host.example:8443/up?…"),
+    ("https://host.example/up", "https://host.example/up"),
+    ("sftp://support@files.example:2222/~/in/", "sftp://support@files.example:2222/~/in/"),
+])
+def test_an_address_is_shown_without_its_query_or_password(url, shown):
+    assert safe_url(url) == shown
+
+
+def test_quoted_text_and_the_command_line_lose_the_secret():
+    url = f"https://h.example/k?{QUERY}"
+    quoted = f"signature {SIGNATURE} credential AKIAEXAMPLEKEYID/20261201/us-east-1/s3 given"
+    assert SIGNATURE not in scrub(quoted, url) and "AKIAEXAMPLEKEYID" not in scrub(quoted, url)
+    words = hidden_in_command_line(["akdiag", "collect", "--upload", url, "--quiet", f"--upload={url}",
+                                    "--upload", "--label", "x"])
+    assert words == ["akdiag", "collect", "--upload", "https://h.example/k?…", "--quiet",
+                     "--upload=https://h.example/k?…", "--upload", "--label", "x"]
+
