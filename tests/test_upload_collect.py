@@ -54,7 +54,7 @@ def test_collect_upload_sends_the_written_bundle_and_hides_the_signature(host, t
     assert f"Uploaded:  {archive.name} -> " in done.stdout
     assert_no_secret(done)
     manifest = manifest_of(archive)
-    assert f"--upload https://127.0.0.1:{server.port}/bucket/bundle.7z?…" in manifest["command_line"]
+    assert f"--upload 'https://127.0.0.1:{server.port}/bucket/bundle.7z?…'" in manifest["command_line"]
     assert SIGNATURE not in json.dumps(manifest) and "AKIAEXAMPLEKEYID" not in json.dumps(manifest)
 
 
