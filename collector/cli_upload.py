@@ -12,15 +12,18 @@ import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import click
 
 from collector.cli_options import DURATION, SIZE, load_catalog_or_exit
 from collector.console import EXIT_OK, EXIT_UPLOAD_FAILED, error, usage_error
-from collector.upload import (BadTarget, UploadError, UploadSettings, bundle_files, check_targets,
-                              configured_target, plan, send)
-from collector.upload.target import ENVIRONMENT
+
+if TYPE_CHECKING:
+    from collector.upload import UploadSettings
+
+# collector.upload is imported where a command runs: `akdiag --help` stays quick
+ENVIRONMENT = "AKDIAG_UPLOAD_URL"  # collector.upload.target.ENVIRONMENT, which the tests hold equal
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 4
@@ -37,6 +40,8 @@ class UploadRequest:
 
 
 def _settings(ca_file, insecure_http, max_upload_size, timeout, retries, ssh_config=None, ssh_options=()):
+    from collector.upload import UploadSettings
+
     return UploadSettings(ca_file=ca_file, insecure_http=insecure_http, max_size=max_upload_size,
                           timeout=timeout, retries=retries, ssh_config=ssh_config, ssh_options=tuple(ssh_options))
 
@@ -97,6 +102,8 @@ def upload_command(files, urls, catalog_file, ssh_config, ssh_options, quiet, me
          a file over --max-upload-size (nothing was sent)
       6  a transfer failed (after its retries); the files not sent are named
     """
+    from collector.upload import BadTarget, configured_target, plan
+
     catalog = load_catalog_or_exit(catalog_file) if catalog_file else None
     settings = _settings(ca_file, insecure_http, max_upload_size, timeout, retries, ssh_config, ssh_options)
     try:
@@ -107,8 +114,10 @@ def upload_command(files, urls, catalog_file, ssh_config, ssh_options, quiet, me
     sys.exit(send_all(pairs, settings, quiet))
 
 
-def send_all(pairs, settings: UploadSettings, quiet: bool, bundle: Optional[Path] = None) -> int:
+def send_all(pairs, settings, quiet: bool, bundle: Optional[Path] = None) -> int:
     """Sends each file in turn; stops at the first that fails (naming what was not sent)."""
+    from collector.upload import UploadError, send
+
     say = (lambda message: None) if quiet else (lambda message: click.echo(f"akdiag: {message}", err=True))
     for number, (path, target) in enumerate(pairs):
         say(f"sending {path.name} to {target.shown}")
@@ -158,6 +167,8 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
     returns what sends the written bundle (its exit code), or None without --upload."""
     if request is None:
         return None
+    from collector.upload import BadTarget, bundle_files, check_targets, configured_target, plan
+
     if cluster:
         usage_error("--upload is for one host's bundle; send a cluster archive with `akdiag upload ARCHIVE`")
     if fmt == "dir":

@@ -128,3 +128,10 @@ def test_quoted_text_and_the_command_line_lose_the_secret():
     assert words == ["akdiag", "collect", "--upload", "https://h.example/k?…", "--quiet",
                      "--upload=https://h.example/k?…", "--upload", "--label", "x"]
 
+
+
+def test_the_help_names_the_environment_variable_the_target_reads():
+    from collector import cli_upload
+    from collector.upload import target
+
+    assert cli_upload.ENVIRONMENT == target.ENVIRONMENT
