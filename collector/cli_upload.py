@@ -122,7 +122,7 @@ def send_all(pairs, settings, quiet: bool, bundle: Optional[Path] = None) -> int
     for number, (path, target) in enumerate(pairs):
         say(f"sending {path.name} to {target.shown}")
         try:
-            sent = send(path, target, settings, say)
+            sent = send(path, target, settings, say, progress_enabled=False if quiet else None)
         except UploadError as exc:
             error(f"upload failed: {exc}")
             left = [p.name for p, _target in pairs[number:]]

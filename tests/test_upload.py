@@ -4,6 +4,7 @@ address's signature must never appear in anything akdiag prints."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pty
 import subprocess
@@ -63,6 +64,30 @@ def test_post_sends_a_multipart_form_with_the_field_asked(ca, bundle):
     assert second.form_file() == ("attachment", bundle.name, bundle.read_bytes())
     assert_no_secret(default)
     assert_no_secret(named)
+
+
+def test_a_large_file_is_streamed_not_read_into_memory(ca, tmp_path):
+    """200 MiB sent by a process whose peak memory stays far below that (the file is read
+    in chunks as it is sent)."""
+    large = tmp_path / "large.7z"
+    with open(large, "wb") as handle:
+        for _ in range(200):
+            handle.write(os.urandom(1024) * 1024)
+    digest = hashlib.sha256()
+    with open(large, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    measure = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)")
+    with UploadServer(ca, Scenario(keep_body=False)) as server:
+        done = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "collector", "upload", str(large),
+                               "--url", server.url(query=QUERY), "--ca-file", str(ca.ca_file)],
+                              capture_output=True, text=True, timeout=300, env=clean_env())
+    assert done.returncode == 0, done.stderr
+    [received] = server.received
+    assert (received.size, received.sha256) == (200 * 1024 * 1024, digest.hexdigest())
+    peak_kib = int(done.stdout.strip().splitlines()[-1])
+    assert peak_kib < 100 * 1024, f"peak memory {peak_kib} KiB for a 200 MiB file"
 
 
 # --------------------------------------------------------------------------- TLS
@@ -278,6 +303,16 @@ def test_a_bad_upload_entry_in_the_catalog_names_its_line(bundle, tmp_path):
     catalog.write_text("upload:\n  url: ftp://example.invalid/x\n")
     done = upload(bundle, "--catalog", catalog)
     assert done.returncode == 2 and "upload.url" in done.stderr
+
+
+def test_the_pseudonym_mapping_is_never_sent(ca, bundle, tmp_path):
+    mapping = tmp_path / (bundle.name + ".mapping.json")
+    mapping.write_text('{"user1@example.invalid": "someone@real.example"}')
+    with UploadServer(ca) as server:
+        done = upload(bundle, mapping, "--url", server.url("/bucket/"), "--ca-file", ca.ca_file)
+    assert done.returncode == 2
+    assert "never sent" in done.stderr
+    assert server.requests == 0
 
 
 def test_no_address_anywhere_is_bad_input(bundle):

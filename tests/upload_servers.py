@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import hashlib
 import os
 import select
 import shutil
@@ -78,6 +79,8 @@ class Received:
     path: str  # with its query
     headers: dict
     body: bytes
+    size: int = 0
+    sha256: str = ""
 
     def form_file(self):
         """(field name, file name, bytes) of a multipart POST's file part."""
@@ -95,6 +98,7 @@ class Scenario:
     answer: bytes = b""  # the body of a failing answer
     answer_type: str = "text/plain"
     chunk_pause: float = 0.0  # seconds between reads of 64 KiB of the body (a slow server)
+    keep_body: bool = True  # False: only the body's length and SHA-256 are kept (large bodies)
     stall: float = 0.0  # seconds to wait after the body before answering (a server that hangs)
 
 
@@ -114,12 +118,15 @@ class UploadServer:
                 number = server.requests
                 server.requests += 1
                 length = int(self.headers.get("Content-Length", "0"))
-                body = bytearray()
-                while len(body) < length:
-                    chunk = self.rfile.read(min(65536, length - len(body)))
+                body, digest, size = bytearray(), hashlib.sha256(), 0
+                while size < length:
+                    chunk = self.rfile.read(min(65536, length - size))
                     if not chunk:
                         break
-                    body += chunk
+                    size += len(chunk)
+                    digest.update(chunk)
+                    if server.scenario.keep_body:
+                        body += chunk
                     if server.scenario.chunk_pause:
                         time.sleep(server.scenario.chunk_pause)
                 statuses = server.scenario.statuses
@@ -127,7 +134,8 @@ class UploadServer:
                 if server.scenario.stall:
                     time.sleep(server.scenario.stall)
                 if 200 <= status < 300:
-                    server.received.append(Received(self.command, self.path, dict(self.headers), bytes(body)))
+                    server.received.append(Received(self.command, self.path, dict(self.headers), bytes(body), size,
+                                                    digest.hexdigest()))
                 answer = server.scenario.answer if status >= 300 else b""
                 self.send_response(status)
                 self.send_header("Content-Type", server.scenario.answer_type)

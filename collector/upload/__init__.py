@@ -28,6 +28,7 @@ __all__ = ["BadTarget", "Sent", "UploadError", "UploadSettings", "UploadTarget",
            "check_targets", "configured_target", "plan", "safe_url", "send"]
 
 _VOLUME_OR_SUM = re.compile(r"^(\d{3,}(\.sha256)?|sha256)$")
+_MAPPING = re.compile(r"\.mapping(-\d+)?\.json$")  # collector.bundle.archive.write_mapping_beside
 
 
 @dataclass
@@ -70,6 +71,9 @@ def check_targets(targets: Sequence[UploadTarget], settings: UploadSettings) -> 
 
 
 def _check_file(path: Path, max_size) -> None:
+    if _MAPPING.search(path.name):
+        raise BadTarget(f"{path} is the pseudonym -> original table (--keep-mapping): it stays with you and is "
+                        "never sent; nothing was sent")
     if not path.exists():
         volumes = sorted(path.parent.glob(path.name + ".[0-9][0-9][0-9]"))
         hint = f" (its volumes are here: {volumes[0].name}, ...: send them all)" if volumes else ""
