@@ -67,6 +67,7 @@ def main() -> None:
       1  internal error (a bug in akdiag: please report it)
       2  bad option or catalog file
       3  no bundle could be written (output folder missing, not writable, disk full)
+      6  --upload: the bundle was written (its path printed) but could not be sent
       128+N stopped by signal N (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM, 131 SIGQUIT): no bundle
           written, nothing left behind
     """

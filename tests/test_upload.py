@@ -246,6 +246,15 @@ def test_https_proxy_is_used_through_connect_and_no_proxy_bypasses_it(ca, bundle
     assert_no_secret(proxied)
 
 
+def test_http_proxy_carries_an_insecure_http_upload(bundle):
+    with UploadServer() as server, ConnectProxy() as proxy:
+        done = upload(bundle, "--url", server.url(query=QUERY), "--insecure-http", env={"HTTP_PROXY": proxy.url})
+    assert done.returncode == 0, done.stderr
+    assert proxy.forwarded == [f"PUT {server.url(query=QUERY)}"]
+    assert server.received[0].body == bundle.read_bytes()
+    assert_no_secret(done)
+
+
 def test_a_proxy_that_does_not_answer_is_a_failed_upload(ca, bundle):
     from servers.hostile import refused_port
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import List, Optional
+from urllib.parse import urlsplit
 
 
 SIGNATURE = "9f3a1c5e7b2d4f60a8c1e3b5d7f9a2c4e6b8d0f1a3c5e7b9"
@@ -172,7 +173,8 @@ class UploadServer:
 
 
 class ConnectProxy:
-    """A CONNECT-only HTTP proxy on 127.0.0.1 that records each tunnel's target."""
+    """An HTTP proxy on 127.0.0.1: CONNECT tunnels (their targets recorded in `tunnels`)
+    and plain-http requests in absolute form (their request lines in `forwarded`)."""
 
     def __init__(self):
         self.listener = socket.socket()
@@ -180,6 +182,7 @@ class ConnectProxy:
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.tunnels: List[str] = []
+        self.forwarded: List[str] = []
         self._stop = threading.Event()
 
     @property
@@ -211,15 +214,25 @@ class ConnectProxy:
                     return
                 head += chunk
             request_line = head.split(b"\r\n", 1)[0].decode()
-            method, target, _version = request_line.split(" ", 2)
+            method, target, version = request_line.split(" ", 2)
             if method != "CONNECT":
-                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                self._forward(client, head, method, target, version)
                 return
             self.tunnels.append(target)
             host, _, port = target.rpartition(":")
             with socket.create_connection((host, int(port)), timeout=10) as upstream:
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 _relay(client, upstream)
+
+
+    def _forward(self, client: socket.socket, head: bytes, method: str, target: str, version: str) -> None:
+        self.forwarded.append(f"{method} {target}")
+        parts = urlsplit(target)
+        origin = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        rest = head.split(b"\r\n", 1)[1]
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=10) as upstream:
+            upstream.sendall(f"{method} {origin} {version}\r\n".encode() + rest)
+            _relay(client, upstream)
 
 
 def _relay(one: socket.socket, other: socket.socket) -> None:
