@@ -86,9 +86,14 @@ def test_collect_upload_with_a_bad_address_collects_nothing(host, tmp_path):
     assert_no_secret(plain)
 
 
-def test_upload_options_without_upload_are_refused(host, tmp_path):
-    done = collect(host, tmp_path, "--upload-method", "post")
+def test_upload_options_without_upload_and_upload_with_a_cluster_are_refused(host, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    done = collect(host, out, "--upload-method", "post")
     assert done.returncode == 2 and "need --upload" in done.stderr
+    cluster = collect(host, out, "--host", "app1", "--upload", "https://127.0.0.1:9/x")
+    assert cluster.returncode == 2 and "akdiag upload ARCHIVE" in cluster.stderr
+    assert list(out.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- the pieces
