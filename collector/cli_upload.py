@@ -167,7 +167,7 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
     returns what sends the written bundle (its exit code), or None without --upload."""
     if request is None:
         return None
-    from collector.upload import BadTarget, bundle_files, check_targets, configured_target, plan
+    from collector.upload import BadTarget, check_targets, configured_target, files_to_send, plan
 
     if cluster:
         usage_error("--upload is for one host's bundle; send a cluster archive with `akdiag upload ARCHIVE`")
@@ -180,7 +180,10 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
         usage_error(str(exc))
 
     def upload_bundle(path: Path) -> int:
-        files = bundle_files(path)
+        files, left_out = files_to_send(path, targets)
+        if left_out and not quiet:
+            click.echo(f"akdiag: not sent: {', '.join(p.name for p in left_out)} (the pre-signed URL names one "
+                       "object: the archive)", err=True)
         try:
             pairs = plan(files, targets, request.settings)
         except BadTarget as exc:

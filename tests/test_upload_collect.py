@@ -114,6 +114,26 @@ def test_bundle_files_are_the_archive_or_its_volumes_then_the_checksums(tmp_path
     assert [p.name for p in bundle_files(Path(str(split) + ".001"))] == expected
 
 
+def test_one_presigned_url_gets_the_archive_and_a_folder_gets_its_checksum_too(tmp_path):
+    from collector.upload import files_to_send
+    from collector.upload.target import parse_target
+
+    archive = tmp_path / "akdiag-a-20261201T120000Z.7z"
+    archive.write_bytes(b"x")
+    checksum = tmp_path / (archive.name + ".sha256")
+    checksum.write_text("sum")
+    one_object = parse_target(f"https://store.example/b/case.7z?{QUERY}")
+    assert files_to_send(archive, [one_object]) == ([archive], [checksum])
+    assert files_to_send(archive, [parse_target("https://store.example/b/case-42/")]) == ([archive, checksum], [])
+    assert files_to_send(archive, [parse_target("https://t.example/up", "post")]) == ([archive, checksum], [])
+    assert files_to_send(archive, [parse_target("sftp://u@h.example/in")]) == ([archive, checksum], [])
+    volumes = [Path(str(archive) + ".001"), Path(str(archive) + ".002")]
+    archive.unlink()
+    for volume in volumes:
+        volume.write_bytes(b"v")
+    assert files_to_send(archive, [one_object]) == (volumes + [checksum], [])  # refused by plan(): several objects
+
+
 @pytest.mark.parametrize("url, shown", [
     (f"https://store.example/b/k.7z?{QUERY}", "https://store.example/b/k.7z?…"),
     ("https://user:s3cret@host.example:8443/up?token=abcdef#frag", "https://user@host.example:8443/up?…"),

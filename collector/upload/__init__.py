@@ -22,10 +22,10 @@ from collector.upload.progress import Progress
 from collector.upload.redaction import safe_url
 from collector.upload.retry import UploadError
 from collector.upload.target import (BadTarget, UploadSettings, UploadTarget, check_scheme_allowed,
-                                     configured_target, pair_files)
+                                     configured_target, names_one_object, pair_files)
 
 __all__ = ["BadTarget", "Sent", "UploadError", "UploadSettings", "UploadTarget", "bundle_files",
-           "check_targets", "configured_target", "plan", "safe_url", "send"]
+           "check_targets", "configured_target", "files_to_send", "plan", "safe_url", "send"]
 
 _VOLUME_OR_SUM = re.compile(r"^(\d{3,}(\.sha256)?|sha256)$")
 _MAPPING = re.compile(r"\.mapping(-\d+)?\.json$")  # collector.bundle.archive.write_mapping_beside
@@ -107,6 +107,16 @@ def send(path: Path, target: UploadTarget, settings: UploadSettings, say: Callab
         progress = Progress(path.name, size, enabled=progress_enabled)
         answer = send_http(path, target, settings, progress, say)
     return Sent(path, target.shown, size, time.monotonic() - started, answer)
+
+
+def files_to_send(bundle: Path, targets: Sequence[UploadTarget]) -> Tuple[List[Path], List[Path]]:
+    """(the files of a written bundle to send, those left out): to one pre-signed PUT URL
+    (one object) a single archive goes without its .sha256 files; anything else sends them all."""
+    files = bundle_files(bundle)
+    data = [path for path in files if not path.name.endswith(".sha256")]
+    if len(targets) == 1 and names_one_object(targets[0]) and len(data) == 1:
+        return data, [path for path in files if path not in data]
+    return files, []
 
 
 def bundle_files(path: Path) -> List[Path]:

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Optional
 from urllib.parse import unquote, urlsplit
 
 from collector import __version__
+from collector.units import format_size
 from collector.upload.progress import Progress
 from collector.upload.redaction import safe_url, scrub
 from collector.upload.retry import Retryable, UploadError, with_retries
@@ -146,7 +147,7 @@ def _judge(status: int, reason: str, answer: bytes, content_type: str, shown: st
         return said
     quoted = _quote_answer(answer, content_type, url)
     if status == 413:
-        raise TooLarge(f"{shown}: the file is too large for the server ({size} bytes; it answered {said}): "
+        raise TooLarge(f"{shown}: the file is too large for the server ({format_size(size)}; it answered {said}): "
                        "make it smaller (collect --max-size, --split) or ask support for another address")
     if 500 <= status < 600:
         raise ServerError(f"{shown}: the server failed: {said}{quoted}")

@@ -131,10 +131,15 @@ def pair_files(files: Sequence[Path], targets: Sequence[UploadTarget]) -> List[T
     target = targets[0]
     if target.method == "post" and target.scheme != "sftp":
         return [(path, target) for path in files]
-    if target.method == "put" and not _is_folder(target):
+    if names_one_object(target):
         raise BadTarget(f"{target.shown} names one object, and {len(files)} files are to be sent: give one "
                         "pre-signed --url per file (in the files' order), or an address ending in /")
     return [(path, _in_folder(target, path)) for path in files]
+
+
+def names_one_object(target: UploadTarget) -> bool:
+    """A PUT URL not ending in / (a pre-signed URL is for one object)."""
+    return target.method == "put" and target.scheme != "sftp" and not _is_folder(target)
 
 
 def _is_folder(target: UploadTarget) -> bool:
