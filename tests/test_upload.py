@@ -135,6 +135,19 @@ def test_413_is_not_retried_and_says_too_large(ca, bundle):
     assert_no_secret(done)
 
 
+def test_413_before_the_body_is_read_is_still_understood(ca, tmp_path):
+    """A server (or a proxy) that answers 413 from the headers and closes without reading
+    the body: the write fails, and the answer already received is what is reported."""
+    large = tmp_path / "large.7z"
+    large.write_bytes(os.urandom(8 * 1024 * 1024))
+    with UploadServer(ca, Scenario(statuses=[413], answer_first=True)) as server:
+        done = upload(large, "--url", server.url(query=QUERY), "--ca-file", ca.ca_file)
+    assert done.returncode == 6
+    assert server.requests == 1
+    assert "too large for the server (8.0 MiB" in done.stderr, done.stderr
+    assert_no_secret(done)
+
+
 def test_a_refusal_that_echoes_the_signature_does_not_show_it(ca, bundle):
     answer = (f"<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature "
               f"we calculated does not match</Message><SignatureProvided>{SIGNATURE}</SignatureProvided>"

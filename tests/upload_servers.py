@@ -99,6 +99,7 @@ class Scenario:
     answer: bytes = b""  # the body of a failing answer
     answer_type: str = "text/plain"
     chunk_pause: float = 0.0  # seconds between reads of 64 KiB of the body (a slow server)
+    answer_first: bool = False  # answer (and close) without reading the body, as a proxy enforcing a limit may
     keep_body: bool = True  # False: only the body's length and SHA-256 are kept (large bodies)
     stall: float = 0.0  # seconds to wait after the body before answering (a server that hangs)
 
@@ -118,7 +119,7 @@ class UploadServer:
             def _receive(self):
                 number = server.requests
                 server.requests += 1
-                length = int(self.headers.get("Content-Length", "0"))
+                length = 0 if server.scenario.answer_first else int(self.headers.get("Content-Length", "0"))
                 body, digest, size = bytearray(), hashlib.sha256(), 0
                 while size < length:
                     chunk = self.rfile.read(min(65536, length - size))
