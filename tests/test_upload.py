@@ -90,6 +90,18 @@ def test_a_large_file_is_streamed_not_read_into_memory(ca, tmp_path):
     assert peak_kib < 100 * 1024, f"peak memory {peak_kib} KiB for a 200 MiB file"
 
 
+def test_a_password_in_the_address_is_sent_as_basic_auth_and_never_shown(ca, bundle):
+    import base64
+
+    with UploadServer(ca) as server:
+        url = server.url("/upload").replace("https://", "https://case42:Pa%24%24w0rd-secret@")
+        done = upload(bundle, "--url", url, "--method", "post", "--ca-file", ca.ca_file)
+    assert done.returncode == 0, done.stderr
+    assert server.received[0].headers["Authorization"] == "Basic " + base64.b64encode(b"case42:Pa$$w0rd-secret").decode()
+    assert f"https://case42@127.0.0.1:{server.port}/upload" in done.stdout
+    assert "w0rd-secret" not in done.stdout + done.stderr
+
+
 # --------------------------------------------------------------------------- TLS
 
 def test_an_unknown_ca_is_refused_and_ca_file_makes_it_trusted(ca, bundle):

@@ -88,6 +88,8 @@ def _attempt(path: Path, size: int, target: UploadTarget, settings: UploadSettin
         connection.putrequest(target.method.upper(), _request_target(parts, connection), skip_accept_encoding=True)
         for name, value in getattr(connection, "proxy_headers", {}).items():
             connection.putheader(name, value)
+        if parts.username:  # https://user:password@host/...: HTTP Basic authentication
+            connection.putheader("Authorization", _basic(parts.username, parts.password))
         connection.putheader("User-Agent", f"akdiag/{__version__}")
         connection.putheader("Content-Length", str(len(head) + size + len(tail)))
         connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}"
@@ -239,8 +241,10 @@ def proxy_for(scheme: str, host: str) -> Optional[_Proxy]:
     if parts.scheme.lower() != "http" or not parts.hostname:
         raise UploadError(f"the {scheme} proxy {safe_url(address)}: akdiag reaches proxies by plain http:// "
                           "(a CONNECT tunnel carries the TLS)")
-    headers = {}
-    if parts.username:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    headers = {"Proxy-Authorization": _basic(parts.username, parts.password)} if parts.username else {}
     return _Proxy(parts.hostname, port, headers)
+
+
+def _basic(user: str, password: Optional[str]) -> str:
+    pair = f"{unquote(user)}:{unquote(password or '')}".encode("utf-8")
+    return "Basic " + base64.b64encode(pair).decode("ascii")
