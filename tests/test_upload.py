@@ -97,7 +97,8 @@ def test_a_password_in_the_address_is_sent_as_basic_auth_and_never_shown(ca, bun
         url = server.url("/upload").replace("https://", "https://case42:Pa%24%24w0rd-secret@")
         done = upload(bundle, "--url", url, "--method", "post", "--ca-file", ca.ca_file)
     assert done.returncode == 0, done.stderr
-    assert server.received[0].headers["Authorization"] == "Basic " + base64.b64encode(b"case42:Pa$$w0rd-secret").decode()
+    expected = "Basic " + base64.b64encode(b"case42:Pa$$w0rd-secret").decode()
+    assert server.received[0].headers["Authorization"] == expected
     assert f"https://case42@127.0.0.1:{server.port}/upload" in done.stdout
     assert "w0rd-secret" not in done.stdout + done.stderr
 
