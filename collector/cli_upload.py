@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import click
 
+from collector import interrupt
 from collector.cli_options import DURATION, SIZE, load_catalog_or_exit
 from collector.console import EXIT_OK, EXIT_UPLOAD_FAILED, error, usage_error
+from collector.interrupt import Interrupted
 
 if TYPE_CHECKING:
     from collector.upload import UploadSettings
@@ -190,6 +192,10 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
             error(f"upload not started: {exc}")
             click.echo(f"The bundle was written and stays here: {Path(path).resolve()}", err=True)
             return EXIT_UPLOAD_FAILED
-        return send_all(pairs, request.settings, quiet, bundle=Path(path))
+        try:
+            return send_all(pairs, request.settings, quiet, bundle=Path(path))
+        except Interrupted as exc:  # the bundle is written: say so, not "nothing left behind"
+            return interrupt.finish(exc, f"upload stopped; the bundle was written and stays here: "
+                                         f"{Path(path).resolve()}")
 
     return upload_bundle

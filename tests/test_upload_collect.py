@@ -6,6 +6,7 @@ which files of a bundle are sent, how an address is shown."""
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 from pathlib import Path
 
@@ -71,6 +72,29 @@ def test_collect_upload_that_fails_keeps_the_bundle_and_exits_6(host, tmp_path, 
     assert done.stdout.strip() == str(archive.resolve())  # --quiet: the path, as without --upload
     assert f"stays here: {archive.resolve()}" in done.stderr
     assert_no_secret(done)
+
+
+@needs_openssl
+def test_collect_upload_stopped_by_sigterm_says_the_bundle_stays(host, tmp_path, ca):
+    import signal
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with UploadServer(ca, Scenario(stall=60)) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
+                                 "--catalog", str(host.catalog_file), "--output", str(out), "--format", "tar.gz",
+                                 "--upload", server.url(query=QUERY), "--ca-file", str(ca.ca_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        deadline = time.monotonic() + 120
+        while server.requests == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    [archive] = out.glob("*.tar.gz")
+    assert proc.returncode == 143, stderr
+    assert f"the bundle was written and stays here: {archive.resolve()}" in stderr
+    assert SIGNATURE not in stdout + stderr
 
 
 def test_collect_upload_with_a_bad_address_collects_nothing(host, tmp_path):
