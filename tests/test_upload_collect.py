@@ -75,6 +75,21 @@ def test_collect_upload_that_fails_keeps_the_bundle_and_exits_6(host, tmp_path, 
 
 
 @needs_openssl
+def test_collect_upload_over_the_size_limit_sends_nothing_and_keeps_the_bundle(host, tmp_path, ca):
+    out = tmp_path / "out"
+    out.mkdir()
+    with UploadServer(ca) as server:
+        done = collect(host, out, "--upload", server.url(query=QUERY), "--ca-file", ca.ca_file,
+                       "--max-upload-size", "1K")
+    assert done.returncode == 6
+    assert server.requests == 0
+    [archive] = out.glob("*.tar.gz")
+    assert "over --max-upload-size 1.0 KiB" in done.stderr
+    assert f"stays here: {archive.resolve()}" in done.stderr
+    assert_no_secret(done)
+
+
+@needs_openssl
 def test_collect_upload_stopped_by_sigterm_says_the_bundle_stays(host, tmp_path, ca):
     import signal
     import sys
