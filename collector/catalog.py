@@ -59,6 +59,7 @@ class Catalog:
     thresholds: Dict[str, Any] = field(default_factory=dict)
     redact: Tuple[str, ...] = ()
     sources: Tuple[str, ...] = ()
+    upload: Dict[str, str] = field(default_factory=dict)  # the vendor's upload address: url, method, field
 
     def process(self, binary: str) -> Optional[ProcessSpec]:
         return next((p for p in self.processes if p.binary == binary), None)
@@ -86,7 +87,9 @@ _COMPONENT_FIELDS = {
     "http_port": (int, type(None)),
 }
 _COMPONENT_KINDS = ("mongodb", "ssdb", "kvrocks", "redis", "rabbitmq", "clickhouse", "http")
-_TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact")
+_TOP_FIELDS = ("schema", "processes", "components", "thresholds", "redact", "upload")
+_UPLOAD_FIELDS = ("url", "method", "field")
+_UPLOAD_SCHEMES = ("https://", "http://", "sftp://")
 
 
 def _mapping_items(node: yaml.Node, source: str, what: str):
@@ -152,6 +155,7 @@ def _merge(base: Catalog, path: Path) -> Catalog:
     components = {c.name: c for c in base.components}
     thresholds = dict(base.thresholds)
     redact = list(base.redact)
+    upload = dict(base.upload)
     for name, key_node, value_node in _mapping_items(node, source, "the catalog"):
         if name not in _TOP_FIELDS:
             raise CatalogError(
@@ -190,13 +194,37 @@ def _merge(base: Catalog, path: Path) -> Catalog:
                         f"{pattern!r}: {error}"
                     )
             redact.extend(value)
+        elif name == "upload":
+            upload.update(_upload_entry(value_node, source))
     return Catalog(
         processes=tuple(processes.values()),
         components=tuple(components.values()),
         thresholds=thresholds,
         redact=tuple(redact),
         sources=base.sources + (source,),
+        upload=upload,
     )
+
+
+def _upload_entry(node: yaml.Node, source: str) -> Dict[str, str]:
+    """`upload: {url: https://..., method: post, field: file}`; the address is checked in
+    full where it is used (collector.upload), and never quoted here: it may hold a secret."""
+    entry = {}
+    for name, key_node, value_node in _mapping_items(node, source, "field 'upload'"):
+        if name not in _UPLOAD_FIELDS:
+            raise CatalogError(f"{where(source, key_node)}: unknown field 'upload.{name}' "
+                               f"(known: {', '.join(_UPLOAD_FIELDS)})")
+        value = _scalar(value_node)
+        if not isinstance(value, str) or not value.strip():
+            raise CatalogError(f"{where(source, value_node)}: field 'upload.{name}' must be a non-empty string")
+        if name == "url" and not value.strip().lower().startswith(_UPLOAD_SCHEMES):
+            raise CatalogError(f"{where(source, value_node)}: field 'upload.url' must start with https://, "
+                               "sftp:// or http://")
+        if name == "method" and value.lower() not in ("put", "post"):
+            raise CatalogError(f"{where(source, value_node)}: field 'upload.method' must be put or post, "
+                               f"got {value!r}")
+        entry[name] = value.strip()
+    return entry
 
 
 def load_catalog(extra: Optional[Path] = None) -> Catalog:

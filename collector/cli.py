@@ -16,6 +16,7 @@ from collector.bundle.schema import FORMATS
 from collector.cli_options import (checked_pii_kinds, collect_options, command_line, load_catalog_or_exit,
                                    pseudonym_key, valid_patterns)
 from collector.commands import diff_text, run_check, run_collect, seconds_since_start, write_outside_bundle
+from collector.cli_upload import prepare_upload, upload_command, upload_options
 from collector.console import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,  # noqa: F401 (public)
                                EXIT_USAGE, error, open_in_browser, print_report, report_exit_code, usage_error)
 from collector.interrupt import Interrupted
@@ -66,6 +67,7 @@ def main() -> None:
       1  internal error (a bug in akdiag: please report it)
       2  bad option or catalog file
       3  no bundle could be written (output folder missing, not writable, disk full)
+      6  --upload: the bundle was written (its path printed) but could not be sent
       128+N stopped by signal N (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM, 131 SIGQUIT): no bundle
           written, nothing left behind
     """
@@ -125,10 +127,11 @@ def main() -> None:
 @click.option("--keep-remote-copy", is_flag=True,
               help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
+@upload_options
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, since, timeout, datastore_timeout,
             catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
             encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
-            ssh_config, ssh_options, akdiag_file, keep_remote_copy):
+            ssh_config, ssh_options, akdiag_file, keep_remote_copy, upload):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
@@ -138,6 +141,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
     options = collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout, since)
     patterns = valid_patterns(redact_patterns)
     pii_kinds = checked_pii_kinds(pseudonymize_more, no_pseudonymize)
+    send_bundle = prepare_upload(upload, catalog, fmt, quiet, cluster=bool(hosts_file or host_options))
     if encrypt and fmt != "7z":
         usage_error("--encrypt needs --format 7z")
     if not (hosts_file or host_options) and (parallel or host_timeout or ssh_config or ssh_options or akdiag_file
@@ -165,7 +169,7 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
                              keep_mapping=keep_mapping, password=password,
                              spent_before=seconds_since_start(),
                              pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
-    sys.exit(run_collect(request, quiet))
+    sys.exit(run_collect(request, quiet, after=send_bundle))
 
 
 @main.command()
@@ -376,6 +380,8 @@ def _diff_readers(old, new, allow_different_hosts: bool):
 
     return diff_bundles(old, new, allow_different_hosts)
 
+
+main.add_command(upload_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

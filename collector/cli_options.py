@@ -89,7 +89,9 @@ def command_line(argv: Optional[list] = None) -> str:
         elif word.startswith("--redact-pattern="):
             word = "--redact-pattern=<pattern>"
         words.append(word)
-    return " ".join(shlex.quote(word) for word in words)
+    from collector.upload.redaction import hidden_in_command_line  # a pre-signed URL's signature is a secret
+
+    return " ".join(shlex.quote(word) for word in hidden_in_command_line(words))
 
 
 class SizeParam(click.ParamType):

@@ -29,7 +29,9 @@ def seconds_since_start() -> float:
         return 0.0
 
 
-def run_collect(request, quiet: bool) -> int:
+def run_collect(request, quiet: bool, after=None) -> int:
+    """`after(bundle path)`, if given, runs once the bundle is written and gives the exit code
+    (collect --upload)."""
     from collector.run import OutputError, collect
 
     try:
@@ -43,7 +45,7 @@ def run_collect(request, quiet: bool) -> int:
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
     print_collect_summary(result, quiet)
-    return EXIT_OK
+    return EXIT_OK if after is None else after(result.path)
 
 
 def run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
