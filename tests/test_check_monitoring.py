@@ -263,3 +263,13 @@ def test_zabbix_values_hold_each_discovered_name(lone):
     assert values["findings"]["critical"] >= 1 and values["findings_by_id"]["process.down"] >= 1
     for item in values["discovery"]:  # every discovered name has its values where the README's JSONPath looks
         assert item["{#NAME}"] in values[item["{#KIND}"]], item
+
+
+def test_the_readmes_alert_rules_pass_promtool(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n# /etc/prometheus/rules/akdiag\.yml[^\n]*\n(.*?)```", readme, re.S)
+    assert block, "README's Monitoring section lost its alert rules"
+    rules = tmp_path / "akdiag.yml"
+    rules.write_text(block.group(1))
+    done = subprocess.run([_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "SUCCESS: 4 rules found" in done.stdout, done.stdout + done.stderr
