@@ -273,3 +273,18 @@ def test_the_readmes_alert_rules_pass_promtool(tmp_path):
     rules.write_text(block.group(1))
     done = subprocess.run([_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "SUCCESS: 4 rules found" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_check_that_could_not_be_made_still_says_so_in_each_format(tmp_path):
+    missing = str(tmp_path / "no-basedir")
+    done = akdiag("check", "--basedir", missing, "--format", "prometheus")
+    assert done.returncode == EXIT_UNKNOWN, done.stderr
+    promtool_accepts(done.stdout)
+    found = samples(done.stdout)
+    assert value(found, "akdiag_check_status") == EXIT_UNKNOWN
+    assert value(found, "akdiag_check_timestamp_seconds") > 1_700_000_000  # a stale-check alert still works
+    assert not [metric for metric, _labels in found if metric.startswith("akdiag_process_")]
+    discovery = akdiag("check", "--basedir", missing, "--format", "zabbix-discovery")
+    assert discovery.returncode == EXIT_UNKNOWN and json.loads(discovery.stdout) == []
+    values = json.loads(akdiag("check", "--basedir", missing, "--format", "zabbix-values").stdout)
+    assert values["status"] == EXIT_UNKNOWN and "is not a folder" in values["reasons"][0]

@@ -10,6 +10,7 @@ has no sample: absent data, never a made-up 0."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -56,15 +57,14 @@ def family(name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> L
 
 
 def _check_families(result) -> List[List[str]]:
-    snap = getattr(result, "snapshot", None) or {}
     counts = count_by_severity(result.findings)
     by_id = Counter((str(f.get("id")), str(f.get("severity"))) for f in result.findings)
     return [
         family("akdiag_check_status", "gauge", "The check's verdict as its exit code: 0 OK, 1 warning, "
                "2 critical, 3 unknown (could not check).", [({}, result.code)]),
         family("akdiag_check_duration_seconds", "gauge", "How long the check took.", [({}, float(result.duration))]),
-        family("akdiag_check_timestamp_seconds", "gauge", "When the check ran (Unix time): an old value means "
-               "the check stopped running.", [({}, snap.get("taken_at"))]),
+        family("akdiag_check_timestamp_seconds", "gauge", "When the check's output was written (Unix time): an "
+               "old value means the check stopped running.", [({}, time.time())]),
         family("akdiag_findings", "gauge", "Findings of the check by severity.",
                [({"severity": severity}, counts[severity]) for severity in ("critical", "warning", "info")]),
         family("akdiag_findings_by_id", "gauge", "Findings of the check by finding id and severity.",

@@ -5,7 +5,6 @@ not hold stays None (a monitoring system must see "no data", not 0)."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
@@ -126,7 +125,6 @@ def snapshot(reader: BundleReader) -> dict:
     filesystems = dicts(as_dict(reader.json(schema.SYSTEM)).get("filesystems"))
     ports = [_port(r) for r in records]
     return {
-        "taken_at": time.time(),
         "processes": [process_figures(r) for r in records],
         "ports": [p for p in ports if p],
         "datastores": [_datastore(e) for e in endpoints],

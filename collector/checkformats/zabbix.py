@@ -14,6 +14,7 @@ cached file serves the discovery rules and the items (README: Monitoring)."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from typing import Dict, List
 
@@ -36,7 +37,8 @@ def discovery(result) -> List[Dict[str, str]]:
     found += [{"{#KIND}": "queue", "{#NAME}": name, "{#QUEUE}": name} for name in sorted(snap.get("queues") or {})]
     found += [{"{#KIND}": "mount", "{#NAME}": m["mountpoint"], "{#MOUNT}": m["mountpoint"], "{#FSTYPE}": m["fstype"]}
               for m in snap.get("mounts", [])]
-    return found
+    unique = {(item["{#KIND}"], item["{#NAME}"]): item for item in reversed(found)}  # Zabbix refuses a repeat
+    return [item for item in found if unique[(item["{#KIND}"], item["{#NAME}"])] is item]
 
 
 def _keyed(records: List[dict], key: str) -> Dict[str, dict]:
@@ -49,7 +51,7 @@ def values(result) -> dict:
         "status": result.code,
         "status_text": result.status,
         "duration_seconds": round(float(result.duration), 3),
-        "timestamp": snap.get("taken_at"),
+        "timestamp": round(time.time(), 3),
         "reasons": list(result.reasons),
         "findings": count_by_severity(result.findings),
         "findings_by_id": dict(sorted(Counter(str(f.get("id")) for f in result.findings).items())),
