@@ -19,9 +19,10 @@ class OutputFileError(Exception):
 
 def write_atomically(path: Path, text: str) -> None:
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputFileError(f"cannot write {path}: it is a folder")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(folder))
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     except OSError as exc:
         raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
@@ -30,13 +31,10 @@ def write_atomically(path: Path, text: str) -> None:
             stream.flush()
             os.fsync(stream.fileno())
             os.fchmod(stream.fileno(), OUTPUT_MODE)
-        if path.is_dir():
-            raise OutputFileError(f"cannot write {path}: it is a folder")
         os.replace(temporary, str(path))
-    except OSError as exc:
-        os.unlink(temporary)
-        raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:  # an error above or a signal: no temporary file stays behind
+    except BaseException as exc:  # a full disk, or a signal: no temporary file stays behind
         if os.path.lexists(temporary):
             os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise OutputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
