@@ -24,6 +24,7 @@ from collector.analyzers.evidence import NOT_CHECKED_PORTS, makes_unknown, not_c
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.catalog import Catalog
+from collector.checkformats import RENDERERS as MONITORING_RENDERERS, snapshot as monitoring_snapshot
 from collector.plain import as_dict, dicts
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -41,6 +42,7 @@ class CheckResult:
     duration: float = 0.0
     host: str = ""
     source: str = "live"
+    snapshot: dict = field(default_factory=dict)  # the bundle's figures for the monitoring formats
 
     @property
     def status(self) -> str:
@@ -111,7 +113,8 @@ def check_reader(reader: BundleReader, catalog: Catalog, started: float, source:
     manifest = as_dict(reader.manifest)
     return CheckResult(exit_code(analysis.findings, reasons), analysis.findings, reasons,
                        figures(reader, analysis.findings), time.monotonic() - started,
-                       str(manifest.get("hostname") or socket.gethostname()), source)
+                       str(manifest.get("hostname") or socket.gethostname()), source,
+                       snapshot=monitoring_snapshot(reader))
 
 
 def quick_collectors(skip: Sequence[str] = (), with_logs: bool = False) -> tuple:
@@ -214,4 +217,4 @@ def render_nagios(result: CheckResult) -> str:
     return f"AKDIAG {result.status} - {_nagios_clean(summary)} | {' '.join(data)}"
 
 
-RENDERERS = {"text": render_text, "json": render_json, "nagios": render_nagios}
+RENDERERS = {"text": render_text, "json": render_json, "nagios": render_nagios, **MONITORING_RENDERERS}

@@ -248,7 +248,10 @@ def _valid_skip(_ctx, _param, names) -> tuple:
 @_basedir_option
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in catalog (processes, thresholds).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "nagios"]), default="text", show_default=True)
+@click.option("--format", "fmt", default="text", show_default=True,
+              type=click.Choice(["text", "json", "nagios", "prometheus", "zabbix-discovery", "zabbix-values"]))
+@click.option("--output", "output_file", type=click.Path(dir_okay=False),
+              help="Write to this file atomically (mode 0644), e.g. for node_exporter's textfile collector.")
 @click.option("--skip", multiple=True, callback=_valid_skip, metavar="COLLECTOR",
               help="Leave a collector out, e.g. --skip datastores (repeatable).")
 @click.option("--logs", "with_logs", is_flag=True, help="Also read the log tails (slower).")
@@ -259,7 +262,7 @@ def _valid_skip(_ctx, _param, names) -> tuple:
                    "an answer after it is slow, none by twice it a timeout.")
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True),
               help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
-def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeout, bundle_path):
+def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
     """Check this host quickly and exit as monitoring expects.
 
     \b
@@ -270,9 +273,11 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
       2  CRITICAL  a critical finding
       3  UNKNOWN   could not check (no BASEDIR, no process data, bad option or catalog)
       128+N        stopped by signal N (143 SIGTERM from a monitoring timeout)
-    --format nagios prints one status line with performance data (processes_down=...).
+    --format nagios prints one status line with performance data (processes_down=...);
+    prometheus, zabbix-discovery and zabbix-values feed those systems (README: Monitoring).
     """
     from collector import check as checking
+    from collector.checkformats import emit
 
     try:
         result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
@@ -281,8 +286,7 @@ def check(basedir, catalog_file, fmt, skip, with_logs, timeout, datastore_timeou
         sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
-    click.echo(checking.RENDERERS[fmt](result))
-    sys.exit(result.code)
+    sys.exit(checking.EXIT_UNKNOWN if emit(checking.RENDERERS[fmt](result), output_file) else result.code)
 
 
 @main.command()

@@ -137,7 +137,7 @@ LAYERS = (
                     "collector.datastore_logs", "collector.kernelmsg", "collector.collectors", "collector.datastores",
                     "collector.simulate")),
     ("judging", ("collector.analyzers", "collector.report", "collector.hostdiff", "collector.diff",
-                 "collector.rerender")),
+                 "collector.rerender", "collector.checkformats")),
     ("runs", ("collector.run", "collector.check", "collector.zipapp", "collector.upload")),
     ("host command line", ("collector.console", "collector.password", "collector.cli_options",
                            "collector.commands", "collector.cli_upload")),

@@ -88,6 +88,7 @@ def _pid_record(info: dict) -> dict:
         "rss": mem.rss if mem else None,
         "vms": mem.vms if mem else None,
         "cpu_percent": info.get("cpu_percent"),
+        "cpu_seconds": _attr(lambda: round(sum(psutil.Process(info["pid"]).cpu_times()[:2]), 2)),  # user + system
         "threads": info.get("num_threads"),
         "open_files": fds,
         "open_files_limit": limit,
