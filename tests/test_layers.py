@@ -6,6 +6,7 @@ Every import counts, the ones inside functions too: a lazy import is still a dep
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Dict, List, Set
 
@@ -207,3 +208,12 @@ def test_the_single_file_bootstrap_imports_nothing_of_the_package():
     from collector.cli import main
 
     assert zipapp_main.entry_point() is main
+
+
+def test_every_subpackage_is_shipped_in_the_wheel():
+    """pyproject.toml lists the packages by hand: one left out installs a broken akdiag
+    (an ImportError on the first command that needs it) while the checkout's tests pass."""
+    text = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    listed = set(re.findall(r'^\s*"(collector(?:\.[a-z_]+)*)",?\s*$', text, re.M))
+    found = {".".join(init.parent.relative_to(PACKAGE.parent).parts) for init in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set(), f"packages missing from pyproject.toml: {sorted(found - listed)}"
