@@ -127,8 +127,12 @@ class SimulatedHost:
     shift where a port is taken: see `catalog_file`)."""
 
     def __init__(self, root: Path, catalog: Optional[Catalog] = None, port_shift: Optional[int] = None,
-                 log_lines: int = 200, platform_version: str = PLATFORM_VERSION):
+                 log_lines: int = 200, platform_version: str = PLATFORM_VERSION, titled_argv0: bool = True):
         self.root = Path(root)
+        # False: argv[0] is the binary's path and the AK: name only the kernel's process name
+        # (comm), which akdiag matches but `pidof AK:<name>` does not (the demo's processes
+        # must not answer a monitoring system's pidof on a platform host)
+        self.titled_argv0 = titled_argv0
         self.basedir = self.root / "akd"
         self.catalog = catalog or load_catalog()
         self.port_shift = port_shift
@@ -215,7 +219,8 @@ class SimulatedHost:
                argv0: Optional[str] = None, extra_args: Iterable[str] = ()) -> subprocess.Popen:
         title = title or spec.title
         binary = self.basedir / "ak" / "bin" / spec.binary
-        argv = [argv0 or title, "-S", str(FAKEPROC), "--comm", title]
+        argv0 = argv0 or (title if self.titled_argv0 else str(binary))
+        argv = [argv0, "-S", str(FAKEPROC), "--comm", title]
         if self.ports.get(spec.binary):
             argv += ["--port", str(self.ports[spec.binary]), "--address", spec.address]
         if open_files:
