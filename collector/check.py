@@ -171,7 +171,7 @@ def top_findings_lines(findings: Sequence[dict], limit: int = 5) -> List[str]:
 
 def render_text(result: CheckResult, width: Optional[int] = None, style=None) -> str:
     """The findings' table and the verdict line; with `width` the table keeps to it (cells
-    wrapped at word boundaries), with `style(word, padded)` the severities are styled."""
+    wrapped at word boundaries), with `style(word)` the severities are styled."""
     from collector import texttable
 
     rows = [(SEVERITY_WORDS.get(str(f.get("severity")), "?"), str(f.get("id")), str(f.get("subject")),

@@ -414,7 +414,7 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
         write_outside_bundle(Path(output_file), text)
         click.echo(f"Diff: {Path(output_file).resolve()}", err=True)
     else:
-        click.echo(text, nl=False)
+        echo_out(text, nl=False)
     sys.exit(1 if result.regression else EXIT_OK)
 
 

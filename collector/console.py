@@ -110,10 +110,11 @@ def quiet_closed_stdout() -> None:
         pass
 
 
-def echo_out(text: str) -> None:
-    """A command's result on stdout; a closed pipe just ends the output."""
+def echo_out(text: str, nl: bool = True) -> None:
+    """A command's result on stdout; a closed pipe just ends the output (the command then
+    exits with its own status, as if it had been read)."""
     try:
-        click.echo(text)
+        click.echo(text, nl=nl)
     except BrokenPipeError:
         quiet_closed_stdout()
 

@@ -13,8 +13,9 @@ GAP = "  "
 MIN_LAST = 20  # the last column (a title) keeps at least this much when others can give way
 MIN_OTHER = 8
 
-# style(cell, padded cell) -> what is printed (e.g. the cell coloured); applied to body rows
-CellStyle = Callable[[str, str], str]
+# style(cell) -> what is printed for it (e.g. the cell coloured); applied to body rows, the
+# padding kept outside it
+CellStyle = Callable[[str], str]
 
 
 def column_widths(rows: Sequence[Sequence[str]], width: Optional[int]) -> List[int]:
@@ -69,7 +70,7 @@ def render(rows: Sequence[Sequence[str]], width: Optional[int] = None, styles: S
                 padded = part if i == last else part.ljust(widths[i])
                 style = styles[i] if i < len(styles) else None
                 if style and part and line_number == 0 and not (header and number == 0):
-                    padded = style(part, padded)
+                    padded = style(part) + padded[len(part):]
                 cells.append(padded)
             lines.append(GAP.join(cells).rstrip())
     return lines
