@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import click
+from click.formatting import wrap_text
 
 OTHER = "Other options"
 
@@ -76,6 +77,7 @@ def format_examples(examples: Sequence[Tuple[str, str]], formatter: click.HelpFo
         return
     with formatter.section("Examples"):
         for command, meaning in examples:
-            formatter.write_text(command)
+            formatter.write(" " * formatter.current_indent + command + "\n")
             with formatter.indentation():
-                formatter.write_text(meaning)
+                formatter.write(wrap_text(meaning, formatter.width, initial_indent=" " * formatter.current_indent,
+                                          subsequent_indent=" " * formatter.current_indent) + "\n")

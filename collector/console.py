@@ -13,6 +13,7 @@ from typing import NoReturn, Optional
 
 import click
 
+from collector.console_pipe import echo_out, quiet_closed_stdout  # noqa: F401 (public)
 from collector.units import format_size as human_size  # noqa: F401 (public: the cluster command's)
 
 EXIT_OK = 0
@@ -96,27 +97,6 @@ def table_width() -> Optional[int]:
     except (OSError, ValueError):
         pass
     return None
-
-
-def quiet_closed_stdout() -> None:
-    """stdout's reader has gone (`akdiag check | head -1`): what is left to print goes to
-    /dev/null, as Python's documentation advises, so that neither a later write nor the
-    flush at exit raises again (no traceback, no "Exception ignored")."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-def echo_out(text: str, nl: bool = True) -> None:
-    """A command's result on stdout; a closed pipe just ends the output (the command then
-    exits with its own status, as if it had been read)."""
-    try:
-        click.echo(text, nl=nl)
-    except BrokenPipeError:
-        quiet_closed_stdout()
 
 
 def print_collect_summary(result, quiet: bool, for_support: bool = True) -> None:
