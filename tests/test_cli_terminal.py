@@ -257,3 +257,15 @@ def test_a_pipe_closed_before_anything_is_written(bundle, tmp_path):
             os.close(writer)
         assert done.returncode == status, done.stderr
         assert done.stderr == b"", done.stderr
+
+
+# --------------------------------------------------------------------------- completion
+
+def test_shell_completion_as_the_readme_sets_it_up():
+    script = akdiag(env={"_AKDIAG_COMPLETE": "bash_source"})
+    assert script.returncode == 0 and "_akdiag_completion()" in script.stdout
+    commands = akdiag(env={"_AKDIAG_COMPLETE": "bash_complete", "COMP_WORDS": "akdiag co", "COMP_CWORD": "1"})
+    assert commands.stdout.split() == ["plain,collect"]
+    options = akdiag(env={"_AKDIAG_COMPLETE": "bash_complete", "COMP_WORDS": "akdiag collect --log-",
+                          "COMP_CWORD": "2"})
+    assert set(options.stdout.split()) == {"plain,--log-lines", "plain,--log-bytes", "plain,--log-total-bytes"}
