@@ -31,18 +31,19 @@ NOT_SIMULATED = ("kernel", "services")
 
 ISOLATED = ("Isolation: the simulated host ran in its own PID, network and mount namespaces: this machine's "
             "own processes and ports are not in the demo, and nothing of the demo is left running.")
-NOT_ISOLATED = ("Isolation: none ({why}): the simulated host ran beside this machine's own processes and "
-                "ports; if this machine runs the platform, its processes and ports are mixed into the demo's "
-                "findings.")
+NOT_ISOLATED = ("Isolation: by names ({why}): the simulated processes were titled AKdemo:<name> and the "
+                "datastore checks left out, so that this machine's own AK: processes and datastores stay out of "
+                "the demo; its listening sockets are still in the bundle's lists.")
+DEMO_PREFIX = "AKdemo:"  # without namespaces: titles no real platform process carries
 
 
 def run_demo(output_dir: str, fmt: str, quiet: bool, verbose: bool) -> int:
     if _inside_namespaces():
-        return _demo(output_dir, fmt, quiet, verbose, isolation=ISOLATED)
+        return _demo(output_dir, fmt, quiet, verbose, isolated=True)
     prefix, why = namespace_prefix()
     if prefix:
         return _run_inside(prefix)
-    return _demo(output_dir, fmt, quiet, verbose, isolation=NOT_ISOLATED.format(why=why))
+    return _demo(output_dir, fmt, quiet, verbose, isolated=False, why=why)
 
 
 def _inside_namespaces() -> bool:
@@ -113,7 +114,7 @@ def _bring_loopback_up() -> None:
         fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
 
 
-def _demo(output_dir: str, fmt: str, quiet: bool, verbose: bool, isolation: str) -> int:
+def _demo(output_dir: str, fmt: str, quiet: bool, verbose: bool, isolated: bool, why: str = "") -> int:
     from collector import tempfiles
     from collector.cli_options import command_line, load_catalog_or_exit
     from collector.commands import run_collect
@@ -124,27 +125,36 @@ def _demo(output_dir: str, fmt: str, quiet: bool, verbose: bool, isolation: str)
     if _inside_namespaces():
         _bring_loopback_up()
     with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("demo"), dir=trusted_temp_parent()) as root:
-        with SimulatedHost(Path(root), titled_argv0=False) as host:
+        with SimulatedHost(Path(root), titled_argv0=False, title_prefix="AK:" if isolated else DEMO_PREFIX) as host:
             if not quiet:
                 click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
             host.build().start().break_like_production()
             catalog = load_catalog_or_exit(str(host.catalog_file))
             request = CollectRequest(basedir=host.basedir, basedir_source="demo", catalog=catalog,
                                      output_dir=Path(output_dir), label="demo", fmt=fmt, timeout=120,
-                                     command_line=command_line(), options=_demo_options())
+                                     command_line=command_line(), options=_demo_options(isolated))
             code = run_collect(request, quiet, verbose, for_support=False)
     if not quiet and code == EXIT_OK:
         click.echo("This is a demo bundle of a simulated host: not for support. Open summary.html inside it "
                    "first (7z x <bundle>).")
-        click.echo("The demo's faults are proctrigger (down, stale PID file) and trkread (port taken); the "
-                   "simulated host runs no datastores, so their findings are expected here. This machine's "
-                   f"own kernel messages and systemd units are left out ({', '.join(NOT_SIMULATED)}).")
-        click.echo(isolation)
+        left_out = ", ".join(_left_out(isolated))
+        datastores = ("the simulated host runs no datastores, so their findings are expected here. This "
+                      "machine's own kernel messages and systemd units are left out" if isolated else
+                      "this machine's own kernel messages, systemd units and datastores are left out")
+        click.echo(f"The demo's faults are proctrigger (down, stale PID file) and trkread (port taken); "
+                   f"{datastores} ({left_out}).")
+        click.echo(ISOLATED if isolated else NOT_ISOLATED.format(why=why))
     return code
 
 
-def _demo_options():
+def _left_out(isolated: bool) -> tuple:
+    """Without its own network namespace, the demo's datastore checks would reach this
+    machine's datastores (the simulated config names 127.0.0.1's usual ports)."""
+    return NOT_SIMULATED if isolated else NOT_SIMULATED + ("datastores",)
+
+
+def _demo_options(isolated: bool):
     from collector.collectors import names
     from collector.context import CollectOptions
 
-    return CollectOptions(only=tuple(name for name in names() if name not in NOT_SIMULATED))
+    return CollectOptions(only=tuple(name for name in names() if name not in _left_out(isolated)))

@@ -74,8 +74,9 @@ def test_the_demo_beside_a_running_platform_shows_only_itself(full_host, tmp_pat
     assert subprocess.run([PIDOF, "AK:api"], capture_output=True, text=True).stdout.split() == [str(platform_api)]
 
 
-def test_without_namespaces_the_demo_says_it_was_not_isolated(tmp_path):
-    """No unshare on the PATH: the demo still runs, and says what that means."""
+def test_without_namespaces_the_demo_keeps_apart_by_names(full_host, tmp_path):
+    """No unshare on the PATH: the demo runs beside the platform's processes, titled apart
+    (AKdemo:<name>) and without datastore checks, and says so."""
     bare = tmp_path / "bin"
     bare.mkdir()
     for tool in ("sh", "7z", "ss", "ip", "pidof"):
@@ -87,7 +88,15 @@ def test_without_namespaces_the_demo_says_it_was_not_isolated(tmp_path):
     proc = _demo(out, {"PATH": str(bare)})
     stdout, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 0, stderr
-    assert "Isolation: none (unshare is not installed)" in stdout
+    assert "Isolation: by names (unshare is not installed)" in stdout
     assert "Send this file" not in stdout + stderr
-    ids = {(f["id"], f["subject"]) for f in _findings(_bundle_of(out))}
-    assert ("process.down", "proctrigger") in ids
+    bundle = _bundle_of(out)
+    findings = _findings(bundle)
+    ids = {(f["id"], f["subject"]) for f in findings}
+    assert ("process.down", "proctrigger") in ids and ("port.conflict", "trkread") in ids
+    assert not [f for f in findings if f["id"] == "process.duplicate"]
+    expected = {p["name"]: p for p in json.loads((bundle / "processes.json").read_text())["expected"]}
+    assert expected["api"]["title"] == "AKdemo:api" and expected["api"]["status"] == "running"
+    assert full_host.processes["api"].pid not in expected["api"]["pids"]
+    ran = {c["name"]: c["status"] for c in json.loads((bundle / "manifest.json").read_text())["collectors"]}
+    assert ran["datastores"] == "skipped"
