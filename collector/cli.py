@@ -14,7 +14,7 @@ from collector.bundle.schema import FORMATS
 from collector.cli_help import SectionedCommand, format_examples
 from collector.cli_options import (DURATION, SIZE, at_least, checked_pii_kinds, collect_options, collector_names,
                                    command_line, list_collectors_option, load_catalog_or_exit, pseudonym_key,
-                                   valid_patterns)
+                                   selected_collectors, valid_patterns)
 from collector.console import (EXIT_CLOSED_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 (public)
                                EXIT_OUTPUT, EXIT_USAGE, echo_out, error, quiet_closed_stdout, usage_error)
 
@@ -222,18 +222,6 @@ def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, l
                              spent_before=seconds_since_start(),
                              pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
     sys.exit(run_collect(request, quiet, verbose))
-
-
-def selected_collectors(only: tuple, skip: tuple):
-    """collect's --only/--skip as CollectOptions.only (None: every collector)."""
-    if not (only or skip):
-        return None
-    from collector.collectors import names
-
-    chosen = tuple(name for name in names() if (not only or name in only) and name not in skip)
-    if not chosen:
-        usage_error("--only and --skip leave no collector to run")
-    return chosen
 
 
 @main.command(cls=SectionedCommand, sections=COLLECT_SECTIONS, examples=(

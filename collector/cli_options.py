@@ -184,3 +184,15 @@ def list_collectors_option(quick_only: bool):
     return click.option("--list-collectors", is_flag=True, expose_value=False, is_eager=True, callback=show,
                         help="List the collectors (names for --skip" + ("" if quick_only else " and --only")
                         + ") and exit.")
+
+
+def selected_collectors(only: tuple, skip: tuple):
+    """collect's --only/--skip as CollectOptions.only (None: every collector)."""
+    if not (only or skip):
+        return None
+    from collector.collectors import names
+
+    chosen = tuple(name for name in names() if (not only or name in only) and name not in skip)
+    if not chosen:
+        usage_error("--only and --skip leave no collector to run")
+    return chosen

@@ -25,6 +25,7 @@ from collector.console import EXIT_OK
 INSIDE_ENV = "AKDIAG_DEMO_NAMESPACES"  # set by the demo for its own second run, inside the namespaces
 NAMESPACE_FLAGS = ("--pid", "--net", "--mount", "--fork", "--mount-proc", "--kill-child=SIGTERM")
 PROBE_SECONDS = 10.0
+STOP_WAIT_SECONDS = 30.0  # the demo's clean-up after a stop signal: its processes, its files
 # the machine's kernel log and service manager are not the simulated host's: their kills,
 # crashes and units would read as the demo's
 NOT_SIMULATED = ("kernel", "services")
@@ -84,21 +85,35 @@ def _this_akdiag() -> List[str]:
 
 def _run_inside(prefix: List[str]) -> int:
     """The same demo command again, inside the namespaces; its exit status is ours.  A stop
-    signal reaches it too: the terminal's to the whole process group, and unshare's
-    --kill-child passes on SIGTERM if this process's is what ends unshare."""
+    signal is passed on to it (a terminal's Ctrl-C reaches it anyway), and its own clean-up
+    is waited for: it says itself that it was interrupted."""
     from collector.interrupt import Interrupted
 
     env = dict(os.environ, **{INSIDE_ENV: "1"})
     child = subprocess.Popen(prefix + _this_akdiag() + sys.argv[1:], env=env)
     try:
-        return child.wait()
-    except Interrupted:
-        child.terminate()
+        code = child.wait()
+    except Interrupted as exc:
+        _pass_on(child, exc.signum)
         try:
-            child.wait(30)
+            code = child.wait(STOP_WAIT_SECONDS)
         except subprocess.TimeoutExpired:
-            child.kill()
-        raise
+            child.kill()  # unshare's --kill-child then stops the demo, and the kernel its namespace
+            code = child.wait()
+    return code if code >= 0 else 128 - code
+
+
+def _pass_on(child: subprocess.Popen, signum: int) -> None:
+    """The signal to the demo inside (unshare's child, the first process of the namespace:
+    it has handlers, so it takes it), and to unshare, which may block it while it waits."""
+    import psutil
+
+    try:
+        for inner in psutil.Process(child.pid).children():
+            inner.send_signal(signum)
+        child.send_signal(signum)
+    except (psutil.Error, OSError):
+        pass
 
 
 def _bring_loopback_up() -> None:

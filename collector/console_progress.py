@@ -45,11 +45,11 @@ class ProgressLine:
             step = self._note(message)
             if self._verbose:
                 self._line(f"akdiag: {self._elapsed():5.1f} s  {message}")
-            elif not step:
-                self._line(f"akdiag: {message}")
-            elif self._bar:
+            elif step and self._bar:
                 self._draw()
                 self._start_ticker()
+            else:  # not a step, or no line to keep up to date (the cluster's run): as it comes
+                self._line(f"akdiag: {message}")
 
     def _note(self, message: str) -> bool:
         """Whether the message is a step of the run (and account for it)."""

@@ -100,3 +100,30 @@ def test_without_namespaces_the_demo_keeps_apart_by_names(full_host, tmp_path):
     assert full_host.processes["api"].pid not in expected["api"]["pids"]
     ran = {c["name"]: c["status"] for c in json.loads((bundle / "manifest.json").read_text())["collectors"]}
     assert ran["datastores"] == "skipped"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
+def test_a_stopped_demo_leaves_nothing_behind(tmp_path):
+    """SIGTERM to `akdiag demo` while its simulated host runs in its namespaces: it stops
+    with 143, and neither a process of its host, nor its folder, nor a partial bundle stays."""
+    import psutil
+
+    proc = _demo(tmp_path)
+    line = ""
+    deadline = time.monotonic() + 60
+    while "Simulated Altcraft host in" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the demo ended before its host started"
+    basedir = line.strip().rsplit(" ", 1)[-1]
+    time.sleep(1.0)  # its processes starting
+    proc.send_signal(15)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+    assert not Path(basedir).exists()
+    left = []
+    for other in psutil.process_iter(["cmdline"]):
+        if any(basedir in part for part in other.info["cmdline"] or ()):
+            left.append(other.pid)
+    assert left == []
