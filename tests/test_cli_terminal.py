@@ -269,3 +269,35 @@ def test_shell_completion_as_the_readme_sets_it_up():
     options = akdiag(env={"_AKDIAG_COMPLETE": "bash_complete", "COMP_WORDS": "akdiag collect --log-",
                           "COMP_CWORD": "2"})
     assert set(options.stdout.split()) == {"plain,--log-lines", "plain,--log-bytes", "plain,--log-total-bytes"}
+
+
+# --------------------------------------------------------------------------- start-up
+
+HEAVY = ("psutil", "yaml", "jinja2", "py7zr", "pymongo", "redis", "pika", "collector.catalog", "collector.run",
+         "collector.collectors", "collector.analyzers")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["collect", "--help"], ["check", "--help"],
+                                  ["demo", "--help"]])
+def test_help_imports_nothing_heavy(args):
+    """The start-up target (issue 14): `akdiag --help` loads click and the command line only;
+    the speed itself is bench/bench_startup.py's."""
+    code = ("import sys\nfrom collector.cli import main\ntry:\n    main(sys.argv[1:], prog_name='akdiag')\n"
+            "except SystemExit:\n    pass\n"
+            f"print('LOADED', sorted(m for m in sys.modules if m.startswith({HEAVY!r})))")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=_env(),
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_table_cells_wrap_between_words_and_cut_only_a_word_too_long():
+    from collector import texttable
+
+    rows = [("SEVERITY", "ID", "TITLE"), ("CRITICAL", "process.down", "the quick brown fox jumps over the dog"),
+            ("info", "x", "a-very-long-single-word-that-cannot-fit-anywhere")]
+    lines = texttable.render(rows, width=40)
+    assert max(len(line) for line in lines) <= 40
+    assert "the quick brown fox" in lines[1] and lines[2].split() == ["jumps", "over", "the", "dog"]
+    assert lines[3].endswith("…") and len(lines[3]) == 40
+    assert texttable.render(rows, width=None)[2].endswith("a-very-long-single-word-that-cannot-fit-anywhere")
