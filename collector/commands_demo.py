@@ -6,7 +6,9 @@ unprivileged user with user namespaces; `unshare` installed), the demo runs itse
 inside new PID, network and mount namespaces: there it sees only its own processes and its
 own loopback, and when it ends the kernel ends every process it started.  Its processes
 carry their AK: name only in the kernel's process name, not in argv[0], so `pidof AK:api`
-on the machine still gives the platform's answer alone.  Where it cannot, it says so."""
+on the machine still gives the platform's answer alone.  Where it cannot, its processes are
+titled AKdemo:<name> (no platform process's title) and its datastore checks are left out
+(they would reach the machine's own); its last line says which of the two it did."""
 
 from __future__ import annotations
 
