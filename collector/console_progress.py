@@ -76,7 +76,7 @@ class ProgressLine:
 
     def status(self) -> str:
         total = self._collectors + len(_PHASES)
-        current = self._phase or (f"collecting {self._pending[0]}" if self._pending else "collecting")
+        current = self._phase or (f"collecting {self._pending[0]}" if self._pending else "collectors done")
         if self._pending and not self._phase and len(self._pending) > 1:
             current += f" (+{len(self._pending) - 1} running)"
         return f"akdiag: [{min(self._done, total)}/{total}] {self._elapsed():5.1f} s  {current}"
