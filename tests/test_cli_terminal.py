@@ -34,12 +34,13 @@ def _env(extra=None) -> dict:
     return env
 
 
-def on_terminal(*args, env=None, timeout=120) -> tuple:
-    """Run akdiag with stdin, stdout and stderr on a fresh pseudo-terminal; (exit status, all
-    it wrote there).  Bounded: a run that does not end by `timeout` is killed and fails."""
+def on_terminal(*args, env=None, timeout=120, stderr=None) -> tuple:
+    """Run akdiag with stdin, stdout and stderr (unless `stderr` is given) on a fresh
+    pseudo-terminal; (exit status, all it wrote there).  Bounded: a run that does not end by
+    `timeout` is killed and fails."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "collector", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=_env(env), close_fds=True)
+    proc = subprocess.Popen([sys.executable, "-m", "collector", *args], stdin=slave, stdout=slave,
+                            stderr=slave if stderr is None else stderr, env=_env(env), close_fds=True)
     os.close(slave)
     output = b""
     deadline = time.monotonic() + timeout
@@ -189,6 +190,13 @@ def test_progress_line_on_a_terminal_and_nothing_in_a_pipe(host, tmp_path):
     assert piped.returncode == 0
     assert "\r" not in piped.stderr and ANSI not in piped.stderr and "akdiag: [" not in piped.stderr
     assert ANSI not in piped.stdout and "Bundle:" in piped.stdout
+
+    (tmp_path / "file").mkdir()
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # stdout on the terminal, stderr into a file
+        status, shown = on_terminal(*args, "-o", str(tmp_path / "file"), stderr=stderr)
+    assert status == 0 and "Bundle:" in shown and "akdiag: [" not in shown
+    logged = (tmp_path / "stderr.txt").read_text()
+    assert "\r" not in logged and ANSI not in logged and "akdiag: [" not in logged
 
 
 def test_verbose_says_each_step_with_its_time_even_in_a_pipe(host, tmp_path):
