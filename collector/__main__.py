@@ -1,3 +1,3 @@
 from collector.cli import main
 
-main()
+main(prog_name="akdiag")

@@ -172,20 +172,22 @@ def top_findings_lines(findings: Sequence[dict], limit: int = 5) -> List[str]:
     return lines
 
 
-def render_text(result: CheckResult) -> str:
+def render_text(result: CheckResult, width: Optional[int] = None, style=None) -> str:
+    """The findings' table and the verdict line; with `width` the table keeps to it (cells
+    wrapped at word boundaries), with `style(word)` the severities are styled."""
+    from collector import texttable
+
     rows = [(SEVERITY_WORDS.get(str(f.get("severity")), "?"), str(f.get("id")), str(f.get("subject")),
              str(f.get("title"))) for f in result.findings]
     lines = []
     if rows:
-        widths = [max(len(r[i]) for r in rows + [("SEVERITY", "ID", "SUBJECT", "")]) for i in range(3)]
-        header = ("SEVERITY", "ID", "SUBJECT", "TITLE")
-        for row in [header] + rows:
-            lines.append("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip())
+        lines += texttable.render([("SEVERITY", "ID", "SUBJECT", "TITLE")] + rows, width, styles=(style,))
         lines.append("")
-    for reason in result.reasons:
-        lines.append(f"Could not check: {reason}")
-    lines.append(f"akdiag check: {result.status} (exit {result.code}) on {result.host}: "
+    words = [f"Could not check: {reason}" for reason in result.reasons]
+    words.append(f"akdiag check: {result.status} (exit {result.code}) on {result.host}: "
                  f"{counts_text(result.findings)} in {result.duration:.1f} s")
+    for text in words:
+        lines += texttable.wrap_cell(text, width) if width else [text]
     return "\n".join(lines)
 
 

@@ -5,23 +5,23 @@ collector.cluster.command (cluster), and print through collector.console."""
 from __future__ import annotations
 
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 import click
 
-from collector import __version__, interrupt
+from collector import __version__
 from collector.bundle.schema import FORMATS
-from collector.cli_options import (checked_pii_kinds, collect_options, command_line, load_catalog_or_exit,
-                                   pseudonym_key, valid_patterns)
-from collector.commands import diff_text, run_check, run_collect, seconds_since_start, write_outside_bundle
+from collector.cli_help import SectionedCommand, format_examples
+from collector.cli_options import (DURATION, SIZE, at_least, checked_pii_kinds, collect_options, collector_names,
+                                   command_line, list_collectors_option, load_catalog_or_exit, pseudonym_key,
+                                   selected_collectors, valid_patterns)
 from collector.cli_upload import prepare_upload, upload_command, upload_options
-from collector.console import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,  # noqa: F401 (public)
-                               EXIT_USAGE, error, open_in_browser, print_report, report_exit_code, usage_error)
-from collector.interrupt import Interrupted
-from collector.password import asking_password, bundle_password, open_bundles
+from collector.console import (EXIT_CLOSED_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 (public)
+                               EXIT_OUTPUT, EXIT_USAGE, echo_out, error, quiet_closed_stdout, usage_error)
 
+# Only click and light modules are imported above: `akdiag --help` must start fast (issue 14:
+# at most 3x `python3 -c pass`).  psutil, jinja2, py7zr, the datastore clients, the catalog
+# (yaml) and the run are imported inside the commands that need them.
 
 _positive = click.IntRange(min=1)
 _basedir_option = click.option(
@@ -29,14 +29,58 @@ _basedir_option = click.option(
     # read still gives a bundle that says what could not be read and why.
     "--basedir", type=click.Path(readable=False),
     help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
+_quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress; print only the bundle's path.")
+_verbose_option = click.option("-v", "--verbose", is_flag=True,
+                               help="Each step on stderr with its time, on a terminal or not.")
+
+# Help headings of `collect` and `demo`: heading -> option names (click's parameter names).
+# A new option goes under a heading by adding its name here, or by itself with
+# collector.cli_help.section_option("Heading", "--name", ...); otherwise "Other options".
+COLLECT_SECTIONS = {
+    "Output": ("output_dir", "label", "fmt", "quiet", "verbose", "case_id", "max_size", "split", "dry_run",
+               "upload"),
+    "What to collect": ("basedir", "only", "skip", "list_collectors", "catalog_file", "timeout",
+                        "datastore_timeout"),
+    "Logs": ("log_lines", "log_bytes", "log_total_bytes", "since"),
+    "Privacy": ("pseudonymize_more", "no_pseudonymize", "keep_mapping", "pseudonym_key_file", "redact_patterns"),
+    "Encryption": ("encrypt", "password_file"),
+    "Cluster": ("hosts_file", "host_options", "parallel", "host_timeout", "connect_timeout", "ssh_config",
+                "ssh_options", "akdiag_file", "keep_remote_copy"),
+}
+COLLECT_EXAMPLES = (
+    ("akdiag collect", "A bundle of this host in the current folder."),
+    ("akdiag collect -o /var/tmp --since 2h --label pre-upgrade",
+     "Logs of the last two hours, the bundle in /var/tmp, 'pre-upgrade' in its name."),
+    ("akdiag collect --log-bytes 8M --log-total-bytes 500M", "Longer log tails (sizes: 512K, 8M, 1.5GiB)."),
+    ("akdiag collect --skip datastores -q", "Leave the datastore checks out; print only the bundle's path."),
+    ("akdiag collect --encrypt --password-file pw.txt", "An encrypted 7z (AES-256, file names hidden)."),
+    ("akdiag collect --host root@app1 --host root@app2 -o /var/tmp",
+     "One cluster archive from two hosts over SSH."),
+)
 
 
 class _Akdiag(click.Group):
     """The command group; an exception no command expected is a bug: its traceback and a
-    one-line message go to stderr and the exit code is 1, never a bare traceback."""
+    one-line message go to stderr and the exit code is 1, never a bare traceback.  A
+    closed stdout (`akdiag check | head -1`) ends the output quietly."""
+
+    examples = (
+        ("akdiag demo", "See what a bundle holds, on a simulated platform host."),
+        ("akdiag collect -o /var/tmp", "Collect this host's bundle for support."),
+        ("akdiag check", "A quick verdict for monitoring (exit 0/1/2/3)."),
+        ("akdiag report BUNDLE.7z --open", "Re-render an old bundle's summary with this akdiag."),
+        ("akdiag COMMAND --help", "Every option of a command, by purpose."),
+    )
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        format_examples(self.examples, formatter)
+        super().format_epilog(ctx, formatter)
 
     def invoke(self, ctx: click.Context):
-        from collector import bounded, tempfiles
+        import traceback
+
+        from collector import bounded, interrupt, tempfiles
+        from collector.interrupt import Interrupted
 
         try:
             # What akdiag writes (bundles, decrypted files) is its owner's only; its clean-up,
@@ -49,6 +93,9 @@ class _Akdiag(click.Group):
                     ctx.exit(interrupt.finish(exc, "nothing left behind"))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # stdout's reader left: nothing to say, and no one to say it to
+            quiet_closed_stdout()
+            ctx.exit(EXIT_CLOSED_PIPE)
         except Exception as exc:
             click.echo(traceback.format_exc().rstrip(), err=True)
             click.echo(f"akdiag: internal error: {type(exc).__name__}: {exc} (a bug in akdiag: please report "
@@ -57,7 +104,7 @@ class _Akdiag(click.Group):
 
 
 @click.group(cls=_Akdiag, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="akdiag")
+@click.version_option(__version__, "-V", "--version", prog_name="akdiag")
 def main() -> None:
     """Collect a diagnostics bundle from an Altcraft platform host for Altcraft support.
 
@@ -73,24 +120,29 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(cls=SectionedCommand, sections=COLLECT_SECTIONS, examples=COLLECT_EXAMPLES)
 @_basedir_option
-@click.option("--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder to write the bundle into.")
 @click.option("--label", default="", help="A word to put in the bundle's name, e.g. pre-upgrade.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="7z", show_default=True)
+@click.option("--only", multiple=True, callback=collector_names(), metavar="COLLECTOR",
+              help="Run only this collector (repeatable; see --list-collectors).")
+@click.option("--skip", multiple=True, callback=collector_names(), metavar="COLLECTOR",
+              help="Leave a collector out, e.g. --skip datastores (repeatable).")
+@list_collectors_option(quick_only=False)
 @click.option("--log-lines", type=_positive, default=5000, show_default=True, help="Lines of each log's tail.")
-@click.option("--log-bytes", type=_positive, default=2 * 1024 * 1024, show_default=True,
-              help="Bytes at most of each log's tail.")
-@click.option("--log-total-bytes", type=_positive, default=100 * 1024 * 1024, show_default=True,
-              help="Bytes at most of all log tails together (newest logs first).")
+@click.option("--log-bytes", type=SIZE, default="2M", show_default=True,
+              help="Size at most of each log's tail (512K, 2M, 1GiB or bytes).")
+@click.option("--log-total-bytes", type=SIZE, default="100M", show_default=True,
+              help="Size at most of all log tails together (newest logs first).")
 @click.option("--since", metavar="TIME", help="Read each log back to this time instead of its tail: 2h, 90m, 3d, "
               "2026-11-30T14:00 or \"2026-11-30 14:00\" (this host's local time unless it ends in Z or +03:00); "
               "rotated and compressed logs too, within --log-total-bytes.")
-@click.option("--timeout", type=click.FloatRange(min=5), default=300, show_default=True,
-              help="Deadline of the whole run, in seconds.")
-@click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=3.0, show_default=True,
-              help="Each datastore check's budget in seconds, from its client library being loaded; "
+@click.option("--timeout", type=DURATION, callback=at_least(5), default="5m", show_default=True,
+              help="Deadline of the whole run (300, 90s, 5m).")
+@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="3s", show_default=True,
+              help="Each datastore check's budget, from its client library being loaded; "
                    "an answer after it is slow, none by twice it a timeout.")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in platform catalog.")
@@ -108,37 +160,40 @@ def main() -> None:
 @click.option("--encrypt", is_flag=True, help="Encrypt the 7z archive (AES-256, file names hidden too).")
 @click.option("--password-file", type=click.Path(dir_okay=False),
               help="File holding the archive password [else $AKDIAG_PASSWORD, else a prompt].")
-@click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
+@_quiet_option
+@_verbose_option
 @click.option("--hosts", "hosts_file", type=click.Path(dir_okay=False),
-              help="Cluster: collect every host of this YAML file over SSH into one cluster archive.")
+              help="Collect every host of this YAML file over SSH into one cluster archive.")
 @click.option("--host", "host_options", multiple=True, metavar="USER@ADDRESS[:BASEDIR][@roles=R1,R2]",
-              help="Cluster: a host to collect over SSH (repeatable; with or without --hosts).")
-@click.option("--parallel", type=_positive, help="Cluster: hosts collected at once [default: up to 8].")
-@click.option("--host-timeout", type=click.FloatRange(min=1), help="Cluster: each host's deadline in seconds "
-              "(connect, copy, collect, fetch) [default: --timeout + 120].")
-@click.option("--connect-timeout", type=click.FloatRange(min=1), default=10.0, show_default=True,
-              help="Cluster: seconds to wait for each host's SSH connection.")
-@click.option("--ssh-config", type=click.Path(dir_okay=False), help="Cluster: ssh -F FILE [default: ~/.ssh/config].")
+              help="A host to collect over SSH (repeatable; with or without --hosts).")
+@click.option("--parallel", type=_positive, help="Hosts collected at once [default: up to 8].")
+@click.option("--host-timeout", type=DURATION, callback=at_least(1), help="Each host's deadline "
+              "(connect, copy, collect, fetch) [default: --timeout + 2m].")
+@click.option("--connect-timeout", type=DURATION, callback=at_least(1), default="10s", show_default=True,
+              help="Time to wait for each host's SSH connection.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="ssh -F FILE [default: ~/.ssh/config].")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPTION",
-              help="Cluster: an ssh -o option, e.g. --ssh-option Port=2222 (repeatable).")
+              help="An ssh -o option, e.g. --ssh-option Port=2222 (repeatable).")
 @click.option("--akdiag-file", type=click.Path(dir_okay=False),
-              help="Cluster: the single-file akdiag to copy to the hosts [default: an installed akdiag not older "
+              help="The single-file akdiag to copy to the hosts [default: an installed akdiag not older "
                    "than this one, else this akdiag's single file].")
 @click.option("--keep-remote-copy", is_flag=True,
-              help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
+              help="Keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
-@upload_options
-def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, since, timeout, datastore_timeout,
-            catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
-            encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
-            ssh_config, ssh_options, akdiag_file, keep_remote_copy, upload):
+def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, log_total_bytes, since, timeout,
+            datastore_timeout, catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file,
+            redact_patterns, encrypt, password_file, quiet, verbose, hosts_file, host_options, parallel,
+            host_timeout, connect_timeout, ssh_config, ssh_options, akdiag_file, keep_remote_copy, upload):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
+    from collector.commands import run_collect, seconds_since_start
+    from collector.password import bundle_password
     from collector.run import CollectRequest
 
     catalog = load_catalog_or_exit(catalog_file)
-    options = collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout, since)
+    options = collect_options(log_lines, log_bytes, log_total_bytes, datastore_timeout, since,
+                              only=selected_collectors(only, skip))
     patterns = valid_patterns(redact_patterns)
     pii_kinds = checked_pii_kinds(pseudonymize_more, no_pseudonymize)
     send_bundle = prepare_upload(upload, catalog, fmt, quiet, cluster=bool(hosts_file or host_options))
@@ -169,60 +224,36 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
                              keep_mapping=keep_mapping, password=password,
                              spent_before=seconds_since_start(),
                              pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
-    sys.exit(run_collect(request, quiet, after=send_bundle))
+    sys.exit(run_collect(request, quiet, verbose, after=send_bundle))
 
 
-@main.command()
-@click.option("--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+@main.command(cls=SectionedCommand, sections=COLLECT_SECTIONS, examples=(
+    ("akdiag demo", "A demo bundle in the current folder, with the simulated host's two faults."),
+    ("akdiag demo -o /tmp -q", "Print only the demo bundle's path."),
+))
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder to write the demo bundle into.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="7z", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress; print only the bundle's path.")
-def demo(output_dir, fmt, quiet):
+@_quiet_option
+@_verbose_option
+def demo(output_dir, fmt, quiet, verbose):
     """Start a simulated Altcraft host, collect a bundle from it, stop it.
 
-    The simulated host runs real processes titled AK:<name> on their catalog ports
-    (moved where a port is taken), with two faults: proctrigger is down with a stale
-    PID file, and trkread's port is held by a foreign program.
+    The simulated host runs real processes named AK:<name> on their catalog ports, with two
+    faults: proctrigger is down with a stale PID file, and trkread's port is held by a
+    foreign program.  Where it can (root, or user namespaces, and unshare), the simulated
+    host runs in its own PID, network and mount namespaces, so that a platform running on
+    this machine is neither shown in the demo nor disturbed by it; otherwise the demo
+    says so.
     """
-    from collector import tempfiles
-    from collector.run import CollectRequest
-    from collector.simulate import SimulatedHost
+    from collector.commands_demo import run_demo
 
-    from collector.trust import trusted_temp_parent
-
-    with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("demo"), dir=trusted_temp_parent()) as root:
-        with SimulatedHost(Path(root)) as host:
-            if not quiet:
-                click.echo(f"Simulated Altcraft host in {host.basedir}", err=True)
-            host.build().start().break_like_production()
-            catalog = load_catalog_or_exit(str(host.catalog_file))
-            request = CollectRequest(basedir=host.basedir, basedir_source="demo", catalog=catalog,
-                                     output_dir=Path(output_dir), label="demo", fmt=fmt, timeout=120,
-                                     command_line=command_line(), options=_demo_options())
-            code = run_collect(request, quiet)
-    if not quiet and code == EXIT_OK:
-        click.echo("Open summary.html inside the bundle first (7z x <bundle>).")
-        click.echo("The demo's faults are proctrigger (down, stale PID file) and trkread (port taken); the "
-                   "simulated host runs no datastores, so their findings are expected here. This machine's "
-                   f"own kernel messages and systemd units are left out ({', '.join(_NOT_SIMULATED)}).")
-    sys.exit(code)
-
-
-# the machine's kernel log and service manager are not the simulated host's: their kills,
-# crashes and units would read as the demo's
-_NOT_SIMULATED = ("kernel", "services")
-
-
-def _demo_options():
-    from collector.collectors import names
-    from collector.context import CollectOptions
-
-    return CollectOptions(only=tuple(name for name in names() if name not in _NOT_SIMULATED))
+    sys.exit(run_demo(output_dir, fmt, quiet, verbose))
 
 
 # --------------------------------------------------------------------------- check and report
 
-class _MonitoringCommand(click.Command):
+class _MonitoringCommand(SectionedCommand):
     """A bad option is "could not check" (3) for a monitoring system, not CRITICAL (2)."""
 
     def make_context(self, info_name, args, parent=None, **extra):
@@ -233,32 +264,31 @@ class _MonitoringCommand(click.Command):
             raise
 
 
-def _valid_skip(_ctx, _param, names) -> tuple:
-    """Collector names for --skip, checked when used (the registry imports every collector)."""
-    from collector.collectors import registry
-
-    known = [spec.name for spec in registry().values() if spec.quick]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: not a quick collector (known: {', '.join(known)})")
-    return tuple(names)
-
-
-@main.command(cls=_MonitoringCommand)
+@main.command(cls=_MonitoringCommand, sections={
+    "What to check": ("basedir", "skip", "list_collectors", "with_logs", "catalog_file", "bundle_path"),
+    "Output": ("fmt", "output_file"),
+    "Time": ("timeout", "datastore_timeout"),
+}, examples=(
+    ("akdiag check", "A table of the findings and a verdict line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
+    ("akdiag check --format nagios", "One status line with performance data, for NRPE, Icinga or Zabbix."),
+    ("akdiag check --skip datastores --timeout 10s", "Quicker: no datastore checks, a 10 s deadline."),
+    ("akdiag check --bundle BUNDLE.7z", "The verdict of today's analyzers on an existing bundle."),
+))
 @_basedir_option
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in catalog (processes, thresholds).")
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "json", "nagios", "prometheus", "zabbix-discovery", "zabbix-values"]))
-@click.option("--output", "output_file", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False),
               help="Write to this file atomically (mode 0644), e.g. for node_exporter's textfile collector.")
-@click.option("--skip", multiple=True, callback=_valid_skip, metavar="COLLECTOR",
+@click.option("--skip", multiple=True, callback=collector_names(quick_only=True), metavar="COLLECTOR",
               help="Leave a collector out, e.g. --skip datastores (repeatable).")
+@list_collectors_option(quick_only=True)
 @click.option("--logs", "with_logs", is_flag=True, help="Also read the log tails (slower).")
-@click.option("--timeout", type=click.FloatRange(min=2), default=30, show_default=True,
-              help="Deadline of the whole check, in seconds.")
-@click.option("--datastore-timeout", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Each datastore check's budget in seconds, from its client library being loaded; "
+@click.option("--timeout", type=DURATION, callback=at_least(2), default="30s", show_default=True,
+              help="Deadline of the whole check (30, 30s, 1m).")
+@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="1s", show_default=True,
+              help="Each datastore check's budget, from its client library being loaded; "
                    "an answer after it is slow, none by twice it a timeout.")
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True),
               help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
@@ -277,7 +307,9 @@ def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, dat
     prometheus, zabbix-discovery and zabbix-values feed those systems (README: Monitoring).
     """
     from collector import check as checking
-    from collector.checkformats import emit
+    from collector import interrupt
+    from collector.commands import check_text, run_check
+    from collector.interrupt import Interrupted
 
     try:
         result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
@@ -286,12 +318,20 @@ def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, dat
         sys.exit(interrupt.finish(exc, "no verdict"))
     except Exception as exc:  # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
-    sys.exit(checking.EXIT_UNKNOWN if emit(checking.RENDERERS[fmt](result), output_file) else result.code)
+    if output_file:  # plain text, never coloured nor cut to a terminal's width
+        from collector.checkformats import emit
+
+        sys.exit(checking.EXIT_UNKNOWN if emit(checking.RENDERERS[fmt](result), output_file) else result.code)
+    echo_out(check_text(checking, result, fmt))
+    sys.exit(result.code)
 
 
-@main.command()
+@main.command(cls=SectionedCommand, examples=(
+    ("akdiag report BUNDLE.7z --open", "BUNDLE.summary.html and BUNDLE.findings.json here, opened in a browser."),
+    ("akdiag report BUNDLE.7z -o /tmp/summary.html", "The summary written to /tmp/summary.html."),
+))
 @click.argument("bundle", type=click.Path(exists=True))
-@click.option("--output", "output_file", type=click.Path(dir_okay=False),
+@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False),
               help="Where to write the summary [default: ./<bundle name>.summary.html]; the findings go "
                    "beside it as <name>.findings.json.")
 @click.option("--open", "open_it", is_flag=True, help="Open the summary in a web browser.")
@@ -314,6 +354,8 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     from collector.bundle.reader import BundleError
     from collector.bundle.writer import BundleWriteError
     from collector.cluster.report import rerender_cluster
+    from collector.console import open_in_browser, print_report, report_exit_code
+    from collector.password import asking_password
     from collector.rerender import NewerSchemaError, default_output, rerender
 
     catalog = load_catalog_or_exit(catalog_file)
@@ -334,11 +376,14 @@ def report(bundle, output_file, open_it, catalog_file, password_file):
     sys.exit(report_exit_code(done.analysis.findings))
 
 
-@main.command()
+@main.command(cls=SectionedCommand, examples=(
+    ("akdiag diff before.7z after.7z", "What changed; exit 1 on a regression."),
+    ("akdiag diff before.7z after.7z --format html -o diff.html", "The same as a web page."),
+))
 @click.argument("old", type=click.Path(exists=True))
 @click.argument("new", type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
-@click.option("--output", "output_file", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--allow-different-hosts", is_flag=True, help="Compare bundles of two different hosts.")
 @click.option("--password-file", type=click.Path(dir_okay=False),
               help="File holding encrypted bundles' password [else $AKDIAG_PASSWORD, else a prompt].")
@@ -354,7 +399,9 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
       2  error: a bundle that cannot be read, a wrong password, different hosts
     """
     from collector.bundle.reader import BundleError
+    from collector.commands import diff_text, write_outside_bundle
     from collector.diff import DifferentHostsError
+    from collector.password import open_bundles
 
     try:
         with open_bundles([Path(old), Path(new)], password_file) as (old_reader, new_reader):
@@ -366,7 +413,7 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
         write_outside_bundle(Path(output_file), text)
         click.echo(f"Diff: {Path(output_file).resolve()}", err=True)
     else:
-        click.echo(text, nl=False)
+        echo_out(text, nl=False)
     sys.exit(1 if result.regression else EXIT_OK)
 
 

@@ -11,13 +11,15 @@ from typing import Optional
 
 import click
 
-from collector.catalog import CatalogError, load_catalog
 from collector.console import usage_error
-from collector.context import CollectOptions
-from collector.pii_kinds import DEFAULT_PII_KINDS
+
+# Only click and the standard library at the top: `akdiag --help` imports this module, and
+# the catalog (yaml), the run's options and the rest are loaded by the commands that use them.
 
 
 def load_catalog_or_exit(path: Optional[str]):
+    from collector.catalog import CatalogError, load_catalog
+
     try:
         return load_catalog(Path(path) if path else None)
     except CatalogError as exc:
@@ -25,8 +27,10 @@ def load_catalog_or_exit(path: Optional[str]):
 
 
 def collect_options(log_lines: int, log_bytes: int, log_total_bytes: int, datastore_timeout: float,
-                    since: Optional[str] = None) -> CollectOptions:
-    return CollectOptions(log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
+                    since: Optional[str] = None, only: Optional[tuple] = None):
+    from collector.context import CollectOptions
+
+    return CollectOptions(only=only, log_lines=log_lines, log_bytes=log_bytes, log_total_bytes=log_total_bytes,
                           datastore_timeout=datastore_timeout, since=checked_since(since))
 
 
@@ -57,6 +61,8 @@ def checked_pii_kinds(more: str, none: bool) -> tuple:
         if more:
             usage_error("--pseudonymize and --no-pseudonymize exclude each other")
         return ()
+    from collector.pii_kinds import DEFAULT_PII_KINDS
+
     extra = [word.strip() for word in more.split(",") if word.strip()]
     unknown = [word for word in extra if word not in ("ips", "hosts")]
     if unknown:
@@ -128,3 +134,67 @@ class DurationParam(click.ParamType):
 
 SIZE = SizeParam()
 DURATION = DurationParam()
+
+
+def at_least(minimum: float):
+    """A click callback: a duration (or number) not below `minimum`; None stays None."""
+
+    def check(_ctx, param, value):
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"{value:g} s is below the least allowed, {minimum:g} s", param=param)
+        return value
+
+    return check
+
+
+def known_collectors(quick_only: bool) -> list:
+    """The collectors' names (the registry imports every collector: only when asked)."""
+    from collector.collectors import registry
+
+    return [spec.name for spec in registry().values() if spec.quick or not quick_only]
+
+
+def collector_names(quick_only: bool = False):
+    """A click callback for --only/--skip: names of collectors, checked when the option is used."""
+
+    def check(_ctx, _param, names) -> tuple:
+        if not names:
+            return ()
+        known = known_collectors(quick_only)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            kind = "a quick collector" if quick_only else "a collector"
+            raise click.BadParameter(f"{', '.join(unknown)}: not {kind} (known: {', '.join(known)})")
+        return tuple(names)
+
+    return check
+
+
+def list_collectors_option(quick_only: bool):
+    """--list-collectors: print each collector's name and what it reads, and exit 0."""
+
+    def show(ctx, _param, value):
+        if not value or ctx.resilient_parsing:
+            return
+        from collector.collectors import registry
+
+        for spec in registry().values():
+            if spec.quick or not quick_only:
+                click.echo(f"{spec.name:<14} {spec.description}")
+        ctx.exit(0)
+
+    return click.option("--list-collectors", is_flag=True, expose_value=False, is_eager=True, callback=show,
+                        help="List the collectors (names for --skip" + ("" if quick_only else " and --only")
+                        + ") and exit.")
+
+
+def selected_collectors(only: tuple, skip: tuple):
+    """collect's --only/--skip as CollectOptions.only (None: every collector)."""
+    if not (only or skip):
+        return None
+    from collector.collectors import names
+
+    chosen = tuple(name for name in names() if (not only or name in only) and name not in skip)
+    if not chosen:
+        usage_error("--only and --skip leave no collector to run")
+    return chosen

@@ -14,7 +14,8 @@ from typing import Optional
 import click
 
 from collector import interrupt
-from collector.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, error, print_collect_summary, progress_printer
+from collector.console import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, close_progress, error, print_collect_summary,
+                               progress_printer, quiet_closed_stdout)
 from collector.interrupt import Interrupted
 
 
@@ -29,13 +30,17 @@ def seconds_since_start() -> float:
         return 0.0
 
 
-def run_collect(request, quiet: bool, after=None) -> int:
+def run_collect(request, quiet: bool, verbose: bool = False, for_support: bool = True, after=None) -> int:
     """`after(bundle path)`, if given, runs once the bundle is written and gives the exit code
     (collect --upload)."""
     from collector.run import OutputError, collect
 
+    progress = progress_printer(quiet, verbose, bar=True)
     try:
-        result = collect(request, progress=progress_printer(quiet))
+        try:
+            result = collect(request, progress=progress)
+        finally:  # the progress line is gone before anything else is printed
+            close_progress(progress)
     except OutputError as exc:
         error(f"no bundle written: {exc}")
         return EXIT_OUTPUT
@@ -44,7 +49,10 @@ def run_collect(request, quiet: bool, after=None) -> int:
     except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
-    print_collect_summary(result, quiet)
+    try:
+        print_collect_summary(result, quiet, for_support)
+    except BrokenPipeError:  # `akdiag collect | head -1`: the bundle is written all the same
+        quiet_closed_stdout()
     return EXIT_OK if after is None else after(result.path)
 
 
@@ -74,6 +82,17 @@ def _check_bundle(checking, path: Path, catalog):
             return checking.check_reader(reader, catalog, started, source=str(path))
     except BundleError as exc:
         return checking.unknown(str(exc), started, source=str(path))
+
+
+def check_text(checking, result, fmt: str) -> str:
+    """`check`'s output: the text table fits the terminal (or $COLUMNS) with its severities
+    coloured there; json and nagios lines are never cut nor coloured."""
+    if fmt != "text":
+        return checking.RENDERERS[fmt](result)
+    from collector.console import colour_wanted, severity_style, table_width
+
+    style = severity_style if colour_wanted() else None
+    return checking.render_text(result, width=table_width(), style=style)
 
 
 def diff_text(result, fmt: str, output_file: Optional[str]) -> str:

@@ -5,11 +5,16 @@ collector.interrupt."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import click
+
+from collector.console_pipe import echo_out, quiet_closed_stdout  # noqa: F401 (public)
+from collector.units import format_size as human_size  # noqa: F401 (public: the cluster command's)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -19,6 +24,12 @@ EXIT_OUTPUT = 3
 EXIT_HOSTS_MISSING = 5  # cluster: the bundle was written, but not every host could be collected
 EXIT_UPLOAD_FAILED = 6  # the bundle was written (its path printed) but could not be sent
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, as a program the closed pipe had stopped
+
+# a finding's severity word on a terminal; NO_COLOR (https://no-color.org) turns it off
+SEVERITY_STYLES = {"CRITICAL": {"fg": "red", "bold": True}, "WARNING": {"fg": "yellow", "bold": True},
+                   "UNKNOWN": {"fg": "magenta", "bold": True}, "OK": {"fg": "green"}}
+_LEADING_SEVERITY = re.compile(r"^(\s*)(CRITICAL|WARNING)\b")
 
 
 def error(message: str) -> None:
@@ -30,22 +41,66 @@ def usage_error(message: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024.0
-    return f"{size} B"
-
-
-def progress_printer(quiet: bool):
-    if quiet or not sys.stderr.isatty():
+def progress_printer(quiet: bool, verbose: bool = False, bar: bool = False):
+    """Where a run's progress goes: nothing with --quiet, or off a terminal unless --verbose;
+    with `bar` a self-rewriting line on a terminal (see collector.console_progress), else
+    each message on a line.  Close what it returns (`close_progress`) when the run ends."""
+    if quiet or not (verbose or sys.stderr.isatty()):
         return None
-    return lambda message: click.echo(f"akdiag: {message}", err=True)
+    from collector.console_progress import ProgressLine
+
+    return ProgressLine(sys.stderr, bar=bar and sys.stderr.isatty(), verbose=verbose)
 
 
-def print_collect_summary(result, quiet: bool) -> None:
-    """What `collect` prints once a bundle is written."""
+def close_progress(progress) -> None:
+    if progress is not None:
+        progress.close()
+
+
+def colour_wanted(stream=None) -> bool:
+    """Colours only on a terminal, and never with NO_COLOR set (to anything but "") or TERM=dumb."""
+    stream = stream or sys.stdout
+    try:
+        on_terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return on_terminal and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def severity_style(word: str, text: Optional[str] = None) -> str:
+    """`text` (default: the word) styled for the severity `word` (CRITICAL red, WARNING yellow)."""
+    style = SEVERITY_STYLES.get(word.strip())
+    text = word if text is None else text
+    return click.style(text, **style) if style else text
+
+
+def coloured_finding_line(line: str) -> str:
+    """A top-findings line ("  CRITICAL  title [id]") with its severity word coloured."""
+    return _LEADING_SEVERITY.sub(lambda m: m.group(1) + severity_style(m.group(2)), line)
+
+
+def echo_finding_lines(lines) -> None:
+    colour = colour_wanted()
+    for line in lines:
+        click.echo(coloured_finding_line(line) if colour else line)
+
+
+def table_width() -> Optional[int]:
+    """The width a table must keep to: $COLUMNS when set, else the terminal's; None (lines
+    kept whole, for grep and for monitoring) when stdout is a pipe or a file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if sys.stdout.isatty():
+            return os.get_terminal_size(sys.stdout.fileno()).columns or None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def print_collect_summary(result, quiet: bool, for_support: bool = True) -> None:
+    """What `collect` prints once a bundle is written (`demo`'s is not for support)."""
     if quiet:
         click.echo(str(result.path.resolve()))
         return
@@ -66,7 +121,8 @@ def print_collect_summary(result, quiet: bool) -> None:
         click.echo("Collectors with gaps: " + ", ".join(o.name for o in partial)
                    + " (see manifest.json in the bundle)")
     print_top_findings(getattr(result, "findings", None) or [])
-    click.echo("Send this file to Altcraft support.")
+    if for_support:
+        click.echo("Send this file to Altcraft support.")
 
 
 def processes_line(down, findings) -> str:
@@ -89,8 +145,7 @@ def print_top_findings(findings) -> None:
         click.echo("Findings:  none")
         return
     click.echo(f"Findings:  {counts_text(findings)} (all in summary.html and findings.json)")
-    for line in top_findings_lines(findings):
-        click.echo(line)
+    echo_finding_lines(top_findings_lines(findings))
 
 
 def print_report(done) -> None:
@@ -106,8 +161,7 @@ def print_report(done) -> None:
         click.echo(f"Timeline:  {done.timeline_path.resolve()}")
     findings = done.analysis.findings
     click.echo(f"Verdict:   {counts_text(findings)}")
-    for line in top_findings_lines(findings):
-        click.echo(line)
+    echo_finding_lines(top_findings_lines(findings))
 
 
 def report_exit_code(findings) -> int:

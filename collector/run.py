@@ -142,6 +142,7 @@ def run_collectors(specs: List[CollectorSpec], make_ctx: Callable[[CollectorSpec
             message = f"did not finish within {limit:.1f} s; its results were left out"
             log(f"collector {spec.name} {message}")
             outcomes.append(CollectorOutcome(spec.name, "timeout", limit, message, None))
+            _log_ended(outcomes[-1], log)
             continue
         try:
             outcomes.append(_outcome_from(spec, box, writer, log))
@@ -150,7 +151,13 @@ def run_collectors(specs: List[CollectorSpec], make_ctx: Callable[[CollectorSpec
         except Exception as exc:  # data that cannot be serialized: recorded
             outcomes.append(CollectorOutcome(spec.name, "failed", box.get("duration", 0.0),
                                              f"{type(exc).__name__}: {exc}", None))
+        _log_ended(outcomes[-1], log)
     return outcomes
+
+
+def _log_ended(outcome: CollectorOutcome, log: ToolLog) -> None:
+    """The progress line counts these (collector.console_progress): keep the words."""
+    log(f"collected {outcome.name}: {outcome.status} ({outcome.duration:.1f} s)")
 
 
 def _selected(options: CollectOptions) -> List[CollectorSpec]:

@@ -192,6 +192,7 @@ ALLOWED_WRITERS = {
     "collector/simulate/host.py": "builds the simulated host, never a bundle",
     "collector/state.py": "creates akdiag's own secret-digest key, outside BASEDIR and every bundle",
     "collector/pseudonym_key.py": "creates the --pseudonym-key file the user named, outside BASEDIR and every bundle",
+    "collector/console_pipe.py": "puts /dev/null in place of a stdout whose reader has gone",
     "collector/zipapp.py": "builds the single file akdiag.pyz, never a bundle",
     "collector/zipapp_main.py": "the single file's bootstrap: unpacks wheels into akdiag's private cache",
 }

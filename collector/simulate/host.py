@@ -127,8 +127,16 @@ class SimulatedHost:
     shift where a port is taken: see `catalog_file`)."""
 
     def __init__(self, root: Path, catalog: Optional[Catalog] = None, port_shift: Optional[int] = None,
-                 log_lines: int = 200, platform_version: str = PLATFORM_VERSION):
+                 log_lines: int = 200, platform_version: str = PLATFORM_VERSION, titled_argv0: bool = True,
+                 title_prefix: str = "AK:"):
         self.root = Path(root)
+        # False: argv[0] is the binary's path and the AK: name only the kernel's process name
+        # (comm), which akdiag matches but `pidof AK:<name>` does not (the demo's processes
+        # must not answer a monitoring system's pidof on a platform host)
+        self.titled_argv0 = titled_argv0
+        # another prefix than AK: (with the catalog override naming the titles) keeps the
+        # simulated processes apart from a real platform's on the same machine
+        self.title_prefix = title_prefix
         self.basedir = self.root / "akd"
         self.catalog = catalog or load_catalog()
         self.port_shift = port_shift
@@ -162,9 +170,20 @@ class SimulatedHost:
             candidates = [spec.port] + [spec.port + s for s in PORT_SHIFTS if spec.port + s < 65536]
             self.ports[spec.binary] = next((p for p in candidates if port_is_free(p)), candidates[-1])
 
+    def title(self, spec: ProcessSpec) -> str:
+        return self.title_prefix + spec.title[len("AK:"):] if spec.title.startswith("AK:") else spec.title
+
     def _write_catalog_override(self) -> None:
-        moved = [{"binary": b, "port": p} for b, p in self.ports.items() if p != self.catalog.process(b).port]
-        self.catalog_file.write_text(yaml.safe_dump({"processes": moved}, sort_keys=False))
+        changed = []
+        for spec in self.catalog.processes:
+            entry = {"binary": spec.binary}
+            if spec.binary in self.ports and self.ports[spec.binary] != spec.port:
+                entry["port"] = self.ports[spec.binary]
+            if self.title(spec) != spec.title:
+                entry["title"] = self.title(spec)
+            if len(entry) > 1:
+                changed.append(entry)
+        self.catalog_file.write_text(yaml.safe_dump({"processes": changed}, sort_keys=False))
 
     def _write_binaries(self) -> None:
         for spec in self.catalog.processes:
@@ -213,9 +232,10 @@ class SimulatedHost:
 
     def _spawn(self, spec: ProcessSpec, title: Optional[str] = None, open_files: int = 0,
                argv0: Optional[str] = None, extra_args: Iterable[str] = ()) -> subprocess.Popen:
-        title = title or spec.title
+        title = title or self.title(spec)
         binary = self.basedir / "ak" / "bin" / spec.binary
-        argv = [argv0 or title, "-S", str(FAKEPROC), "--comm", title]
+        argv0 = argv0 or (title if self.titled_argv0 else str(binary))
+        argv = [argv0, "-S", str(FAKEPROC), "--comm", title]
         if self.ports.get(spec.binary):
             argv += ["--port", str(self.ports[spec.binary]), "--address", spec.address]
         if open_files:
