@@ -18,6 +18,8 @@ from collector.cli_options import (checked_pii_kinds, collect_options, command_l
 from collector.commands import diff_text, run_check, run_collect, seconds_since_start, write_outside_bundle
 from collector.console import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT,  # noqa: F401 (public)
                                EXIT_USAGE, error, open_in_browser, print_report, report_exit_code, usage_error)
+from collector.handoff_cli import (case_id_option, checked_handoff, dry_run_option, max_size_option, pack_command,
+                                   run_dry, split_option)
 from collector.interrupt import Interrupted
 from collector.password import asking_password, bundle_password, open_bundles
 
@@ -125,10 +127,14 @@ def main() -> None:
 @click.option("--keep-remote-copy", is_flag=True,
               help="Cluster: keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
+@case_id_option
+@max_size_option
+@split_option
+@dry_run_option
 def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_bytes, since, timeout, datastore_timeout,
             catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file, redact_patterns,
             encrypt, password_file, quiet, hosts_file, host_options, parallel, host_timeout, connect_timeout,
-            ssh_config, ssh_options, akdiag_file, keep_remote_copy):
+            ssh_config, ssh_options, akdiag_file, keep_remote_copy, case_id, max_size, split_size, dry_run):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
@@ -144,7 +150,8 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
                                              or keep_remote_copy):
         usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
                     "need --hosts or --host")
-    password = bundle_password(password_file, confirm=True) if encrypt else None
+    handoff = checked_handoff(case_id, max_size, split_size, fmt, bool(hosts_file or host_options), dry_run)
+    password = bundle_password(password_file, confirm=True) if encrypt and not dry_run else None
     if hosts_file or host_options:
         from collector.cluster.command import cluster_collect
 
@@ -156,16 +163,16 @@ def collect(basedir, output_dir, label, fmt, log_lines, log_bytes, log_total_byt
             options=options, catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
             password=password, command_line=command_line(), quiet=quiet,
-            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds)))
+            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds), case_id=case_id))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
                              options=options,
                              command_line=command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
-                             spent_before=seconds_since_start(),
-                             pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
-    sys.exit(run_collect(request, quiet))
+                             spent_before=seconds_since_start(), handoff=handoff,
+                             pseudonym_key=None if dry_run else pseudonym_key(pseudonym_key_file, pii_kinds, path))
+    sys.exit(run_dry(request, encrypt) if dry_run else run_collect(request, quiet))
 
 
 @main.command()
@@ -375,6 +382,9 @@ def _diff_readers(old, new, allow_different_hosts: bool):
     from collector.diff import diff_bundles
 
     return diff_bundles(old, new, allow_different_hosts)
+
+
+main.add_command(pack_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

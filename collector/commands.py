@@ -36,7 +36,7 @@ def run_collect(request, quiet: bool) -> int:
         result = collect(request, progress=progress_printer(quiet))
     except OutputError as exc:
         error(f"no bundle written: {exc}")
-        return EXIT_OUTPUT
+        return getattr(exc, "exit_code", EXIT_OUTPUT)  # 2 for a --max-size the records do not fit
     except Interrupted as exc:
         return interrupt.finish(exc, "no bundle written, nothing left behind")
     except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)

@@ -46,6 +46,8 @@ def progress_printer(quiet: bool):
 
 def print_collect_summary(result, quiet: bool) -> None:
     """What `collect` prints once a bundle is written."""
+    from collector.bundle.handoff import handoff_lines
+
     if quiet:
         click.echo(str(result.path.resolve()))
         return
@@ -53,6 +55,8 @@ def print_collect_summary(result, quiet: bool) -> None:
     partial = [o for o in result.outcomes if o.status == "partial"]
     click.echo(f"Bundle:    {result.path.resolve()}")
     click.echo(f"Size:      {human_size(result.size)}")
+    for line in handoff_lines(result):  # --split volumes, the .sha256 file, what --max-size trimmed
+        click.echo(line)
     if result.mapping_path:
         click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the bundle, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")
