@@ -141,8 +141,8 @@ def _rebuild(folder: Path, staging: Path, manifest: dict, found: Review, scrubbe
             record = writer.write_bytes(rel, raw, _collector_of(manifest, rel))
         changes.append({"path": rel, "stored_as": record.path, "size_before": before["size"],
                         "sha256_before": before["sha256"], "size": record.size, "sha256": record.sha256,
-                        "redactions": {c["rule"]: c["count"] for c in scrubber.counts.as_records()
-                                       if c["file"] == record.path}})
+                        "redactions": [{"rule": c["rule"], "count": c["count"]} for c in scrubber.counts.as_records()
+                                       if c["file"] == record.path]})
     manifest = dict(manifest)
     manifest["review"] = {"packed_at": iso_utc(_now()), "unchanged": len(found.unchanged), "changed": changes,
                           "removed": found.removed,

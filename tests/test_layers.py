@@ -138,9 +138,9 @@ LAYERS = (
                     "collector.simulate")),
     ("judging", ("collector.analyzers", "collector.report", "collector.hostdiff", "collector.diff",
                  "collector.rerender")),
-    ("runs", ("collector.run", "collector.check", "collector.zipapp")),
+    ("runs", ("collector.run", "collector.check", "collector.zipapp", "collector.plan", "collector.pack")),
     ("host command line", ("collector.console", "collector.password", "collector.cli_options",
-                           "collector.commands")),
+                           "collector.commands", "collector.handoff_cli")),
     ("cluster", ("collector.cluster",)),
     ("command line", ("collector.cli", "collector.__main__")),
 )
