@@ -288,3 +288,19 @@ def test_pack_refuses_a_folder_that_is_not_a_bundle(tmp_path):
     (tmp_path / "notabundle").mkdir()
     done = akdiag("pack", str(tmp_path / "notabundle"))
     assert done.returncode == 2 and "manifest.json" in done.stderr
+
+
+def test_the_cluster_form_takes_the_case_id_and_refuses_the_one_host_options(tmp_path):
+    """A host that refuses the connection still gives a cluster archive: its name and
+    cluster.json carry the case id."""
+    out = tmp_path / "out"
+    out.mkdir()
+    host = ["--host", "nobody@127.0.0.1", "--ssh-option", "Port=1", "--connect-timeout", "2"]
+    done = akdiag("collect", *host, "--output", str(out), "--format", "dir", "--case-id", "CL-9", "--quiet")
+    (archive,) = out.iterdir()
+    assert done.returncode in (0, 5), done.stderr  # 5: some host not collected (cluster exit codes)
+    assert archive.name.startswith("akdiag-cluster-case-CL-9-")
+    assert json.loads((archive / "cluster.json").read_text())["case_id"] == "CL-9"
+    for option in (["--split", "1M"], ["--max-size", "5M"], ["--dry-run"]):
+        done = akdiag("collect", *host, "--output", str(out), *option)
+        assert done.returncode == 2 and "a cluster run takes --case-id" in done.stderr

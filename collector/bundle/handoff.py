@@ -96,7 +96,11 @@ def place(staging: Path, output_dir: Path, name: str, fmt: str, password: Option
             volumes = split.place_volumes(packed, output_dir, name, fmt, handoff.split)
         else:
             volumes = [archive._place_file(packed, output_dir, name, fmt)]
-        checksum = split.write_checksums(volumes)
+        try:
+            checksum = split.write_checksums(volumes)
+        except BaseException:  # the bundle and its checksums come together, or not at all
+            split.remove_all(volumes)
+            raise
         return Placed(volumes[0], sum(v.stat().st_size for v in volumes), volumes, checksum)
     finally:
         archive.remove_tree(private)

@@ -51,15 +51,23 @@ def _write_piece(source, output_dir: Path, length: int) -> Path:
 def _link_all(pieces: List[Path], targets: List[Path]) -> bool:
     """Link every piece under its target, or none (False when a name is taken)."""
     done: List[Path] = []
-    for piece, target in zip(pieces, targets):
-        try:
-            os.link(piece, target)  # never replaces: a name taken meanwhile fails here
-        except FileExistsError:
-            for linked in done:
-                linked.unlink(missing_ok=True)
-            return False
-        done.append(target)
+    try:
+        for piece, target in zip(pieces, targets):
+            try:
+                os.link(piece, target)  # never replaces: a name taken meanwhile fails here
+            except FileExistsError:
+                remove_all(done)
+                return False
+            done.append(target)
+    except BaseException:  # a stop signal or an error half-way: no partial set is left
+        remove_all(done)
+        raise
     return True
+
+
+def remove_all(paths: List[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def place_volumes(packed: Path, output_dir: Path, name: str, fmt: str, volume_size: int) -> List[Path]:
