@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 from collector.bundle import schema
@@ -216,7 +215,8 @@ def plan_text(plan: Plan) -> str:
     for entry in plan.files:
         size = format_size(entry["size"]) if entry["size"] is not None else "-"
         take = format_size(entry["take"]) if entry["take"] else "nothing"
-        lines.append(f"  {entry['path']}  size {size}, takes {take}" + (f"  [{entry['note']}]" if entry["note"] else ""))
+        note = f"  [{entry['note']}]" if entry["note"] else ""
+        lines.append(f"  {entry['path']}  size {size}, takes {take}{note}")
     lines += ["", f"Commands run ({len(plan.commands)}):"] + [f"  {command}" for command in plan.commands]
     lines += ["", f"Datastore addresses contacted ({sum(1 for a in plan.addresses if a['address'])}):"]
     for point in plan.addresses:
