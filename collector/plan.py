@@ -57,7 +57,9 @@ def _plan_logs(ctx: Context, plan: Plan) -> None:
         taking = {}
         every = [(root, cand) for root, found in listings for cand in found.candidates]
         for root, cand in sorted(every, key=lambda rc: (-rc[1].mtime, rc[1].entry["path"])):
-            take = min(cand.entry.get("size") or 0, ctx.options.log_bytes, max(0, budget.left))
+            budget.pending -= 1
+            cap = budget.window_cap(ctx.options) if ctx.options.since is not None else ctx.options.log_bytes
+            take = min(cand.entry.get("size") or 0, cap, max(0, budget.left))
             budget.left -= take
             taking[id(cand)] = take
         for root, found in listings:
