@@ -171,7 +171,9 @@ def test_trim_to_tail_keeps_whole_lines_through_the_writer(tmp_path):
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 def test_split_volumes_open_with_stock_7z_and_their_checksums_pass(big_logs, tmp_path, encrypted):
     out = tmp_path / "out"
-    extra = ["--encrypt", "--password-file", str(tmp_path / "pw")] if encrypted else []
+    # encrypted: with a size budget too, which the volumes together keep
+    extra = ["--encrypt", "--password-file", str(tmp_path / "pw"), "--max-size", "1M",
+             "--log-bytes", "8000000", "--log-lines", "500000"] if encrypted else []
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     done = _collect(big_logs, out, "--split", "256K", *extra)
     assert done.returncode == 0, done.stderr
@@ -184,7 +186,10 @@ def test_split_volumes_open_with_stock_7z_and_their_checksums_pass(big_logs, tmp
     assert _sha256sum_check(checksum).returncode == 0
     assert sorted(line.split()[1] for line in checksum.read_text().splitlines()) == [v.name for v in volumes]
     root = _extract(first, tmp_path / "x", PASSWORD if encrypted else None)
-    assert json.loads((root / "manifest.json").read_text())["split"] == {"volume_size": 256 * 1024}
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["split"] == {"volume_size": 256 * 1024}
+    if encrypted:
+        assert sum(v.stat().st_size for v in volumes) <= 1024 * 1024 and manifest["size_budget"]["trimmed"]
     if encrypted:
         wrong = subprocess.run([SEVEN_ZIP, "x", "-y", f"-o{tmp_path / 'y'}", "-pwrong", str(first)],
                                capture_output=True, text=True)
