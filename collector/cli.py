@@ -16,6 +16,8 @@ from collector.cli_options import (DURATION, SIZE, at_least, checked_pii_kinds, 
                                    command_line, list_collectors_option, load_catalog_or_exit, pseudonym_key,
                                    selected_collectors, valid_patterns)
 from collector.cli_upload import prepare_upload, upload_command, upload_options
+from collector.handoff_cli import (case_id_option, checked_handoff, dry_run_option, max_size_option, pack_command,
+                                   run_dry, split_option)
 from collector.console import (EXIT_CLOSED_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 (public)
                                EXIT_OUTPUT, EXIT_USAGE, echo_out, error, quiet_closed_stdout, usage_error)
 
@@ -37,8 +39,9 @@ _verbose_option = click.option("-v", "--verbose", is_flag=True,
 # A new option goes under a heading by adding its name here, or by itself with
 # collector.cli_help.section_option("Heading", "--name", ...); otherwise "Other options".
 COLLECT_SECTIONS = {
-    "Output": ("output_dir", "label", "fmt", "quiet", "verbose", "case_id", "max_size", "split", "dry_run",
-               "upload"),
+    "Output": ("output_dir", "label", "fmt", "quiet", "verbose", "case_id", "max_size", "split_size", "dry_run"),
+    "Sending to support": ("upload_url", "upload_method", "upload_field", "ca_file", "insecure_http",
+                           "max_upload_size", "upload_timeout", "upload_retries"),
     "What to collect": ("basedir", "only", "skip", "list_collectors", "catalog_file", "timeout",
                         "datastore_timeout"),
     "Logs": ("log_lines", "log_bytes", "log_total_bytes", "since"),
@@ -180,10 +183,16 @@ def main() -> None:
 @click.option("--keep-remote-copy", is_flag=True,
               help="Keep the single file and what it unpacks in each host's ~/.cache/akdiag for the next "
                    "run (default: remove everything akdiag put on the host).")
+@upload_options
+@case_id_option
+@max_size_option
+@split_option
+@dry_run_option
 def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, log_total_bytes, since, timeout,
             datastore_timeout, catalog_file, pseudonymize_more, no_pseudonymize, keep_mapping, pseudonym_key_file,
             redact_patterns, encrypt, password_file, quiet, verbose, hosts_file, host_options, parallel,
-            host_timeout, connect_timeout, ssh_config, ssh_options, akdiag_file, keep_remote_copy, upload):
+            host_timeout, connect_timeout, ssh_config, ssh_options, akdiag_file, keep_remote_copy, upload,
+            case_id, max_size, split_size, dry_run):
     """Collect a diagnostics bundle from this host, or with --hosts/--host from every host of
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
@@ -203,7 +212,8 @@ def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, l
                                              or keep_remote_copy):
         usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
                     "need --hosts or --host")
-    password = bundle_password(password_file, confirm=True) if encrypt else None
+    handoff = checked_handoff(case_id, max_size, split_size, fmt, bool(hosts_file or host_options), dry_run)
+    password = bundle_password(password_file, confirm=True) if encrypt and not dry_run else None
     if hosts_file or host_options:
         from collector.cluster.command import cluster_collect
 
@@ -215,15 +225,17 @@ def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, l
             options=options, catalog=catalog,
             catalog_file=catalog_file, patterns=patterns, pii_kinds=pii_kinds, keep_mapping=keep_mapping,
             password=password, command_line=command_line(), quiet=quiet,
-            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds)))
+            pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds), case_id=case_id))
     path, source = resolve_basedir(basedir)
     request = CollectRequest(basedir=path, basedir_source=source, catalog=catalog, output_dir=Path(output_dir),
                              label=label, fmt=fmt, timeout=timeout,
                              options=options,
                              command_line=command_line(), extra_redact_patterns=patterns, pii_kinds=pii_kinds,
                              keep_mapping=keep_mapping, password=password,
-                             spent_before=seconds_since_start(),
-                             pseudonym_key=pseudonym_key(pseudonym_key_file, pii_kinds, path))
+                             spent_before=seconds_since_start(), handoff=handoff,
+                             pseudonym_key=None if dry_run else pseudonym_key(pseudonym_key_file, pii_kinds, path))
+    if dry_run:
+        sys.exit(run_dry(request, encrypt))
     sys.exit(run_collect(request, quiet, verbose, after=send_bundle))
 
 
@@ -433,6 +445,7 @@ def _diff_readers(old, new, allow_different_hosts: bool):
 
 
 main.add_command(upload_command)
+main.add_command(pack_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

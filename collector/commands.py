@@ -43,7 +43,7 @@ def run_collect(request, quiet: bool, verbose: bool = False, for_support: bool =
             close_progress(progress)
     except OutputError as exc:
         error(f"no bundle written: {exc}")
-        return EXIT_OUTPUT
+        return getattr(exc, "exit_code", EXIT_OUTPUT)  # 2 for a --max-size the records do not fit
     except Interrupted as exc:
         return interrupt.finish(exc, "no bundle written, nothing left behind")
     except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)

@@ -101,6 +101,8 @@ def table_width() -> Optional[int]:
 
 def print_collect_summary(result, quiet: bool, for_support: bool = True) -> None:
     """What `collect` prints once a bundle is written (`demo`'s is not for support)."""
+    from collector.bundle.handoff import handoff_lines
+
     if quiet:
         click.echo(str(result.path.resolve()))
         return
@@ -108,6 +110,8 @@ def print_collect_summary(result, quiet: bool, for_support: bool = True) -> None
     partial = [o for o in result.outcomes if o.status == "partial"]
     click.echo(f"Bundle:    {result.path.resolve()}")
     click.echo(f"Size:      {human_size(result.size)}")
+    for line in handoff_lines(result):  # --split volumes, the .sha256 file, what --max-size trimmed
+        click.echo(line)
     if result.mapping_path:
         click.echo(f"Mapping:   {result.mapping_path} (keep it: it is not in the bundle, do not send it)")
     click.echo(f"Duration:  {result.duration:.1f} s")

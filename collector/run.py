@@ -16,6 +16,8 @@ from collector import TOOL_NAME, __version__, tempfiles
 from collector.basedir import basedir_problem
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
+from collector.bundle.budget import BudgetTooSmall
+from collector.bundle.handoff import Handoff, case_bundle_name, place
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
 from collector.catalog import Catalog
 from collector.collectors import CollectorSpec, registry
@@ -29,6 +31,8 @@ Progress = Callable[[str], None]
 
 class OutputError(Exception):
     """No bundle could be written (output folder missing or not writable, disk full)."""
+
+    exit_code = 3  # collector.console.EXIT_OUTPUT; 2 (bad input) for a --max-size too small
 
 
 @dataclass
@@ -48,6 +52,7 @@ class CollectRequest:
     password: Optional[str] = None  # set: the 7z archive is AES-256 encrypted, names included
     spent_before: float = 0.0  # seconds of the deadline spent before collect() (start-up, the catalog)
     pseudonym_key: Optional[bytes] = None  # --pseudonym-key: the same pseudonyms in every run
+    handoff: Handoff = field(default_factory=Handoff)  # --case-id, --max-size, --split
 
 
 @dataclass
@@ -73,6 +78,9 @@ class CollectResult:
     mapping_path: Optional[Path] = None
     findings: List[dict] = field(default_factory=list)  # findings.json's, critical first
     cut: Optional[str] = None  # why the run was cut short by its deadline (what it had is in the bundle)
+    volumes: List[Path] = field(default_factory=list)  # --split: every volume, first one first
+    checksum: Optional[Path] = None  # the .sha256 file beside the archive (hand-off options)
+    trimmed: List[dict] = field(default_factory=list)  # --max-size: the log tails cut, and by how much
 
 
 class ToolLog:
@@ -344,6 +352,7 @@ def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started
         "catalog_sources": list(request.catalog.sources),
         "collectors": [o.as_dict() for o in outcomes],
         "cut": cut,
+        **request.handoff.manifest_fields(),
         "files": [f for f in file_records_as_dicts(writer.files()) if f["path"] != schema.MANIFEST],
     }
 
@@ -357,7 +366,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     scrubber = Scrubber.for_bundle(request.pii_kinds,
                                    tuple(request.catalog.redact) + tuple(request.extra_redact_patterns),
                                    pseudonym_key=request.pseudonym_key)
-    name = archive.bundle_name(request_hostname(request, scrubber), request.label, stamp)
+    name = case_bundle_name(request_hostname(request, scrubber), request.label, stamp, request.handoff.case_id)
     staging = make_staging(request.output_dir, name, request.basedir)
     writer: Optional[BundleWriter] = None
     try:
@@ -369,10 +378,17 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         findings = _findings(staging)
         if progress:
             progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
-        path = archive.pack(staging, request.output_dir, name, request.fmt, request.password)
+        placed = place(staging, request.output_dir, name, request.fmt, request.password, request.handoff,
+                               writer, lambda: _refresh(staging, writer, request, outcomes, started_wall, cut, log),
+                               progress)
+        path = placed.path
         mapping = None
         if request.keep_mapping and scrubber.pseudonymizer is not None:
             mapping = archive.write_mapping_beside(path, scrubber.pseudonymizer.mapping)
+    except BudgetTooSmall as exc:
+        error = OutputError(str(exc))
+        error.exit_code = 2  # bad input: the budget, not the disk
+        raise error from exc
     except BundleWriteError as exc:
         raise OutputError(str(exc)) from exc
     except OSError as exc:
@@ -381,8 +397,23 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         if writer is not None:
             writer.close()  # collector threads stop writing before the folder is removed
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place
-    return CollectResult(path, archive.size_of(path), time.monotonic() - started, outcomes, down, mapping, findings,
-                         cut)
+    return CollectResult(path, placed.size, time.monotonic() - started, outcomes, down, mapping, findings,
+                         cut, placed.volumes, placed.checksum, list(request.handoff.trimmed))
+
+
+REFRESH_SECONDS = 30.0
+
+
+def _refresh(staging: Path, writer: BundleWriter, request: CollectRequest, outcomes: List[CollectorOutcome],
+             started_wall: float, cut: Optional[str], log: ToolLog) -> None:
+    """After --max-size trimmed log tails: the manifest and the summary say so, and the
+    manifest's hashes are the files' again."""
+    log(f"log tails trimmed to fit --max-size: {len(request.handoff.trimmed)} file(s)", show=False)
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
+    _render_into(staging, writer, Deadline(REFRESH_SECONDS), log)
+    writer.write_text(schema.TOOL_LOG, log.text())
+    _write_redactions(writer, writer.scrubber, request)
+    writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
 
 
 def request_hostname(request: CollectRequest, scrubber: Scrubber) -> str:

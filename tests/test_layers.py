@@ -139,9 +139,10 @@ LAYERS = (
                     "collector.simulate")),
     ("judging", ("collector.analyzers", "collector.report", "collector.hostdiff", "collector.diff",
                  "collector.rerender", "collector.checkformats")),
-    ("runs", ("collector.run", "collector.check", "collector.zipapp", "collector.upload")),
+    ("runs", ("collector.run", "collector.check", "collector.zipapp", "collector.upload",
+              "collector.plan", "collector.pack")),
     ("host command line", ("collector.console", "collector.password", "collector.cli_options",
-                           "collector.commands", "collector.cli_upload")),
+                           "collector.commands", "collector.cli_upload", "collector.handoff_cli")),
     ("cluster", ("collector.cluster",)),
     ("command line", ("collector.cli", "collector.__main__")),
 )

@@ -125,6 +125,18 @@ class BundleWriter:
             self._idle.wait_for(lambda: self._writing == 0, timeout=wait)
 
     @contextlib.contextmanager
+    def reopened(self):
+        """The runner's own writes after close() (--max-size trims tails and rewrites the
+        manifest and summary): every late collector's own writer is closed by then."""
+        with self._idle:
+            was_closed, self._closed = self._closed, False
+        try:
+            yield self
+        finally:
+            with self._idle:
+                self._closed = was_closed
+
+    @contextlib.contextmanager
     def _open_for_write(self, relpath: str):
         """The file's handle and its folders; the root is made by the first write only, so
         that a late write cannot re-create a bundle folder that was removed."""
@@ -234,6 +246,24 @@ class BundleWriter:
         (self.root / relpath).unlink(missing_ok=True)
         with self._lock:
             self._files.pop(relpath, None)
+
+    def trim_to_tail(self, relpath: str, keep_bytes: int) -> Optional[FileRecord]:
+        """Cut a stored file (a log tail) down to its last `keep_bytes` bytes or fewer,
+        starting at a line's start: its oldest lines go (--max-size).  What stays was
+        scrubbed when it was written.  None when the file holds no more than that."""
+        relpath = _safe_relpath(relpath)
+        with self._lock:
+            record = self._files.get(relpath)
+        if record is None or record.size <= keep_bytes:
+            return None
+        kept = b""
+        if keep_bytes > 0:
+            with open(self.root / relpath, "rb") as handle:
+                handle.seek(record.size - keep_bytes - 1)  # and the byte before: is it a line's end?
+                kept = handle.read(keep_bytes + 1)
+            newline = kept.find(b"\n")
+            kept = kept[newline + 1:] if newline >= 0 else b""
+        return self._store(relpath, kept, record.collector, record.scrubbed)
 
     # -------------------------------------------------------------------------
     def _store(self, relpath: str, data: bytes, collector: str, scrubbed: bool) -> FileRecord:

@@ -28,7 +28,8 @@ def hosts_from_options(hosts_file: Optional[str], host_options: Sequence[str]) -
 
 def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect_timeout, ssh_config, ssh_options,
                     akdiag_file, keep_remote_copy, basedir, output_dir, label, fmt, timeout, options, catalog, catalog_file,
-                    patterns, pii_kinds, keep_mapping, password, command_line, quiet, pseudonym_key=None) -> int:
+                    patterns, pii_kinds, keep_mapping, password, command_line, quiet, pseudonym_key=None,
+                    case_id="") -> int:
     """Run a cluster collection from the `collect` command's options; the exit code."""
     from collector.cluster.run import ClusterRequest, OutputError, collect_cluster
 
@@ -56,7 +57,8 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
         host_timeout=host_timeout, parallel=parallel or min(DEFAULT_PARALLEL, len(hosts)), options=options,
         basedir=basedir, command_line=command_line, extra_redact_patterns=patterns, pii_kinds=pii_kinds,
         keep_mapping=keep_mapping, password=password, akdiag_file=Path(akdiag_file) if akdiag_file else None,
-        ssh=settings, keep_remote_copy=keep_remote_copy, pseudonym_key=pseudonym_key)
+        ssh=settings, keep_remote_copy=keep_remote_copy, pseudonym_key=pseudonym_key,
+        case_id=case_id)
     try:
         result = collect_cluster(request, progress=progress_printer(quiet))
     except OutputError as exc:

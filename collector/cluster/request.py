@@ -44,6 +44,7 @@ class ClusterRequest:
     ssh: SshSettings = field(default_factory=SshSettings)
     keep_remote_copy: bool = False  # keep the single file (and what it unpacks) in the host's ~/.cache/akdiag
     pseudonym_key: Optional[bytes] = None  # one key for every host: one pseudonym per value cluster-wide
+    case_id: str = ""  # --case-id: in the cluster archive's name and cluster.json
 
     def deadline_of(self, spec: HostSpec) -> float:
         if spec.timeout:

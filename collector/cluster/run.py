@@ -20,6 +20,7 @@ from typing import List, Optional
 
 from collector import TOOL_NAME, __version__
 from collector.bundle import archive, schema
+from collector.bundle.handoff import case_bundle_name
 from collector.bundle.writer import BundleWriteError, BundleWriter, file_records_as_dicts
 from collector.cluster import CLUSTER_MANIFEST, CLUSTER_SCHEMA_VERSION, HOSTS_DIR
 from collector.cluster.host import HostRun
@@ -47,6 +48,7 @@ def _manifest(request: ClusterRequest, records: List[dict], notes: List[str], st
         "kind": "akdiag-cluster",
         "tool": {"name": TOOL_NAME, "version": __version__},
         "label": request.label or None,
+        "case_id": request.case_id or None,
         "started_at": iso_utc(started_wall),
         "finished_at": iso_utc(time.time()),
         "duration": round(time.monotonic() - started, 3),
@@ -94,7 +96,7 @@ def collect_cluster(request: ClusterRequest, progress: Optional[Progress] = None
     started_wall = time.time()
     log = ToolLog(progress)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_wall))
-    name = archive.bundle_name("cluster", request.label, stamp)
+    name = case_bundle_name("cluster", request.label, stamp, request.case_id)
     staging = make_staging(request.output_dir, name)
     control = control_folder()
     runs: List[HostRun] = []

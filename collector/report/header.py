@@ -50,6 +50,8 @@ def header_view(manifest: dict, system: Optional[dict], platform_version: Option
         "basedir_source": manifest.get("basedir_source") or basedir.get("source"),
         "basedir_exists": basedir.get("exists"),
         "label": manifest.get("label"),
+        "case_id": manifest.get("case_id") if isinstance(manifest.get("case_id"), str) else None,
+        "trimmed": trimmed_view(manifest),
         "platform_version": platform_version,
         "started_at": manifest.get("started_at"),
         "finished_at": manifest.get("finished_at"),
@@ -60,6 +62,21 @@ def header_view(manifest: dict, system: Optional[dict], platform_version: Option
         "newer_schema": isinstance(number(manifest.get("schema_version")), int)
         and manifest.get("schema_version") > schema.SCHEMA_VERSION,
     }
+
+
+def trimmed_view(manifest: dict) -> Optional[dict]:
+    """What --max-size cut from the log tails (manifest size_budget), or None."""
+    from collector.units import format_size
+
+    budget = as_dict(manifest.get("size_budget"))
+    trimmed = [t for t in budget.get("trimmed") or [] if isinstance(t, dict)]
+    if not trimmed:
+        return None
+    removed = sum(number(t.get("bytes_removed")) or 0 for t in trimmed)
+    return {"max_size": format_size(number(budget.get("max_size")) or 0), "removed": format_size(removed),
+            "files": [{"path": t.get("path"), "reason": t.get("reason"),
+                       "removed": format_size(number(t.get("bytes_removed")) or 0),
+                       "kept": format_size(number(t.get("bytes_after")) or 0)} for t in trimmed]}
 
 
 def manifest_note(manifest: dict) -> Optional[str]:
