@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,28 @@ if os.environ.get("CI") == "true":
 KEEP_TEST_RUNS = 3
 
 
-def _run_is_alive(folder: Path) -> bool:
-    """Whether the pytest run that made `folder` (run-<pid>-...) still runs: a run going on
-    beside this one keeps its folder."""
-    pid = folder.name.split("-")[1] if folder.name.count("-") >= 2 else ""
-    if not pid.isdigit():
-        return False
+def _pid_namespace() -> str:
     try:
-        os.kill(int(pid), 0)
+        return "".join(ch for ch in os.readlink("/proc/self/ns/pid") if ch.isdigit()) or "0"
+    except OSError:
+        return "0"
+
+
+def _run_is_alive(folder: Path) -> bool:
+    """Whether the pytest run that made `folder` (run-<pid>-<pid namespace>-...) still runs:
+    a run going on beside this one keeps its folder.  A run in another PID namespace (a
+    test worker of its own, or another checkout's run) cannot be asked: its folder is kept
+    for a day."""
+    parts = folder.name.split("-")
+    if len(parts) < 4 or not parts[1].isdigit():
+        return False
+    if parts[2] != _pid_namespace():
+        try:
+            return time.time() - folder.stat().st_mtime < 86400
+        except OSError:
+            return False
+    try:
+        os.kill(int(parts[1]), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -71,7 +86,7 @@ def pytest_configure(config):
             finished = [old for old in parent.glob("run-*") if not _run_is_alive(old)]
             for old in sorted(finished, key=lambda p: p.stat().st_mtime)[:-KEEP_TEST_RUNS]:
                 shutil.rmtree(old, ignore_errors=True)
-            config.option.basetemp = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=str(parent))
+            config.option.basetemp = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-{_pid_namespace()}-", dir=str(parent))
             return
 
 

@@ -16,6 +16,9 @@ from collector.zipapp_wheels import runtime_requirements
 from conftest import REPO, collect_bundle
 from pipindex import index_or_skip
 
+# pip builds the wheel with setuptools from the package index and installs its dependencies from it
+pytestmark = pytest.mark.install
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
