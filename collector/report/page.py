@@ -20,7 +20,7 @@ from collector.report.akd import MAX_AKD_STDOUT_BYTES, akd_view
 from collector.report.collectors import collectors_note, collectors_view, redactions_note, redactions_view
 from collector.report.config import config_view
 from collector.report.datastores import datastores_view
-from collector.report.findings import Anchors, findings_view
+from collector.report.findings import Anchors, findings_view, logs_named
 from collector.report.format import FILTERS
 from collector.report.header import akd_platform_version, header_view, manifest_note
 from collector.report.host import host_view
@@ -134,7 +134,8 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
 
     processes = processes_view(processes_data, thresholds)
     collectors = collectors_view(manifest)
-    host, datastores, logs = host_view(system, thresholds), datastores_view(datastores_data), logs_view(reader, logs_data)
+    host, datastores = host_view(system, thresholds), datastores_view(datastores_data)
+    logs = logs_view(reader, logs_data, logs_named(findings))
     found = findings_view(findings, Anchors(processes, host, datastores, logs))
     if found["available"]:
         verdict = findings_verdict(found)
