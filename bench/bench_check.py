@@ -77,45 +77,89 @@ def _median(values) -> float:
     return statistics.median(list(values))
 
 
+TEMPLATE_PROBE = ("import sys, time; from collector.report import page; started = time.perf_counter(); "
+                  "page.environment().get_template(page.TEMPLATE); print(time.perf_counter() - started)")
+
+
+def time_templates(code: Path, state: Path, runs: int) -> tuple:
+    """(compile, load from the cache): the summary's templates made ready in a new process,
+    without and with the compiled templates' cache (a first run fills it)."""
+    def one(state_dir: str) -> float:
+        env = dict(os.environ, PYTHONPATH=str(code), AKDIAG_STATE_DIR=state_dir)
+        done = subprocess.run([sys.executable, "-c", TEMPLATE_PROBE], capture_output=True, text=True, env=env,
+                              check=True)
+        return float(done.stdout)
+
+    unusable = str(state / "unusable")
+    Path(unusable).mkdir(parents=True)
+    os.chmod(unusable, 0o777)  # others may write there: never used as a cache (templatecache.py)
+    one(str(state / "cache"))
+    pairs = [(one(unusable + "/x"), one(str(state / "cache"))) for _ in range(runs)]
+    return _median(p[0] for p in pairs), _median(p[1] for p in pairs)
+
+
+def _loop(host, codes, runs: int, extra, output: Path, with_collect: bool) -> dict:
+    """Every code's figures, measured in one interleaved loop: a busy moment of the
+    machine weighs on each alike."""
+    figures = {code: {"startup": [], "check": [], "collect": [], "report": []} for code in codes}
+    for code in codes:  # warm the page cache: the first run reads every module
+        time_check(host, extra, code)
+        if with_collect:
+            time_collect(host, code, output)
+    for _ in range(runs):
+        for code in codes:
+            mine = figures[code]
+            mine["startup"].append(run_timed([sys.executable, "-m", "collector", "--version"], code))
+            mine["check"].append(time_check(host, extra, code))
+            if with_collect:
+                collect, report = time_collect(host, code, output)
+                mine["collect"].append(collect)
+                mine["report"].append(report)
+    return figures
+
+
+def _print(code: Path, mine: dict, runs: int) -> None:
+    startup = _median(r[0] for r in mine["startup"])
+    wall = _median(r[0] for r in mine["check"])
+    print(f"== {code}")
+    print(f"akdiag --version wall (median of {runs}): {startup:.3f} s")
+    print(f"check wall (median of {runs}): {wall:.3f} s = {wall / startup:.1f}x start-up "
+          f"(target <= {TARGET_STARTUP_RATIO:g}x, <= {TARGET_SECONDS:g} s); peak RSS "
+          f"{_median(r[1] for r in mine['check']):.1f} MiB; runs: " + ", ".join(f"{r[0]:.2f}" for r in mine["check"]))
+    print(f"check exit code {mine['check'][-1][2]}: {mine['check'][-1][3][:160]}")
+    if mine["collect"]:
+        print(f"collect wall (median): {_median(r[0] for r in mine['collect']):.3f} s; peak RSS median "
+              f"{_median(r[1] for r in mine['collect']):.1f} MiB, max {max(r[1] for r in mine['collect']):.1f} MiB; "
+              "runs: " + ", ".join(f"{r[0]:.2f}s/{r[1]:.0f}M" for r in mine["collect"]))
+        print(f"report wall (median): {_median(r[0] for r in mine['report']):.3f} s; peak RSS median "
+              f"{_median(r[1] for r in mine['report']):.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--collect", action="store_true", help="also time collect and report (wall, peak RSS)")
     parser.add_argument("--code", type=Path, default=HERE.parent, help="the checkout whose collector package runs")
+    parser.add_argument("--versus", type=Path, help="another checkout, run in the same interleaved loop")
+    parser.add_argument("--templates", action="store_true", help="time the templates: compiled vs cached")
     parser.add_argument("extra", nargs="*", help="options passed to akdiag check (after --)")
     args = parser.parse_args()
-    code = args.code.resolve()
-    version_argv = [sys.executable, "-m", "collector", "--version"]
+    codes = [args.code.resolve()] + ([args.versus.resolve()] if args.versus else [])
+    if args.templates:
+        with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
+            compiled, cached = time_templates(codes[0], Path(root), args.runs)
+        print(f"summary templates ready in a new process (median of {args.runs}): compiled {compiled * 1000:.0f} ms, "
+              f"from the cache {cached * 1000:.1f} ms")
+        return
     with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
-        print(f"building the reference host ... (code: {code})", file=sys.stderr)
+        print(f"building the reference host ... (code: {', '.join(map(str, codes))})", file=sys.stderr)
         output = Path(root) / "out"
         output.mkdir(mode=0o700)
+        os.environ["AKDIAG_STATE_DIR"] = str(Path(root) / "state")  # the compiled templates' cache, this run's own
         with build_reference_host(Path(root) / "host") as host:
-            time_check(host, args.extra, code)  # warm the page cache: the first run reads every module
-            run_timed(version_argv, code)
-            if args.collect:
-                time_collect(host, code, output)
-            startups, checks, collects, reports = [], [], [], []
-            for _ in range(args.runs):  # interleaved: a busy moment weighs on every figure alike
-                startups.append(run_timed(version_argv, code))
-                checks.append(time_check(host, args.extra, code))
-                if args.collect:
-                    collect, report = time_collect(host, code, output)
-                    collects.append(collect)
-                    reports.append(report)
-    startup = _median(r[0] for r in startups)
-    wall = _median(r[0] for r in checks)
-    print(f"akdiag --version wall (median of {args.runs}): {startup:.3f} s")
-    print(f"check wall (median of {args.runs}): {wall:.3f} s = {wall / startup:.1f}x start-up "
-          f"(target <= {TARGET_STARTUP_RATIO:g}x, <= {TARGET_SECONDS:g} s); peak RSS "
-          f"{_median(r[1] for r in checks):.1f} MiB; runs: " + ", ".join(f"{r[0]:.2f}" for r in checks))
-    print(f"check exit code {checks[-1][2]}: {checks[-1][3][:300]}")
-    if args.collect:
-        print(f"collect wall (median): {_median(r[0] for r in collects):.3f} s; peak RSS median "
-              f"{_median(r[1] for r in collects):.1f} MiB, max {max(r[1] for r in collects):.1f} MiB; runs: "
-              + ", ".join(f"{r[0]:.2f}s/{r[1]:.0f}M" for r in collects))
-        print(f"report wall (median): {_median(r[0] for r in reports):.3f} s; peak RSS median "
-              f"{_median(r[1] for r in reports):.1f} MiB")
+            figures = _loop(host, codes, args.runs, args.extra, output, args.collect)
+    for code in codes:
+        _print(code, figures[code], args.runs)
 
 
 if __name__ == "__main__":
