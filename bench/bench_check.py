@@ -6,7 +6,9 @@ quick collectors, analyzers, output) against akdiag's own start-up (`akdiag
 --version`), and with --collect the wall time and peak RSS of a whole `akdiag collect`
 (7z) and `akdiag report` of its bundle.  Targets: check <= 4x start-up and <= 2 s.
 
-    python bench/bench_check.py [--runs 5] [--collect] [--code DIR] [-- extra check options]
+    python bench/bench_check.py [--runs 5] [--collect] [--code DIR] [--versus DIR] [-- extra check options]
+    python bench/bench_check.py --templates          the summary's templates: compiled vs cached
+    python bench/bench_check.py --many-logs 20000    summary.html's size on a host with that many logs
 
 --code runs another checkout's collector package (e.g. the code before a change) on
 the same reference host, for before/after figures.  Run it inside a private PID and
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +101,30 @@ def time_templates(code: Path, state: Path, runs: int) -> tuple:
     return _median(p[0] for p in pairs), _median(p[1] for p in pairs)
 
 
+def add_many_logs(host, count: int) -> None:
+    """`count` small log files more, in logs/many/ (issue 14's 20,000-file host)."""
+    from collector.simulate.host import sample_log_lines
+
+    folder = host.basedir / "logs" / "many"
+    folder.mkdir()
+    for n in range(count):
+        lines = sample_log_lines("api", 20, 1_790_000_000.0 + n, n)
+        (folder / f"worker-{n:05d}.log").write_text("\n".join(lines) + "\n")
+
+
+def page_of_collect(host, code: Path, output: Path) -> tuple:
+    """(wall, peak RSS MiB, summary.html bytes) of a collect into a bundle folder."""
+    argv = [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
+            "--catalog", str(host.catalog_file), "--output", str(output), "--quiet", "--format", "dir"]
+    wall, rss, code_exit, out = run_timed(argv, code)
+    bundle = Path(out.splitlines()[-1]) if out else None
+    if bundle is None or not (bundle / "summary.html").is_file():
+        raise SystemExit(f"collect wrote no summary (exit {code_exit}): {out[-2000:]}")
+    size = (bundle / "summary.html").stat().st_size
+    shutil.rmtree(bundle)
+    return wall, rss, size
+
+
 def _loop(host, codes, runs: int, extra, output: Path, with_collect: bool) -> dict:
     """Every code's figures, measured in one interleaved loop: a busy moment of the
     machine weighs on each alike."""
@@ -141,6 +168,8 @@ def main() -> None:
     parser.add_argument("--collect", action="store_true", help="also time collect and report (wall, peak RSS)")
     parser.add_argument("--code", type=Path, default=HERE.parent, help="the checkout whose collector package runs")
     parser.add_argument("--versus", type=Path, help="another checkout, run in the same interleaved loop")
+    parser.add_argument("--many-logs", type=int, default=0,
+                        help="add this many small log files and report summary.html's size after a collect")
     parser.add_argument("--templates", action="store_true", help="time the templates: compiled vs cached")
     parser.add_argument("extra", nargs="*", help="options passed to akdiag check (after --)")
     args = parser.parse_args()
@@ -157,6 +186,13 @@ def main() -> None:
         output.mkdir(mode=0o700)
         os.environ["AKDIAG_STATE_DIR"] = str(Path(root) / "state")  # the compiled templates' cache, this run's own
         with build_reference_host(Path(root) / "host") as host:
+            if args.many_logs:
+                add_many_logs(host, args.many_logs)
+                for code in codes:
+                    wall, rss, size = page_of_collect(host, code, output)
+                    print(f"== {code}: {args.many_logs} more log files: collect {wall:.1f} s, peak RSS {rss:.0f} MiB, "
+                          f"summary.html {size / 1e6:.2f} MB (target <= 5 MB)")
+                return
             figures = _loop(host, codes, args.runs, args.extra, output, args.collect)
     for code in codes:
         _print(code, figures[code], args.runs)
