@@ -14,8 +14,10 @@ from collector.report.format import left_out, strings
 from collector.report.sources import MAX_TABLE_ROWS
 
 _PIDFILE_PROBLEMS = ("stale", "reused", "invalid", "unreadable")
-MAX_HOST_ROWS = min(1000, MAX_TABLE_ROWS)  # the host's process table in the page; all are in processes.json
-MAX_CMDLINE_CHARS = 200
+# What the page lists (the rest is named in it and kept in the bundle's file)
+MAX_HOST_ROWS = min(1000, MAX_TABLE_ROWS)  # the host's process table
+MAX_CMDLINE_CHARS = 200  # a command line in that table
+MAX_FILE_ROWS = min(1000, MAX_TABLE_ROWS)  # PID files, listening sockets
 _STATUS_RANK = {"down": 0, "unknown": 1, "running": 2, "absent": 3}
 
 
@@ -107,23 +109,24 @@ def processes_view(data: Optional[dict], thresholds: Thresholds) -> dict:
     fd_warning = thresholds.number("process_open_files_percent_warning")
     rows = [_row(index, record, fd_warning) for index, record in enumerate(dicts(data.get("expected")))]
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in schema.PROCESS_STATUSES + ("unknown",)}
-    table = [_host_row(r) for r in dicts(data.get("all"))[:MAX_HOST_ROWS]]
+    everything = dicts(data.get("all"))
+    table = [_host_row(r) for r in everything[:MAX_HOST_ROWS]]
     return {
         "rows": rows,
         "counts": counts,
         "sample_seconds": data.get("sample_seconds"),
         "errors": strings(data.get("errors"), schema.PROCESSES),
         "host_table": table,
-        "host_table_total": len(as_list(data.get("all"))),
-        "host_table_left_out": left_out(len(as_list(data.get("all"))) - len(table), "processes of the host",
-                                        "all are in", schema.PROCESSES),
+        "host_table_total": len(everything),
+        "host_table_left_out": left_out(len(everything) - len(table), "processes of the host", "all are in",
+                                        schema.PROCESSES),
     }
 
 
 def pidfiles_view(data: Optional[dict]) -> dict:
     data = data or {}
     records = dicts(data.get("files"))
-    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in records[:MAX_TABLE_ROWS // 5]]
+    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in records[:MAX_FILE_ROWS]]
     return {"folder": data.get("folder"), "exists": data.get("exists"), "files": files,
             "files_left_out": left_out(len(records) - len(files), "PID files", "all are in", schema.PIDFILES),
             "errors": strings(data.get("errors"), schema.PIDFILES)}
@@ -137,7 +140,7 @@ def ports_view(data: Optional[dict], processes: dict) -> dict:
         if port is not None:
             expected.setdefault(port, []).append(row["name"])
     sockets = dicts(data.get("listening"))
-    listening = [dict(s, expected_for=expected.get(number(s.get("port")), [])) for s in sockets[:MAX_TABLE_ROWS // 5]]
+    listening = [dict(s, expected_for=expected.get(number(s.get("port")), [])) for s in sockets[:MAX_FILE_ROWS]]
     return {"listening": listening, "errors": strings(data.get("errors"), schema.PORTS),
             "listening_left_out": left_out(len(sockets) - len(listening), "listening sockets", "all are in",
                                            schema.PORTS)}
