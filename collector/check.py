@@ -43,6 +43,7 @@ class CheckResult:
     host: str = ""
     source: str = "live"
     snapshot: dict = field(default_factory=dict)  # the bundle's figures for the monitoring formats
+    analyzers: List[dict] = field(default_factory=list)  # each analyzer's run: name, status, duration
 
     @property
     def status(self) -> str:
@@ -51,7 +52,8 @@ class CheckResult:
     def as_dict(self) -> dict:
         return {"status": self.status, "exit_code": self.code, "host": self.host, "source": self.source,
                 "duration": round(self.duration, 3), "counts": count_by_severity(self.findings),
-                "reasons": self.reasons, "figures": self.figures, "findings": self.findings}
+                "reasons": self.reasons, "figures": self.figures, "findings": self.findings,
+                "analyzers": self.analyzers}
 
 
 def exit_code(findings: Sequence[dict], reasons: Sequence[str]) -> int:
@@ -114,7 +116,7 @@ def check_reader(reader: BundleReader, catalog: Catalog, started: float, source:
     return CheckResult(exit_code(analysis.findings, reasons), analysis.findings, reasons,
                        figures(reader, analysis.findings), time.monotonic() - started,
                        str(manifest.get("hostname") or socket.gethostname()), source,
-                       snapshot=monitoring_snapshot(reader))
+                       snapshot=monitoring_snapshot(reader), analyzers=analysis.analyzers)
 
 
 def quick_collectors(skip: Sequence[str] = (), with_logs: bool = False) -> tuple:
@@ -126,7 +128,8 @@ def quick_collectors(skip: Sequence[str] = (), with_logs: bool = False) -> tuple
 
 def check_host(basedir: Path, basedir_source: str, catalog: Catalog, skip: Sequence[str] = (),
                with_logs: bool = False, timeout: float = 30.0, datastore_timeout: float = 3.0) -> CheckResult:
-    """Run the quick collectors into a temporary folder (no archive) and judge it."""
+    """Run the quick collectors into a temporary folder (no archive, no summary page, no
+    analysis of its own) and judge it: the analyzers run once, here."""
     from collector.context import CollectOptions
     from collector.run import CollectRequest, OutputError, collect
 
@@ -141,7 +144,7 @@ def check_host(basedir: Path, basedir_source: str, catalog: Catalog, skip: Seque
     with tempfile.TemporaryDirectory(prefix=tempfiles.prefix("check")) as folder:
         request = CollectRequest(basedir=Path(basedir), basedir_source=basedir_source, catalog=catalog,
                                  output_dir=Path(folder), label="check", fmt="dir", timeout=timeout,
-                                 options=options, command_line="akdiag check")
+                                 options=options, command_line="akdiag check", judged=False)
         try:
             result = collect(request)
         except OutputError as exc:

@@ -53,6 +53,7 @@ class CollectRequest:
     spent_before: float = 0.0  # seconds of the deadline spent before collect() (start-up, the catalog)
     pseudonym_key: Optional[bytes] = None  # --pseudonym-key: the same pseudonyms in every run
     handoff: Handoff = field(default_factory=Handoff)  # --case-id, --max-size, --split
+    judged: bool = True  # False: the facts only, no findings/timeline/summary (`check` judges them itself)
 
 
 @dataclass
@@ -252,10 +253,11 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     outcomes += _skipped(request.options)
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
-    cut = _analyze_into(staging, writer, request, steps["analysis"], log)
+    cut = _analyze_into(staging, writer, request, steps["analysis"], log) if request.judged else None
     if cut:  # for the summary to say so
         writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
-    cut = _render_into(staging, writer, steps["rendering"], log) or cut
+    if request.judged:
+        cut = _render_into(staging, writer, steps["rendering"], log) or cut
     if cut:
         log(f"run cut short: {cut}; what was collected is in the bundle")
     _log_timed_out_patterns(scrubber, log)

@@ -168,3 +168,61 @@ def test_bundle_of_a_newer_akdiag_is_unknown(quiet_bundle, tmp_path):
     edit_json(reader, "manifest.json", lambda m: m.update(schema_version=99))
     done = _check(reader, "--format", "nagios")
     assert done.returncode == EXIT_UNKNOWN and "schema version 99" in done.stdout
+
+
+# What the check's own run does, seen from inside the real command: the files its temporary
+# bundle holds when it is judged, how many times each analyzer runs, which modules load.
+_INSTRUMENTED = """
+import json, os, sys
+from collections import Counter
+import collector.analyzers as analyzers
+import collector.check as check
+runs, seen = Counter(), {}
+real_run_one, real_check_reader = analyzers.run_one, check.check_reader
+def run_one(name, *args):
+    runs[name] += 1
+    return real_run_one(name, *args)
+def check_reader(reader, *args, **kwargs):
+    seen["files"] = sorted(os.path.relpath(os.path.join(d, f), reader.root)
+                           for d, _, files in os.walk(reader.root) for f in files)
+    return real_check_reader(reader, *args, **kwargs)
+analyzers.run_one, check.check_reader = run_one, check_reader
+from collector.cli import main
+try:
+    main(sys.argv[1:], prog_name="akdiag", standalone_mode=False)
+finally:
+    print(json.dumps({"runs": runs, "files": seen.get("files"),
+                      "loaded": [m for m in ("jinja2", "collector.report", "py7zr") if m in sys.modules]}),
+          file=sys.stderr)
+"""
+
+
+def test_check_judges_once_and_renders_no_page(broken):
+    import subprocess
+    import sys
+
+    from collector.analyzers import registry
+    from conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", _INSTRUMENTED, "check", "--basedir", str(broken.sim.basedir),
+                           "--catalog", str(broken.catalog_file), "--skip", "datastores", "--format", "json"],
+                          capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                            "PYTHONPATH": str(REPO)})
+    seen = json.loads(done.stderr.strip().splitlines()[-1])
+    assert seen["runs"] == {name: 1 for name in registry()}, seen["runs"]
+    assert "manifest.json" in seen["files"] and "processes.json" in seen["files"]
+    for page_or_judgement in ("summary.html", "findings.json", "timeline.json"):
+        assert page_or_judgement not in seen["files"]
+    assert seen["loaded"] == []  # neither the renderer nor the archiver was even imported
+    result = json.loads(done.stdout)
+    assert result["status"] == "CRITICAL"
+    assert [a["name"] for a in result["analyzers"]] == list(registry())
+
+
+def test_check_of_a_bundle_in_every_format(quiet_bundle, tmp_path):
+    reader, _lone = _copy(quiet_bundle, tmp_path)
+    for fmt, looks_right in (("json", lambda out: json.loads(out)["status"] == "OK"),
+                             ("nagios", lambda out: NAGIOS_LINE.match(out.strip()) is not None),
+                             ("text", lambda out: "akdiag check: OK (exit 0)" in out)):
+        done = _check(reader, "--format", fmt)
+        assert done.returncode == EXIT_OK and looks_right(done.stdout), (fmt, done.stdout, done.stderr)

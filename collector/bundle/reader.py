@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tarfile
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from collector.bundle import schema
 from collector.untrusted import MIB, read_regular, load_json_bounded
@@ -34,16 +35,25 @@ class BundleEncrypted(BundleError):
 
 
 class BundleReader:
+    """Reads one bundle folder.  Each member's path is resolved (links followed) once
+    and the answer kept: the analyzers and the report ask for the same files again and
+    again, and a bundle being read is not changed under them."""
+
     def __init__(self, root: Path):
         self.root = Path(root)
         self._real_root: Optional[str] = None
+        self._inside_cache: Dict[str, bool] = {}
 
     def _inside(self, relpath: str) -> bool:
         """Whether the member's real path (links resolved) is inside the bundle."""
+        known = self._inside_cache.get(relpath)
+        if known is not None:
+            return known
         if self._real_root is None:
-            self._real_root = os.path.realpath(self.root)
-        target = os.path.realpath(os.path.join(self.root, relpath))
-        return target.startswith(self._real_root.rstrip(os.sep) + os.sep)
+            self._real_root = os.path.realpath(self.root).rstrip(os.sep) + os.sep
+        inside = os.path.realpath(os.path.join(self.root, relpath)).startswith(self._real_root)
+        self._inside_cache[relpath] = inside
+        return inside
 
     def path(self, relpath: str) -> Path:
         return self.root / relpath
@@ -78,11 +88,13 @@ class BundleReader:
         if not self._inside(relpath):
             return None, f"{relpath} points outside the bundle; not shown"
         target = self.root / relpath
-        if not target.exists():
+        try:
+            status = target.stat()
+        except OSError:
             return None, f"{relpath} is missing from this bundle"
-        if not target.is_file():
+        if not stat.S_ISREG(status.st_mode):
             return None, f"{relpath} is not a regular file; not read"
-        if target.stat().st_size > MAX_TEXT_MEMBER:
+        if status.st_size > MAX_TEXT_MEMBER:
             return None, f"{relpath} is larger than the {MAX_TEXT_MEMBER // MIB} MiB a bundle file may have; not read"
         return target, None
 

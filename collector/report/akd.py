@@ -19,7 +19,7 @@ def akd_view(reader: BundleReader, data: Optional[dict]) -> dict:
     view = {
         "command": data.get("command"), "exists": data.get("exists"), "exit_code": data.get("exit_code"),
         "duration": data.get("duration"), "timed_out": data.get("timed_out"), "error": data.get("error"),
-        "stdout_truncated": data.get("stdout_truncated"), "errors": strings(data.get("errors")),
+        "stdout_truncated": data.get("stdout_truncated"), "errors": strings(data.get("errors"), schema.AKD),
         "stdout": None, "stdout_path": data.get("stdout"), "stdout_capped": False, "stdout_size": None,
         "stdout_note": None, "stderr": None, "stderr_path": data.get("stderr"), "stderr_capped": False,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import List, Optional
 
+from collector.bundle import schema
 from collector.plain import as_dict, dicts
 from collector.report.format import strings
 from collector.report.sources import MAX_TABLE_ROWS
@@ -56,4 +57,4 @@ def datastores_view(data: Optional[dict]) -> dict:
     configured = [r for r in rows if r["status"] != "not_configured"]
     return {"rows": rows, "configured": configured, "not_configured": [r for r in rows if r not in configured],
             "counts": sorted(as_dict(data.get("counts")).items()), "timeout_s": data.get("timeout_s"),
-            "main_json": as_dict(data.get("main_json")), "errors": strings(data.get("errors"))}
+            "main_json": as_dict(data.get("main_json")), "errors": strings(data.get("errors"), schema.DATASTORES)}

@@ -4,11 +4,17 @@ same rows (`finding_rows`), linked to its own anchors."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Set, Tuple
 
+from collector.bundle import schema
 from collector.plain import as_dict, dicts
 
-MAX_FINDINGS = 2000
+# What the page shows of the findings (the rest is named in it; all are in findings.json),
+# so that summary.html stays under 5 MB whatever the host (test_report_size.py).
+MAX_FINDINGS = 500
+MAX_FIGURES = 12  # figures of one finding
+MAX_FIGURE_CHARS = 300  # one figure's text
+MAX_TEXT_CHARS = 1000  # a finding's title, subject and hint, each
 _HOST_FINDINGS = ("memory.", "swap.", "load.", "files.", "clock.")
 
 
@@ -72,9 +78,22 @@ def _figure_text(value: Any) -> str:
     return str(value)
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FIGURE_CHARS else text[:MAX_FIGURE_CHARS - 1] + "…"
+
+
 def _figures(figures: Any) -> List[Tuple[str, str]]:
-    return [(str(k).replace("_", " "), _figure_text(v)) for k, v in as_dict(figures).items()
-            if v is not None and v != [] and v != ""]
+    shown = [(str(k).replace("_", " "), _cut(_figure_text(v))) for k, v in as_dict(figures).items()
+             if v is not None and v != [] and v != ""]
+    if len(shown) > MAX_FIGURES:
+        shown = shown[:MAX_FIGURES - 1] + [("…", f"{len(shown) - MAX_FIGURES + 1} more in {schema.FINDINGS}")]
+    return shown
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+        return value[:MAX_TEXT_CHARS - 1] + "…"
+    return value
 
 
 def finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
@@ -87,10 +106,17 @@ def finding_rows(findings: List[dict], start: int, anchor_of) -> List[dict]:
         evidence = as_dict(finding.get("evidence"))
         severity = finding.get("severity") if finding.get("severity") in SEVERITIES else "info"
         rows.append({"n": start + index, "id": str(finding.get("id") or "?"), "severity": severity,
-                     "subject": finding.get("subject"), "title": finding.get("title"), "hint": finding.get("hint"),
+                     "subject": _text(finding.get("subject")), "title": _text(finding.get("title")),
+                     "hint": _text(finding.get("hint")),
                      "file": evidence.get("file"), "figures": _figures(evidence.get("figures")),
                      "anchor": anchor_of(finding)})
     return rows
+
+
+def logs_named(data: Optional[dict]) -> Set[str]:
+    """The logs the findings name (log.* subjects): their tails come first in the page."""
+    return {str(f.get("subject")) for f in dicts(as_dict(data).get("findings"))
+            if str(f.get("id") or "").startswith("log.")}
 
 
 def findings_view(data: Optional[dict], anchors: Anchors) -> dict:

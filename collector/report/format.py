@@ -118,9 +118,25 @@ def plural(count: int, singular: str, many: Optional[str] = None) -> str:
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
-def strings(value: Any) -> List[str]:
-    """The non-blank items of a list, as text (a section's `errors`, a record's `notes`)."""
-    return [str(item) for item in as_list(value) if not blank(item)]
+MAX_LIST_ITEMS = 100  # a section's errors or notes in the page
+
+
+def strings(value: Any, bundle_file: Optional[str] = None) -> List[str]:
+    """The non-blank items of a list, as text (a section's `errors`, a record's `notes`);
+    past MAX_LIST_ITEMS, a last item says how many more `bundle_file` holds."""
+    items = [str(item) for item in as_list(value) if not blank(item)]
+    if len(items) <= MAX_LIST_ITEMS:
+        return items
+    where = f" in {bundle_file}" if bundle_file else " in the bundle"
+    return items[:MAX_LIST_ITEMS - 1] + [f"… and {len(items) - MAX_LIST_ITEMS + 1} more{where}"]
+
+
+def left_out(count: int, what: str, where: str, bundle_file: str) -> Optional[dict]:
+    """What a capped list of the page left out, for the `left_out` macro: "<count> more
+    <what> not shown here ...: <where> <bundle_file> in the bundle" (None: nothing was)."""
+    if count <= 0:
+        return None
+    return {"count": count, "what": what, "where": where, "file": bundle_file}
 
 
 FILTERS = dict(size=human_bytes, duration=human_duration, num=human_number, pct=human_percent, when=human_time,

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from collector.analyzers.findings import Thresholds
 from collector.analyzers.host import filesystem_severity, judged
+from collector.bundle import schema
 from collector.plain import as_dict, as_list, dicts, number
 from collector.report.format import strings
 
@@ -74,5 +75,5 @@ def host_view(data: Optional[dict], t: Thresholds) -> dict:
         "time": time_,
         "timezone": as_dict(time_.get("timezone")),
         "clock_synchronized": time_.get("clock_synchronized"),
-        "errors": strings(data.get("errors")),
+        "errors": strings(data.get("errors"), schema.SYSTEM),
     }

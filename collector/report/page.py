@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import jinja2
 
@@ -19,7 +20,7 @@ from collector.report.akd import MAX_AKD_STDOUT_BYTES, akd_view
 from collector.report.collectors import collectors_note, collectors_view, redactions_note, redactions_view
 from collector.report.config import config_view
 from collector.report.datastores import datastores_view
-from collector.report.findings import Anchors, findings_view
+from collector.report.findings import Anchors, findings_view, logs_named
 from collector.report.format import FILTERS
 from collector.report.header import akd_platform_version, header_view, manifest_note
 from collector.report.host import host_view
@@ -28,6 +29,7 @@ from collector.report.logs import TAIL_BYTES, TAIL_LINES, logs_view
 from collector.report.processes import pidfiles_view, ports_view, processes_problem, processes_view
 from collector.report.sources import Sources
 from collector.report.ticket import ticket_text
+from collector.report.templatecache import bytecode_cache, cache_folder
 from collector.report.timeline import timeline_view
 from collector.report.verdict import findings_verdict, processes_verdict
 
@@ -51,18 +53,30 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "report_templates"
 
 
-def environment() -> jinja2.Environment:
+_ENVIRONMENTS: Dict[Optional[Path], jinja2.Environment] = {}
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def environment(basedir: Optional[str] = None) -> jinja2.Environment:
     """The Jinja2 environment of every akdiag page: autoescaped, forgiving of
-    missing values, with the formatting filters registered."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        autoescape=True,
-        undefined=jinja2.ChainableUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
-    return env
+    missing values, with the formatting filters registered.  One per process (its
+    templates compiled once), with the compiled code kept between runs in akdiag's
+    state folder where that is safe (templatecache.py; never inside `basedir`)."""
+    folder = cache_folder((basedir,))
+    with _ENVIRONMENTS_LOCK:
+        env = _ENVIRONMENTS.get(folder)
+        if env is None:
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(str(templates_dir())),
+                autoescape=True,
+                undefined=jinja2.ChainableUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                bytecode_cache=bytecode_cache(folder),
+            )
+            env.filters.update(FILTERS)
+            _ENVIRONMENTS[folder] = env
+        return env
 
 
 def _script(env: jinja2.Environment) -> Tuple[str, str]:
@@ -121,7 +135,8 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
 
     processes = processes_view(processes_data, thresholds)
     collectors = collectors_view(manifest)
-    host, datastores, logs = host_view(system, thresholds), datastores_view(datastores_data), logs_view(reader, logs_data)
+    host, datastores = host_view(system, thresholds), datastores_view(datastores_data)
+    logs = logs_view(reader, logs_data, logs_named(findings))
     found = findings_view(findings, Anchors(processes, host, datastores, logs))
     if found["available"]:
         verdict = findings_verdict(found)
@@ -152,10 +167,11 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
     }
 
 
-def render_page(template_name: str, context: dict) -> str:
+def render_page(template_name: str, context: dict, basedir: Optional[str] = None) -> str:
     """A self-contained page from one of the report templates, with the inline script
-    (and its Content-Security-Policy hash) every page shares."""
-    env = environment()
+    (and its Content-Security-Policy hash) every page shares.  `basedir`: a BASEDIR the
+    compiled templates' cache must not be inside."""
+    env = environment(basedir)
     try:
         template = env.get_template(template_name)
         script, script_hash = _script(env)
@@ -168,4 +184,6 @@ def render_bundle(reader: BundleReader, findings: Optional[dict] = None, timelin
     """The summary.html of a bundle, as text.  `findings` (findings.json's shape) replaces
     the bundle's own findings.json, e.g. today's analysis of an old bundle; the
     thresholds it records are the colour limits of the tables."""
-    return render_page(TEMPLATE, build_context(reader, findings, timeline))
+    basedir = as_dict(reader.manifest).get("basedir")
+    return render_page(TEMPLATE, build_context(reader, findings, timeline),
+                       basedir if isinstance(basedir, str) else None)

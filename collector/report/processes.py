@@ -10,10 +10,14 @@ from collector.analyzers.findings import Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.plain import as_dict, as_list, dicts, number
-from collector.report.format import strings
+from collector.report.format import left_out, strings
 from collector.report.sources import MAX_TABLE_ROWS
 
 _PIDFILE_PROBLEMS = ("stale", "reused", "invalid", "unreadable")
+# What the page lists (the rest is named in it and kept in the bundle's file)
+MAX_HOST_ROWS = min(1000, MAX_TABLE_ROWS)  # the host's process table
+MAX_CMDLINE_CHARS = 200  # a command line in that table
+MAX_FILE_ROWS = min(1000, MAX_TABLE_ROWS)  # PID files, listening sockets
 _STATUS_RANK = {"down": 0, "unknown": 1, "running": 2, "absent": 3}
 
 
@@ -54,6 +58,14 @@ def _sort_keys(resources: List[dict]) -> dict:
     started = sorted(str(r["started_at"]) for r in resources if isinstance(r.get("started_at"), str))
     return {"rss": most("rss"), "cpu": most("cpu_percent"), "threads": most("threads"),
             "fd": most("open_files_percent"), "started": started[0] if started else ""}
+
+
+def _host_row(record: dict) -> dict:
+    """A row of the host's process table, its command line cut for the page."""
+    cmdline = record.get("cmdline")
+    if isinstance(cmdline, str) and len(cmdline) > MAX_CMDLINE_CHARS:
+        return dict(record, cmdline=cmdline[:MAX_CMDLINE_CHARS - 1] + "…")
+    return record
 
 
 def processes_problem(reader: BundleReader) -> Optional[str]:
@@ -97,22 +109,27 @@ def processes_view(data: Optional[dict], thresholds: Thresholds) -> dict:
     fd_warning = thresholds.number("process_open_files_percent_warning")
     rows = [_row(index, record, fd_warning) for index, record in enumerate(dicts(data.get("expected")))]
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in schema.PROCESS_STATUSES + ("unknown",)}
-    table = dicts(data.get("all"))
+    everything = dicts(data.get("all"))
+    table = [_host_row(r) for r in everything[:MAX_HOST_ROWS]]
     return {
         "rows": rows,
         "counts": counts,
         "sample_seconds": data.get("sample_seconds"),
-        "errors": strings(data.get("errors")),
-        "host_table": table[:MAX_TABLE_ROWS],
-        "host_table_total": len(table),
+        "errors": strings(data.get("errors"), schema.PROCESSES),
+        "host_table": table,
+        "host_table_total": len(everything),
+        "host_table_left_out": left_out(len(everything) - len(table), "processes of the host", "all are in",
+                                        schema.PROCESSES),
     }
 
 
 def pidfiles_view(data: Optional[dict]) -> dict:
     data = data or {}
-    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in dicts(data.get("files"))]
+    records = dicts(data.get("files"))
+    files = [dict(f, bad=f.get("state") in _PIDFILE_PROBLEMS) for f in records[:MAX_FILE_ROWS]]
     return {"folder": data.get("folder"), "exists": data.get("exists"), "files": files,
-            "errors": strings(data.get("errors"))}
+            "files_left_out": left_out(len(records) - len(files), "PID files", "all are in", schema.PIDFILES),
+            "errors": strings(data.get("errors"), schema.PIDFILES)}
 
 
 def ports_view(data: Optional[dict], processes: dict) -> dict:
@@ -122,6 +139,8 @@ def ports_view(data: Optional[dict], processes: dict) -> dict:
         port = number(row["port"].get("expected"))
         if port is not None:
             expected.setdefault(port, []).append(row["name"])
-    listening = [dict(s, expected_for=expected.get(number(s.get("port")), []))
-                 for s in dicts(data.get("listening"))]
-    return {"listening": listening, "errors": strings(data.get("errors"))}
+    sockets = dicts(data.get("listening"))
+    listening = [dict(s, expected_for=expected.get(number(s.get("port")), [])) for s in sockets[:MAX_FILE_ROWS]]
+    return {"listening": listening, "errors": strings(data.get("errors"), schema.PORTS),
+            "listening_left_out": left_out(len(sockets) - len(listening), "listening sockets", "all are in",
+                                           schema.PORTS)}
