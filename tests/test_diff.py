@@ -312,6 +312,7 @@ def _fail_collector(reader: BundleReader, name: str, error: str) -> None:
 
 def test_a_file_missing_from_one_bundle_is_not_compared(host, tmp_path):
     only = ("processes", "pidfiles", "ports", "config")
+    host.start()  # its own listening sockets: none other may exist (a test worker's own namespace)
     old_result, old = collect_bundle(host, tmp_path / "a", only=only)
     _edit_config(host, DEFAULT_LOG_LEVEL="debug")
     new_result, new = collect_bundle(host, tmp_path / "b", only=only)
