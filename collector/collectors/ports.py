@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from collector import live
 from collector.context import Context
 
 EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
@@ -25,4 +24,6 @@ def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> Optional[List[int]]:
 
 
 def collect(ctx: Context) -> dict:
-    return {"listening": live.listening_sockets(), "ephemeral_range": ephemeral_range(), "errors": []}
+    """The listening sockets come from the run's one socket snapshot (ctx.sockets)."""
+    return {"listening": ctx.sockets.listening(), "ephemeral_range": ephemeral_range(),
+            "errors": ctx.sockets.errors()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import resource
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -23,35 +22,47 @@ import psutil
 from collector import live
 from collector.catalog import ProcessSpec
 from collector.cmdline import CmdlineReader
-from collector.context import Context
+from collector.context import Context, SocketSnapshot
 
-# cmdline is read apart, capped (collector/cmdline.py): psutil reads it whole
-_TABLE_ATTRS = ["pid", "ppid", "name", "username", "status", "create_time", "num_threads", "memory_info"]
+# cmdline is read apart, capped (collector/cmdline.py): psutil reads it whole; cpu_times
+# starts each process's CPU window with the same read of /proc/PID/stat
+_TABLE_ATTRS = ["pid", "ppid", "name", "username", "status", "create_time", "num_threads", "memory_info",
+                "cpu_times"]
 
 
 def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
     table = {}
     for proc in psutil.process_iter(_TABLE_ATTRS, ad_value=None):
         info = proc.info
+        info["_cpu_since"] = time.monotonic()
         info["cmdline"] = cmdlines.read(info["pid"])
         info["_proc"] = proc
         table[info["pid"]] = info
     return table
 
 
-def _sample_cpu(table: Dict[int, dict], seconds: float) -> None:
-    """CPU % of every process over one window shared by all of them."""
+def _end_cpu_window(table: Dict[int, dict], window_end: float) -> None:
+    """CPU % of every process over its window: from its row's read (_host_table) to now,
+    at least until `window_end`.  The work done meanwhile shortens the wait."""
+    time.sleep(max(0.0, window_end - time.monotonic()))
     for info in table.values():
-        try:
-            info["_proc"].cpu_percent(None)
-        except (psutil.Error, OSError):
-            pass
-    time.sleep(seconds)
-    for info in table.values():
-        try:
-            info["cpu_percent"] = round(info["_proc"].cpu_percent(None), 1)
-        except (psutil.Error, OSError):
-            info["cpu_percent"] = None
+        info["cpu_percent"] = _cpu_percent(info)
+
+
+def _cpu_percent(info: dict) -> Optional[float]:
+    """As psutil's Process.cpu_percent: user + system time over wall time, 100 per busy core."""
+    before = info.get("cpu_times")
+    if before is None:
+        return None
+    try:
+        after = info["_proc"].cpu_times()
+    except (psutil.Error, OSError):
+        return None
+    elapsed = time.monotonic() - info["_cpu_since"]
+    if elapsed <= 0:
+        return None
+    busy = (after.user - before.user) + (after.system - before.system)
+    return round(max(0.0, 100.0 * busy / elapsed), 1)
 
 
 def _fd_limit(proc: psutil.Process) -> Optional[int]:
@@ -69,18 +80,12 @@ def _attr(call, default=None):
         return default
 
 
-def _inet_connections(proc: psutil.Process) -> list:
-    """psutil 6 renamed Process.connections to net_connections; 5.9 has only the old name."""
-    method = getattr(proc, "net_connections", None) or proc.connections
-    return method(kind="inet")
-
-
-def _pid_record(info: dict) -> dict:
+def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
+    """One PID's resources; cpu_percent is filled in when the CPU window ends (_fill_cpu)."""
     proc: psutil.Process = info["_proc"]
     mem = info.get("memory_info")
     fds = _attr(proc.num_fds)
     limit = _fd_limit(proc)
-    connections = _attr(lambda: _inet_connections(proc), []) or []
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
@@ -92,7 +97,8 @@ def _pid_record(info: dict) -> dict:
         "open_files": fds,
         "open_files_limit": limit,
         "open_files_percent": round(100.0 * fds / limit, 1) if fds is not None and limit else None,
-        "connections": dict(Counter(c.status for c in connections)),
+        # its descriptors hidden from this user: which sockets are its own is unknown
+        "connections": sockets.states_of(info["pid"]) if fds is not None and not sockets.error else None,
         "started_at": live.iso_utc(info.get("create_time")),
         "user": info.get("username"),
         "exe": _attr(proc.exe),
@@ -169,7 +175,8 @@ def _pidfile(spec: ProcessSpec, basedir: Path, table: Dict[int, dict]) -> dict:
     return pidfile
 
 
-def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port) -> dict:
+def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port,
+                    sockets: SocketSnapshot) -> dict:
     matched = sorted(
         pid for pid, info in table.items() if live.matches_title(spec.title, info.get("cmdline"), info.get("name"))
     )
@@ -188,7 +195,7 @@ def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by
         "pids": pids,
         "pidfile": pidfile,
         "port": _port_state(spec, pids, by_port),
-        "resources": [_pid_record(table[pid]) for pid in pids],
+        "resources": [_pid_record(table[pid], sockets) for pid in pids],
         "zombies": zombies,
     }
 
@@ -209,16 +216,27 @@ def _table_row(info: dict) -> dict:
     }
 
 
+def _fill_cpu(expected: List[dict], table: Dict[int, dict]) -> None:
+    for record in expected:
+        for resources in record["resources"]:
+            resources["cpu_percent"] = table[resources["pid"]].get("cpu_percent")
+
+
 def collect(ctx: Context) -> dict:
+    """The per-process work and the run's socket snapshot are done inside the CPU window,
+    which starts as each process's row is read: only what is left of it is waited for."""
     cmdlines = CmdlineReader()
     table = _host_table(cmdlines)
-    _sample_cpu(table, min(ctx.options.cpu_sample_seconds, ctx.deadline.bound(ctx.options.cpu_sample_seconds)))
-    by_port = live.sockets_by_port(live.listening_sockets())
-    expected = [expected_record(spec, ctx.basedir, table, by_port) for spec in ctx.catalog.processes]
+    window_end = time.monotonic() + min(ctx.options.cpu_sample_seconds,
+                                        ctx.deadline.bound(ctx.options.cpu_sample_seconds))
+    by_port = live.sockets_by_port(ctx.sockets.listening())
+    expected = [expected_record(spec, ctx.basedir, table, by_port, ctx.sockets) for spec in ctx.catalog.processes]
+    _end_cpu_window(table, window_end)
+    _fill_cpu(expected, table)
     return {
         "sample_seconds": ctx.options.cpu_sample_seconds,
         "expected": expected,
         "all": [_table_row(info) for _pid, info in sorted(table.items())],
         "cmdlines_cut": cmdlines.cut,  # command lines cut at their cap (they end with "[cut]")
-        "errors": [],
+        "errors": ctx.sockets.errors(),
     }
