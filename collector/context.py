@@ -3,7 +3,6 @@ how long it may take, and the one writer through which it puts files in the bund
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import psutil
 
-from collector import live
+from collector import live, sockets
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
@@ -68,67 +67,64 @@ class CollectOptions:
 class SocketSnapshot:
     """The host's TCP and UDP sockets, read once per run on first use and shared by every
     collector of the run (they run in threads: the first asks, the others wait for it).
-    psutil.net_connections re-reads every /proc/net table and every process's descriptors,
-    so at 100,000 sockets each read costs seconds and tens of MB: only the summaries the
-    collectors need are kept (listening sockets, TCP states, socket states per PID)."""
+    Only what the collectors use is kept (collector.sockets): the TCP states, each socket's
+    state by inode, the listening sockets; their processes are looked for once, on demand."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._taken = False
+        self._tables: Optional[sockets.Tables] = None
         self.reads = 0  # how many times the kernel's tables were read: one per run
         self.seconds: Optional[float] = None
-        self.sockets = 0
         self.error: Optional[str] = None  # why the tables could not be read
-        self.unattributed = 0  # sockets whose process was hidden from this user
-        self._listening: List[tuple] = []
-        self._tcp_states: Counter = Counter()
-        self._by_pid: Dict[int, Counter] = {}
-        self._listening_records: Optional[List[dict]] = None
+        self.hidden_processes = 0  # processes whose descriptors this user cannot read
+        self._listening: Optional[List[dict]] = None
 
-    def _take(self) -> None:
+    def _take(self) -> "sockets.Tables":
         with self._lock:
-            if self._taken:
-                return
-            started = time.monotonic()
-            self.reads += 1
-            try:
-                self._summarize(psutil.net_connections(kind="inet"))
-            except psutil.AccessDenied:
-                self.error = "the host's socket tables could not be read: permission denied (run as root)"
-            except (psutil.Error, OSError) as exc:
-                self.error = f"the host's socket tables could not be read: {exc}"
-            self.seconds = round(time.monotonic() - started, 3)
-            self._taken = True
-
-    def _summarize(self, connections: list) -> None:
-        self.sockets = len(connections)
-        for conn in connections:
-            is_tcp = conn.type == socket.SOCK_STREAM
-            if is_tcp:
-                self._tcp_states[conn.status] += 1
-            if conn.pid is None:
-                self.unattributed += 1
-            else:
-                self._by_pid.setdefault(conn.pid, Counter())[conn.status] += 1
-            if live.is_listening(conn):
-                self._listening.append(conn)
+            if self._tables is None:
+                started = time.monotonic()
+                self.reads += 1
+                try:
+                    self._tables = sockets.read_tables()
+                except (OSError, ValueError) as exc:
+                    self._tables = sockets.Tables(errors=[f"{type(exc).__name__}: {exc}"])
+                if self._tables.errors:
+                    self.error = "the host's socket tables could not all be read: " + "; ".join(self._tables.errors)
+                self.seconds = round(time.monotonic() - started, 3)
+            return self._tables
 
     def listening(self) -> List[dict]:
         """Every listening TCP and bound UDP socket, as live.listening_sockets gives them."""
-        self._take()
+        tables = self._take()
         with self._lock:
-            if self._listening_records is None:
-                self._listening_records = live.listening_records(self._listening)
-            return [dict(record) for record in self._listening_records]
+            if self._listening is None:
+                self._listening = self._listening_records(tables)
+            return [dict(record) for record in self._listening]
+
+    def _listening_records(self, tables: "sockets.Tables") -> List[dict]:
+        owners, self.hidden_processes = sockets.find_owners({l.inode for l in tables.listeners}, psutil.pids())
+        names: Dict[int, Optional[str]] = {}
+        records = []
+        for listener in tables.listeners:
+            pid = owners.get(listener.inode)
+            if pid is not None and pid not in names:
+                names[pid] = live.process_name(pid)
+            records.append({"protocol": listener.protocol, "address": listener.address, "port": listener.port,
+                            "pid": pid, "process": names.get(pid) if pid is not None else None})
+        records.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))
+        return records
 
     def tcp_states(self) -> Dict[str, int]:
-        self._take()
-        return dict(self._tcp_states)
+        return dict(self._take().tcp_states)
 
-    def states_of(self, pid: int) -> Dict[str, int]:
-        """The states of the sockets `pid` holds (those the snapshot could attribute to it)."""
-        self._take()
-        return dict(self._by_pid.get(pid, {}))
+    def states_of(self, pid: int) -> Optional[Dict[str, int]]:
+        """The states of the sockets `pid` holds; None when its descriptors cannot be read
+        (another user's process) or the tables could not."""
+        tables = self._take()
+        inodes = sockets.socket_inodes(pid)
+        if inodes is None or self.error:
+            return None
+        return dict(Counter(tables.state_by_inode[i] for i in inodes if i in tables.state_by_inode))
 
     def errors(self) -> List[str]:
         """What a collector built on the snapshot says it could not read."""
@@ -137,10 +133,11 @@ class SocketSnapshot:
 
     def summary(self) -> Optional[dict]:
         """For the manifest: None when no collector of the run asked for the sockets."""
-        if not self._taken:
+        tables = self._tables
+        if tables is None:
             return None
-        return {"reads": self.reads, "sockets": self.sockets, "seconds": self.seconds,
-                "unattributed": self.unattributed, "error": self.error}
+        return {"reads": self.reads, "sockets": tables.sockets, "seconds": self.seconds, "source": tables.source,
+                "hidden_processes": self.hidden_processes, "error": self.error}
 
 
 @dataclass

@@ -97,8 +97,7 @@ def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
         "open_files": fds,
         "open_files_limit": limit,
         "open_files_percent": round(100.0 * fds / limit, 1) if fds is not None and limit else None,
-        # its descriptors hidden from this user: which sockets are its own is unknown
-        "connections": sockets.states_of(info["pid"]) if fds is not None and not sockets.error else None,
+        "connections": sockets.states_of(info["pid"]),  # None: its descriptors are hidden from this user
         "started_at": live.iso_utc(info.get("create_time")),
         "user": info.get("username"),
         "exe": _attr(proc.exe),

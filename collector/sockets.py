@@ -1,0 +1,226 @@
+"""The host's TCP and UDP sockets, read the way ss(8) reads them: the kernel's socket
+tables through netlink (sock_diag), in binary, or /proc/net/{tcp,udp}[6] where netlink
+is refused; and the processes that hold them, by their descriptors in /proc/PID/fd.
+
+Every socket of a table is reduced to what the collectors use: its state and inode,
+and for a listening one its address and port.  Finding a socket's process means reading
+every descriptor link of every process (what makes `ss -p` and psutil slow on a host of
+100,000 sockets): `find_owners` looks only for the sockets asked about, reads the
+processes with the fewest descriptors first and stops when it has found them all."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+# the kernel's TCP states (include/net/tcp_states.h) by the names psutil gives them
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+              7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "SYN_RECV"}
+TCP_LISTEN = 10
+UDP_STATE = "NONE"  # psutil's word for a UDP socket's state
+MAX_SOCKETS = 2_000_000  # a bound on the tables read, far above any real host
+
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_NLMSG_HEADER = struct.Struct("=IHHII")
+_RECV_BYTES = 1 << 20
+_TABLES = ((socket.AF_INET, socket.IPPROTO_TCP, "/proc/net/tcp"),
+           (socket.AF_INET6, socket.IPPROTO_TCP, "/proc/net/tcp6"),
+           (socket.AF_INET, socket.IPPROTO_UDP, "/proc/net/udp"),
+           (socket.AF_INET6, socket.IPPROTO_UDP, "/proc/net/udp6"))
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening TCP socket or a UDP socket bound with no peer."""
+
+    protocol: str  # tcp, tcp6, udp, udp6
+    address: str
+    port: int
+    inode: int
+
+
+@dataclass
+class Tables:
+    tcp_states: Dict[str, int] = field(default_factory=dict)
+    state_by_inode: Dict[int, str] = field(default_factory=dict)
+    listeners: List[Listener] = field(default_factory=list)
+    sockets: int = 0
+    source: str = "netlink"  # or "/proc/net" where netlink was refused
+    errors: List[str] = field(default_factory=list)
+
+
+def read_tables() -> Tables:
+    """Every TCP and UDP socket of this network namespace, IPv4 and IPv6."""
+    tables = Tables()
+    for family, proto, path in _TABLES:
+        rows = None
+        try:
+            rows = _netlink_rows(family, proto)
+        except OSError:
+            tables.source = "/proc/net"
+        if rows is None:
+            rows = _proc_rows(path, family, tables.errors)
+        _add_rows(tables, rows, proto, family)
+    return tables
+
+
+def _add_rows(tables: Tables, rows: Iterable[tuple], proto: int, family: int) -> None:
+    is_tcp = proto == socket.IPPROTO_TCP
+    name = ("tcp" if is_tcp else "udp") + ("6" if family == socket.AF_INET6 else "")
+    for state, inode, address, port, has_peer in rows:
+        tables.sockets += 1
+        word = TCP_STATES.get(state, "UNKNOWN") if is_tcp else UDP_STATE
+        if is_tcp:
+            tables.tcp_states[word] = tables.tcp_states.get(word, 0) + 1
+        if inode:
+            tables.state_by_inode[inode] = word
+        if (state == TCP_LISTEN if is_tcp else not has_peer) and address is not None and port:
+            tables.listeners.append(Listener(name, _address(address, family), port, inode))
+
+
+def _address(raw: bytes, family: int) -> str:
+    return socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw[:16])
+
+
+# -- netlink (sock_diag) -------------------------------------------------------------------
+
+
+def _netlink_rows(family: int, proto: int) -> List[tuple]:
+    """(state, inode, local address bytes or None, local port, has a peer) per socket.
+    The address is decoded for listening candidates only: most sockets are connections."""
+    request = struct.pack("=BBBBI", family, proto, 0, 0, 0xFFFFFFFF) + bytes(48)  # inet_diag_req_v2, every state
+    header = _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(request), _SOCK_DIAG_BY_FAMILY,
+                                _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+    rows: List[tuple] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as channel:
+        channel.settimeout(10.0)
+        channel.sendall(header + request)
+        while True:
+            data = channel.recv(_RECV_BYTES)
+            if not data:
+                return rows
+            if _parse_batch(data, proto == socket.IPPROTO_TCP, rows) or len(rows) > MAX_SOCKETS:
+                return rows
+
+
+def _parse_batch(data: bytes, is_tcp: bool, rows: List[tuple]) -> bool:
+    """Adds the batch's sockets to `rows`; True at the dump's end."""
+    offset, end = 0, len(data)
+    unpack_header, unpack_ports, unpack_inode = _NLMSG_HEADER.unpack_from, struct.Struct(">HH").unpack_from, \
+        struct.Struct("=I").unpack_from
+    while offset + 16 <= end:
+        length, kind = unpack_header(data, offset)[:2]
+        if kind == _NLMSG_DONE:
+            return True
+        if kind == _NLMSG_ERROR:
+            code = -struct.unpack_from("=i", data, offset + 16)[0]
+            raise OSError(code, f"sock_diag: {os.strerror(code)}")
+        body = offset + 16  # struct inet_diag_msg
+        state = data[body + 1]
+        sport, dport = unpack_ports(data, body + 4)
+        inode = unpack_inode(data, body + 68)[0]
+        has_peer = dport != 0
+        listening = state == TCP_LISTEN if is_tcp else not has_peer
+        address = data[body + 8:body + 24] if listening else None
+        rows.append((state, inode, address, sport, has_peer))
+        offset += (length + 3) & ~3
+        if length < 16:
+            return True
+    return False
+
+
+# -- /proc/net (where netlink is refused) --------------------------------------------------
+
+
+def _proc_rows(path: str, family: int, errors: List[str]) -> List[tuple]:
+    rows: List[tuple] = []
+    try:
+        with open(path, "rb") as handle:
+            handle.readline()
+            for line in handle:
+                fields = line.split()
+                if len(fields) < 10:
+                    continue
+                rows.append(_proc_row(fields, family))
+                if len(rows) > MAX_SOCKETS:
+                    break
+    except FileNotFoundError:
+        return rows  # a kernel without IPv6
+    except (OSError, ValueError) as exc:
+        errors.append(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+    return rows
+
+
+def _proc_row(fields: List[bytes], family: int) -> tuple:
+    """One line of /proc/net/tcp: "sl local rem st ... inode": the addresses in hex, as the
+    kernel's 32-bit words in host order."""
+    local, remote = fields[1].split(b":"), fields[2].split(b":")
+    state, inode = int(fields[3], 16), int(fields[9])
+    has_peer = int(remote[1], 16) != 0
+    raw = bytes.fromhex(local[0].decode())
+    address = b"".join(struct.pack("=I", word) for word in struct.unpack(f">{len(raw) // 4}I", raw))
+    return state, inode, address, int(local[1], 16), has_peer
+
+
+# -- whose sockets -------------------------------------------------------------------------
+
+
+def socket_inodes(pid: int) -> Optional[List[int]]:
+    """The inodes of the sockets `pid` holds; None when its descriptors cannot be read."""
+    try:
+        folder = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        names = os.listdir(folder)
+        inodes = []
+        for name in names:
+            try:
+                link = os.readlink(name, dir_fd=folder)
+            except OSError:
+                continue  # closed meanwhile
+            if link.startswith("socket:["):
+                inodes.append(int(link[8:-1]))
+        return inodes
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(folder)
+
+
+def _descriptor_count(pid: int) -> Optional[int]:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def find_owners(wanted: Set[int], pids: Iterable[int]) -> Tuple[Dict[int, int], int]:
+    """({inode: pid} for the `wanted` sockets found, processes whose descriptors could not
+    be read).  The processes are read fewest descriptors first (a server's listener is
+    most often held by a master with few) and the reading stops when all are found."""
+    owners: Dict[int, int] = {}
+    hidden = 0
+    counted = []
+    for pid in pids:
+        count = _descriptor_count(pid)
+        if count is None:
+            hidden += 1
+        else:
+            counted.append((count, pid))
+    left = set(wanted) - {0}
+    for _count, pid in sorted(counted):
+        if not left:
+            break
+        for inode in socket_inodes(pid) or ():
+            if inode in left:
+                owners[inode] = pid
+                left.discard(inode)
+    return owners, hidden
+
