@@ -296,7 +296,7 @@ def print_limits(manifests: List[dict]) -> None:
     if snapshot:
         last = snapshot[-1]
         print(f"\nsocket snapshot: read {last['reads']} time(s) per run, {last['sockets']} sockets in "
-              f"{last['seconds']:.2f} s, {last['unattributed']} without a process")
+              f"{last['seconds']:.2f} s (by {last['source']}), {last['hidden_processes']} processes hidden")
 
 
 def main_inside(args) -> None:

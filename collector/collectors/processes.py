@@ -19,50 +19,35 @@ from typing import Dict, List, Optional
 
 import psutil
 
-from collector import live
+from collector import live, proctable
 from collector.catalog import ProcessSpec
 from collector.cmdline import CmdlineReader
 from collector.context import Context, SocketSnapshot
 
-# cmdline is read apart, capped (collector/cmdline.py): psutil reads it whole; cpu_times
-# starts each process's CPU window with the same read of /proc/PID/stat
-_TABLE_ATTRS = ["pid", "ppid", "name", "username", "status", "create_time", "num_threads", "memory_info",
-                "cpu_times"]
-
-
 def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
-    table = {}
-    for proc in psutil.process_iter(_TABLE_ATTRS, ad_value=None):
-        info = proc.info
-        info["_cpu_since"] = time.monotonic()
-        info["cmdline"] = cmdlines.read(info["pid"])
-        info["_proc"] = proc
-        table[info["pid"]] = info
+    """Every process's row (collector.proctable); each row's read starts its CPU window."""
+    table = proctable.read_table()
+    for pid, info in table.items():
+        info["cmdline"] = cmdlines.read(pid)  # read apart, capped (collector/cmdline.py)
     return table
 
 
 def _end_cpu_window(table: Dict[int, dict], window_end: float) -> None:
-    """CPU % of every process over its window: from its row's read (_host_table) to now,
-    at least until `window_end`.  The work done meanwhile shortens the wait."""
+    """CPU % of every process over its window: from its row's read to now, at least until
+    `window_end`.  The work done meanwhile shortens the wait."""
     time.sleep(max(0.0, window_end - time.monotonic()))
-    for info in table.values():
-        info["cpu_percent"] = _cpu_percent(info)
+    for pid, info in table.items():
+        info["cpu_percent"] = _cpu_percent(info, proctable.cpu_seconds(pid))
 
 
-def _cpu_percent(info: dict) -> Optional[float]:
+def _cpu_percent(info: dict, now_seconds: Optional[float]) -> Optional[float]:
     """As psutil's Process.cpu_percent: user + system time over wall time, 100 per busy core."""
-    before = info.get("cpu_times")
-    if before is None:
+    if now_seconds is None:
         return None
-    try:
-        after = info["_proc"].cpu_times()
-    except (psutil.Error, OSError):
-        return None
-    elapsed = time.monotonic() - info["_cpu_since"]
+    elapsed = time.monotonic() - info["cpu_read_at"]
     if elapsed <= 0:
         return None
-    busy = (after.user - before.user) + (after.system - before.system)
-    return round(max(0.0, 100.0 * busy / elapsed), 1)
+    return round(max(0.0, 100.0 * (now_seconds - info["cpu_seconds"]) / elapsed), 1)
 
 
 def _fd_limit(proc: psutil.Process) -> Optional[int]:
@@ -82,16 +67,18 @@ def _attr(call, default=None):
 
 def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
     """One PID's resources; cpu_percent is filled in when the CPU window ends (_fill_cpu)."""
-    proc: psutil.Process = info["_proc"]
-    mem = info.get("memory_info")
-    fds = _attr(proc.num_fds)
-    limit = _fd_limit(proc)
+    try:
+        proc: Optional[psutil.Process] = psutil.Process(info["pid"])
+    except (psutil.Error, OSError):
+        proc = None  # it ended since the table was read
+    fds = _attr(proc.num_fds) if proc else None
+    limit = _fd_limit(proc) if proc else None
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
         "status": info.get("status"),
-        "rss": mem.rss if mem else None,
-        "vms": mem.vms if mem else None,
+        "rss": info.get("rss"),
+        "vms": info.get("vms"),
         "cpu_percent": info.get("cpu_percent"),
         "threads": info.get("num_threads"),
         "open_files": fds,
@@ -100,7 +87,7 @@ def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
         "connections": sockets.states_of(info["pid"]),  # None: its descriptors are hidden from this user
         "started_at": live.iso_utc(info.get("create_time")),
         "user": info.get("username"),
-        "exe": _attr(proc.exe),
+        "exe": _attr(proc.exe) if proc else None,
         "cmdline": live.command_line(info.get("cmdline")),
     }
 
@@ -200,7 +187,6 @@ def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by
 
 
 def _table_row(info: dict) -> dict:
-    mem = info.get("memory_info")
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
@@ -208,7 +194,7 @@ def _table_row(info: dict) -> dict:
         "user": info.get("username"),
         "status": info.get("status"),
         "cpu_percent": info.get("cpu_percent"),
-        "rss": mem.rss if mem else None,
+        "rss": info.get("rss"),
         "threads": info.get("num_threads"),
         "started_at": live.iso_utc(info.get("create_time")),
         "cmdline": live.command_line(info.get("cmdline")),
