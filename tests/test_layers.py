@@ -128,10 +128,10 @@ def test_no_import_cycle_in_the_package():
 LAYERS = (
     ("foundations", ("collector.zipapp_main", "collector.bounded", "collector.safeopen", "collector.untrusted",
                      "collector.decoding", "collector.tempfiles", "collector.trust", "collector.interrupt",
-                     "collector.plain", "collector.live", "collector.sockets", "collector.yamlfile",
-                     "collector.userpattern", "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
+                     "collector.plain", "collector.live", "collector.yamlfile", "collector.userpattern",
+                     "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
                      "collector.pii_kinds", "collector.weaksecrets", "collector.logtime", "collector.logindex",
-                     "collector.units")),
+                     "collector.units", "collector.sockets", "collector.proctable")),
     ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",
                     "collector.logwalk", "collector.logtail", "collector.logrotated", "collector.logwindow",
                     "collector.datastore_logs", "collector.kernelmsg", "collector.collectors", "collector.datastores",
