@@ -287,6 +287,8 @@ def print_limits(manifests: List[dict]) -> None:
         for record in manifest.get("collectors", []):
             worst[record["name"]] = max(worst.get(record["name"], 0.0), record.get("duration") or 0.0)
     snapshot = [m.get("socket_snapshot") for m in manifests if m.get("socket_snapshot")]
+    phase = statistics.median(max((r.get("duration") or 0.0) for r in m.get("collectors", [{}])) for m in manifests)
+    print(f"\ncollectors' phase of collect (its slowest collector, median): {phase:.2f} s")
     print("\n| collector | slowest run s | limit s | share of limit | within half |")
     print("|---|---|---|---|---|")
     for name, duration in sorted(worst.items(), key=lambda kv: -kv[1] / limits.get(kv[0], 1)):

@@ -96,8 +96,13 @@ class Candidate:
 
     entry: dict
     parts: List[str]  # its canonical place below BASEDIR, as found while listing: no link on the way
-    open_path: str  # the same, for messages
     mtime: float
+    root: SafeRoot
+
+    @property
+    def open_path(self) -> str:
+        """Its place, for messages (made only for one: a listing holds thousands)."""
+        return escaped_name(self.root.display(self.parts))
 
 
 @dataclass
@@ -223,9 +228,9 @@ class _Walker:
 
     def _add_regular(self, parts: List[str], relparts: List[str], kind: str, st: os.stat_result,
                      *names: str) -> dict:
-        rotated = any(is_rotated_or_compressed(name) for name in names)
+        rotated = any(map(is_rotated_or_compressed, names))
         entry = self._append(new_log_entry(relparts, kind, st, reason=REASON_ROTATED if rotated else None))
-        candidate = Candidate(entry, parts, escaped_name(self.root.display(parts)), st.st_mtime)
+        candidate = Candidate(entry, parts, st.st_mtime, self.root)
         (self.listing.rotated if rotated else self.listing.candidates).append(candidate)
         return entry
 
