@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 import psutil
 
@@ -64,6 +64,23 @@ class CollectOptions:
     since: Optional[float] = None  # epoch seconds: read logs back to this time; None means tails
 
 
+OWNER_SCAN_SECONDS = 3.0  # the look for the listeners' processes (every process's descriptors at worst)
+
+
+def _listening_records(listeners: List["sockets.Listener"], owners: Dict[int, int]) -> List[dict]:
+    """As live.listening_sockets gives them, sorted by port, each with its process's name."""
+    names: Dict[int, Optional[str]] = {}
+    records = []
+    for listener in listeners:
+        pid = owners.get(listener.inode)
+        if pid is not None and pid not in names:
+            names[pid] = live.process_name(pid)
+        records.append({"protocol": listener.protocol, "address": listener.address, "port": listener.port,
+                        "pid": pid, "process": names.get(pid) if pid is not None else None})
+    records.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))
+    return records
+
+
 class SocketSnapshot:
     """The host's TCP and UDP sockets, read once per run on first use and shared by every
     collector of the run (they run in threads: the first asks, the others wait for it).
@@ -71,12 +88,14 @@ class SocketSnapshot:
     state by inode, the listening sockets; their processes are looked for once, on demand."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tables
+        self._owners_lock = threading.Lock()  # the listeners' processes: a longer look, apart
         self._tables: Optional[sockets.Tables] = None
         self.reads = 0  # how many times the kernel's tables were read: one per run
         self.seconds: Optional[float] = None
         self.error: Optional[str] = None  # why the tables could not be read
         self.hidden_processes = 0  # processes whose descriptors this user cannot read
+        self.owners_missed: Optional[str] = None  # why some listeners have no process
         self._listening: Optional[List[dict]] = None
 
     def _take(self) -> "sockets.Tables":
@@ -94,25 +113,26 @@ class SocketSnapshot:
             return self._tables
 
     def listening(self) -> List[dict]:
-        """Every listening TCP and bound UDP socket, as live.listening_sockets gives them."""
+        """Every listening TCP and bound UDP socket, as live.listening_sockets gives them;
+        their processes are looked for once, within OWNER_SCAN_SECONDS."""
         tables = self._take()
-        with self._lock:
+        with self._owners_lock:
             if self._listening is None:
-                self._listening = self._listening_records(tables)
+                wanted = {listener.inode for listener in tables.listeners}
+                found = sockets.find_owners(wanted, psutil.pids(), OWNER_SCAN_SECONDS)
+                self.hidden_processes = found.hidden
+                if found.missed and found.read < len(found.counted):
+                    self.owners_missed = (f"the processes of {found.missed} listening socket(s) were not found within "
+                                          f"{OWNER_SCAN_SECONDS:g} s ({found.read} processes' descriptors read)")
+                self._listening = _listening_records(tables.listeners, found.owners)
             return [dict(record) for record in self._listening]
 
-    def _listening_records(self, tables: "sockets.Tables") -> List[dict]:
-        owners, self.hidden_processes = sockets.find_owners({l.inode for l in tables.listeners}, psutil.pids())
-        names: Dict[int, Optional[str]] = {}
-        records = []
-        for listener in tables.listeners:
-            pid = owners.get(listener.inode)
-            if pid is not None and pid not in names:
-                names[pid] = live.process_name(pid)
-            records.append({"protocol": listener.protocol, "address": listener.address, "port": listener.port,
-                            "pid": pid, "process": names.get(pid) if pid is not None else None})
-        records.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))
-        return records
+    def listening_of(self, pids: Iterable[int]) -> List[dict]:
+        """The listening sockets, with their process only where it is one of `pids`: their
+        own descriptors are read, not every process's."""
+        tables = self._take()
+        owners = {inode: pid for pid in pids for inode in sockets.socket_inodes(pid) or ()}
+        return _listening_records(tables.listeners, owners)
 
     def tcp_states(self) -> Dict[str, int]:
         return dict(self._take().tcp_states)
@@ -126,10 +146,11 @@ class SocketSnapshot:
             return None
         return dict(Counter(tables.state_by_inode[i] for i in inodes if i in tables.state_by_inode))
 
-    def errors(self) -> List[str]:
-        """What a collector built on the snapshot says it could not read."""
+    def errors(self, owners: bool = False) -> List[str]:
+        """What a collector built on the snapshot says it could not read (`owners`: the
+        listeners' processes included)."""
         self._take()
-        return [self.error] if self.error else []
+        return [e for e in (self.error, self.owners_missed if owners else None) if e]
 
     def summary(self) -> Optional[dict]:
         """For the manifest: None when no collector of the run asked for the sockets."""
@@ -137,7 +158,7 @@ class SocketSnapshot:
         if tables is None:
             return None
         return {"reads": self.reads, "sockets": tables.sockets, "seconds": self.seconds, "source": tables.source,
-                "hidden_processes": self.hidden_processes, "error": self.error}
+                "hidden_processes": self.hidden_processes, "error": self.error, "owners_missed": self.owners_missed}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
@@ -201,26 +202,36 @@ def _descriptor_count(pid: int) -> Optional[int]:
         return None
 
 
-def find_owners(wanted: Set[int], pids: Iterable[int]) -> Tuple[Dict[int, int], int]:
-    """({inode: pid} for the `wanted` sockets found, processes whose descriptors could not
-    be read).  The processes are read fewest descriptors first (a server's listener is
-    most often held by a master with few) and the reading stops when all are found."""
-    owners: Dict[int, int] = {}
-    hidden = 0
-    counted = []
+@dataclass
+class Owners:
+    owners: Dict[int, int] = field(default_factory=dict)  # {inode: pid}
+    counted: List[Tuple[int, int]] = field(default_factory=list)  # (descriptors, pid) of the readable ones
+    hidden: int = 0  # processes whose descriptors could not be read
+    read: int = 0  # processes whose descriptors were read
+    missed: int = 0  # wanted sockets not found (hidden, or time ran out)
+
+
+def find_owners(wanted: Set[int], pids: Iterable[int], seconds: float) -> Owners:
+    """The processes of the `wanted` sockets.  The processes are read fewest descriptors
+    first (a server's listener is most often held by a master with few) and the reading
+    stops when all are found, or after `seconds`."""
+    found = Owners()
+    end = time.monotonic() + seconds
     for pid in pids:
         count = _descriptor_count(pid)
         if count is None:
-            hidden += 1
+            found.hidden += 1
         else:
-            counted.append((count, pid))
+            found.counted.append((count, pid))
+    found.counted.sort()
     left = set(wanted) - {0}
-    for _count, pid in sorted(counted):
-        if not left:
+    for _count, pid in found.counted:
+        if not left or time.monotonic() > end:
             break
+        found.read += 1
         for inode in socket_inodes(pid) or ():
             if inode in left:
-                owners[inode] = pid
+                found.owners[inode] = pid
                 left.discard(inode)
-    return owners, hidden
-
+    found.missed = len(left)
+    return found

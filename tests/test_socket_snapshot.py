@@ -9,6 +9,7 @@ import socket
 import threading
 from contextlib import ExitStack
 
+import psutil
 import pytest
 
 from collector import sockets
@@ -174,3 +175,33 @@ def _comparable(rows, family):
     return sorted((state, inode, port, peer, address[:size] if address is not None and (state == 10 or not peer)
                    else None) for state, inode, address, port, peer in rows
                   if inode)  # a TIME_WAIT socket (no inode) may end between the two reads
+
+
+def test_the_look_for_listeners_processes_is_bounded_in_time():
+    """Past its time the look stops and says how many it missed; within it, it finds them."""
+    with ExitStack() as stack:
+        server = _connected_pairs(stack, 2)
+        inode = os.stat(f"/proc/self/fd/{server.fileno()}").st_ino
+        pids = psutil.pids()
+        late = sockets.find_owners({inode}, pids, 0.0)
+        in_time = sockets.find_owners({inode}, pids, 30.0)
+    assert (late.owners, late.missed, late.read) == ({}, 1, 0)
+    assert in_time.owners == {inode: os.getpid()} and in_time.missed == 0 and in_time.read >= 1
+
+
+def test_the_title_index_matches_as_pidof_does(host):
+    """The table's PIDs by title are those live.matches_title accepts, row by row."""
+    from collector import live
+    from collector.cmdline import CmdlineReader
+    from collector.collectors.processes import TitleIndex, _host_table
+
+    host.start(["api", "trk_amazon_sns"] if "trk_amazon_sns" in {p.binary for p in host.catalog.processes}
+               else ["api"])
+    table = _host_table(CmdlineReader())
+    index = TitleIndex(table)
+    titles = [spec.title for spec in host.catalog.processes] + ["python3", "sleep", "sh"]
+    for title in titles:
+        expected = sorted(pid for pid, info in table.items()
+                          if live.matches_title(title, info.get("cmdline"), info.get("name")))
+        assert index.pids(title) == expected, title
+    assert index.pids("AK:api") == [host.processes["api"].pid]

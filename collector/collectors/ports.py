@@ -26,4 +26,4 @@ def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> Optional[List[int]]:
 def collect(ctx: Context) -> dict:
     """The listening sockets come from the run's one socket snapshot (ctx.sockets)."""
     return {"listening": ctx.sockets.listening(), "ephemeral_range": ephemeral_range(),
-            "errors": ctx.sockets.errors()}
+            "errors": ctx.sockets.errors(owners=True)}
