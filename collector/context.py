@@ -135,7 +135,7 @@ class SocketSnapshot:
         return _listening_records(tables.listeners, owners)
 
     def tcp_states(self) -> Dict[str, int]:
-        return dict(self._take().tcp_states)
+        return self._take().tcp_states
 
     def states_of(self, pid: int) -> Optional[Dict[str, int]]:
         """The states of the sockets `pid` holds; None when its descriptors cannot be read
@@ -144,7 +144,8 @@ class SocketSnapshot:
         inodes = sockets.socket_inodes(pid)
         if inodes is None or self.error:
             return None
-        return dict(Counter(tables.state_by_inode[i] for i in inodes if i in tables.state_by_inode))
+        by_inode = tables.state_by_inode
+        return dict(Counter(sockets.state_name(by_inode[i]) for i in inodes if i in by_inode))
 
     def errors(self, owners: bool = False) -> List[str]:
         """What a collector built on the snapshot says it could not read (`owners`: the
