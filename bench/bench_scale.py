@@ -298,7 +298,8 @@ def print_limits(manifests: List[dict]) -> None:
     if snapshot:
         last = snapshot[-1]
         print(f"\nsocket snapshot: read {last['reads']} time(s) per run, {last['sockets']} sockets in "
-              f"{last['seconds']:.2f} s (by {last['source']}), {last['hidden_processes']} processes hidden")
+              f"{last['seconds']:.2f} s (by {last['source']}), {last['hidden_processes']} processes hidden; "
+              f"listeners' processes: {last.get('owners_missed') or 'all found'}")
 
 
 def main_inside(args) -> None:

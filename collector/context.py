@@ -121,9 +121,9 @@ class SocketSnapshot:
                 wanted = {listener.inode for listener in tables.listeners}
                 found = sockets.find_owners(wanted, psutil.pids(), OWNER_SCAN_SECONDS)
                 self.hidden_processes = found.hidden
-                if found.missed and found.read < len(found.counted):
+                if found.missed and found.timed_out:
                     self.owners_missed = (f"the processes of {found.missed} listening socket(s) were not found within "
-                                          f"{OWNER_SCAN_SECONDS:g} s ({found.read} processes' descriptors read)")
+                                          f"{OWNER_SCAN_SECONDS:g} s ({found.links} descriptors read)")
                 self._listening = _listening_records(tables.listeners, found.owners)
             return [dict(record) for record in self._listening]
 

@@ -15,7 +15,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Set
 
 # the kernel's TCP states (include/net/tcp_states.h) by the names psutil gives them
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
@@ -207,14 +207,21 @@ def _proc_row(fields: List[bytes], family: int) -> tuple:
 # -- whose sockets -------------------------------------------------------------------------
 
 
-def socket_inodes(pid: int) -> Optional[List[int]]:
-    """The inodes of the sockets `pid` holds; None when its descriptors cannot be read."""
+FIRST_DESCRIPTORS = 64  # a server opens its listeners as it starts: among its lowest descriptors
+
+
+def socket_inodes(pid: int, first: Optional[int] = None, after: int = 0) -> Optional[List[int]]:
+    """The inodes of the sockets `pid` holds (with `first`, among its `first` lowest
+    descriptors; with `after`, past its `after` lowest); None when its descriptors
+    cannot be read."""
     try:
         folder = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
         names = os.listdir(folder)
+        if first is not None or after:
+            names = sorted(names, key=int)[after:first]
         inodes = []
         for name in names:
             try:
@@ -240,33 +247,48 @@ def _descriptor_count(pid: int) -> Optional[int]:
 @dataclass
 class Owners:
     owners: Dict[int, int] = field(default_factory=dict)  # {inode: pid}
-    counted: List[Tuple[int, int]] = field(default_factory=list)  # (descriptors, pid) of the readable ones
     hidden: int = 0  # processes whose descriptors could not be read
-    read: int = 0  # processes whose descriptors were read
+    links: int = 0  # descriptor links read
     missed: int = 0  # wanted sockets not found (hidden, or time ran out)
+    timed_out: bool = False
 
 
 def find_owners(wanted: Set[int], pids: Iterable[int], seconds: float) -> Owners:
-    """The processes of the `wanted` sockets.  The processes are read fewest descriptors
-    first (a server's listener is most often held by a master with few) and the reading
-    stops when all are found, or after `seconds`."""
+    """The processes of the `wanted` sockets, read as cheaply as can be: first each
+    process's FIRST_DESCRIPTORS lowest descriptors (a server opens its listeners as it
+    starts), then the others' rest; the processes with the fewest first (a listener is
+    most often held by a master with few).  It stops when all are found, or after `seconds`."""
     found = Owners()
     end = time.monotonic() + seconds
+    counted = []
     for pid in pids:
         count = _descriptor_count(pid)
         if count is None:
             found.hidden += 1
         else:
-            found.counted.append((count, pid))
-    found.counted.sort()
+            counted.append((count, pid))
+    counted.sort()
     left = set(wanted) - {0}
-    for _count, pid in found.counted:
-        if not left or time.monotonic() > end:
+    for first_round in (True, False):
+        for count, pid in counted:
+            if not left:
+                break
+            if time.monotonic() > end:
+                found.timed_out = True
+                break
+            if first_round:
+                inodes = socket_inodes(pid, first=FIRST_DESCRIPTORS)
+                found.links += min(count, FIRST_DESCRIPTORS)
+            elif count > FIRST_DESCRIPTORS:
+                inodes = socket_inodes(pid, after=FIRST_DESCRIPTORS)
+                found.links += count - FIRST_DESCRIPTORS
+            else:
+                continue
+            for inode in inodes or ():
+                if inode in left:
+                    found.owners[inode] = pid
+                    left.discard(inode)
+        if found.timed_out:
             break
-        found.read += 1
-        for inode in socket_inodes(pid) or ():
-            if inode in left:
-                found.owners[inode] = pid
-                left.discard(inode)
     found.missed = len(left)
     return found

@@ -180,8 +180,8 @@ def test_the_look_for_listeners_processes_is_bounded_in_time():
         pids = psutil.pids()
         late = sockets.find_owners({inode}, pids, 0.0)
         in_time = sockets.find_owners({inode}, pids, 30.0)
-    assert (late.owners, late.missed, late.read) == ({}, 1, 0)
-    assert in_time.owners == {inode: os.getpid()} and in_time.missed == 0 and in_time.read >= 1
+    assert (late.owners, late.missed, late.links, late.timed_out) == ({}, 1, 0, True)
+    assert in_time.owners == {inode: os.getpid()} and in_time.missed == 0 and not in_time.timed_out
 
 
 def test_the_title_index_matches_as_pidof_does(host):
