@@ -153,6 +153,14 @@ class SocketSnapshot:
         self._take()
         return [e for e in (self.error, self.owners_missed if owners else None) if e]
 
+    def hidden_note(self) -> Optional[str]:
+        """Why some listening sockets show no process, when it is this user's rights."""
+        unowned = sum(1 for record in self.listening() if record["pid"] is None)
+        if not unowned or not self.hidden_processes:
+            return None
+        return (f"{unowned} listening socket(s) show no process: this user cannot read the descriptors of "
+                f"{self.hidden_processes} process(es) (run akdiag as root to see them)")
+
     def summary(self) -> Optional[dict]:
         """For the manifest: None when no collector of the run asked for the sockets."""
         tables = self._tables

@@ -1,6 +1,6 @@
 """Every listening socket on the host: protocol, address, port, PID, process name.
 
-ports.json: {"listening": [...], "ephemeral_range": [low, high] | null, "errors": [...]}
+ports.json: {"listening": [...], "ephemeral_range": [low, high] | null, "notes": [...], "errors": [...]}
 The kernel's ephemeral port range lets the diff tell a program's fixed port from one the
 kernel handed out at random (bound to port 0), which differs on every start.
 """
@@ -25,5 +25,6 @@ def ephemeral_range(path: str = EPHEMERAL_RANGE_FILE) -> Optional[List[int]]:
 
 def collect(ctx: Context) -> dict:
     """The listening sockets come from the run's one socket snapshot (ctx.sockets)."""
+    note = ctx.sockets.hidden_note()
     return {"listening": ctx.sockets.listening(), "ephemeral_range": ephemeral_range(),
-            "errors": ctx.sockets.errors(owners=True)}
+            "notes": [note] if note else [], "errors": ctx.sockets.errors(owners=True)}
