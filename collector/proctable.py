@@ -29,16 +29,21 @@ def _read(path: str, limit: int) -> Optional[bytes]:
         return None
 
 
+class ProcUnreadable(ValueError):
+    """A /proc this code cannot parse (a container's faked one, say): the collector fails
+    and says so ("could not check"), rather than reporting a host with no processes."""
+
+
 def _stat_fields(pid: int) -> Optional[tuple]:
     """(comm, the fields after it) of /proc/PID/stat; None when the process is gone.
     The command name is between the first "(" and the last ")": it may hold either."""
     data = _read(f"/proc/{pid}/stat", STAT_MAX_BYTES)
-    if not data:
+    if not data:  # it ended (ESRCH), or is ending
         return None
     head, _, rest = data.rpartition(b")")
     fields = rest.split()
-    if len(fields) < 22:
-        return None
+    if not head or len(fields) < 22 or not all(f.lstrip(b"-").isdigit() for f in fields[1:22]):
+        raise ProcUnreadable(f"/proc/{pid}/stat cannot be parsed: {data[:80]!r}")
     return head.partition(b"(")[2].decode("utf-8", "replace"), fields
 
 
@@ -100,8 +105,8 @@ def read_row(pid: int, boot_time: float, users: _Users) -> Optional[dict]:
             "cpu_seconds": ticks / CLOCK_TICKS,
             "cpu_read_at": time.monotonic(),
         }
-    except (IndexError, ValueError):
-        return None
+    except (IndexError, ValueError) as exc:
+        raise ProcUnreadable(f"/proc/{pid}/stat cannot be parsed: {exc}") from exc
     row["username"] = users.name(_real_uid(pid))
     return row
 
