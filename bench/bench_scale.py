@@ -17,7 +17,7 @@ and <= 100 MB, no collector past half its limit; the cost linear in processes an
 connections (the large scale about 10x the small one at most); 20,000 log files:
 collect <= 4 s.
 
-    python bench/bench_scale.py [--runs 3] [--skip-logs]
+    python bench/bench_scale.py [--runs 3] [--skip-logs] [--baseline ../akdiag-before]
 
 Run it as root (it creates the namespaces with unshare(1)); it re-executes itself inside
 them.  Everything it starts dies with the namespace's first process, itself, and its
@@ -190,11 +190,11 @@ sys.stdout.buffer.write(done.stdout[-4000:])
 """
 
 
-def measure(argv: List[str], env: dict, ok=(0,)) -> Tuple[float, float, str]:
+def measure(argv: List[str], env: dict, ok=(0,), cwd: Path = HERE.parent) -> Tuple[float, float, str]:
     """(wall seconds, peak RSS MB, stdout) of `argv`, run under a fresh waiter so that its
     RUSAGE_CHILDREN peak is this command's alone (a shell floor's largest program)."""
     done = subprocess.run([sys.executable, "-c", _WAITER, *argv], capture_output=True, env=env,
-                          cwd=str(HERE.parent))
+                          cwd=str(cwd))  # `python -m` puts the working folder first on sys.path
     first, _, rest = done.stdout.decode().partition("\n")
     elapsed, peak, code = first.split()
     if int(code) not in ok:
@@ -203,21 +203,24 @@ def measure(argv: List[str], env: dict, ok=(0,)) -> Tuple[float, float, str]:
 
 
 class Bench:
-    def __init__(self, host, out: Path, runs: int):
+    def __init__(self, host, out: Path, runs: int, baseline: Optional[Path] = None):
         self.host = host
         self.out = out
         self.runs = runs
+        self.baseline = baseline  # another checkout of akdiag, run in the same loop
         self.env = dict(os.environ, PYTHONPATH=str(HERE.parent))
         self.sos = shutil.which("sos")
 
-    def collect(self) -> Tuple[float, float, str]:
-        return measure([sys.executable, "-m", "collector", "collect", "--basedir", str(self.host.basedir),
-                        "--catalog", str(self.host.catalog_file), "--output", str(self.out), "--quiet"],
-                       self.env, ok=(0,))
+    def _akdiag(self, args: List[str], checkout: Path, ok) -> Tuple[float, float, str]:
+        env = dict(self.env, PYTHONPATH=str(checkout))
+        return measure([sys.executable, "-m", "collector", *args, "--basedir", str(self.host.basedir),
+                        "--catalog", str(self.host.catalog_file)], env, ok, cwd=checkout)
 
-    def check(self) -> Tuple[float, float, str]:
-        return measure([sys.executable, "-m", "collector", "check", "--basedir", str(self.host.basedir),
-                        "--catalog", str(self.host.catalog_file), "--format", "nagios"], self.env, ok=(0, 1, 2))
+    def collect(self, checkout: Path = HERE.parent) -> Tuple[float, float, str]:
+        return self._akdiag(["collect", "--output", str(self.out), "--quiet"], checkout, (0,))
+
+    def check(self, checkout: Path = HERE.parent) -> Tuple[float, float, str]:
+        return self._akdiag(["check", "--format", "nagios"], checkout, (0, 1, 2))
 
     def floor(self) -> Tuple[float, float, str]:
         if self.sos:
@@ -229,9 +232,10 @@ class Bench:
         return measure(["sh", "-c", f"({SHELL_FLOOR}) >/dev/null 2>&1"], self.env)
 
     def loop(self) -> Tuple[Dict[str, List[Tuple[float, float]]], List[dict]]:
-        """Interleaved: collect, floor, check, collect, ... (one warm-up round first)."""
+        """Interleaved: collect, floor, check (and the baseline's collect and check), again
+        and again, after one warm-up round."""
         self.collect_and_clean()
-        results: Dict[str, List[Tuple[float, float]]] = {"collect": [], "floor": [], "check": []}
+        results: Dict[str, List[Tuple[float, float]]] = {name: [] for name in self.names()}
         manifests = []
         for _ in range(self.runs):
             wall, rss, manifest = self.collect_and_clean()
@@ -239,12 +243,18 @@ class Bench:
             manifests.append(manifest)
             results["floor"].append(self.floor()[:2])
             results["check"].append(self.check()[:2])
+            if self.baseline:
+                results["collect (baseline)"].append(self.collect_and_clean(self.baseline)[:2])
+                results["check (baseline)"].append(self.check(self.baseline)[:2])
         return results, manifests
 
-    def collect_and_clean(self) -> Tuple[float, float, dict]:
+    def names(self) -> List[str]:
+        return ["collect", "check"] + (["collect (baseline)", "check (baseline)"] if self.baseline else []) + ["floor"]
+
+    def collect_and_clean(self, checkout: Path = HERE.parent) -> Tuple[float, float, dict]:
         from collector.bundle.reader import open_bundle
 
-        wall, rss, stdout = self.collect()
+        wall, rss, stdout = self.collect(checkout)
         bundle = Path(stdout.strip().splitlines()[-1])
         with open_bundle(bundle) as reader:
             manifest = reader.manifest
@@ -266,7 +276,7 @@ def print_scale(title: str, results: Dict[str, List[Tuple[float, float]]], manif
     print(f"\n## {title}")
     print("| command | wall s (median) | peak RSS MB | wall / floor | RSS / floor | target | runs (s) |")
     print("|---|---|---|---|---|---|---|")
-    for name in ("collect", "check", "floor"):
+    for name in results:
         wall, rss = medians[name]
         target = (targets or {}).get(name)
         shown = f"<= {target[0]:g} s, <= {target[1]:g} MB" if target else ""
@@ -313,7 +323,7 @@ def main_inside(args) -> None:
         host = SimulatedHost(Path(root) / "host", log_lines=200).build().start()
         out = Path(root) / "out"
         out.mkdir()
-        bench = Bench(host, out, args.runs)
+        bench = Bench(host, out, args.runs, Path(args.baseline).resolve() if args.baseline else None)
         floor_name = "sos report -o process,logs,networking,memory,filesys" if bench.sos else \
             f"shell floor `{SHELL_FLOOR}`"
         if not bench.sos:
@@ -352,7 +362,7 @@ def print_linearity(by_scale: Dict[tuple, Dict[str, Tuple[float, float]]]) -> No
     print(f"\n## cost from {SCALES[0]} to {SCALES[1]} (processes, connections): 10x the host")
     print("| command | wall large / small | RSS large / small |")
     print("|---|---|---|")
-    for name in ("collect", "check", "floor"):
+    for name in large:
         print(f"| {name} | {large[name][0] / small[name][0]:.2f}x | {large[name][1] / small[name][1]:.2f}x |")
 
 
@@ -365,6 +375,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="measured rounds per scale (after one warm-up)")
     parser.add_argument("--skip-logs", action="store_true", help="leave out the 20,000 log files")
+    parser.add_argument("--baseline", help="another checkout of akdiag (e.g. `git worktree add ../before main`): "
+                                           "its collect and check run in the same loop")
     args = parser.parse_args()
     if not inside:
         raise SystemExit(reexec_inside(sys.argv[1:]))
