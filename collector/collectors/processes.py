@@ -24,6 +24,7 @@ from collector.catalog import ProcessSpec
 from collector.cmdline import CmdlineReader
 from collector.context import Context, SocketSnapshot
 
+
 def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
     """Every process's row (collector.proctable); each row's read starts its CPU window."""
     table = proctable.read_table()
