@@ -42,7 +42,7 @@ def _stat_fields(pid: int) -> Optional[tuple]:
         return None
     head, _, rest = data.rpartition(b")")
     fields = rest.split()
-    if not head or len(fields) < 22 or not all(f.lstrip(b"-").isdigit() for f in fields[1:22]):
+    if not head or len(fields) < 22:  # the numbers are checked as they are read (read_row)
         raise ProcUnreadable(f"/proc/{pid}/stat cannot be parsed: {data[:80]!r}")
     return head.partition(b"(")[2].decode("utf-8", "replace"), fields
 
@@ -52,8 +52,10 @@ def cpu_seconds(pid: int) -> Optional[float]:
     stat = _stat_fields(pid)
     if stat is None:
         return None
-    fields = stat[1]
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    try:
+        return (int(stat[1][11]) + int(stat[1][12])) / CLOCK_TICKS
+    except ValueError:
+        return None
 
 
 class _Users:
