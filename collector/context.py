@@ -3,6 +3,7 @@ how long it may take, and the one writer through which it puts files in the bund
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -158,8 +159,9 @@ class SocketSnapshot:
         unowned = sum(1 for record in self.listening() if record["pid"] is None)
         if not unowned or not self.hidden_processes:
             return None
+        advice = " (run akdiag as root to see them)" if os.geteuid() != 0 else ""
         return (f"{unowned} listening socket(s) show no process: this user cannot read the descriptors of "
-                f"{self.hidden_processes} process(es) (run akdiag as root to see them)")
+                f"{self.hidden_processes} process(es){advice}")
 
     def summary(self) -> Optional[dict]:
         """For the manifest: None when no collector of the run asked for the sockets."""

@@ -14,6 +14,10 @@ from collector import proctable
 def test_rows_agree_with_psutil_on_real_processes():
     child = subprocess.Popen(["sleep", "60"])
     try:
+        give_up = time.monotonic() + 10  # until it has exec'd sleep(1) and sleeps in it
+        while (psutil.Process(child.pid).name(), psutil.Process(child.pid).status()) != (
+                "sleep", psutil.STATUS_SLEEPING) and time.monotonic() < give_up:
+            time.sleep(0.01)
         table = proctable.read_table()
         for pid in (os.getpid(), child.pid):
             row, proc = table[pid], psutil.Process(pid)
