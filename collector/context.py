@@ -3,10 +3,17 @@ how long it may take, and the one writer through which it puts files in the bund
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
+
+import psutil
+
+from collector import live, sockets
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
@@ -58,6 +65,113 @@ class CollectOptions:
     since: Optional[float] = None  # epoch seconds: read logs back to this time; None means tails
 
 
+OWNER_SCAN_SECONDS = 3.0  # the look for the listeners' processes (every process's descriptors at worst)
+
+
+def _listening_records(listeners: List["sockets.Listener"], owners: Dict[int, int]) -> List[dict]:
+    """As live.listening_sockets gives them, sorted by port, each with its process's name."""
+    names: Dict[int, Optional[str]] = {}
+    records = []
+    for listener in listeners:
+        pid = owners.get(listener.inode)
+        if pid is not None and pid not in names:
+            names[pid] = live.process_name(pid)
+        records.append({"protocol": listener.protocol, "address": listener.address, "port": listener.port,
+                        "pid": pid, "process": names.get(pid) if pid is not None else None})
+    records.sort(key=lambda s: (s["port"], s["protocol"], s["address"]))
+    return records
+
+
+class SocketSnapshot:
+    """The host's TCP and UDP sockets, read once per run on first use and shared by every
+    collector of the run (they run in threads: the first asks, the others wait for it).
+    Only what the collectors use is kept (collector.sockets): the TCP states, each socket's
+    state by inode, the listening sockets; their processes are looked for once, on demand."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the tables
+        self._owners_lock = threading.Lock()  # the listeners' processes: a longer look, apart
+        self._tables: Optional[sockets.Tables] = None
+        self.reads = 0  # how many times the kernel's tables were read: one per run
+        self.seconds: Optional[float] = None
+        self.error: Optional[str] = None  # why the tables could not be read
+        self.hidden_processes = 0  # processes whose descriptors this user cannot read
+        self.owners_missed: Optional[str] = None  # why some listeners have no process
+        self._listening: Optional[List[dict]] = None
+
+    def _take(self) -> "sockets.Tables":
+        with self._lock:
+            if self._tables is None:
+                started = time.monotonic()
+                self.reads += 1
+                try:
+                    self._tables = sockets.read_tables()
+                except (OSError, ValueError) as exc:
+                    self._tables = sockets.Tables(errors=[f"{type(exc).__name__}: {exc}"])
+                if self._tables.errors:
+                    self.error = "the host's socket tables could not all be read: " + "; ".join(self._tables.errors)
+                self.seconds = round(time.monotonic() - started, 3)
+            return self._tables
+
+    def listening(self) -> List[dict]:
+        """Every listening TCP and bound UDP socket, as live.listening_sockets gives them;
+        their processes are looked for once, within OWNER_SCAN_SECONDS."""
+        tables = self._take()
+        with self._owners_lock:
+            if self._listening is None:
+                wanted = {listener.inode for listener in tables.listeners}
+                found = sockets.find_owners(wanted, psutil.pids(), OWNER_SCAN_SECONDS)
+                self.hidden_processes = found.hidden
+                if found.missed and found.timed_out:
+                    self.owners_missed = (f"the processes of {found.missed} listening socket(s) were not found within "
+                                          f"{OWNER_SCAN_SECONDS:g} s ({found.links} descriptors read)")
+                self._listening = _listening_records(tables.listeners, found.owners)
+            return [dict(record) for record in self._listening]
+
+    def listening_of(self, pids: Iterable[int]) -> List[dict]:
+        """The listening sockets, with their process only where it is one of `pids`: their
+        own descriptors are read, not every process's."""
+        tables = self._take()
+        owners = {inode: pid for pid in pids for inode in sockets.socket_inodes(pid) or ()}
+        return _listening_records(tables.listeners, owners)
+
+    def tcp_states(self) -> Dict[str, int]:
+        return self._take().tcp_states
+
+    def states_of(self, pid: int) -> Optional[Dict[str, int]]:
+        """The states of the sockets `pid` holds; None when its descriptors cannot be read
+        (another user's process) or the tables could not."""
+        tables = self._take()
+        inodes = sockets.socket_inodes(pid)
+        if inodes is None or self.error:
+            return None
+        by_inode = tables.state_by_inode
+        return dict(Counter(sockets.state_name(by_inode[i]) for i in inodes if i in by_inode))
+
+    def errors(self, owners: bool = False) -> List[str]:
+        """What a collector built on the snapshot says it could not read (`owners`: the
+        listeners' processes included)."""
+        self._take()
+        return [e for e in (self.error, self.owners_missed if owners else None) if e]
+
+    def hidden_note(self) -> Optional[str]:
+        """Why some listening sockets show no process, when it is this user's rights."""
+        unowned = sum(1 for record in self.listening() if record["pid"] is None)
+        if not unowned or not self.hidden_processes:
+            return None
+        advice = " (run akdiag as root to see them)" if os.geteuid() != 0 else ""
+        return (f"{unowned} listening socket(s) show no process: this user cannot read the descriptors of "
+                f"{self.hidden_processes} process(es){advice}")
+
+    def summary(self) -> Optional[dict]:
+        """For the manifest: None when no collector of the run asked for the sockets."""
+        tables = self._tables
+        if tables is None:
+            return None
+        return {"reads": self.reads, "sockets": tables.sockets, "seconds": self.seconds, "source": tables.source,
+                "hidden_processes": self.hidden_processes, "error": self.error, "owners_missed": self.owners_missed}
+
+
 @dataclass
 class Context:
     basedir: Path
@@ -66,3 +180,4 @@ class Context:
     deadline: Deadline
     writer: "CollectorWriter"
     options: CollectOptions = field(default_factory=CollectOptions)
+    sockets: SocketSnapshot = field(default_factory=SocketSnapshot)  # one per run, shared by its collectors

@@ -6,6 +6,7 @@ it makes are described in the logs collector's docstring."""
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import re
 import stat
@@ -19,7 +20,8 @@ from collector.context import Deadline
 from collector.live import iso_utc
 from collector.safeopen import SafeRoot, escaped_name
 
-MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files
+MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files: the newest are kept
+MAX_EXAMINED = 10 * MAX_ENTRIES  # bounds the walk's time: entries lstat'ed before it stops
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
@@ -94,8 +96,13 @@ class Candidate:
 
     entry: dict
     parts: List[str]  # its canonical place below BASEDIR, as found while listing: no link on the way
-    open_path: str  # the same, for messages
     mtime: float
+    root: SafeRoot
+
+    @property
+    def open_path(self) -> str:
+        """Its place, for messages (made only for one: a listing holds thousands)."""
+        return escaped_name(self.root.display(self.parts))
 
 
 @dataclass
@@ -106,6 +113,8 @@ class Listing:
     errors: List[str] = field(default_factory=list)
     root: Optional[SafeRoot] = None  # BASEDIR, open: the tails are opened from it
     logs_parts: List[str] = field(default_factory=lambda: ["logs"])  # BASEDIR/logs, links resolved
+    examined: int = 0  # entries met by the walk
+    left_out: int = 0  # the oldest of them, left out of `entries` by the cap of MAX_ENTRIES
 
     def close(self) -> None:
         if self.root is not None:
@@ -135,7 +144,22 @@ class _Walker:
             problem = None
         if problem:
             self.listing.errors.append(f"{self.display_root}: {problem}")
+        if len(self.listing.entries) > MAX_ENTRIES:
+            self._keep_newest(MAX_ENTRIES)
+        if self.listing.left_out:
+            self.listing.errors.append(
+                f"{self.listing.examined} entries under {self.display_root}: the {MAX_ENTRIES} newest (by "
+                f"modification time) are listed, {self.listing.left_out} older ones left out")
         return self.listing
+
+    def _keep_newest(self, count: int) -> None:
+        """Only the `count` newest entries (and their files to read) stay, in the walk's order."""
+        listing = self.listing
+        kept = {id(entry) for entry in heapq.nlargest(count, listing.entries, key=_recency)}
+        listing.left_out += len(listing.entries) - len(kept)
+        listing.entries = [entry for entry in listing.entries if id(entry) in kept]
+        listing.candidates = [cand for cand in listing.candidates if id(cand.entry) in kept]
+        listing.rotated = [cand for cand in listing.rotated if id(cand.entry) in kept]
 
     def _scan(self, dir_fd: int, relparts: List[str], depth: int) -> Optional[str]:
         """List one directory; returns an error message if it cannot be listed."""
@@ -156,8 +180,10 @@ class _Walker:
             self.listing.errors.append(
                 f"run deadline reached while listing {self._shown(relparts)}: the log listing is incomplete")
             raise _ListingStopped()
-        if len(self.listing.entries) >= MAX_ENTRIES:
-            self.listing.errors.append(f"more than {MAX_ENTRIES} entries under {self.display_root}: "
+        if len(self.listing.entries) >= 2 * MAX_ENTRIES:  # memory stays bounded however many there are
+            self._keep_newest(MAX_ENTRIES)
+        if self.listing.examined >= MAX_EXAMINED:
+            self.listing.errors.append(f"more than {MAX_EXAMINED} entries under {self.display_root}: "
                                        f"listing stopped at {self._shown(relparts)}")
             raise _ListingStopped()
 
@@ -202,9 +228,9 @@ class _Walker:
 
     def _add_regular(self, parts: List[str], relparts: List[str], kind: str, st: os.stat_result,
                      *names: str) -> dict:
-        rotated = any(is_rotated_or_compressed(name) for name in names)
+        rotated = any(map(is_rotated_or_compressed, names))
         entry = self._append(new_log_entry(relparts, kind, st, reason=REASON_ROTATED if rotated else None))
-        candidate = Candidate(entry, parts, escaped_name(self.root.display(parts)), st.st_mtime)
+        candidate = Candidate(entry, parts, st.st_mtime, self.root)
         (self.listing.rotated if rotated else self.listing.candidates).append(candidate)
         return entry
 
@@ -252,7 +278,14 @@ class _Walker:
 
     def _append(self, entry: dict) -> dict:
         self.listing.entries.append(entry)
+        self.listing.examined += 1
         return entry
+
+
+def _recency(entry: dict) -> tuple:
+    """Newest first: the entry's mtime ("YYYY-MM-DDTHH:MM:SSZ" sorts as time does); one
+    without (it vanished or could not be read) is kept, its problem is news."""
+    return (entry["mtime"] or "~", entry["path"])
 
 
 def _where_it_leads(path: str, target: str) -> str:

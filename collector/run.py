@@ -21,7 +21,7 @@ from collector.bundle.handoff import Handoff, case_bundle_name, place
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
 from collector.catalog import Catalog
 from collector.collectors import CollectorSpec, registry
-from collector.context import CollectOptions, Context, Deadline
+from collector.context import CollectOptions, Context, Deadline, SocketSnapshot
 from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
 from collector.userpattern import timed_out
@@ -54,6 +54,7 @@ class CollectRequest:
     pseudonym_key: Optional[bytes] = None  # --pseudonym-key: the same pseudonyms in every run
     handoff: Handoff = field(default_factory=Handoff)  # --case-id, --max-size, --split
     judged: bool = True  # False: the facts only, no findings/timeline/summary (`check` judges them itself)
+    socket_snapshot: Optional[dict] = None  # set by the run: how the host's sockets were read (manifest)
 
 
 @dataclass
@@ -239,11 +240,12 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     writer = writer or BundleWriter(staging, scrubber)
     steps = phase_deadlines(deadline, request.timeout)
     collectors_deadline = steps["collectors"]
+    sockets = SocketSnapshot()  # the host's sockets, read once for every collector of the run
 
     def make_ctx(spec: CollectorSpec) -> Context:
         return Context(basedir=request.basedir, basedir_source=request.basedir_source, catalog=request.catalog,
                        deadline=collectors_deadline.child(spec.timeout), writer=writer.for_collector(spec.name),
-                       options=request.options)
+                       options=request.options, sockets=sockets)
 
     problem = basedir_problem(request.basedir)
     if problem:
@@ -251,6 +253,7 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
             "anyway, and each collector records what it could not read")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
+    request.socket_snapshot = sockets.summary()
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
     cut = _analyze_into(staging, writer, request, steps["analysis"], log) if request.judged else None
@@ -353,6 +356,7 @@ def _manifest(request: CollectRequest, outcomes: List[CollectorOutcome], started
                     "log_total_bytes": request.options.log_total_bytes},
         "catalog_sources": list(request.catalog.sources),
         "collectors": [o.as_dict() for o in outcomes],
+        "socket_snapshot": request.socket_snapshot,
         "cut": cut,
         **request.handoff.manifest_fields(),
         "files": [f for f in file_records_as_dicts(writer.files()) if f["path"] != schema.MANIFEST],

@@ -219,8 +219,9 @@ def test_no_analyzer_or_the_report_crashes_on_nulls_and_wrong_types(quiet, tmp_p
 # --------------------------------------------------------------------------- real collections
 
 def test_a_processes_collector_that_fails_reads_could_not_check(host, tmp_path):
-    """A /proc the collector cannot parse (a container's faked one, say): psutil raises,
-    the collector fails, and the terminal, check and report all say "could not check"."""
+    """A /proc the collector cannot parse (a container's faked one, say): the process
+    table's reader raises, the collector fails, and the terminal, check and report all
+    say "could not check"."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare(1) to mount a broken /proc in a private namespace")
     host.start(["api"])
@@ -235,7 +236,7 @@ def test_a_processes_collector_that_fails_reads_could_not_check(host, tmp_path):
     done = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", "-ec", script],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Processes: could not check (the processes collector failed: IndexError" in done.stdout, done.stdout
+    assert "Processes: could not check (the processes collector failed: ProcUnreadable" in done.stdout, done.stdout
     assert "Processes down" not in done.stdout
     (bundle,) = list(out.iterdir())
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -249,10 +250,10 @@ def test_a_processes_collector_that_fails_reads_could_not_check(host, tmp_path):
     # processes are named as not checked all the same.
     assert checked.returncode == EXIT_CRITICAL, checked.stdout
     assert one(findings, "datastore.unreachable", "rabbitmq")["severity"] == "critical"
-    assert "Could not check: no process data (the processes collector failed: IndexError" in checked.stdout
+    assert "Could not check: no process data (the processes collector failed: ProcUnreadable" in checked.stdout
     reported = _report(BundleReader(bundle), tmp_path)
     assert reported.returncode == EXIT_UNKNOWN, reported.stdout + reported.stderr
-    assert "Could not check: processes (the processes collector failed: IndexError" in reported.stdout
+    assert "Could not check: processes (the processes collector failed: ProcUnreadable" in reported.stdout
 
 
 @pytest.fixture(scope="session")

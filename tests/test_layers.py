@@ -132,7 +132,7 @@ LAYERS = (
                      "collector.plain", "collector.live", "collector.yamlfile", "collector.userpattern",
                      "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
                      "collector.pii_kinds", "collector.weaksecrets", "collector.logtime", "collector.logindex",
-                     "collector.units", "collector.texttable")),
+                     "collector.units", "collector.texttable", "collector.sockets", "collector.proctable")),
     ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",
                     "collector.logwalk", "collector.logtail", "collector.logrotated", "collector.logwindow",
                     "collector.datastore_logs", "collector.kernelmsg", "collector.collectors", "collector.datastores",

@@ -184,7 +184,7 @@ def test_collect_tails_last_n_lines_exactly(basedir: Path, bundle_dir: Path):
     assert index["root"] == str(basedir / "logs")
     assert index["limits"] == {"lines": 5, "bytes": 2 * 1024 * 1024, "total_bytes": 100 * 1024 * 1024, "depth": 6,
                                "since": None}
-    assert index["totals"] == {"files": 1, "tailed": 1, "tail_bytes": e["tail"]["bytes"]}
+    assert index["totals"] == {"files": 1, "tailed": 1, "tail_bytes": e["tail"]["bytes"], "left_out": 0}
 
 
 def test_collect_caps_the_tail_in_bytes(basedir: Path, bundle_dir: Path):
@@ -314,7 +314,7 @@ def test_rotated_and_compressed_logs_are_listed_only(basedir: Path, bundle_dir: 
         assert e["size"] == len(b"old content\n")
         assert not (bundle_dir / "logs" / name).exists()
     assert entry(index, "x.log")["state"] == "tailed"
-    assert index["totals"] == {"files": len(names) + 1, "tailed": 1, "tail_bytes": 5}
+    assert index["totals"] == {"files": len(names) + 1, "tailed": 1, "tail_bytes": 5, "left_out": 0}
 
 
 def test_total_budget_goes_to_newest_files_first(basedir: Path, bundle_dir: Path):
@@ -442,3 +442,45 @@ def test_unreadable_file_is_an_error_for_that_file_only(basedir: Path, bundle_di
     assert e["state"] == "error" and "permission denied" in e["error"]
     assert entry(index, "open.log")["state"] == "tailed"
     assert len(index["errors"]) == 1 and "locked.log" in index["errors"][0]
+
+
+# -- the listing's cap ---------------------------------------------------------------
+
+
+def test_the_capped_listing_keeps_the_newest_files_and_says_how_many_it_left_out(basedir: Path,
+                                                                                  bundle_dir: Path):
+    """Past MAX_ENTRIES the oldest are left out, whatever their names: old logs named to
+    come first ("a-...") give way to new ones named to come last ("z-..."), in a sub-folder too."""
+    logs_dir = basedir / "logs"
+    (logs_dir / "zz").mkdir()
+    old, new = 60, 40
+    long_ago, now = time.time() - 400 * 86400, time.time()
+    for i in range(logs.MAX_ENTRIES - new):  # rotated: listed, not read
+        path = logs_dir / f"m-{i:05d}.log.1"
+        path.write_bytes(b"x\n")
+        os.utime(path, (now - 86400, now - 86400))
+    for i in range(old):
+        path = logs_dir / f"a-{i:03d}.log"
+        path.write_bytes(b"old\n")
+        os.utime(path, (long_ago, long_ago))
+    for i in range(new - 1):
+        (logs_dir / "zz" / f"z-{i:03d}.log").write_bytes(b"new\n")
+    os.utime(logs_dir / "zz", (now, now))
+    index = run(basedir, bundle_dir)
+    paths = [e["path"] for e in index["files"]]
+    assert len(paths) == logs.MAX_ENTRIES and index["totals"]["left_out"] == old
+    assert not any(p.startswith("a-") for p in paths)
+    assert sum(p.startswith("zz/z-") for p in paths) == new - 1 and "zz" in paths
+    assert paths == sorted(paths, key=lambda p: p.split("/"))  # still in the walk's (name) order
+    assert entry(index, "zz/z-000.log")["state"] == "tailed"
+    assert not (bundle_dir / "logs" / "a-000.log").exists()
+    message = [e for e in index["errors"] if "newest" in e]
+    assert len(message) == 1 and f"{old} older ones left out" in message[0], index["errors"]
+
+
+def test_a_listing_under_the_cap_leaves_nothing_out(basedir: Path, bundle_dir: Path):
+    for i in range(50):
+        (basedir / "logs" / f"a-{i}.log").write_bytes(b"line\n")
+    index = run(basedir, bundle_dir)
+    assert len(index["files"]) == 50 and index["totals"]["left_out"] == 0
+    assert not [e for e in index["errors"] if "left out" in e]

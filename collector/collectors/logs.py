@@ -68,7 +68,8 @@ The returned index (written by the runner to logs/index.json)::
           "window": {"since", "first_time", "last_time", "cut"}   # --since only (collector.logwindow)
         }
       ],
-      "totals": {"files": <entries listed>, "tailed": int, "tail_bytes": int},
+      "totals": {"files": <entries listed>, "tailed": int, "tail_bytes": int,
+                 "left_out": int},         # entries past the listing's cap (MAX_ENTRIES): the oldest
       "roots": [                       # the datastores' own log folders (collector.datastore_logs)
         {"name": "mongodb", "path": "/var/log/mongodb", "source": "<config> <key>" | "standard place",
          "names": [file names] | null, "prefix": str | null, "owner": uid | null, "exists": bool,
@@ -200,9 +201,10 @@ def _new_index(root: Path, options: CollectOptions) -> dict:
     }
 
 
-def _totals(entries: List[dict]) -> dict:
+def _totals(entries: List[dict], left_out: int = 0) -> dict:
     tails = [e["tail"] for e in entries if e["tail"] is not None]
-    return {"files": len(entries), "tailed": len(tails), "tail_bytes": sum(t["bytes"] for t in tails)}
+    return {"files": len(entries), "tailed": len(tails), "tail_bytes": sum(t["bytes"] for t in tails),
+            "left_out": left_out}
 
 
 def _root_problem(exc: OSError) -> str:
@@ -296,12 +298,12 @@ def collect(ctx: Context) -> dict:
         if listing is not None:
             index["errors"].extend(take_tails(listing, ctx.writer, ctx.options, ctx.deadline, budget, taken))
             index["files"] = listing.entries
-            index["totals"] = _totals(listing.entries)
+            index["totals"] = _totals(listing.entries, listing.left_out)
         for record, found in datastores:
             errors = take_tails(found, ctx.writer, ctx.options, ctx.deadline, budget, taken, record["bundle_dir"])
             record["errors"].extend(errors)
             index["errors"].extend(errors)  # each names its file
-            record["files"], record["totals"] = found.entries, _totals(found.entries)
+            record["files"], record["totals"] = found.entries, _totals(found.entries, found.left_out)
     finally:
         for found in listings:
             found.close()

@@ -14,44 +14,41 @@ from __future__ import annotations
 
 import resource
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import psutil
 
-from collector import live
+from collector import live, proctable
 from collector.catalog import ProcessSpec
 from collector.cmdline import CmdlineReader
-from collector.context import Context
-
-# cmdline is read apart, capped (collector/cmdline.py): psutil reads it whole
-_TABLE_ATTRS = ["pid", "ppid", "name", "username", "status", "create_time", "num_threads", "memory_info"]
+from collector.context import Context, SocketSnapshot
 
 
 def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
-    table = {}
-    for proc in psutil.process_iter(_TABLE_ATTRS, ad_value=None):
-        info = proc.info
-        info["cmdline"] = cmdlines.read(info["pid"])
-        info["_proc"] = proc
-        table[info["pid"]] = info
+    """Every process's row (collector.proctable); each row's read starts its CPU window."""
+    table = proctable.read_table()
+    for pid, info in table.items():
+        info["cmdline"] = cmdlines.read(pid)  # read apart, capped (collector/cmdline.py)
     return table
 
 
-def _sample_cpu(table: Dict[int, dict], seconds: float) -> None:
-    """CPU % of every process over one window shared by all of them."""
-    for info in table.values():
-        try:
-            info["_proc"].cpu_percent(None)
-        except (psutil.Error, OSError):
-            pass
-    time.sleep(seconds)
-    for info in table.values():
-        try:
-            info["cpu_percent"] = round(info["_proc"].cpu_percent(None), 1)
-        except (psutil.Error, OSError):
-            info["cpu_percent"] = None
+def _end_cpu_window(table: Dict[int, dict], window_end: float) -> None:
+    """CPU % of every process over its window: from its row's read to now, at least until
+    `window_end`.  The work done meanwhile shortens the wait."""
+    time.sleep(max(0.0, window_end - time.monotonic()))
+    for pid, info in table.items():
+        info["cpu_percent"] = _cpu_percent(info, proctable.cpu_seconds(pid))
+
+
+def _cpu_percent(info: dict, now_seconds: Optional[float]) -> Optional[float]:
+    """As psutil's Process.cpu_percent: user + system time over wall time, 100 per busy core."""
+    if now_seconds is None:
+        return None
+    elapsed = time.monotonic() - info["cpu_read_at"]
+    if elapsed <= 0:
+        return None
+    return round(max(0.0, 100.0 * (now_seconds - info["cpu_seconds"]) / elapsed), 1)
 
 
 def _fd_limit(proc: psutil.Process) -> Optional[int]:
@@ -69,34 +66,30 @@ def _attr(call, default=None):
         return default
 
 
-def _inet_connections(proc: psutil.Process) -> list:
-    """psutil 6 renamed Process.connections to net_connections; 5.9 has only the old name."""
-    method = getattr(proc, "net_connections", None) or proc.connections
-    return method(kind="inet")
-
-
-def _pid_record(info: dict) -> dict:
-    proc: psutil.Process = info["_proc"]
-    mem = info.get("memory_info")
-    fds = _attr(proc.num_fds)
-    limit = _fd_limit(proc)
-    connections = _attr(lambda: _inet_connections(proc), []) or []
+def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
+    """One PID's resources; cpu_percent is filled in when the CPU window ends (_fill_cpu)."""
+    try:
+        proc: Optional[psutil.Process] = psutil.Process(info["pid"])
+    except (psutil.Error, OSError):
+        proc = None  # it ended since the table was read
+    fds = _attr(proc.num_fds) if proc else None
+    limit = _fd_limit(proc) if proc else None
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
         "status": info.get("status"),
-        "rss": mem.rss if mem else None,
-        "vms": mem.vms if mem else None,
+        "rss": info.get("rss"),
+        "vms": info.get("vms"),
         "cpu_percent": info.get("cpu_percent"),
         "cpu_seconds": _attr(lambda: round(sum(psutil.Process(info["pid"]).cpu_times()[:2]), 2)),  # user + system
         "threads": info.get("num_threads"),
         "open_files": fds,
         "open_files_limit": limit,
         "open_files_percent": round(100.0 * fds / limit, 1) if fds is not None and limit else None,
-        "connections": dict(Counter(c.status for c in connections)),
+        "connections": sockets.states_of(info["pid"]),  # None: its descriptors are hidden from this user
         "started_at": live.iso_utc(info.get("create_time")),
         "user": info.get("username"),
-        "exe": _attr(proc.exe),
+        "exe": _attr(proc.exe) if proc else None,
         "cmdline": live.command_line(info.get("cmdline")),
     }
 
@@ -170,10 +163,30 @@ def _pidfile(spec: ProcessSpec, basedir: Path, table: Dict[int, dict]) -> dict:
     return pidfile
 
 
-def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port) -> dict:
-    matched = sorted(
-        pid for pid, info in table.items() if live.matches_title(spec.title, info.get("cmdline"), info.get("name"))
-    )
+class TitleIndex:
+    """The table's PIDs by title, built once: matching every catalog title against every
+    row (live.matches_title) costs titles x processes calls, seconds at 5,000 processes."""
+
+    def __init__(self, table: Dict[int, dict]):
+        self._by_name: Dict[str, List[int]] = {}
+        self._by_comm: Dict[str, List[int]] = {}  # rows whose argv[0] is no AK: title
+        for pid, info in table.items():
+            name = live.argv0_name(info.get("cmdline"))
+            if name:
+                self._by_name.setdefault(name, []).append(pid)
+            if not (name and name.startswith("AK:")) and info.get("name") is not None:
+                self._by_comm.setdefault(info["name"], []).append(pid)
+
+    def pids(self, title: str) -> List[int]:
+        """As live.matches_title decides, row by row."""
+        short = title.encode()[:live.COMM_LEN].decode("utf-8", "ignore")
+        found = set(self._by_name.get(title, ())) | set(self._by_comm.get(title, ()))
+        return sorted(found | set(self._by_comm.get(short, ())))
+
+
+def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by_port,
+                    sockets: SocketSnapshot, titles: Optional[TitleIndex] = None) -> dict:
+    matched = (titles or TitleIndex(table)).pids(spec.title)
     alive = [pid for pid in matched if not _is_zombie(table[pid])]
     zombies = [zombie_record(table, pid) for pid in matched if _is_zombie(table[pid])]
     pids = matched if alive else []
@@ -189,13 +202,12 @@ def expected_record(spec: ProcessSpec, basedir: Path, table: Dict[int, dict], by
         "pids": pids,
         "pidfile": pidfile,
         "port": _port_state(spec, pids, by_port),
-        "resources": [_pid_record(table[pid]) for pid in pids],
+        "resources": [_pid_record(table[pid], sockets) for pid in pids],
         "zombies": zombies,
     }
 
 
 def _table_row(info: dict) -> dict:
-    mem = info.get("memory_info")
     return {
         "pid": info["pid"],
         "ppid": info.get("ppid"),
@@ -203,23 +215,49 @@ def _table_row(info: dict) -> dict:
         "user": info.get("username"),
         "status": info.get("status"),
         "cpu_percent": info.get("cpu_percent"),
-        "rss": mem.rss if mem else None,
+        "rss": info.get("rss"),
         "threads": info.get("num_threads"),
         "started_at": live.iso_utc(info.get("create_time")),
         "cmdline": live.command_line(info.get("cmdline")),
     }
 
 
+def _catalog_ports(ctx: Context, titles: TitleIndex) -> Dict[int, List[dict]]:
+    """The listening sockets by port, with their processes known where the catalog's own
+    hold them; only when another (or no known) process holds a catalog port are every
+    process's descriptors read to find it (the run's one look, shared with ports)."""
+    pids = {pid for spec in ctx.catalog.processes for pid in titles.pids(spec.title)}
+    own = ctx.sockets.listening_of(pids)
+    ports = {spec.port for spec in ctx.catalog.processes if spec.port is not None}
+    if any(record["pid"] is None and record["port"] in ports and record["protocol"].startswith("tcp")
+           for record in own):
+        return live.sockets_by_port(ctx.sockets.listening())
+    return live.sockets_by_port(own)
+
+
+def _fill_cpu(expected: List[dict], table: Dict[int, dict]) -> None:
+    for record in expected:
+        for resources in record["resources"]:
+            resources["cpu_percent"] = table[resources["pid"]].get("cpu_percent")
+
+
 def collect(ctx: Context) -> dict:
+    """The per-process work and the run's socket snapshot are done inside the CPU window,
+    which starts as each process's row is read: only what is left of it is waited for."""
     cmdlines = CmdlineReader()
     table = _host_table(cmdlines)
-    _sample_cpu(table, min(ctx.options.cpu_sample_seconds, ctx.deadline.bound(ctx.options.cpu_sample_seconds)))
-    by_port = live.sockets_by_port(live.listening_sockets())
-    expected = [expected_record(spec, ctx.basedir, table, by_port) for spec in ctx.catalog.processes]
+    window_end = time.monotonic() + min(ctx.options.cpu_sample_seconds,
+                                        ctx.deadline.bound(ctx.options.cpu_sample_seconds))
+    titles = TitleIndex(table)
+    by_port = _catalog_ports(ctx, titles)
+    expected = [expected_record(spec, ctx.basedir, table, by_port, ctx.sockets, titles)
+                for spec in ctx.catalog.processes]
+    _end_cpu_window(table, window_end)
+    _fill_cpu(expected, table)
     return {
         "sample_seconds": ctx.options.cpu_sample_seconds,
         "expected": expected,
         "all": [_table_row(info) for _pid, info in sorted(table.items())],
         "cmdlines_cut": cmdlines.cut,  # command lines cut at their cap (they end with "[cut]")
-        "errors": [],
+        "errors": ctx.sockets.errors(),
     }

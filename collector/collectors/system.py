@@ -11,7 +11,6 @@ import os
 import platform
 import socket
 import time
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -106,13 +105,6 @@ def _open_files() -> dict:
             "percent": round(100.0 * allocated / file_max, 2) if allocated is not None and file_max else None}
 
 
-def _tcp_states() -> dict:
-    try:
-        return dict(Counter(c.status for c in psutil.net_connections(kind="tcp")))
-    except (psutil.Error, OSError):
-        return {}
-
-
 def _clock_synchronized() -> Optional[bool]:
     """From adjtimex(2) with no changes requested (read-only); None where unknown."""
     try:
@@ -138,9 +130,19 @@ def _timezone() -> dict:
 
 
 def collect(ctx: Context) -> dict:
+    """The CPU is sampled over a window that the rest of the work runs inside: only what
+    is left of the window is waited for at the end."""
     errors: list = []
     sample = ctx.deadline.bound(ctx.options.cpu_sample_seconds)
-    cpu_percent = psutil.cpu_percent(interval=sample)
+    psutil.cpu_percent(interval=None)  # the window starts here
+    window_started = time.monotonic()
+    data = _host_facts(ctx, errors, sample)
+    time.sleep(max(0.0, sample - (time.monotonic() - window_started)))
+    data["cpu"]["percent"] = psutil.cpu_percent(interval=None)
+    return data
+
+
+def _host_facts(ctx: Context, errors: list, sample: float) -> dict:
     memory = psutil.virtual_memory()
     swap = psutil.swap_memory()
     boot = psutil.boot_time()
@@ -157,17 +159,17 @@ def collect(ctx: Context) -> dict:
         "uptime_seconds": int(time.time() - boot),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpu": {"count": psutil.cpu_count(), "physical": psutil.cpu_count(logical=False),
-                "percent": cpu_percent, "sample_seconds": round(sample, 2)},
+                "percent": None, "sample_seconds": round(sample, 2)},
         "memory": {"total": memory.total, "available": memory.available, "used": memory.used,
                    "percent_available": round(100.0 * memory.available / memory.total, 1)},
         "swap": {"total": swap.total, "used": swap.used, "free": swap.free, "percent": swap.percent},
         "filesystems": [fs for fs in (_filesystem(p, errors, ctx.deadline.bound(STATVFS_TIMEOUT))
                                       for p in partitions) if fs],
         "open_files": _open_files(),
-        "tcp_states": _tcp_states(),
+        "tcp_states": ctx.sockets.tcp_states(),  # the run's one socket snapshot
         "time": {"utc": live.iso_utc(time.time()), "timezone": _timezone(),
                  "clock_synchronized": _clock_synchronized()},
         "basedir": {"path": str(ctx.basedir), "source": ctx.basedir_source,
                     "exists": Path(ctx.basedir).is_dir()},
-        "errors": errors,
+        "errors": errors + ctx.sockets.errors(),
     }
