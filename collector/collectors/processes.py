@@ -66,6 +66,10 @@ def _attr(call, default=None):
         return default
 
 
+def _rounded(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds, 2)
+
+
 def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
     """One PID's resources; cpu_percent is filled in when the CPU window ends (_fill_cpu)."""
     try:
@@ -81,7 +85,7 @@ def _pid_record(info: dict, sockets: SocketSnapshot) -> dict:
         "rss": info.get("rss"),
         "vms": info.get("vms"),
         "cpu_percent": info.get("cpu_percent"),
-        "cpu_seconds": _attr(lambda: round(sum(psutil.Process(info["pid"]).cpu_times()[:2]), 2)),  # user + system
+        "cpu_seconds": _rounded(info.get("cpu_seconds")),  # user + system since it started, from the table
         "threads": info.get("num_threads"),
         "open_files": fds,
         "open_files_limit": limit,
