@@ -34,6 +34,7 @@ _STRUCTURED = tuple(re.compile(key + rb'"?\s*[=:]\s*"?(error|err|fatal|panic|cri
 _BRACKETED = (re.compile(rb"\[(error|crit|alert|emerg|fatal|critical|warn|warning)\]"),
               re.compile(rb"<(error|crit|alert|emerg|fatal|critical|warn|warning)>"))
 _MONGO = b'"s":"'  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}
+_MONGO_LEVELS = {b'E"': ERROR, b'F"': FATAL, b'W"': WARN}  # I and D1..D5 are information
 _GLOG_LEVELS = {b"E": ERROR, b"F": FATAL, b"W": WARN}
 _GLOG = re.compile(rb"\n([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
 _GLOG_FIRST = re.compile(rb"([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
@@ -145,8 +146,9 @@ def _marked_levels(data: bytes, lowered: bytes, found: _Levels) -> None:
     while position >= 0:
         letter = data[position + len(_MONGO):position + len(_MONGO) + 2]
         start = _line_start(data, position)
-        if len(letter) == 2 and letter[1:] == b'"' and position - start <= LEVEL_COLUMN:
-            found.note(start, WARN if letter[:1] == b"W" else FATAL if letter[:1] == b"F" else ERROR)
+        level = _MONGO_LEVELS.get(letter)
+        if level is not None and position - start <= LEVEL_COLUMN:
+            found.note(start, level)
         position = data.find(_MONGO, position + len(_MONGO))
     first = _GLOG_FIRST.match(data)
     if first:

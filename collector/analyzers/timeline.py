@@ -241,13 +241,14 @@ def errors_per_minute(events: List[Event], incident: Optional[Tuple[int, int, in
             "others": others[:100]}
 
 
-def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS) -> dict:
+def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS, per_log: int = MAX_EVENTS_PER_LOG) -> dict:
     """timeline.json's content."""
     clock = host_clock(reader)
     problems: List[str] = []
     untimed: Dict[str, int] = {}
     capped: Dict[str, int] = {}
-    events = log_events(reader, clock, untimed, capped) + kernel_events(reader, problems) + unit_events(reader, problems)
+    events = log_events(reader, clock, untimed, capped, per_log)
+    events += kernel_events(reader, problems) + unit_events(reader, problems)
     events.sort()
     incident = incident_of(events)
     kept = bounded(events, incident[0] if incident else len(events), limit)
@@ -265,7 +266,7 @@ def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS) -> dict:
         "left_out": len(events) - len(kept),
         "max_events": limit,
         "untimed_lines": dict(sorted(untimed.items())),
-        "max_events_per_log": MAX_EVENTS_PER_LOG,
+        "max_events_per_log": per_log,
         "lines_left_out_per_log": dict(sorted(capped.items())),
         "errors": problems[:20],
     }
