@@ -101,18 +101,6 @@ def _line_start(data: bytes, offset: int) -> int:
     return data.rfind(b"\n", 0, offset) + 1
 
 
-def _level_words(data: bytes, found: "_Levels") -> None:
-    """The level words near the start of their line."""
-    for pattern, level in _LEVEL_WORDS:
-        for match in pattern.finditer(data):
-            position = match.start()
-            if position and data[position - 1] in _WORD_BYTES:
-                continue
-            start = data.rfind(b"\n", 0, position) + 1
-            if position - start <= LEVEL_COLUMN:
-                found.note(start, level)
-
-
 class _Levels:
     """The level of each line found so far: fatal over error; a warning apart (a line can
     be both: the timeline and the findings each take what they need)."""
@@ -128,6 +116,18 @@ class _Levels:
             self.failing[start] = FATAL
         else:
             self.failing.setdefault(start, ERROR)
+
+
+def _level_words(data: bytes, found: _Levels) -> None:
+    """The level words near the start of their line."""
+    for pattern, level in _LEVEL_WORDS:
+        for match in pattern.finditer(data):
+            position = match.start()
+            if position and data[position - 1] in _WORD_BYTES:
+                continue
+            start = data.rfind(b"\n", 0, position) + 1
+            if position - start <= LEVEL_COLUMN:
+                found.note(start, level)
 
 
 def _marked_levels(data: bytes, lowered: bytes, found: _Levels) -> None:
