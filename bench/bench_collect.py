@@ -10,7 +10,8 @@ Targets on a 2-core machine: collect <= 3 s, peak RSS <= 150 MB, tail times with
 With --baseline (another checkout of akdiag, e.g. `git worktree add ../akdiag-before v0.1`)
 both are run on the same reference host in one interleaved loop (baseline, this, baseline,
 this, ...) and the medians and their difference are printed: the way to show what a change
-costs on a shared, noisy machine.
+costs on a shared, noisy machine.  The CPU time (user + system, from wait4) is printed
+beside the wall: on a loaded machine it moves far less than the wall does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only 
 def time_collect(host, out: Path, checkout: Path = HERE.parent) -> tuple:
     argv = [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
             "--catalog", str(host.catalog_file), "--output", str(out), "--quiet"]
-    env = dict(os.environ, PYTHONPATH=str(checkout))
+    # The compiled modules (.pyc) are kept beside the output, outside both checkouts, and
+    # removed with it: every run after the warm-up loads them as an installed akdiag does,
+    # even where the environment says not to write bytecode (which would time the
+    # compiling of every module instead).
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONPYCACHEPREFIX=str(out.parent / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     # cwd too: `python -m` puts the working folder first on sys.path
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(checkout))
@@ -47,7 +53,7 @@ def time_collect(host, out: Path, checkout: Path = HERE.parent) -> tuple:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"collect failed: {proc.stderr.read().decode()}")
     bundle = Path(stdout.strip())
-    return elapsed, usage.ru_maxrss / 1024.0, bundle.stat().st_size
+    return elapsed, usage.ru_maxrss / 1024.0, bundle.stat().st_size, usage.ru_utime + usage.ru_stime
 
 
 def time_tail(path: Path, repeats: int = 20) -> float:
@@ -64,6 +70,7 @@ def compare(baseline: Path, runs: int) -> None:
     checkouts = {"baseline": baseline.resolve(), "this": HERE.parent}
     times: dict = {name: [] for name in checkouts}
     rss: dict = {name: [] for name in checkouts}
+    cpu: dict = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
         print("building the reference host ...", file=sys.stderr)
         with build_reference_host(Path(root) / "host") as host:
@@ -71,15 +78,19 @@ def compare(baseline: Path, runs: int) -> None:
                 time_collect(host, _out(root, name), checkouts[name])
             for _ in range(runs):
                 for name, checkout in checkouts.items():
-                    wall, peak, _size = time_collect(host, _out(root, name), checkout)
+                    wall, peak, _size, used = time_collect(host, _out(root, name), checkout)
                     times[name].append(wall)
                     rss[name].append(peak)
+                    cpu[name].append(used)
     base, this = statistics.median(times["baseline"]), statistics.median(times["this"])
     for name in checkouts:
         print(f"{name:8} collect wall (median of {runs}): {statistics.median(times[name]):.2f} s   "
+              f"CPU (median): {statistics.median(cpu[name]):.2f} s   "
               f"peak RSS (median): {statistics.median(rss[name]):.0f} MB   runs: "
               + ", ".join(f"{t:.2f}" for t in times[name]))
-    print(f"difference: {this - base:+.2f} s ({this / base:.2f}x the baseline)")
+    base_cpu, this_cpu = statistics.median(cpu["baseline"]), statistics.median(cpu["this"])
+    print(f"difference: {this - base:+.2f} s wall ({this / base:.2f}x the baseline), "
+          f"{this_cpu - base_cpu:+.2f} s CPU ({this_cpu / base_cpu:.2f}x)")
 
 
 def _out(root: str, name: str) -> Path:

@@ -144,6 +144,36 @@ def test_scanner_levels_and_line_numbers():
     assert [line.number for line in scan.fatal] == [6, 7, 8]
 
 
+def test_mongodb_levels_information_is_no_error():
+    stamp = '{"t":{"$date":"2026-11-30T14:00:00.000+00:00"},'
+    data = "\n".join([
+        stamp + '"s":"I",  "c":"NETWORK", "msg":"Connection accepted"}',    # 1: information
+        stamp + '"s":"E",  "c":"STORAGE", "msg":"WiredTiger error"}',       # 2
+        stamp + '"s":"F",  "c":"CONTROL", "msg":"Fatal assertion"}',        # 3: fatal
+        stamp + '"s":"W",  "c":"NETWORK", "msg":"Slow query"}',             # 4: warning
+        stamp + '"s":"D1", "c":"COMMAND", "msg":"Debug"}',                  # 5: debug
+    ]).encode()
+    scan = scan_tail(data)
+    assert [line.number for line in scan.errors] == [2] and [line.number for line in scan.fatal] == [3]
+    assert [number for _start, number in scan.warnings] == [4]
+
+
+def test_scanner_warnings_and_word_boundaries():
+    data = "\n".join([
+        "2024-05-02T08:00:00Z WARN  queue deep",                       # 1: warning
+        "2024-05-02T08:00:01Z WARNINGS are not a level, nor xERROR",   # 2: neither
+        "2024-05-02T08:00:02Z [warning] nginx slow",                   # 3: warning
+        "W0502 08:00:03.000000    1 main.go:10] glog slow",            # 4: warning
+        "level=warn msg=slow",                                          # 5: warning
+        "2024-05-02T08:00:05Z WARN then ERROR on one line",            # 6: both
+        "2024-05-02T08:00:06Z ERROR.",                                  # 7: not a word (a dot follows)
+        "x" * 61 + " ERROR past the level column",                      # 8: a message's word
+    ]).encode()
+    scan = scan_tail(data)
+    assert [number for _start, number in scan.warnings] == [1, 3, 4, 5, 6]
+    assert [line.number for line in scan.errors] == [6] and scan.fatal == []
+
+
 def test_classify_line_and_densest_window():
     assert classify_line("2024-05-02T08:00:01Z ERROR boom") == "error"
     assert classify_line("2024-05-02T08:00:01Z FATAL boom") == "fatal"

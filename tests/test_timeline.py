@@ -181,6 +181,18 @@ def test_the_bound_fills_with_the_events_before_a_short_incident(tmp_path):
     assert [e["line"] for e in timeline["events"]] == list(range(36, 56))
 
 
+def test_a_log_past_the_per_log_bound_places_its_newest_lines_and_says_how_many_it_left(tmp_path):
+    lines = [f"2026-11-29 10:00:{s:02d} ERROR [api] boom {s}" for s in range(30)]
+    quiet = ["2026-11-29 10:00:00 WARN [mta] slow", "2026-11-29 10:00:01 ERROR [mta] boom"]
+    reader = make_bundle(tmp_path / "b", {"api.log": lines, "mta.log": quiet}, {"name": None, "utc_offset": "+0000"})
+    timeline = build_timeline(reader, per_log=10)
+    assert [e["line"] for e in timeline["events"] if e["file"] == "logs/api.log"] == list(range(21, 31))
+    assert [e["line"] for e in timeline["events"] if e["file"] == "logs/mta.log"] == [1, 2]
+    assert timeline["lines_left_out_per_log"] == {"logs/api.log": 20} and timeline["max_events_per_log"] == 10
+    assert timeline["total"] == 12 and timeline["counts"]["log"] == {"error": 11, "warning": 1}
+    assert build_timeline(reader)["lines_left_out_per_log"] == {}
+
+
 def test_lines_without_a_time_are_counted_not_placed(tmp_path):
     reader = make_bundle(tmp_path / "b", {"api.log": ["ERROR [api] no stamp here", "2026-11-29 10:00:00 ERROR [api] x"]},
                          MOSCOW)

@@ -159,29 +159,32 @@ def start_offsets(data: bytes, name: str, begin: int = 0) -> List[int]:
                 break
             position = lowered.find(literal, line_end + 1 - begin)
             position = position + begin if position >= 0 else -1
+    if not candidates:
+        return []  # no start word: the pattern (one per process name) is not even compiled
     pattern = _start_pattern(name)
     return [start for start in sorted(candidates) if pattern.match(data, start)]
 
 
 def _crash_lines(data: bytes, begin: int) -> List[Line]:
     """The FATAL, panic and non-zero exit lines of the tail from offset `begin` on (a
-    line start), numbered as lines of the whole tail."""
+    line start), numbered as lines of the whole tail.  The FATAL and panic lines are the
+    tail's one scan (shared with the logs analyzer and the timeline)."""
+    lines = {line.offset: line for line in scan_tail(data).fatal + scan_tail(data).panic_lines
+             if line.offset >= begin}
     region = data[begin:]
-    scan = scan_tail(region)
-    lines = {line.offset: line for line in scan.fatal + scan.panic_lines}
     lowered = region.lower()
+    before = data.count(b"\n", 0, begin)
     for literal in _CRASH_LITERALS:
         position = lowered.find(literal)
         while position >= 0:
             start = region.rfind(b"\n", 0, position) + 1
             end = region.find(b"\n", position)
             end = len(region) if end < 0 else end
-            if start not in lines and _CRASH_EXIT.search(region, start, end):
+            if start + begin not in lines and _CRASH_EXIT.search(region, start, end):
                 text = region[start:end][:1200].decode("utf-8", "replace")[:300]
-                lines[start] = Line(region.count(b"\n", 0, start) + 1, text, start)
+                lines[start + begin] = Line(region.count(b"\n", 0, start) + 1 + before, text, start + begin)
             position = lowered.find(literal, end + 1) if end < len(region) else -1
-    before = data.count(b"\n", 0, begin)
-    return [Line(lines[offset].number + before, lines[offset].text, offset + begin) for offset in sorted(lines)]
+    return [lines[offset] for offset in sorted(lines)]
 
 
 def _window_begin(data: bytes, since: float, clock: HostClock) -> int:

@@ -8,33 +8,40 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Pattern, Tuple
+from typing import Dict, List, Optional, Tuple
 
 LINE_TEXT_LIMIT = 300
 PANIC_TRACE_WINDOW = 4096  # bytes after "panic:" in which the goroutine trace must start
 
 # Level words, found where they stand near the start of a line ("2024-.. ERROR [api] ..",
 # "[FATAL] .."), as structured fields (level=error, "level":"fatal", severity: crit), as
-# nginx writes them ([error], [crit]) and as glog/klog does (E0102 15:04:05.000000).
-# Every search starts from a literal (fast in the regex engine), never from "^" alone.
+# nginx writes them ([error], [crit]), as ClickHouse does (<Error>), as MongoDB's JSON logs
+# do ("s":"E") and as glog/klog does (E0102 15:04:05.000000); warnings the same ways.
+# Every expression starts from a literal (searched for fast in the regex engine, never a
+# character class nor "^" alone), and a tail is searched once per literal, for all kinds.
 LEVEL_COLUMN = 60  # a level word further into the line is a message's word, not a level
-_ERROR_WORDS = {b"ERROR", b"ERR"}
-_FATAL_WORDS = {b"FATAL", b"CRITICAL", b"CRIT", b"PANIC", b"EMERG", b"ALERT"}
-_LEVEL_LITERALS = (b"ERR", b"FATAL", b"CRIT", b"PANIC", b"EMERG", b"ALERT")
-_WORD_TAIL = re.compile(rb"[A-Z]*")
-_WORD_CHAR = re.compile(rb"[\w.\-]")
-_STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit)\b')
-_STRUCTURED_LITERALS = (b"level", b"lvl", b"severity")
-# nginx's [error] and ClickHouse's <Error>: two expressions, each starting from a literal
-_BRACKETED = (re.compile(rb"\[(error|crit|alert|emerg|fatal|critical)\]"),
-              re.compile(rb"<(error|crit|alert|emerg|fatal|critical)>"))
-_MONGO = b'"s":"'  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}: E, F (W: a warning)
-_GLOG = re.compile(rb"\n([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
-_GLOG_FIRST = re.compile(rb"([EF])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
-_PANIC = re.compile(rb"panic: ")
+ERROR, FATAL, WARN = 0, 1, 2  # the level a search found
+_NOT_AFTER = rb"(?![\w.\-])"  # a whole word: no word character, dot or dash follows ...
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")  # ... nor precedes
+_LEVEL_WORDS = ((re.compile(rb"ERR(?:OR)?" + _NOT_AFTER), ERROR), (re.compile(rb"WARN(?:ING)?" + _NOT_AFTER), WARN),
+                (re.compile(rb"FATAL" + _NOT_AFTER), FATAL), (re.compile(rb"CRIT(?:ICAL)?" + _NOT_AFTER), FATAL),
+                (re.compile(rb"PANIC" + _NOT_AFTER), FATAL), (re.compile(rb"EMERG" + _NOT_AFTER), FATAL),
+                (re.compile(rb"ALERT" + _NOT_AFTER), FATAL))
+_LEVELS = {b"error": ERROR, b"err": ERROR, b"warn": WARN, b"warning": WARN}  # any other level word: FATAL
+_STRUCTURED = tuple(re.compile(key + rb'"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit|warning|warn)\b')
+                    for key in (rb"level", rb"lvl", rb"severity"))  # searched in the lower-cased text
+# nginx's [error] and ClickHouse's <Error>, searched in the lower-cased text
+_BRACKETED = (re.compile(rb"\[(error|crit|alert|emerg|fatal|critical|warn|warning)\]"),
+              re.compile(rb"<(error|crit|alert|emerg|fatal|critical|warn|warning)>"))
+_MONGO = b'"s":"'  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}
+_MONGO_LEVELS = {b'E"': ERROR, b'F"': FATAL, b'W"': WARN}  # I and D1..D5 are information
+_GLOG_LEVELS = {b"E": ERROR, b"F": FATAL, b"W": WARN}
+_GLOG = re.compile(rb"\n([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
+_GLOG_FIRST = re.compile(rb"([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
+_PANIC = b"panic: "  # starting a line
 _GOROUTINE = re.compile(rb"^goroutine \d+ \[", re.M)
-_TOO_MANY_FILES = re.compile(rb"too many open files")  # searched in the lower-cased text
-_REFUSED = re.compile(rb"connection refused")
+_TOO_MANY_FILES = b"too many open files"  # searched in the lower-cased text
+_REFUSED = b"connection refused"
 
 
 def classify_lines(text: str) -> Dict[int, str]:
@@ -66,24 +73,17 @@ class Line:
 
 
 class _Lines:
-    """Line numbers and text of byte offsets in one buffer, for offsets given in
-    increasing order (counting newlines only between consecutive offsets)."""
+    """The Line at each line start of one buffer, numbered beforehand."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, numbers: Dict[int, int]):
         self.data = data
-        self._pos = 0
-        self._number = 1
+        self.numbers = numbers
 
-    def at(self, offset: int) -> Line:
-        start = self.data.rfind(b"\n", 0, offset) + 1
-        if start < self._pos:
-            self._pos, self._number = 0, 1
-        self._number += self.data.count(b"\n", self._pos, start)
-        self._pos = start
+    def at(self, start: int) -> Line:
         end = self.data.find(b"\n", start)
         raw = self.data[start:end if end >= 0 else len(self.data)]
         text = raw[:LINE_TEXT_LIMIT * 4].decode("utf-8", "replace")[:LINE_TEXT_LIMIT]
-        return Line(self._number, text, start)
+        return Line(self.numbers[start], text, start)
 
 
 @dataclass
@@ -94,79 +94,102 @@ class TailScan:
     panics: List[Line] = field(default_factory=list)  # ... followed by a goroutine trace
     too_many_files: List[Line] = field(default_factory=list)
     refused: List[Line] = field(default_factory=list)
+    warnings: List[Tuple[int, int]] = field(default_factory=list)  # (line start, line number) of warning lines
 
 
 def _line_start(data: bytes, offset: int) -> int:
     return data.rfind(b"\n", 0, offset) + 1
 
 
-def _level_words(data: bytes) -> Iterator[Tuple[int, bool]]:
-    """(line start, fatal?) of every level word near the start of its line."""
-    for literal in _LEVEL_LITERALS:
-        position = data.find(literal)
-        while position >= 0:
-            end = _WORD_TAIL.match(data, position + len(literal)).end()
-            word = data[position:end]
-            start = _line_start(data, position)
-            bounded = (position == 0 or not _WORD_CHAR.match(data, position - 1)) and \
-                not _WORD_CHAR.match(data, end)
-            if bounded and position - start <= LEVEL_COLUMN and (word in _ERROR_WORDS or word in _FATAL_WORDS):
-                yield start, word in _FATAL_WORDS
-            position = data.find(literal, end)
+class _Levels:
+    """The level of each line found so far: fatal over error; a warning apart (a line can
+    be both: the timeline and the findings each take what they need)."""
+
+    def __init__(self) -> None:
+        self.failing: Dict[int, int] = {}  # line start -> ERROR or FATAL
+        self.warnings = set()
+
+    def note(self, start: int, level: int) -> None:
+        if level == WARN:
+            self.warnings.add(start)
+        elif level == FATAL:
+            self.failing[start] = FATAL
+        else:
+            self.failing.setdefault(start, ERROR)
 
 
-def _structured_levels(data: bytes, lowered: bytes) -> Iterator[Tuple[int, bool]]:
-    for literal in _STRUCTURED_LITERALS:
-        position = lowered.find(literal)
-        while position >= 0:
-            match = _STRUCTURED.match(lowered, position)
-            if match and (position == 0 or not _WORD_CHAR.match(lowered, position - 1)):
-                yield _line_start(data, position), match.group(1) not in (b"error", b"err")
-            position = lowered.find(literal, position + len(literal))
-    for match in (m for pattern in _BRACKETED for m in pattern.finditer(lowered)):
-        start = _line_start(data, match.start())
-        if match.start() - start <= LEVEL_COLUMN:
-            yield start, match.group(1) != b"error"
-    for position, level in _mongo_levels(data):
-        if level != b"W":
-            yield _line_start(data, position), level == b"F"
-    first = _GLOG_FIRST.match(data)
-    if first:
-        yield 0, first.group(1) == b"F"
-    for match in _GLOG.finditer(data):
-        yield match.start() + 1, match.group(1) == b"F"
+def _level_words(data: bytes, found: _Levels) -> None:
+    """The level words near the start of their line."""
+    for pattern, level in _LEVEL_WORDS:
+        for match in pattern.finditer(data):
+            position = match.start()
+            if position and data[position - 1] in _WORD_BYTES:
+                continue
+            start = data.rfind(b"\n", 0, position) + 1
+            if position - start <= LEVEL_COLUMN:
+                found.note(start, level)
 
 
-def _mongo_levels(data: bytes) -> Iterator[Tuple[int, bytes]]:
-    """(position, severity letter) of MongoDB's "s" field near the start of its line."""
+def _marked_levels(data: bytes, lowered: bytes, found: _Levels) -> None:
+    """Structured fields, brackets, MongoDB's and glog's letters."""
+    for pattern in _STRUCTURED:
+        for match in pattern.finditer(lowered):
+            position = match.start()
+            if not position or lowered[position - 1] not in _WORD_BYTES:
+                found.note(_line_start(data, position), _LEVELS.get(match.group(1), FATAL))
+    for pattern in _BRACKETED:
+        for match in pattern.finditer(lowered):
+            start = _line_start(data, match.start())
+            if match.start() - start <= LEVEL_COLUMN:
+                found.note(start, _LEVELS.get(match.group(1), FATAL))
     position = data.find(_MONGO)
     while position >= 0:
-        level = data[position + len(_MONGO):position + len(_MONGO) + 2]
-        if len(level) == 2 and level[1:] == b'"' and position - _line_start(data, position) <= LEVEL_COLUMN:
-            yield position, level[:1]
+        letter = data[position + len(_MONGO):position + len(_MONGO) + 2]
+        start = _line_start(data, position)
+        level = _MONGO_LEVELS.get(letter)
+        if level is not None and position - start <= LEVEL_COLUMN:
+            found.note(start, level)
         position = data.find(_MONGO, position + len(_MONGO))
+    first = _GLOG_FIRST.match(data)
+    if first:
+        found.note(0, _GLOG_LEVELS[first.group(1)])
+    for match in _GLOG.finditer(data):
+        found.note(match.start() + 1, _GLOG_LEVELS[match.group(1)])
 
 
-def _starts(pattern: Pattern, data: bytes) -> List[int]:
-    """The start of every line holding a match, once each, in order."""
+def _literal_lines(text: bytes, literal: bytes) -> List[int]:
+    """The start of every line of `text` holding `literal`, once each, in order."""
     starts: List[int] = []
-    for match in pattern.finditer(data):
-        start = _line_start(data, match.start())
-        if not starts or starts[-1] != start:
-            starts.append(start)
+    position = text.find(literal)
+    while position >= 0:
+        starts.append(text.rfind(b"\n", 0, position) + 1)
+        end = text.find(b"\n", position + len(literal))
+        if end < 0:
+            break
+        position = text.find(literal, end + 1)
     return starts
 
 
-# The logs analyzer and then the timeline scan the same tails: the second scan of a tail
-# is the first one's result.  Bounded by the lines held (a scan keeps only the lines it
-# found, never the tail).
+def _panic_lines(data: bytes) -> List[int]:
+    starts = [0] if data.startswith(_PANIC) else []
+    position = data.find(b"\n" + _PANIC)
+    while position >= 0:
+        starts.append(position + 1)
+        position = data.find(b"\n" + _PANIC, position + 1 + len(_PANIC))
+    return starts
+
+
+# The logs analyzer, crash-loop detection and then the timeline scan the same tails: the
+# later scans of a tail are the first one's result.  Bounded by the lines held (a scan
+# keeps only the lines it found, never the tail).
 _SCANS: Dict[Tuple[int, int], TailScan] = {}
-_SCANNED_LINES_KEPT = 100_000
+_SCANNED_LINES_KEPT = 150_000
 
 
 def scan_tail(data: bytes) -> TailScan:
-    """Every line worth a finding in one tail, with its number (the same tail's bytes are
-    scanned once; the result is shared, never to be changed by its users)."""
+    """Every line worth a finding or a timeline event in one tail, with its number (the
+    same tail's bytes are scanned once; the result is shared, never to be changed by its
+    users)."""
     key = (len(data), hash(data))
     scan = _SCANS.get(key)
     if scan is None:
@@ -180,31 +203,41 @@ def scan_tail(data: bytes) -> TailScan:
 
 def _line_count(scan: TailScan) -> int:
     return (len(scan.errors) + len(scan.fatal) + len(scan.panic_lines) + len(scan.too_many_files)
-            + len(scan.refused))
+            + len(scan.refused) + len(scan.warnings))
 
 
 def _scan(data: bytes) -> TailScan:
+    """One search per literal over the tail (and its lower-cased copy) for every kind of
+    line; the lines found are numbered in one sweep and only they are decoded."""
     lowered = data.lower()
-    levels: Dict[int, bool] = {}  # line start -> fatal?
-    for start, fatal in list(_level_words(data)) + list(_structured_levels(data, lowered)):
-        levels[start] = levels.get(start, False) or fatal
-    scan = TailScan()
-    lines = _Lines(data)
-    for start in sorted(levels):
-        (scan.fatal if levels[start] else scan.errors).append(lines.at(start))
-    panics = [s for s in _starts(_PANIC, data) if data.startswith(b"panic: ", s)]
-    scan.panic_lines = _at(data, panics)
+    levels = _Levels()
+    _level_words(data, levels)
+    _marked_levels(data, lowered, levels)
+    panics = _panic_lines(data)
+    refused, too_many = _literal_lines(lowered, _REFUSED), _literal_lines(lowered, _TOO_MANY_FILES)
+    numbers = _numbers(data, levels.warnings.union(levels.failing, panics, refused, too_many))
+    warnings, failing = sorted(levels.warnings), sorted(levels.failing)
+    lines = _Lines(data, numbers)
+    scan = TailScan(warnings=[(start, numbers[start]) for start in warnings])
+    for start in failing:
+        (scan.fatal if levels.failing[start] == FATAL else scan.errors).append(lines.at(start))
+    scan.panic_lines = [lines.at(start) for start in panics]
     scan.panics = [line for line in scan.panic_lines
                    if _GOROUTINE.search(data, line.offset, line.offset + PANIC_TRACE_WINDOW)]
-    scan.refused = _at(data, _starts(_REFUSED, lowered))
-    scan.too_many_files = _at(data, _starts(_TOO_MANY_FILES, lowered))
+    scan.refused = [lines.at(start) for start in refused]
+    scan.too_many_files = [lines.at(start) for start in too_many]
     return scan
 
 
-def _at(data: bytes, starts: List[int]) -> List[Line]:
-    lines = _Lines(data)
-    return [lines.at(start) for start in starts]
-
+def _numbers(data: bytes, starts: set) -> Dict[int, int]:
+    """{line start: its line number, from 1}, counting the newlines once."""
+    numbers: Dict[int, int] = {}
+    number, position = 1, 0
+    for start in sorted(starts):
+        number += data.count(b"\n", position, start)
+        position = start
+        numbers[start] = number
+    return numbers
 
 
 def densest_window(times: List[float], window: float) -> Tuple[int, Optional[float]]:
@@ -221,52 +254,12 @@ def densest_window(times: List[float], window: float) -> Tuple[int, Optional[flo
 
 
 
-# Warning lines: the same places as the error levels (a word near the line's start, a
-# structured field, nginx's brackets, glog's W), for the timeline only.
-_WARN_LITERALS = (b"WARN",)
-_WARN_WORDS = {b"WARN", b"WARNING"}
-_WARN_STRUCTURED = re.compile(rb'(?:level|lvl|severity)"?\s*[=:]\s*"?(warn|warning)\b')
-_WARN_BRACKETED = (re.compile(rb"\[(warn|warning)\]"), re.compile(rb"<(warn|warning)>"))
-# "\n" first, not "(?:^|\n)": a pattern that starts with a literal is searched for fast
-_WARN_GLOG = re.compile(rb"\nW(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
-_WARN_GLOG_FIRST = re.compile(rb"W(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
-
-
 def scan_warnings(data: bytes) -> List[Line]:
     """The lines whose level is a warning (the same column rule as the error levels)."""
-    return _at(data, warning_starts(data))
+    lines = _Lines(data, dict(scan_tail(data).warnings))
+    return [lines.at(start) for start, _number in scan_tail(data).warnings]
 
 
 def warning_starts(data: bytes) -> List[int]:
     """Where each warning line starts, in order."""
-    lowered = data.lower()
-    starts = set()
-    for literal in _WARN_LITERALS:
-        position = data.find(literal)
-        while position >= 0:
-            end = _WORD_TAIL.match(data, position + len(literal)).end()
-            start = _line_start(data, position)
-            bounded = (position == 0 or not _WORD_CHAR.match(data, position - 1)) and not _WORD_CHAR.match(data, end)
-            if bounded and data[position:end] in _WARN_WORDS and position - start <= LEVEL_COLUMN:
-                starts.add(start)
-            position = data.find(literal, end)
-    for position in _literal_positions(lowered, _STRUCTURED_LITERALS):
-        if _WARN_STRUCTURED.match(lowered, position) and (position == 0 or not _WORD_CHAR.match(lowered, position - 1)):
-            starts.add(_line_start(data, position))
-    starts.update(_line_start(data, position) for position, level in _mongo_levels(data) if level == b"W")
-    for match in (m for pattern in _WARN_BRACKETED for m in pattern.finditer(lowered)):
-        start = _line_start(data, match.start())
-        if match.start() - start <= LEVEL_COLUMN:
-            starts.add(start)
-    starts.update(match.start() + 1 for match in _WARN_GLOG.finditer(data))
-    if _WARN_GLOG_FIRST.match(data):
-        starts.add(0)
-    return sorted(starts)
-
-
-def _literal_positions(text: bytes, literals: Tuple[bytes, ...]) -> Iterator[int]:
-    for literal in literals:
-        position = text.find(literal)
-        while position >= 0:
-            yield position
-            position = text.find(literal, position + len(literal))
+    return [start for start, _number in scan_tail(data).warnings]

@@ -110,11 +110,8 @@ MINUTES_CACHED = 100_000
 
 
 def _minute_start(clock: HostClock, key: bytes, fields: tuple, zone: Optional[bytes]) -> Optional[float]:
-    """The UTC time of a stamp's minute, cached by its bytes (a tail's lines share few
-    minutes, and a zone's offset changes on whole minutes only)."""
-    moment = clock._minutes.get(key, -1.0)
-    if moment != -1.0:
-        return moment
+    """The UTC time of a stamp's minute, remembered by its bytes for line_time (a tail's
+    lines share few minutes, and a zone's offset changes on whole minutes only)."""
     if len(clock._minutes) >= MINUTES_CACHED:
         clock._minutes.clear()
     moment = _moment(clock, tuple(int(g) for g in fields), 0.0, zone.decode() if zone else None)
@@ -123,19 +120,20 @@ def _minute_start(clock: HostClock, key: bytes, fields: tuple, zone: Optional[by
 
 
 def line_time(data: bytes, start: int, clock: HostClock) -> Tuple[Optional[float], int]:
-    """(UTC time of the line starting at `start`, where its stamp ends) or (None, start)."""
-    end = data.find(b"\n", start, start + STAMP_COLUMN)
-    end = end if end >= 0 else min(len(data), start + STAMP_COLUMN)
-    match = _STAMP.search(data, start, end)
-    if match:
-        zone = match.group(8)
-        base = _minute_start(clock, data[match.start(1):match.end(5)] + (zone or b""),
-                             match.group(1, 2, 3, 4, 5), zone)
-        if base is None or int(match.group(6)) > 60:
+    """(UTC time of the line starting at `start`, where its stamp ends) or (None, start).
+    Called once per error or warning line of every tail: one search, one cached minute."""
+    match = _STAMP.search(data, start, start + STAMP_COLUMN)
+    if match is not None and (match.start() == start or data.find(b"\n", start, match.start()) < 0):
+        zone, second, fraction = match.group(8, 6, 7)
+        key = data[match.start():match.end(5)] + zone if zone else data[match.start():match.end(5)]
+        base = clock._minutes.get(key, -1.0)  # never -1.0: a minute starts on a multiple of 60
+        if base == -1.0:
+            base = _minute_start(clock, key, match.group(1, 2, 3, 4, 5), zone)
+        if base is None or int(second) > 60:
             return None, start
-        return base + int(match.group(6)) + _fraction(match.group(7)), match.end()
-    window = data[start:end]
-    match = _GLOG.match(window)
+        return base + int(second) + (float(b"0." + fraction) if fraction else 0.0), match.end()
+    end = data.find(b"\n", start, start + STAMP_COLUMN)
+    match = _GLOG.match(data[start:end if end >= 0 else min(len(data), start + STAMP_COLUMN)])
     if match:
         year = int(match.group(1)) if match.group(1) else clock.year
         fields = (year,) + tuple(int(g) for g in match.groups()[1:6])

@@ -15,6 +15,9 @@ Bounded: at most MAX_EVENTS events.  When there are more, the incident's first h
 newest half are kept (the start of the incident and the end, where the collection found the
 host); when the incident holds fewer, the rest is filled with the events just before it.
 `counts` keeps every event's source and severity, `left_out` how many were not kept.
+Of one log, at most MAX_EVENTS_PER_LOG lines are placed, its newest (the default tail of
+5000 lines never reaches it; a long --since window can): `lines_left_out_per_log` says how
+many more each such log had, and they are in no count.
 Order: time, then source (unit, kernel, log), file, line: the same bundle gives the same file."""
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from collector.analyzers import logs
 from collector.analyzers.common import dicts, load, parse_time
-from collector.analyzers.logscan import scan_tail, warning_starts
+from collector.analyzers.logscan import TailScan, scan_tail
 from collector.analyzers.logtime import HostClock, host_clock, line_time
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 
 MAX_EVENTS = 5000
+MAX_EVENTS_PER_LOG = 20_000  # lines of one tail placed: its newest (a 64 MB --since tail stays bounded)
 CHART_SUBJECTS = 12  # series in errors_per_minute; the rest summed as one
 CHART_MINUTES = 1440  # errors_per_minute covers at most the incident's last day
 CHART_LEAD_MINUTES = 10  # and the quiet minutes before it
@@ -68,6 +72,9 @@ class Event(NamedTuple):
         return record
 
 
+_new = tuple.__new__
+
+
 def iso_precise(moment: float) -> str:
     """ISO 8601 UTC, with microseconds where the time has a fraction."""
     stamp = datetime.fromtimestamp(moment, timezone.utc)
@@ -86,18 +93,21 @@ def process_of_log(path: str) -> str:
     return name[:-4] if name.endswith(".log") and len(name) > 4 else name
 
 
-def _line_severities(data: bytes) -> Dict[int, str]:
-    """{line start: severity} of the lines worth an event: errors (error and fatal levels,
-    panics, "too many open files") and warnings (the warning level, "connection refused")."""
-    scan = scan_tail(data)
-    severities = dict.fromkeys(warning_starts(data), WARNING)
-    severities.update((line.offset, WARNING) for line in scan.refused)
-    severities.update((line.offset, ERROR) for line in scan.errors + scan.fatal + scan.panic_lines + scan.too_many_files)
-    return severities
+def _line_marks(scan: TailScan) -> Dict[int, Tuple[int, str]]:
+    """{line start: (line number, severity)} of the lines worth an event: errors (error
+    and fatal levels, panics, "too many open files") and warnings (the warning level,
+    "connection refused"), from the tail's one scan (shared with the logs analyzer)."""
+    marks = {start: (number, WARNING) for start, number in scan.warnings}
+    marks.update((line.offset, (line.number, WARNING)) for line in scan.refused)
+    for lines in (scan.errors, scan.fatal, scan.panic_lines, scan.too_many_files):
+        marks.update((line.offset, (line.number, ERROR)) for line in lines)
+    return marks
 
 
-def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int]) -> List[Event]:
-    """The error and warning lines of every tail, without their messages (see materialized)."""
+def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int],
+               capped: Optional[Dict[str, int]] = None, per_log: int = MAX_EVENTS_PER_LOG) -> List[Event]:
+    """The error and warning lines of every tail, without their messages (see materialized):
+    at most `per_log` lines of each tail, its newest (how many more: `capped`)."""
     events: List[Event] = []
     rank = SOURCES.index("log")
     for entry, tail in logs.tail_entries(reader):
@@ -105,16 +115,19 @@ def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int]) 
         if data is None:
             continue
         relpath, subject = str(tail.get("bundle_path")), process_of_log(logs.subject_of(entry, tail))
-        severities = _line_severities(data)
-        number, position = 1, 0
-        for start in sorted(severities):
-            number += data.count(b"\n", position, start)
-            position = start
+        marks = _line_marks(scan_tail(data))
+        starts = sorted(marks)
+        if len(starts) > per_log:
+            if capped is not None:
+                capped[relpath] = len(starts) - per_log
+            starts = starts[len(starts) - per_log:]
+        for start in starts:
             moment, stamp_end = line_time(data, start, clock)
             if moment is None:
                 untimed[relpath] = untimed.get(relpath, 0) + 1
             else:
-                events.append(Event(moment, rank, relpath, number, severities[start], subject, "", "", start, stamp_end))
+                number, severity = marks[start]  # tuple.__new__: Event(...) without its Python-level __new__
+                events.append(_new(Event, (moment, rank, relpath, number, severity, subject, "", "", start, stamp_end)))
     return events
 
 
@@ -228,12 +241,14 @@ def errors_per_minute(events: List[Event], incident: Optional[Tuple[int, int, in
             "others": others[:100]}
 
 
-def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS) -> dict:
+def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS, per_log: int = MAX_EVENTS_PER_LOG) -> dict:
     """timeline.json's content."""
     clock = host_clock(reader)
     problems: List[str] = []
     untimed: Dict[str, int] = {}
-    events = log_events(reader, clock, untimed) + kernel_events(reader, problems) + unit_events(reader, problems)
+    capped: Dict[str, int] = {}
+    events = log_events(reader, clock, untimed, capped, per_log)
+    events += kernel_events(reader, problems) + unit_events(reader, problems)
     events.sort()
     incident = incident_of(events)
     kept = bounded(events, incident[0] if incident else len(events), limit)
@@ -251,5 +266,7 @@ def build_timeline(reader: BundleReader, limit: int = MAX_EVENTS) -> dict:
         "left_out": len(events) - len(kept),
         "max_events": limit,
         "untimed_lines": dict(sorted(untimed.items())),
+        "max_events_per_log": per_log,
+        "lines_left_out_per_log": dict(sorted(capped.items())),
         "errors": problems[:20],
     }
