@@ -45,7 +45,7 @@ def test_ticket_names_the_bundle_and_the_worst_findings(tmp_path):
     assert lines[0] == "akdiag bundle of mail-01 (label night)"
     assert "Case: CASE-1234" in lines
     assert "Collected: 2026-11-30 21:04:05 UTC by akdiag 9.8.7" in lines
-    assert "Bundle: akdiag-mail-01-night-20261130T210405Z.7z" in lines
+    assert "Bundle: akdiag-mail-01-night-case-CASE-1234-20261130T210405Z.7z" in lines  # as --case-id names it
     assert any(line.startswith("Verdict: 7 critical, 1 warning, 3 info") for line in lines)
     worst = [line for line in lines if line.startswith("- ")]
     assert worst[0] == "- CRITICAL process.check20 [svc0]: problem 20 <b>of</b> svc0"  # plain text, not markup
@@ -74,3 +74,8 @@ def test_bundle_file_name_needs_host_and_time():
     assert bundle_file_name({"started_at": "2026-11-30T21:04:05Z"}) is None
     assert bundle_file_name({"hostname": "a b/c", "started_at": "2026-11-30T21:04:05Z",
                              "options": {"format": "tar.gz"}}) == "akdiag-a-b-c-20261130T210405Z.tar.gz"
+
+
+def test_bundle_file_name_of_a_manifest_with_wrong_types():
+    manifest = {"hostname": "h", "started_at": "2026-11-30T21:04:05Z", "label": 7, "case_id": ["x"]}
+    assert bundle_file_name(manifest) == "akdiag-h-20261130T210405Z"

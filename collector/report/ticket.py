@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from collector.bundle.archive import bundle_name
+from collector.bundle.handoff import case_bundle_name
 from collector.plain import as_dict
 from collector.report.format import human_time
 
@@ -24,7 +24,9 @@ def bundle_file_name(manifest: dict) -> Optional[str]:
         return None
     stamp = started[:19].replace("-", "").replace(":", "") + "Z"
     fmt = as_dict(manifest.get("options")).get("format")
-    name = bundle_name(host, manifest.get("label") or "", stamp)
+    label, case_id = manifest.get("label"), manifest.get("case_id")
+    name = case_bundle_name(host, label if isinstance(label, str) else "", stamp,
+                            case_id if isinstance(case_id, str) else "")
     return name if fmt in (None, "dir") else f"{name}.{fmt}"
 
 
