@@ -25,6 +25,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 # CI runs the property tests on a fixed sequence of examples, so that a red CI can be
 # replayed; a developer's run explores new ones each time (and prints any it falsifies).
+# A terminal's width is not the tests' to inherit: pytest-xdist's workers get COLUMNS=80, a
+# developer's shell may export another, and `check`'s table keeps to $COLUMNS.  A test that
+# wants a width sets it for its own command.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI") == "true":
     hypothesis_settings.load_profile("ci")

@@ -195,6 +195,9 @@ ALLOWED_WRITERS = {
     "collector/console_pipe.py": "puts /dev/null in place of a stdout whose reader has gone",
     "collector/zipapp.py": "builds the single file akdiag.pyz, never a bundle",
     "collector/zipapp_main.py": "the single file's bootstrap: unpacks wheels into akdiag's private cache",
+    "collector/bundle/split.py": "cuts the finished, scrubbed archive into volumes and writes their checksums",
+    "collector/checkformats/output.py": "writes `check --output FILE`, the check's own text, never a bundle",
+    "collector/upload/sftp.py": "writes sftp's batch file (put commands) into a private temporary folder",
 }
 _WRITE_MODES = re.compile(r"[wax+]")
 
