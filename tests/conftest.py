@@ -40,10 +40,18 @@ KEEP_TEST_RUNS = 3
 
 
 def _pid_namespace() -> str:
+    """This PID namespace's inode in base 36 (short: a test's folder must leave room in a Unix
+    socket's 108-byte path)."""
     try:
-        return "".join(ch for ch in os.readlink("/proc/self/ns/pid") if ch.isdigit()) or "0"
+        number = int("".join(ch for ch in os.readlink("/proc/self/ns/pid") if ch.isdigit()) or "0")
     except OSError:
-        return "0"
+        number = 0
+    digits = ""
+    while True:
+        number, rest = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + digits
+        if not number:
+            return digits
 
 
 def _run_is_alive(folder: Path) -> bool:

@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -641,7 +642,10 @@ def test_connection_closes_its_master_the_ssh_way(lab, tmp_path):
     """close() asks the master to exit (`ssh -O exit`) before any signal: a signalled master
     sometimes lingered for seconds, holding up the whole cluster run."""
     settings = SshSettings(config_file=str(lab.ssh_config))
-    conn = Connection("app1", settings, str(tmp_path / "c0"))
+    # a control socket's path must fit a Unix socket's 108 bytes, with ssh's temporary suffix:
+    # tmp_path can be longer than that (a test worker's folder)
+    short = Path(tempfile.mkdtemp(prefix="akc"))
+    conn = Connection("app1", settings, str(short / "c0"))
     conn.open(20)
     master = conn._master
     try:
@@ -650,4 +654,5 @@ def test_connection_closes_its_master_the_ssh_way(lab, tmp_path):
         master.wait(10)  # gone without a signal from us
     finally:
         conn.close()
-    assert master.returncode is not None and not (tmp_path / "c0").exists()
+    assert master.returncode is not None and not (short / "c0").exists()
+    short.rmdir()
