@@ -27,6 +27,17 @@ def iso_utc(timestamp: Optional[float]) -> Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))  # 3x datetime's speed
 
 
+def read_first_line(path: str, limit: int = 4096) -> Optional[str]:
+    """The first line of a small text file (a /proc/sys setting, /etc/timezone), stripped;
+    None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", "replace").split("\n", 1)[0].strip()
+
+
 def path_inside(path: Path, folder: Path) -> bool:
     """Whether `path` is `folder` or below it, symlinks resolved."""
     try:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from collector.bounded import CallTimeout, call_with_timeout, run_command
 from collector.collectors import systemd
+from collector import live
 from collector.live import iso_utc
 
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"
@@ -34,14 +35,6 @@ DATASTORE_EXECUTABLES = (
 _SPECIFIERS = {"p": r"(?P<pid>\d+)", "P": r"\d+", "i": r"\d+", "I": r"\d+", "u": r"\d+", "g": r"\d+",
                "d": r"\d+", "s": r"(?P<signal>\d+)", "t": r"(?P<time>\d+)", "c": r"\S+", "h": r"[^/]+",
                "e": r"(?P<process>[^/]+?)", "E": r"[^/]+", "f": r"[^/]+", "%": "%"}
-
-
-def _read_small(path: str, limit: int = 4096) -> Optional[str]:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(limit).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
 
 
 def component_of(process: Optional[str], executable: Optional[str], basedir: Path) -> Optional[str]:
@@ -120,7 +113,7 @@ def _inside(path: str, folder: Path) -> bool:
 def from_core_pattern(pattern: str, folders: List[str], basedir: Path,
                       errors: List[str]) -> Tuple[List[dict], Optional[str]]:
     """(dumps, note) for a core_pattern that names files."""
-    uses_pid = _read_small(CORE_USES_PID) == "1"
+    uses_pid = live.read_first_line(CORE_USES_PID) == "1"
     head, _slash, name = pattern.rpartition("/")
     if "%" in head:
         return [], f"core_pattern {pattern!r} names a folder by the crashing process: its dumps are not listed"
@@ -172,7 +165,7 @@ def from_coredumpctl(since: float, timeout: Callable[[float], float], basedir: P
 
 def collect_coredumps(basedir: Path, folders: List[str], systemd_runs: bool, since: float,
                       timeout: Callable[[float], float], errors: List[str]) -> Dict:
-    pattern = _read_small(CORE_PATTERN)
+    pattern = live.read_first_line(CORE_PATTERN)
     record: Dict = {"source": None, "core_pattern": pattern, "dumps": [], "note": None}
     if pattern is None:
         record["note"] = f"{CORE_PATTERN} could not be read: where core dumps go is unknown"

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from typing import Deque, List, Optional, Tuple
 
-from collector import kernelmsg
+from collector import kernelmsg, live
 from collector.bounded import run_command
 from collector.bundle import schema
 from collector.context import Context
@@ -106,19 +106,11 @@ def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str]
 
 def _open_error(path: str, exc: OSError) -> str:
     if exc.errno in (errno.EPERM, errno.EACCES):
-        restrict = _read_small(DMESG_RESTRICT)
+        restrict = live.read_first_line(DMESG_RESTRICT)
         why = (" (kernel.dmesg_restrict=1: only root or a user with CAP_SYSLOG may read the kernel's messages)"
                if restrict == "1" else "")
         return f"{path}: permission denied{why}"
     return f"{path}: {exc.strerror or exc}"
-
-
-def _read_small(path: str) -> Optional[str]:
-    try:
-        with open(path, "r", encoding="ascii", errors="replace") as handle:
-            return handle.read(64).strip()
-    except OSError:
-        return None
 
 
 def read_journal(since: float, cap: int, timeout: float) -> _Newest:

@@ -33,14 +33,6 @@ PSEUDO_ROOTS = ("/proc", "/sys")  # whatever is mounted below them is a kernel i
 _TIME_ERROR = 5  # adjtimex(2): the clock is not synchronized
 
 
-def _read_first_line(path: str) -> Optional[str]:
-    try:
-        with open(path, "r", encoding="utf-8", errors="replace") as handle:
-            return handle.readline(4096).strip()
-    except OSError:
-        return None
-
-
 def _os_release() -> dict:
     fields = {}
     try:
@@ -97,8 +89,8 @@ def _filesystem(part, errors: list, timeout: float = STATVFS_TIMEOUT) -> Optiona
 
 
 def _open_files() -> dict:
-    nr = _read_first_line("/proc/sys/fs/file-nr")
-    maximum = _read_first_line("/proc/sys/fs/file-max")
+    nr = live.read_first_line("/proc/sys/fs/file-nr")
+    maximum = live.read_first_line("/proc/sys/fs/file-max")
     allocated = int(nr.split()[0]) if nr else None
     file_max = int(maximum) if maximum and maximum.isdigit() else None
     return {"allocated": allocated, "max": file_max,
@@ -125,7 +117,7 @@ def _timezone() -> dict:
         link = os.readlink("/etc/localtime")
         name = link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else None
     except OSError:
-        name = _read_first_line("/etc/timezone")
+        name = live.read_first_line("/etc/timezone")
     return {"name": name or time.tzname[0], "utc_offset": now.strftime("%z")}
 
 
