@@ -66,6 +66,18 @@ def test_post_sends_a_multipart_form_with_the_field_asked(ca, bundle):
     assert_no_secret(named)
 
 
+def test_post_to_an_endpoint_ending_in_a_slash_goes_to_the_endpoint_itself(ca, bundle):
+    """A ticket system's upload endpoint (`.../upload/`) is not a folder: the form is posted
+    to it, with one file as with several."""
+    with UploadServer(ca) as server:
+        done = upload(bundle, "--url", server.url("/api/upload/", "token=" + SIGNATURE), "--method", "post",
+                      "--ca-file", ca.ca_file)
+    assert done.returncode == 0, done.stderr
+    (received,) = server.received
+    assert received.method == "POST" and received.path == "/api/upload/?token=" + SIGNATURE
+    assert received.form_file() == ("file", bundle.name, bundle.read_bytes())
+
+
 def test_a_large_file_is_streamed_not_read_into_memory(ca, tmp_path):
     """200 MiB sent by a process whose peak memory stays far below that (the file is read
     in chunks as it is sent)."""

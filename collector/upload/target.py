@@ -124,17 +124,22 @@ def pair_files(files: Sequence[Path], targets: Sequence[UploadTarget]) -> List[T
     a folder (an address ending in /, or sftp with several files) gets each file by its
     name; POST sends every file to the same endpoint; a PUT URL names one object."""
     if len(targets) == len(files):
-        return [(path, _in_folder(target, path) if _is_folder(target) else target)
+        return [(path, _in_folder(target, path) if _is_folder(target) and not _posts(target) else target)
                 for path, target in zip(files, targets)]
     if len(targets) != 1:
         raise BadTarget(f"{len(targets)} addresses for {len(files)} files: give one --url, or one per file")
     target = targets[0]
-    if target.method == "post" and target.scheme != "sftp":
+    if _posts(target):
         return [(path, target) for path in files]
     if names_one_object(target):
         raise BadTarget(f"{target.shown} names one object, and {len(files)} files are to be sent: give one "
                         "pre-signed --url per file (in the files' order), or an address ending in /")
     return [(path, _in_folder(target, path)) for path in files]
+
+
+def _posts(target: UploadTarget) -> bool:
+    """A form POST: every file goes to the endpoint itself, whatever its address ends in."""
+    return target.method == "post" and target.scheme != "sftp"
 
 
 def names_one_object(target: UploadTarget) -> bool:
