@@ -27,15 +27,23 @@ def iso_utc(timestamp: Optional[float]) -> Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))  # 3x datetime's speed
 
 
+def read_text(path: str, limit: int = 1024 * 1024) -> Tuple[Optional[str], Optional[str]]:
+    """A small text file (a /proc table or setting, a resolver file): (text, None), or
+    (None, why it could not be read); at most `limit` bytes."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace"), None
+    except PermissionError:
+        return None, f"cannot read {path}: permission denied (run as root to read it)"
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+
+
 def read_first_line(path: str, limit: int = 4096) -> Optional[str]:
     """The first line of a small text file (a /proc/sys setting, /etc/timezone), stripped;
     None when it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit)
-    except OSError:
-        return None
-    return data.decode("utf-8", "replace").split("\n", 1)[0].strip()
+    text, _why = read_text(path, limit)
+    return None if text is None else text.split("\n", 1)[0].strip()
 
 
 def path_inside(path: Path, folder: Path) -> bool:

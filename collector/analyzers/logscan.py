@@ -184,6 +184,7 @@ def _panic_lines(data: bytes) -> List[int]:
 # keeps only the lines it found, never the tail).
 _SCANS: Dict[Tuple[int, int], TailScan] = {}
 _SCANNED_LINES_KEPT = 150_000
+_held = 0  # the lines the kept scans hold (summed as they are added: 20,000 tails stay linear)
 
 
 def scan_tail(data: bytes) -> TailScan:
@@ -194,10 +195,12 @@ def scan_tail(data: bytes) -> TailScan:
     scan = _SCANS.get(key)
     if scan is None:
         scan = _scan(data)
-        held = sum(_line_count(kept) for kept in _SCANS.values())
-        if held + _line_count(scan) > _SCANNED_LINES_KEPT:
+        global _held
+        if _held + _line_count(scan) > _SCANNED_LINES_KEPT:
             _SCANS.clear()
+            _held = 0
         _SCANS[key] = scan
+        _held += _line_count(scan)
     return scan
 
 
@@ -250,16 +253,3 @@ def densest_window(times: List[float], window: float) -> Tuple[int, Optional[flo
         if last - first + 1 > best:
             best, best_start = last - first + 1, times[first]
     return best, best_start
-
-
-
-
-def scan_warnings(data: bytes) -> List[Line]:
-    """The lines whose level is a warning (the same column rule as the error levels)."""
-    lines = _Lines(data, dict(scan_tail(data).warnings))
-    return [lines.at(start) for start, _number in scan_tail(data).warnings]
-
-
-def warning_starts(data: bytes) -> List[int]:
-    """Where each warning line starts, in order."""
-    return [start for start, _number in scan_tail(data).warnings]

@@ -9,6 +9,8 @@ import socket
 import struct
 from typing import Dict, List, Optional, Tuple
 
+from collector.live import read_text
+
 ROUTE_V4 = "/proc/net/route"
 ROUTE_V6 = "/proc/net/ipv6_route"
 NETSTAT = "/proc/net/netstat"
@@ -35,17 +37,6 @@ COUNTERS = {
     "active_opens": ("Tcp", "ActiveOpens"),
     "curr_estab": ("Tcp", "CurrEstab"),
 }
-
-
-def read_text(path: str, limit: int = PROC_MAX_BYTES) -> Tuple[Optional[str], Optional[str]]:
-    """(text, None) or (None, why it could not be read); at most `limit` bytes."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(limit).decode("utf-8", errors="replace"), None
-    except PermissionError:
-        return None, f"cannot read {path}: permission denied (run as root to read it)"
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror or exc}"
 
 
 def read_int(path: str) -> Tuple[Optional[int], Optional[str]]:
@@ -82,7 +73,7 @@ def parse_snmp_tables(text: str) -> Dict[Tuple[str, str], int]:
 def read_counters(errors: List[str]) -> Dict[str, Optional[int]]:
     table: Dict[Tuple[str, str], int] = {}
     for path in (NETSTAT, SNMP):
-        text, error = read_text(path)
+        text, error = read_text(path, PROC_MAX_BYTES)
         if text is None:
             errors.append(error or f"cannot read {path}")
             continue
@@ -96,7 +87,7 @@ def read_counters(errors: List[str]) -> Dict[str, Optional[int]]:
 def read_routes(errors: List[str]) -> List[dict]:
     routes = []
     for path, parse in ((ROUTE_V4, parse_route_v4), (ROUTE_V6, parse_route_v6)):
-        text, error = read_text(path)
+        text, error = read_text(path, PROC_MAX_BYTES)
         if text is None:
             if error and "No such file" not in error:  # a kernel without IPv6 has no ipv6_route
                 errors.append(error)
