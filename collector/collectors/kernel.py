@@ -119,6 +119,11 @@ def read_journal(since: float, cap: int, timeout: float) -> _Newest:
         raise Unreadable("journalctl -k: journald does not run here")
     argv = [JOURNALCTL, "-k", "-q", "--no-pager", "-o", "short-iso-precise", "--since", f"@{int(since)}"]
     lines = _command_lines(argv, cap, timeout)
+    if not lines and os.geteuid() != 0:
+        # journalctl shows a user only the journal files it may read, and -q hides its own
+        # warning: nothing shown to this user is not "no kernel message"
+        raise Unreadable("journalctl -k: showed this user no kernel message (the system journal is for root "
+                         "and the systemd-journal group)")
     newest = _Newest(cap)
     for line in lines:
         parsed = kernelmsg.parse_journal_line(line)
