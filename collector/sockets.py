@@ -76,11 +76,18 @@ def read_tables() -> Tables:
     """Every TCP and UDP socket of this network namespace, IPv4 and IPv6."""
     tables = Tables()
     for family, proto, path in _TABLES:
+        before = tables.sockets
         try:
             _netlink_into(tables, family, proto)
-        except OSError:  # refused before it gave anything (a seccomp filter, no sock_diag)
-            tables.source = "/proc/net"
+        except OSError as exc:
+            if tables.sockets > before:  # cut short mid-dump: /proc/net's rows would count its sockets twice
+                tables.errors.append(f"the sock_diag dump of {path} was cut short: {exc}")
+                continue
+            tables.source = "/proc/net"  # refused before it gave anything (a seccomp filter, no sock_diag)
             _add_rows(tables, _proc_rows(path, family, tables.errors), proto, family)
+        if tables.sockets > MAX_SOCKETS:
+            tables.errors.append(f"more than {MAX_SOCKETS} sockets: the rest of the tables was not read")
+            break
     return tables
 
 
