@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Tuple
 import click
 
 from collector import interrupt
-from collector.cli_options import DURATION, SIZE, load_catalog_or_exit
+from collector.cli_options import DURATION, SIZE, at_least, load_catalog_or_exit
 from collector.console import EXIT_OK, EXIT_UPLOAD_FAILED, error, usage_error
 from collector.interrupt import Interrupted
 
@@ -64,6 +64,7 @@ def _shared_options(prefix: str):
         click.option("--max-upload-size", type=SIZE, metavar="SIZE",
                      help="Refuse, before sending anything, a file larger than this (e.g. 25M)."),
         click.option(f"--{prefix}timeout", f"{dest}timeout", type=DURATION, default=DEFAULT_TIMEOUT, show_default=True,
+                     callback=at_least(1),
                      help="Seconds without progress after which an attempt is given up (30s, 2m)."),
         click.option(f"--{prefix}retries", f"{dest}retries", type=_retries_type, default=DEFAULT_RETRIES,
                      show_default=True,

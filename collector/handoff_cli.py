@@ -53,11 +53,16 @@ def checked_handoff(case_id: str, max_size: Optional[int], split_size: Optional[
     if max_size is not None and max_size < MIN_MAX_SIZE:
         usage_error(f"--max-size {human_size(max_size)} is too small: a bundle's records and summary alone take "
                     f"more than {human_size(MIN_MAX_SIZE)}")
+    checked_split(split_size, fmt)
+    return Handoff(case_id=case_id, max_size=max_size, split=split_size)
+
+
+def checked_split(split_size: Optional[int], fmt: str) -> None:
+    """--split of `collect` and `pack`: 7-Zip volumes, none smaller than MIN_VOLUME."""
     if split_size is not None and fmt != "7z":
         usage_error("--split makes 7-Zip volumes: it needs --format 7z")
     if split_size is not None and split_size < MIN_VOLUME:
         usage_error(f"--split {human_size(split_size)}: volumes take at least {human_size(MIN_VOLUME)}")
-    return Handoff(case_id=case_id, max_size=max_size, split=split_size)
 
 
 def run_dry(request, encrypt: bool) -> int:
@@ -101,8 +106,7 @@ def pack_command(folder, output_dir, fmt, encrypt, password_file, split_size, ca
 
     if encrypt and fmt != "7z":
         usage_error("--encrypt needs --format 7z")
-    if split_size is not None and fmt != "7z":
-        usage_error("--split makes 7-Zip volumes: it needs --format 7z")
+    checked_split(split_size, fmt)
     catalog = load_catalog_or_exit(catalog_file)
     patterns = valid_patterns(redact_patterns)
     password = bundle_password(password_file, confirm=True) if encrypt else None
