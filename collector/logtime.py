@@ -232,12 +232,18 @@ def seek_since(reader: CountingReader, size: int, since: float, reference: float
 
 
 def _scan_to_since(reader: CountingReader, offset: int, size: int, since: float, reference: float) -> int:
-    """From the line start `offset` on, the start of the first line stamped at or after `since`."""
-    pos, carry = offset, b""
+    """From the line start `offset` on, the start of the first line stamped at or after `since`.
+    A line longer than MAX_PROBE_SCAN is judged by its start and never held whole: a file
+    of one endless line costs one pass, not a copy of it per chunk."""
+    pos, carry, skipping = offset, b"", False
     while pos < size:
         chunk = reader.pread(min(PROBE_BYTES, size - pos), pos)
         if not chunk:
             break
+        if skipping:  # inside a long line already judged older than `since`
+            newline = chunk.find(b"\n")
+            pos, skipping = (pos + len(chunk), True) if newline < 0 else (pos + newline + 1, False)
+            continue
         data, base = carry + chunk, pos - len(carry)
         pos += len(chunk)
         whole = len(data) if pos >= size else data.rfind(b"\n") + 1
@@ -245,6 +251,11 @@ def _scan_to_since(reader: CountingReader, offset: int, size: int, since: float,
         if found is not None:
             return base + found
         carry = data[whole:]
+        if len(carry) > MAX_PROBE_SCAN:
+            moment = line_time(carry, reference)
+            if moment is not None and moment >= since:
+                return base + whole
+            carry, skipping = b"", True
     return size
 
 
