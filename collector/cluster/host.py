@@ -195,7 +195,10 @@ class HostRun:
         self.record["remote"]["folder"] = self.tmp
         identity = machine_identity(found)
         self.record["remote"]["machine"] = identity
-        first = self.machines.claim(identity, self.spec.name)
+        # one platform per machine and BASEDIR: two BASEDIRs of one machine (prod and stage)
+        # are two platforms, both collected
+        basedir = self.spec.basedir or self.request.basedir or ""
+        first = self.machines.claim(identity and f"{identity} {basedir}", self.spec.name)
         if first is not None:
             raise SameMachine(first)
         try:
