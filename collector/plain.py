@@ -31,3 +31,9 @@ def number(value: Any) -> Optional[float]:
 
 def is_number(value: Any) -> bool:
     return number(value) is not None
+
+
+def one_line(text: Any, limit: int = 300) -> str:
+    """A message on one line, cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,7 +14,8 @@ from typing import Callable, Dict, List, Optional
 
 from collector.context import Deadline
 from collector.datastores.common import (LATE_FACTOR, NOTHING_LISTENS, Check, CheckFailed, Endpoint, base_record,
-                                        fmt_seconds, one_line, scrub_values)
+                                        fmt_seconds, scrub_values)
+from collector.plain import one_line
 
 CheckFunc = Callable[[Check], None]
 

@@ -4,7 +4,8 @@ never in the URL)."""
 
 from __future__ import annotations
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get, one_line
+from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get
+from collector.plain import one_line
 
 QUERY = "/?query=SELECT%20version()%2C%20uptime()%20FORMAT%20TabSeparated"
 

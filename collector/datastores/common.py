@@ -260,12 +260,6 @@ def connect_error_message(exc: BaseException, host: Optional[str], port: Optiona
     return f"cannot connect to {where}: {getattr(exc, 'strerror', None) or exc}"
 
 
-def one_line(text: Any, limit: int = 300) -> str:
-    """A message on one line, cut to `limit` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def scrub_values(data: Any, secrets: List[str]) -> Any:
     """A copy of `data` where every occurrence of one of `secrets` in a string is masked:
     the last guard that keeps an endpoint's own credentials out of its record."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, List, Optional
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get, one_line
+from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get
+from collector.plain import one_line
 
 BODY_LIMIT = 4096
 MAX_FAILED = 20  # failed components kept from one answer

@@ -17,7 +17,8 @@ from bson.errors import BSONError
 from pymongo import errors as mongo_errors
 from pymongo.server_type import SERVER_TYPE
 
-from collector.datastores.common import Check, CheckFailed, mask_argv, mask_secrets, ms_since, one_line
+from collector.datastores.common import Check, CheckFailed, mask_argv, mask_secrets, ms_since
+from collector.plain import one_line
 from collector.redact import redact_structure
 
 LONG_OP_SECONDS = 30

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import pika
 from pika import exceptions as pika_errors
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, http_get, ms_since, one_line
+from collector.datastores.common import Check, CheckFailed, HttpFailure, http_get, ms_since
+from collector.plain import one_line
 
 EXACT_QUEUES = ("oxy_triggers", "oxy_triggers_prior")
 FAMILIES = (("trk_*", "trk_"), ("akmta_*", "akmta_"), ("geo_akmta_*", "geo_akmta_"))

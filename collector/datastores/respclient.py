@@ -13,7 +13,8 @@ from redis.backoff import NoBackoff
 from redis.connection import Connection
 from redis.retry import Retry
 
-from collector.datastores.common import Check, CheckFailed, one_line
+from collector.datastores.common import Check, CheckFailed
+from collector.plain import one_line
 
 try:
     _INIT_PARAMS = set(inspect.signature(redis.connection.AbstractConnection.__init__).parameters)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from collector.bundle.handoff import case_bundle_name
-from collector.plain import as_dict
+from collector.plain import as_dict, one_line
 from collector.report.format import human_time
 
 TICKET_FINDINGS = 5
@@ -30,15 +30,10 @@ def bundle_file_name(manifest: dict) -> Optional[str]:
     return name if fmt in (None, "dir") else f"{name}.{fmt}"
 
 
-def _cut(text: str, width: int = _LINE) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def _worst(rows: List[dict]) -> List[str]:
     urgent = [r for r in rows if r["severity"] != "info"] or rows
-    lines = [_cut(f"- {r['severity'].upper()} {r['id']}"
-                  + (f" [{r['subject']}]" if r.get("subject") else "") + f": {r.get('title') or ''}")
+    lines = [one_line(f"- {r['severity'].upper()} {r['id']}"
+                      + (f" [{r['subject']}]" if r.get("subject") else "") + f": {r.get('title') or ''}", _LINE)
              for r in urgent[:TICKET_FINDINGS]]
     if len(urgent) > TICKET_FINDINGS:
         lines.append(f"- … and {len(urgent) - TICKET_FINDINGS} more (see summary.html)")
@@ -51,14 +46,14 @@ def ticket_text(manifest: dict, header: dict, verdict: dict, findings: dict) -> 
     lines = [f"akdiag bundle of {host}" + (f" (label {header['label']})" if header.get("label") else "")]
     case_id = manifest.get("case_id")
     if isinstance(case_id, (str, int)) and str(case_id).strip():
-        lines.append(f"Case: {_cut(case_id, 80)}")
+        lines.append(f"Case: {one_line(case_id, 80)}")
     lines.append(f"Platform: Altcraft platform {header.get('platform_version') or '(version unknown)'}")
     lines.append(f"Collected: {human_time(header.get('started_at'))} by {header.get('tool_name') or 'akdiag'} "
                  f"{header.get('tool_version') or '(version unknown)'}")
     name = bundle_file_name(manifest)
     if name:
         lines.append(f"Bundle: {name}")
-    lines.append(f"Verdict: {_cut(verdict.get('text') or '')}")
+    lines.append(f"Verdict: {one_line(verdict.get('text') or '', _LINE)}")
     if findings.get("available") and findings.get("rows"):
         lines.append("Worst findings:")
         lines.extend(_worst(findings["rows"]))
