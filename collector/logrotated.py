@@ -16,7 +16,7 @@ import os
 import re
 import zlib
 from collections import deque
-from typing import Deque, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from collector.context import Deadline
 from collector.logtime import (CountingReader, first_and_last_time, line_start_at_or_after, line_time, seek_since,
@@ -68,13 +68,27 @@ def _rotation_order(cand: Candidate):
     return (-cand.mtime, int(match.group(1)) if match else 0, cand.entry["path"])
 
 
-def rotations_of(live: Candidate, rotated: List[Candidate]) -> List[Candidate]:
+def rotations_of(live: Candidate, rotated: List[Candidate],
+                 by_log: Optional[Dict[Tuple[str, str], List[Candidate]]] = None) -> List[Candidate]:
     """The rotated files in the live log's folder that belong to it, newest first (by
-    mtime, then by rotation number)."""
-    folder, name = live.entry["path"].rpartition("/")[0], live.parts[-1]
-    mine = [c for c in rotated
-            if c.entry["path"].rpartition("/")[0] == folder and base_name(c.parts[-1]) == name]
-    return sorted(mine, key=_rotation_order)
+    mtime, then by rotation number); `by_log`: rotations_by_log(rotated), made once."""
+    by_log = rotations_by_log(rotated) if by_log is None else by_log
+    return by_log.get(_log_key(live.entry["path"], live.parts[-1]), [])
+
+
+def rotations_by_log(rotated: List[Candidate]) -> Dict[Tuple[str, str], List[Candidate]]:
+    """Every rotated file under the (folder, name) of the live log it belongs to, newest
+    first: one pass over the listing for all the live logs of a run."""
+    by_log: Dict[Tuple[str, str], List[Candidate]] = {}
+    for cand in rotated:
+        by_log.setdefault(_log_key(cand.entry["path"], base_name(cand.parts[-1])), []).append(cand)
+    for parts in by_log.values():
+        parts.sort(key=_rotation_order)
+    return by_log
+
+
+def _log_key(path: str, name: str) -> Tuple[str, str]:
+    return path.rpartition("/")[0], name
 
 
 def compression_of(name: str) -> Optional[str]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Set
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Deadline
 from collector.live import iso_utc
 from collector.logrotated import (Window, WindowStopped, compressed_window, compression_of, plain_window,
-                                  rotations_of)
+                                  rotations_by_log, rotations_of)
 from collector.logtail import bundle_path_for, count_lines, read_tail, record_tail
 from collector.logwalk import Candidate, Listing, mark_read_error, open_candidate
 
@@ -74,6 +74,7 @@ class _LogRun:
         self.listing, self.writer, self.options, self.deadline = listing, writer, options, deadline
         self.taken, self.folder, self.errors = taken, folder, errors
         self.since: float = options.since
+        self._rotations: Optional[Dict[Tuple[str, str], List[Candidate]]] = None  # built once, on first use
 
     def read_log(self, cand: Candidate, cap: int) -> int:
         """Reads the live file then rotations; returns the bytes put in the bundle."""
@@ -81,7 +82,9 @@ class _LogRun:
         if window is None:  # no timestamps, or it could not be read: its rotations are only listed
             return used
         covered = window.covered
-        for rotation in rotations_of(cand, self.listing.rotated):
+        if self._rotations is None:
+            self._rotations = rotations_by_log(self.listing.rotated)
+        for rotation in rotations_of(cand, self.listing.rotated, self._rotations):
             if covered or used >= cap or self.deadline.expired():
                 if covered:
                     rotation.entry["reason"] = REASON_COVERED
