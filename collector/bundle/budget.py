@@ -133,8 +133,11 @@ def _apply(handoff, writer, cuts: Dict[str, int], items: List[dict]) -> None:
 
 def _ratio(items: List[dict], root: Path) -> float:
     """Packed bytes per raw byte of the tails (never below 1%: a cut always counts)."""
-    raw = sum(i["size"] for i in items)
     packed = sum(compressed_estimate(root / i["path"], i["size"]) for i in items)
+    return _packed_ratio(packed, sum(i["size"] for i in items))
+
+
+def _packed_ratio(packed: int, raw: int) -> float:
     return max(0.01, packed / raw) if raw else 1.0
 
 
@@ -151,13 +154,16 @@ def pack_within(handoff, writer, pack_once: Callable[[], Path], refresh: Optiona
 
     budget = handoff.max_size
     items = tails(writer)
-    records = estimate(writer) - sum(compressed_estimate(writer.root / i["path"], i["size"]) for i in items)
+    total = estimate(writer)  # each file sampled and compressed once here
+    tails_packed = sum(compressed_estimate(writer.root / i["path"], i["size"]) for i in items)
+    records = total - tails_packed
     if records > budget * 2:  # clearly hopeless: no archive written to find out
         raise BudgetTooSmall(f"--max-size {format_size(budget)} is too small: the bundle's records alone take "
                              f"about {format_size(records)} packed (log tails are the only part that can be cut)")
-    over = estimate(writer) - budget
+    over = total - budget
     if over > 0 and items:
-        _trim(handoff, writer, items, int(over * 1.1 / _ratio(items, writer.root)), refresh)
+        raw = sum(i["size"] for i in items)
+        _trim(handoff, writer, items, int(over * 1.1 / _packed_ratio(tails_packed, raw)), refresh)
     for attempt in range(MAX_PASSES):
         packed = pack_once()
         handoff.passes += 1
