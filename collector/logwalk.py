@@ -105,6 +105,11 @@ class Candidate:
         return escaped_name(self.root.display(self.parts))
 
 
+def newest_first(candidates: List[Candidate]) -> List[Candidate]:
+    """The order tails are taken in: newest first, then by path."""
+    return sorted(candidates, key=lambda c: (-c.mtime, c.entry["path"]))
+
+
 @dataclass
 class Listing:
     entries: List[dict] = field(default_factory=list)

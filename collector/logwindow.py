@@ -31,7 +31,7 @@ from collector.live import iso_utc
 from collector.logrotated import (Window, WindowStopped, compressed_window, compression_of, plain_window,
                                   rotations_by_log, rotations_of)
 from collector.logtail import bundle_path_for, count_lines, read_tail, record_tail
-from collector.logwalk import Candidate, Listing, mark_read_error, open_candidate
+from collector.logwalk import Candidate, Listing, mark_read_error, newest_first, open_candidate
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
@@ -156,7 +156,7 @@ def take_windows(listing: Listing, writer: "CollectorWriter", options: CollectOp
     errors: List[str] = []
     run = _LogRun(listing, writer, options, deadline, taken, folder, errors)
     missed_by_deadline = 0
-    for cand in sorted(listing.candidates, key=lambda c: (-c.mtime, c.entry["path"])):
+    for cand in newest_first(listing.candidates):
         budget.pending -= 1
         entry = cand.entry
         if deadline.expired():

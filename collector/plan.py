@@ -45,6 +45,7 @@ def _plan_logs(ctx: Context, plan: Plan) -> None:
     """Every file the log collector would list, and the tail it would take of each live
     log: newest first, within --log-bytes each and --log-total-bytes together."""
     from collector.collectors import logs
+    from collector.logwalk import newest_first
     from collector.logwindow import Budget
 
     index = {"errors": [], "roots": [], "notes": []}
@@ -55,8 +56,10 @@ def _plan_logs(ctx: Context, plan: Plan) -> None:
     budget = Budget.for_listings(ctx.options, [found for _root, found in listings])
     try:
         taking = {}
-        every = [(root, cand) for root, found in listings for cand in found.candidates]
-        for root, cand in sorted(every, key=lambda rc: (-rc[1].mtime, rc[1].entry["path"])):
+        # as the collection takes them: root by root (the platform's logs first), newest first in each
+        every = [cand for _root, found in listings
+                 for cand in newest_first(found.candidates)]
+        for cand in every:
             budget.pending -= 1
             cap = budget.window_cap(ctx.options) if ctx.options.since is not None else ctx.options.log_bytes
             take = min(cand.entry.get("size") or 0, cap, max(0, budget.left))

@@ -110,7 +110,7 @@ from collector.logtail import (  # noqa: F401  (re-exported: the tail reader's n
 from collector.logwalk import (  # noqa: F401  (the listing's names, re-exported for the collector's users)
     MAX_ENTRIES, REASON_BECAME_LINK, REASON_DEPTH, REASON_NOT_REGULAR, REASON_ROTATED, REASON_SYMLINK_DIR,
     REASON_SYMLINK_LOOP, REASON_VANISHED, Candidate, Listing, describe_os_error, file_type,
-    is_rotated_or_compressed, list_folder, list_logs, mark_read_error, new_entry, open_candidate)
+    is_rotated_or_compressed, list_folder, list_logs, mark_read_error, new_entry, newest_first, open_candidate)
 from collector.logwindow import Budget, take_windows
 from collector.safeopen import SafeRoot, escaped_name
 
@@ -137,7 +137,7 @@ def take_tails(listing: Listing, writer: "CollectorWriter", options: CollectOpti
         return take_windows(listing, writer, options, deadline, budget, taken, folder)
     errors: List[str] = []
     missed_by_deadline = 0
-    for cand in sorted(listing.candidates, key=lambda c: (-c.mtime, c.entry["path"])):
+    for cand in newest_first(listing.candidates):
         entry = cand.entry
         budget.pending -= 1
         if deadline.expired():
