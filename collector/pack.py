@@ -15,7 +15,6 @@ and packed from there through the one write point (collector/bundle/writer.py)."
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from collector.bundle import archive, schema
 from collector.bundle.handoff import Handoff, Placed, place
+from collector.bundle.split import sha256_of
 from collector.bundle.structured import format_of
 from collector.bundle.writer import BundleWriter
 from collector.live import iso_utc
@@ -52,15 +52,6 @@ class PackResult:
     placed: Placed
     review: Review
     manifest: dict
-
-
-def _sha256(path: Path) -> Tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict:
@@ -108,7 +99,7 @@ def review(folder: Path, manifest: dict) -> Review:
         if record is None:
             result.added.append(rel)
             continue
-        size, digest = _sha256(folder / rel)
+        size, digest = (folder / rel).stat().st_size, sha256_of(folder / rel)
         (result.unchanged if (size, digest) == (record["size"], record["sha256"]) else result.changed).append(rel)
     result.removed = sorted(set(listed) - set(files))
     return result

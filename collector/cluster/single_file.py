@@ -4,7 +4,6 @@ akdiag already installed on a host, used when it is not older than this one."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from collector import __version__, zipapp_main
+from collector.bundle.split import sha256_of
 from collector.cluster.ssh import RemoteError
 
 # The bootstrap's facts this package needs, read here only: the oldest Python the single
@@ -61,14 +61,6 @@ def single_file_cache() -> Path:
     return Path(root)
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class SingleFile:
     """The single-file akdiag to copy to hosts: --akdiag-file, else the .pyz this akdiag
     runs from, else one built (once, on first need) into akdiag's cache folder."""
@@ -85,7 +77,7 @@ class SingleFile:
         path = self.path()
         with self._lock:
             if not getattr(self, "_name", None):
-                self._name = f"akdiag-{__version__}-{file_digest(path)[:12]}.pyz"
+                self._name = f"akdiag-{__version__}-{sha256_of(path)[:12]}.pyz"
             return self._name
 
     def path(self) -> Path:
