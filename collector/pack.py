@@ -119,17 +119,22 @@ def _scrubber(folder: Path, patterns: tuple, catalog_patterns: tuple) -> Scrubbe
 
 def _rebuild(folder: Path, staging: Path, manifest: dict, found: Review, scrubber: Scrubber) -> BundleWriter:
     writer = BundleWriter(staging, scrubber)
+    listed = {f["path"]: f for f in manifest["files"]}
     for rel in found.unchanged:
         with open(folder / rel, "rb") as handle:
-            writer.write_unscrubbed_stream(rel, handle, collector=_collector_of(manifest, rel))
+            record = writer.write_unscrubbed_stream(rel, handle, collector=_collector_of(listed, rel))
+        if record.sha256 != listed[rel]["sha256"]:  # changed after the review: it would go unscrubbed
+            writer.close()
+            raise ReviewError(f"{rel} changed while it was being packed: nothing packed. Pack again once "
+                              "nobody edits the folder")
     changes = []
     for rel in found.changed:
-        before = next(f for f in manifest["files"] if f["path"] == rel)
+        before = listed[rel]
         raw = (folder / rel).read_bytes()
         if format_of(rel):
-            record, _result = writer.write_structured(rel, raw, rel, _collector_of(manifest, rel))
+            record, _result = writer.write_structured(rel, raw, rel, _collector_of(listed, rel))
         else:
-            record = writer.write_bytes(rel, raw, _collector_of(manifest, rel))
+            record = writer.write_bytes(rel, raw, _collector_of(listed, rel))
         changes.append({"path": rel, "stored_as": record.path, "size_before": before["size"],
                         "sha256_before": before["sha256"], "size": record.size, "sha256": record.sha256,
                         "redactions": [{"rule": c["rule"], "count": c["count"]} for c in scrubber.counts.as_records()
@@ -151,11 +156,8 @@ def _now() -> float:
     return time.time()
 
 
-def _collector_of(manifest: dict, rel: str) -> str:
-    for record in manifest["files"]:
-        if record["path"] == rel:
-            return str(record.get("collector") or "akdiag")
-    return "akdiag"
+def _collector_of(listed: Dict[str, dict], rel: str) -> str:
+    return str(listed.get(rel, {}).get("collector") or "akdiag")
 
 
 def pack_reviewed(folder: Path, output_dir: Path, fmt: str = "7z", password: Optional[str] = None,
