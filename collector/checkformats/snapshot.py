@@ -5,9 +5,9 @@ not hold stays None (a monitoring system must see "no data", not 0)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
+from collector.analyzers.common import parse_time
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.plain import as_dict, dicts, number
@@ -17,13 +17,8 @@ DATASTORE_UP = ("ok",)
 
 
 def epoch_seconds(iso: Any) -> Optional[float]:
-    """'2026-12-01T18:19:10Z' as seconds since the epoch, or None."""
-    if not isinstance(iso, str):
-        return None
-    try:
-        return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
+    """'2026-12-01T18:19:10Z' as seconds since the epoch, or None (a number is no time here)."""
+    return parse_time(iso) if isinstance(iso, str) else None
 
 
 def _total(values: List[Any]) -> Optional[float]:
