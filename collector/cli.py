@@ -83,7 +83,6 @@ class _Akdiag(click.Group):
         import traceback
 
         from collector import bounded, interrupt, tempfiles
-        from collector.interrupt import Interrupted
 
         try:
             # What akdiag writes (bundles, decrypted files) is its owner's only; its clean-up,
@@ -92,8 +91,13 @@ class _Akdiag(click.Group):
                 try:
                     tempfiles.sweep_temporary_folder()
                     return super().invoke(ctx)
-                except Interrupted as exc:
-                    ctx.exit(interrupt.finish(exc, "nothing left behind"))
+                except click.exceptions.Exit:
+                    raise
+                except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
+                    stop = interrupt.stopped_by(exc)
+                    if stop is None:
+                        raise
+                    ctx.exit(interrupt.finish(stop, "nothing left behind"))
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except BrokenPipeError:  # stdout's reader left: nothing to say, and no one to say it to
@@ -321,14 +325,17 @@ def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, dat
     from collector import check as checking
     from collector import interrupt
     from collector.commands import check_text, run_check
-    from collector.interrupt import Interrupted
 
     try:
         result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
                            bundle_path)
-    except Interrupted as exc:
-        sys.exit(interrupt.finish(exc, "no verdict"))
-    except Exception as exc:  # a monitoring system needs a status line, not a traceback
+    except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
+        stop = interrupt.stopped_by(exc)
+        if stop is not None:
+            sys.exit(interrupt.finish(stop, "no verdict"))
+        if not isinstance(exc, Exception):
+            raise
+        # a monitoring system needs a status line, not a traceback
         result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
     if output_file:  # plain text, never coloured nor cut to a terminal's width
         from collector.checkformats import emit

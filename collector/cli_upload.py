@@ -19,7 +19,6 @@ import click
 from collector import interrupt
 from collector.cli_options import DURATION, SIZE, at_least, load_catalog_or_exit
 from collector.console import EXIT_OK, EXIT_UPLOAD_FAILED, error, usage_error
-from collector.interrupt import Interrupted
 
 if TYPE_CHECKING:
     from collector.upload import UploadSettings
@@ -195,8 +194,12 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
             return EXIT_UPLOAD_FAILED
         try:
             return send_all(pairs, request.settings, quiet, bundle=Path(path))
-        except Interrupted as exc:  # the bundle is written: say so, not "nothing left behind"
-            return interrupt.finish(exc, f"upload stopped; the bundle was written and stays here: "
-                                         f"{Path(path).resolve()}")
+        except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
+            stop = interrupt.stopped_by(exc)
+            if stop is None:
+                raise
+            # the bundle is written: say so, not "nothing left behind"
+            return interrupt.finish(stop, f"upload stopped; the bundle was written and stays here: "
+                                          f"{Path(path).resolve()}")
 
     return upload_bundle

@@ -16,7 +16,6 @@ import click
 from collector import interrupt
 from collector.console import (EXIT_INTERRUPTED, EXIT_OK, EXIT_OUTPUT, close_progress, error, print_collect_summary,
                                progress_printer, quiet_closed_stdout)
-from collector.interrupt import Interrupted
 
 
 def seconds_since_start() -> float:
@@ -41,14 +40,17 @@ def run_collect(request, quiet: bool, verbose: bool = False, for_support: bool =
             result = collect(request, progress=progress)
         finally:  # the progress line is gone before anything else is printed
             close_progress(progress)
-    except OutputError as exc:
-        error(f"no bundle written: {exc}")
-        return getattr(exc, "exit_code", EXIT_OUTPUT)  # 2 for a --max-size the records do not fit
-    except Interrupted as exc:
-        return interrupt.finish(exc, "no bundle written, nothing left behind")
     except KeyboardInterrupt:  # a caller that installed no handler (collect() used as a library)
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
+    except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
+        stop = interrupt.stopped_by(exc)
+        if stop is not None:
+            return interrupt.finish(stop, "no bundle written, nothing left behind")
+        if not isinstance(exc, OutputError):
+            raise
+        error(f"no bundle written: {exc}")
+        return getattr(exc, "exit_code", EXIT_OUTPUT)  # 2 for a --max-size the records do not fit
     try:
         print_collect_summary(result, quiet, for_support)
     except BrokenPipeError:  # `akdiag collect | head -1`: the bundle is written all the same

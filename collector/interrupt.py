@@ -55,6 +55,27 @@ def received() -> Optional[int]:
     return _received
 
 
+def stopped_by(exc: BaseException) -> Optional[Interrupted]:
+    """The stop behind `exc`, or None when no stop signal came.  The handler raises at any
+    point of the main thread, even inside a lock's bookkeeping (threading's Condition.wait
+    then fails with "release unlocked lock"): whatever propagates after a stop signal is its
+    consequence, and ends the run as that stop."""
+    if isinstance(exc, Interrupted):
+        return exc
+    if _received is None:
+        return None
+    stop = Interrupted(_received)
+    stop.__context__ = exc
+    return stop
+
+
+def checkpoint() -> None:
+    """Raise the stop again where the main thread waits for work: its first raise may have
+    been turned into another exception (see stopped_by) and swallowed by an `except`."""
+    if _received is not None and threading.current_thread() is threading.main_thread():
+        raise Interrupted(_received)
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Handle the stop signals while the block runs (main thread only; elsewhere a no-op)."""
@@ -73,6 +94,7 @@ def stop_on_signals() -> Iterator[None]:
     try:
         yield
     finally:
+        _received = None  # what comes after the block is not stopped by its signal (see checkpoint)
         for signum, handler in previous.items():
             try:
                 signal.signal(signum, handler)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from collector import TOOL_NAME, __version__, tempfiles
+from collector import TOOL_NAME, __version__, interrupt, tempfiles
 from collector.basedir import basedir_problem
 from collector.bundle import archive, schema
 from collector.bundle.reader import BundleReader
@@ -147,6 +147,7 @@ def run_collectors(specs: List[CollectorSpec], make_ctx: Callable[[CollectorSpec
     for spec, ctx, box, thread in running:
         limit = min(spec.timeout, deadline.remaining() + (time.monotonic() - started))
         thread.join(max(0.0, started + limit - time.monotonic()))
+        interrupt.checkpoint()
         if thread.is_alive():
             ctx.writer.close()
             message = f"did not finish within {limit:.1f} s; its results were left out"
@@ -222,9 +223,11 @@ def run_bounded(step: str, work: Callable[[], Any], deadline: Deadline) -> Tuple
         except BaseException as exc:  # handed to the caller
             box["error"] = exc
 
+    interrupt.checkpoint()
     thread = threading.Thread(target=target, name=f"akdiag:{step}", daemon=True)
     thread.start()
     thread.join(deadline.remaining())
+    interrupt.checkpoint()
     if thread.is_alive():
         return None, f"deadline reached during {step}"
     if "error" in box:

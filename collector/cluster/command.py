@@ -14,7 +14,6 @@ from collector.console import (EXIT_HOSTS_MISSING, EXIT_OK, EXIT_OUTPUT, EXIT_US
                                progress_printer)
 from collector.cluster.hosts import HostsError, HostSpec, combine, load_hosts_file, parse_host_option
 from collector.cluster.ssh import SshSettings
-from collector.interrupt import Interrupted
 
 DEFAULT_PARALLEL = 8
 
@@ -61,11 +60,14 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
         case_id=case_id)
     try:
         result = collect_cluster(request, progress=progress_printer(quiet))
-    except OutputError as exc:
+    except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
+        stop = interrupt.stopped_by(exc)
+        if stop is not None:
+            return interrupt.finish(stop, "no cluster archive written (the hosts were cleaned up)")
+        if not isinstance(exc, OutputError):
+            raise
         error(f"no cluster archive written: {exc}")
         return EXIT_OUTPUT
-    except Interrupted as exc:
-        return interrupt.finish(exc, "no cluster archive written (the hosts were cleaned up)")
     _print(result, quiet)
     return exit_status(result.hosts)
 
