@@ -309,3 +309,20 @@ def test_the_cluster_form_takes_the_case_id_and_refuses_the_one_host_options(tmp
     for option in (["--split", "1M"], ["--max-size", "5M"], ["--dry-run"]):
         done = akdiag("collect", *host, "--output", str(out), *option)
         assert done.returncode == 2 and "a cluster run takes --case-id" in done.stderr
+
+
+def test_a_leftover_checksum_file_makes_the_bundle_take_the_next_name(tmp_path):
+    from collector.bundle.handoff import Handoff, place
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "manifest.json").write_text("{}")
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / "host-20261201T000000Z.7z.sha256"  # its archive was deleted by hand, the checksum kept
+    leftover.write_text("0" * 64 + "  host-20261201T000000Z.7z\n")
+    placed = place(staging, out, "host-20261201T000000Z", "7z", None, Handoff(case_id="SR-1"))
+    assert placed.path.name == "host-20261201T000000Z-2.7z"
+    assert placed.checksum.name == "host-20261201T000000Z-2.7z.sha256"
+    assert leftover.read_text().startswith("0" * 64)
+    assert _sha256sum_check(placed.checksum).returncode == 0

@@ -12,6 +12,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Callable, Optional
 
 from collector import tempfiles
 
@@ -66,10 +67,14 @@ def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = N
         temp.unlink(missing_ok=True)
 
 
-def _place_file(temp: Path, output_dir: Path, name: str, fmt: str) -> Path:
+def _place_file(temp: Path, output_dir: Path, name: str, fmt: str,
+                taken: Optional[Callable[[Path], bool]] = None) -> Path:
     """A hard link under the first free name (link() never replaces); where the file system
-    has no hard links, an exclusively created placeholder that the archive then replaces."""
+    has no hard links, an exclusively created placeholder that the archive then replaces.
+    `taken(target)` says a name is not free for another reason (a file that comes with it)."""
     for target in _candidates(output_dir, name, fmt):
+        if taken is not None and taken(target):
+            continue
         try:
             os.link(temp, target)
             return target

@@ -95,7 +95,8 @@ def place(staging: Path, output_dir: Path, name: str, fmt: str, password: Option
         if handoff.split:
             volumes = split.place_volumes(packed, output_dir, name, fmt, handoff.split)
         else:
-            volumes = [archive._place_file(packed, output_dir, name, fmt)]
+            volumes = [archive._place_file(packed, output_dir, name, fmt,
+                                           taken=lambda target: split.checksum_path([target]).exists())]
         try:
             checksum = split.write_checksums(volumes)
         except BaseException:  # the bundle and its checksums come together, or not at all
