@@ -191,6 +191,8 @@ ALLOWED_WRITERS = {
     "collector/bundle/archive.py": "packs the finished, scrubbed folder; writes the mapping beside the bundle",
     "collector/simulate/host.py": "builds the simulated host, never a bundle",
     "collector/state.py": "creates akdiag's own secret-digest key, outside BASEDIR and every bundle",
+    "collector/history.py": "appends watch's samples (figures and finding ids, no log text) to its own ring "
+                            "in akdiag's state folder, outside BASEDIR; a bundle gets them through the writer",
     "collector/pseudonym_key.py": "creates the --pseudonym-key file the user named, outside BASEDIR and every bundle",
     "collector/console_pipe.py": "puts /dev/null in place of a stdout whose reader has gone",
     "collector/zipapp.py": "builds the single file akdiag.pyz, never a bundle",
