@@ -11,26 +11,22 @@ import click
 
 from collector import __version__
 from collector.bundle.schema import FORMATS
+from collector.cli_check import check
 from collector.cli_help import SectionedCommand, format_examples
-from collector.cli_options import (DURATION, SIZE, at_least, checked_pii_kinds, collect_options, collector_names,
-                                   command_line, list_collectors_option, load_catalog_or_exit, pseudonym_key,
-                                   selected_collectors, valid_patterns)
+from collector.cli_options import (DURATION, SIZE, at_least, basedir_option, checked_pii_kinds, collect_options,
+                                   collector_names, command_line, list_collectors_option, load_catalog_or_exit,
+                                   pseudonym_key, selected_collectors, valid_patterns)
+from collector.cli_report import diff, report
 from collector.cli_upload import prepare_upload, upload_command, upload_options
 from collector.handoff_cli import (case_id_option, checked_handoff, dry_run_option, max_size_option, pack_command,
                                    run_dry, split_option)
-from collector.console import (EXIT_CLOSED_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401 (public)
-                               EXIT_OUTPUT, EXIT_USAGE, echo_out, error, quiet_closed_stdout, usage_error)
+from collector.console import EXIT_CLOSED_PIPE, EXIT_INTERNAL, quiet_closed_stdout, usage_error
 
 # Only click and light modules are imported above: `akdiag --help` must start fast (issue 14:
 # at most 3x `python3 -c pass`).  psutil, jinja2, py7zr, the datastore clients, the catalog
 # (yaml) and the run are imported inside the commands that need them.
 
 _positive = click.IntRange(min=1)
-_basedir_option = click.option(
-    # Neither existence, type nor readability is checked here: a BASEDIR that cannot be
-    # read still gives a bundle that says what could not be read and why.
-    "--basedir", type=click.Path(readable=False),
-    help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
 _quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress; print only the bundle's path.")
 _verbose_option = click.option("-v", "--verbose", is_flag=True,
                                help="Each step on stderr with its time, on a terminal or not.")
@@ -128,7 +124,7 @@ def main() -> None:
 
 
 @main.command(cls=SectionedCommand, sections=COLLECT_SECTIONS, examples=COLLECT_EXAMPLES)
-@_basedir_option
+@basedir_option
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder to write the bundle into.")
 @click.option("--label", default="", help="A word to put in the bundle's name, e.g. pre-upgrade.")
@@ -267,191 +263,10 @@ def demo(output_dir, fmt, quiet, verbose):
     sys.exit(run_demo(output_dir, fmt, quiet, verbose))
 
 
-# --------------------------------------------------------------------------- check and report
-
-class _MonitoringCommand(SectionedCommand):
-    """A bad option is "could not check" (3) for a monitoring system, not CRITICAL (2)."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            exc.exit_code = 3
-            raise
-
-
-@main.command(cls=_MonitoringCommand, sections={
-    "What to check": ("basedir", "skip", "list_collectors", "with_logs", "catalog_file", "bundle_path"),
-    "Output": ("fmt", "output_file"),
-    "Time": ("timeout", "datastore_timeout"),
-}, examples=(
-    ("akdiag check", "A table of the findings and a verdict line; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."),
-    ("akdiag check --format nagios", "One status line with performance data, for NRPE, Icinga or Zabbix."),
-    ("akdiag check --skip datastores --timeout 10s", "Quicker: no datastore checks, a 10 s deadline."),
-    ("akdiag check --bundle BUNDLE.7z", "The verdict of today's analyzers on an existing bundle."),
-))
-@_basedir_option
-@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
-              help="YAML file merged over the built-in catalog (processes, thresholds).")
-@click.option("--format", "fmt", default="text", show_default=True,
-              type=click.Choice(["text", "json", "nagios", "prometheus", "zabbix-discovery", "zabbix-values"]))
-@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False),
-              help="Write to this file atomically (mode 0644), e.g. for node_exporter's textfile collector.")
-@click.option("--skip", multiple=True, callback=collector_names(quick_only=True), metavar="COLLECTOR",
-              help="Leave a collector out, e.g. --skip datastores (repeatable).")
-@list_collectors_option(quick_only=True)
-@click.option("--logs", "with_logs", is_flag=True, help="Also read the log tails (slower).")
-@click.option("--timeout", type=DURATION, callback=at_least(2), default="30s", show_default=True,
-              help="Deadline of the whole check (30, 30s, 1m).")
-@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="1s", show_default=True,
-              help="Each datastore check's budget, from its client library being loaded; "
-                   "an answer after it is slow, none by twice it a timeout.")
-@click.option("--bundle", "bundle_path", type=click.Path(exists=True),
-              help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
-def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, datastore_timeout, bundle_path):
-    """Check this host quickly and exit as monitoring expects.
-
-    \b
-    Runs the quick collectors (no log tails unless --logs, no archive) and the
-    analyzers, prints the findings, and exits:
-      0  OK        nothing above info
-      1  WARNING   a warning, nothing critical
-      2  CRITICAL  a critical finding
-      3  UNKNOWN   could not check (no BASEDIR, no process data, bad option or catalog)
-      128+N        stopped by signal N (143 SIGTERM from a monitoring timeout)
-    --format nagios prints one status line with performance data (processes_down=...);
-    prometheus, zabbix-discovery and zabbix-values feed those systems (README: Monitoring).
-    """
-    from collector import check as checking
-    from collector import interrupt
-    from collector.commands import check_text, run_check
-
-    try:
-        result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
-                           bundle_path)
-    except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-        stop = interrupt.stopped_by(exc)
-        if stop is not None:
-            sys.exit(interrupt.finish(stop, "no verdict"))
-        if not isinstance(exc, Exception):
-            raise
-        # a monitoring system needs a status line, not a traceback
-        result = checking.unknown(f"internal error: {type(exc).__name__}: {exc}")
-    if output_file:  # plain text, never coloured nor cut to a terminal's width
-        from collector.checkformats import emit
-
-        sys.exit(checking.EXIT_UNKNOWN if emit(checking.RENDERERS[fmt](result), output_file) else result.code)
-    echo_out(check_text(checking, result, fmt))
-    sys.exit(result.code)
-
-
-@main.command(cls=SectionedCommand, examples=(
-    ("akdiag report BUNDLE.7z --open", "BUNDLE.summary.html and BUNDLE.findings.json here, opened in a browser."),
-    ("akdiag report BUNDLE.7z -o /tmp/summary.html", "The summary written to /tmp/summary.html."),
-))
-@click.argument("bundle", type=click.Path(exists=True))
-@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False),
-              help="Where to write the summary [default: ./<bundle name>.summary.html]; the findings go "
-                   "beside it as <name>.findings.json.")
-@click.option("--open", "open_it", is_flag=True, help="Open the summary in a web browser.")
-@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
-              help="YAML file merged over the built-in catalog (thresholds).")
-@click.option("--password-file", type=click.Path(dir_okay=False),
-              help="File holding an encrypted bundle's password [else $AKDIAG_PASSWORD, else a prompt].")
-def report(bundle, output_file, open_it, catalog_file, password_file):
-    """Re-render the summary and findings of an existing bundle with this akdiag.
-
-    BUNDLE is a bundle folder, .7z or .tar.gz.  Nothing inside it is changed.
-
-    \b
-    Exit codes:
-      0  the summary and findings were written
-      2  bad option or catalog; not a bundle, a wrong password, or a bundle newer than this akdiag
-      3  the summary could not be written; or it was, but the bundle holds no usable process
-         (or port) data, so the verdict is unknown, as `check` says it
-    """
-    from collector.bundle.reader import BundleError
-    from collector.bundle.writer import BundleWriteError
-    from collector.cluster.report import rerender_cluster
-    from collector.console import open_in_browser, print_report, report_exit_code
-    from collector.password import asking_password
-    from collector.rerender import NewerSchemaError, default_output, rerender
-
-    catalog = load_catalog_or_exit(catalog_file)
-    output = Path(output_file) if output_file else default_output(Path(bundle))
-    try:
-        done = asking_password(lambda password: rerender(Path(bundle), output, catalog, password,
-                                                         render_cluster=rerender_cluster), password_file)
-    except NewerSchemaError as exc:
-        usage_error(f"{bundle}: {exc}")
-    except BundleError as exc:
-        usage_error(str(exc))
-    except BundleWriteError as exc:
-        error(str(exc))
-        sys.exit(EXIT_OUTPUT)
-    print_report(done)
-    if open_it:
-        open_in_browser(done.html_path)
-    sys.exit(report_exit_code(done.analysis.findings))
-
-
-@main.command(cls=SectionedCommand, examples=(
-    ("akdiag diff before.7z after.7z", "What changed; exit 1 on a regression."),
-    ("akdiag diff before.7z after.7z --format html -o diff.html", "The same as a web page."),
-))
-@click.argument("old", type=click.Path(exists=True))
-@click.argument("new", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
-@click.option("-o", "--output", "output_file", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@click.option("--allow-different-hosts", is_flag=True, help="Compare bundles of two different hosts.")
-@click.option("--password-file", type=click.Path(dir_okay=False),
-              help="File holding encrypted bundles' password [else $AKDIAG_PASSWORD, else a prompt].")
-def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
-    """What changed between two bundles of one host (e.g. before and after an upgrade).
-
-    OLD and NEW are bundle folders, .7z (encrypted too) or .tar.gz archives.
-
-    \b
-    Exit codes:
-      0  no regression (no new critical or warning finding, no process lost)
-      1  a regression
-      2  error: a bundle that cannot be read, a wrong password, different hosts
-    """
-    from collector.bundle.reader import BundleError
-    from collector.commands import diff_text, write_outside_bundle
-    from collector.diff import DifferentHostsError
-    from collector.password import open_bundles
-
-    try:
-        with open_bundles([Path(old), Path(new)], password_file) as (old_reader, new_reader):
-            result = _diff_readers(old_reader, new_reader, allow_different_hosts)
-    except (BundleError, DifferentHostsError) as exc:
-        usage_error(str(exc))
-    text = diff_text(result, fmt, output_file)
-    if output_file:
-        write_outside_bundle(Path(output_file), text)
-        click.echo(f"Diff: {Path(output_file).resolve()}", err=True)
-    else:
-        echo_out(text, nl=False)
-    sys.exit(1 if result.regression else EXIT_OK)
-
-
-
-def _diff_readers(old, new, allow_different_hosts: bool):
-    """Two cluster archives (or one and a bundle) are compared host by host by the cluster
-    package; two bundles by collector.diff."""
-    from collector.bundle import schema
-
-    if old.exists(schema.CLUSTER_MANIFEST) or new.exists(schema.CLUSTER_MANIFEST):
-        from collector.cluster.diff import diff_clusters
-
-        return diff_clusters(old, new, allow_different_hosts)
-    from collector.diff import diff_bundles
-
-    return diff_bundles(old, new, allow_different_hosts)
-
-
 main.add_command(upload_command)
+main.add_command(check)
+main.add_command(report)
+main.add_command(diff)
 main.add_command(pack_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,12 @@ import click
 
 from collector.console import usage_error
 
+basedir_option = click.option(
+    # Neither existence, type nor readability is checked here: a BASEDIR that cannot be
+    # read still gives a bundle that says what could not be read and why.
+    "--basedir", type=click.Path(readable=False),
+    help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, else /opt/akd].")
+
 # Only click and the standard library at the top: `akdiag --help` imports this module, and
 # the catalog (yaml), the run's options and the rest are loaded by the commands that use them.
 
