@@ -17,6 +17,7 @@ from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.plain import as_dict
 from collector.report.akd import MAX_AKD_STDOUT_BYTES, akd_view
+from collector.report.charts import history_view
 from collector.report.collectors import collectors_note, collectors_view, redactions_note, redactions_view
 from collector.report.config import config_view
 from collector.report.datastores import datastores_view
@@ -151,6 +152,7 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
         "verdict": verdict,
         "findings": found, "findings_note": _findings_note(found),
         "timeline": timeline_view(timeline if timeline is not None else reader.json(schema.TIMELINE)),
+        "history": history_view(reader),
         "datastores": datastores, "datastores_note": datastores_note,
         "missing_files": sources.missing,
         "processes": processes, "processes_note": processes_note,
