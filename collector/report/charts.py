@@ -54,7 +54,7 @@ def history_view(reader: BundleReader) -> Optional[dict]:
     frame = _Frame(start, max(end, start + 1.0), _gap(samples))
     charts = [chart for chart in (_chart(samples, frame, *spec) for spec in CHARTS) if chart]
     return {
-        "start": iso_utc(start), "end": iso_utc(end), "span_seconds": end - start,
+        "start": _minute(start), "end": _minute(end), "span_seconds": end - start,
         "interval_seconds": number(document.get("interval_seconds")),
         "samples_total": number(document.get("samples_total")), "samples_kept": len(samples),
         "samples_dropped": number(document.get("samples_dropped")),
@@ -158,6 +158,10 @@ def _figure(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def _minute(when: float) -> str:
+    return iso_utc(when)[:16].replace("T", " ")  # 2026-12-01 10:15
 
 
 def _hhmm(when: float, span: float) -> str:

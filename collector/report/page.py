@@ -40,8 +40,14 @@ TEMPLATES_PACKAGE = "collector.report_templates"
 
 
 def templates_dir() -> Path:
-    """The folder holding the report templates and style: the installed package
-    `collector.report_templates`, else the source checkout's `report_templates/`."""
+    """The folder holding the report templates and style: the ones beside this code (a
+    wheel's `collector/report_templates/`, a source checkout's `report_templates/`), else
+    the package `collector.report_templates` wherever it is found (a zip).  The code's own
+    come first: an editable install of another checkout must not lend its templates."""
+    here = Path(__file__).resolve().parents[1]
+    for own in (here / "report_templates", here.parent / "report_templates"):
+        if (own / TEMPLATE).is_file():
+            return own
     try:
         from importlib.resources import files
 
