@@ -85,7 +85,8 @@ def thin(samples: List[dict], keep: int) -> List[dict]:
 
 
 def _size(samples: List[dict]) -> int:
-    return sum(len(json.dumps(s, separators=(",", ":"), default=str)) + 1 for s in samples)
+    """The bytes the samples take in the bundle's JSON (indented by one, as its writer does)."""
+    return len(json.dumps(samples, indent=1, ensure_ascii=False, default=str).encode("utf-8", "surrogateescape"))
 
 
 def median_interval(samples: List[dict]) -> Optional[float]:
