@@ -183,12 +183,25 @@ def test_no_history_means_no_history_finding_and_the_analyzers_ran(tmp_path):
 
 def test_a_damaged_history_is_no_finding_and_no_crash(tmp_path):
     reader = bundle(tmp_path, None)
-    (tmp_path / "b" / "history.json").write_text('{"schema": 1, "samples": [{"t": "x"}, 5, {"t": 1.0, "queues": 3}]')
+    (tmp_path / "b" / "history.json").write_text('{"schema": 1, "t": [2.0, 1.0], "queues": {"oxy_triggers": 3}')
     assert history_findings(reader) == []
-    (tmp_path / "b" / "history.json").write_text('{"schema": 1, "samples": [{"t": 1.0, "queues": [1]}, '
-                                                 '{"t": 2.0, "processes": {"a": 7}}]}')
+    (tmp_path / "b" / "history.json").write_text(
+        '{"schema": 1, "t": [%f, %f, %f], "queues": {"oxy_triggers": [1, "x"], "trk_a": 5}, '
+        '"processes": {"a": 7, "b": {"rss": {"x": 1}, "started": [1, 2, 3, 4, 5]}}, "interval_seconds": -1}'
+        % (NOW - 70, NOW - 40, NOW - 10))
     from collector.analyzers import analyze
     from collector.catalog import load_catalog
 
     analysis = analyze(reader, load_catalog().thresholds)
     assert [f for f in analysis.findings if f["id"] == "analyzer.failed"] == []
+
+
+def test_a_fast_watch_whose_hour_was_thinned_is_judged_at_the_kept_pace(tmp_path):
+    """Samples every 2 s: history.json keeps the hour thinned (one every 10 s); that pace, not
+    the ring's, says what a gap is."""
+    def fast(over_minutes):
+        start_over = NOW - 10.0 - over_minutes * 60
+        return [sample(t, {"trk_x": 6000.0 if t >= start_over else 1.0}) for t in times(60, step=2.0)]
+    assert history_findings(bundle(tmp_path, fast(9), "fast9")) == []
+    found = one(findings_of(bundle(tmp_path, fast(11), "fast11")), "rabbitmq.queue_depth_sustained", "trk_x")
+    assert found["evidence"]["figures"]["minutes"] in (10, 11) and found["severity"] == "warning"

@@ -17,7 +17,8 @@ from collector.bundle import schema
 from collector.catalog import load_catalog
 from collector.check import check_host
 from collector.history import HistoryRing, history_folder, make_sample
-from collector.history_file import MAX_SAMPLES, RECENT_SECONDS, history_document
+from collector.bundle.writer import json_bytes
+from collector.history_file import MAX_SAMPLES, RECENT_SECONDS, history_document, written_size
 from conftest import collect_bundle
 
 SECRET = "Sup3rSecretPw9"
@@ -64,7 +65,7 @@ def test_a_bundle_carries_a_bounded_scrubbed_history_and_plots_it(host, tmp_path
     assert history["samples_dropped"] == history["samples_total"] - history["samples_kept"] > 0
     assert history["bounds"]["max_samples"] == MAX_SAMPLES and history["bounds"]["max_bytes"] > 0
     assert history["interval_seconds"] == 30.0
-    kept = [s["t"] for s in history["samples"]]
+    kept = history["t"]
     assert kept == sorted(kept) and kept[-1] == pytest.approx(times[-1], abs=0.01)
     recent = [t for t in times if t >= times[-1] - RECENT_SECONDS]
     assert len([t for t in kept if t >= times[-1] - RECENT_SECONDS]) == len(recent)  # the last hour is whole
@@ -123,18 +124,21 @@ def test_history_json_parses_as_the_file_says(host, tmp_path, state):
     _result, reader = collect_bundle(host, tmp_path / "out", only=("system",))
     raw = reader.path(schema.HISTORY).read_text()
     done = subprocess.run(["python3", "-c", "import json,sys; d=json.load(sys.stdin); "
-                           "print(d['samples_total'], d['samples_kept'], len(d['samples']))"],
+                           "print(d['samples_total'], d['samples_kept'], len(d['t']))"],
                           input=raw, capture_output=True, text=True, timeout=30)
     total, kept, listed = map(int, done.stdout.split())
     assert total == 720 and kept == listed == json.loads(raw)["samples_kept"] <= MAX_SAMPLES
 
 
 def test_the_byte_bound_thins_every_part_and_keeps_the_newest():
-    samples = [make_sample({"processes": [{"name": f"p{n}", "up": 1, "resident_memory_bytes": 1e8}
+    samples = [make_sample({"processes": [{"name": f"p{n}", "up": 1, "resident_memory_bytes": 1e8 + i}
                                           for n in range(40)]}, [], "OK", when=1000.0 + 30 * i) for i in range(400)]
     whole = history_document(samples)
     assert whole["samples_kept"] == 400 and whole["samples_dropped"] == 0
+    assert whole["processes"]["p3"]["rss"][:2] == [1e8, 1e8 + 1] and len(whole["processes"]["p3"]["up"]) == 400
+    assert written_size(whole) == len(json_bytes(whole))  # the bound is measured as the writer writes
     small = history_document(samples, max_bytes=200_000)
-    assert 0 < small["samples_kept"] < 400 and small["samples"][-1]["t"] == samples[-1]["t"]
-    assert len(json.dumps(small["samples"], indent=1)) <= 200_000
+    assert 0 < small["samples_kept"] < 400 and small["t"][-1] == samples[-1]["t"]
+    assert len(json_bytes(small)) <= 200_000 + 1024  # the samples' bound, plus the file's header
     assert small["bounds"]["max_bytes"] == 200_000 and small["samples_total"] == 400
+    assert all(len(column) == small["samples_kept"] for column in small["processes"]["p0"].values())

@@ -79,3 +79,15 @@ def test_without_history_there_is_no_section(tmp_path):
 def test_a_single_sample_is_a_dot_not_a_crash(tmp_path):
     section = history_section(report.render_bundle(bundle(tmp_path, [sample(NOW - 5, {"oxy_triggers": 7.0})])))
     assert re.search(r'd="M\d+ \d+h1"', section)
+
+
+def test_a_damaged_history_renders_what_it_can(tmp_path):
+    reader = bundle(tmp_path, None)
+    reader.path("history.json").write_text(
+        '{"t": [%f, %f, %f], "queues": {"oxy_triggers": [1, "x", null], "<b>": 5, "trk_a": [true, 2, 3]}, '
+        '"processes": {"a": 7, "b": {"rss": {"x": 1}, "open_fds": [1, 2, 3, 4, 5]}}, "mounts": []}'
+        % (NOW - 70, NOW - 40, NOW - 10))
+    section = history_section(report.render_bundle(reader))
+    assert 'id="history-queues"' in section and 'id="history-fds"' in section and 'id="history-rss"' not in section
+    reader.path("history.json").write_text('{"t": [3.0, 1.0], "queues": {"q": [1, 2]}}')  # times out of order
+    assert 'id="history"' not in report.render_bundle(reader)

@@ -20,12 +20,11 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from collector.analyzers.common import bundle_started_at, number
+from collector.analyzers.common import as_dict, bundle_started_at
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, ThresholdError, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
-from collector.history import series
-from collector.history_file import median_interval, samples_of
+from collector.history_file import column, median_interval, names, times_of
 from collector.live import iso_utc
 
 SOURCE = schema.HISTORY
@@ -55,42 +54,44 @@ def limit(t: Thresholds, name: str) -> Any:
 
 @dataclass
 class Window:
-    """The samples of the hour before the collection, and how far apart they usually are."""
-    samples: List[dict]
-    interval: float
+    """The hour of history before the collection: history.json's columns from `start` on."""
+    document: dict
+    times: List[float]
+    start: int  # the index of the window's first sample
+    interval: float  # how far apart the samples usually are
     max_gap: float  # two samples further apart than this: watch was not running between them
-    newest: float
+
+    @property
+    def first(self) -> float:
+        return self.times[self.start]
+
+    @property
+    def newest(self) -> float:
+        return self.times[-1]
 
     def points(self, section: str, name: str, field: Optional[str]) -> List[Point]:
-        return [(t, v) for t, v in series(self.samples, section, name, field)]
+        return column(self.document, section, name, field)[self.start:]
 
     def names(self, section: str) -> List[str]:
-        found: Dict[str, None] = {}
-        for sample in self.samples:
-            section_data = sample.get(section)
-            if isinstance(section_data, dict):
-                found.update((str(k), None) for k in section_data)
-        return sorted(found)
+        return names(self.document, section)
 
 
 def load_window(reader: BundleReader, t: Thresholds) -> Optional[Window]:
     """The hour of history before the collection, or None when the bundle has none that
     reaches the collection."""
-    document = reader.json(SOURCE)
-    samples = samples_of(document)
-    if len(samples) < 2:
+    document = as_dict(reader.json(SOURCE))
+    times = times_of(document)
+    if len(times) < 2:
         return None
-    declared = number(document.get("interval_seconds")) if isinstance(document, dict) else None
-    interval = declared if declared and declared > 0 else median_interval(samples)
+    collected = bundle_started_at(reader) or times[-1]
+    start = next((i for i, when in enumerate(times) if when >= collected - WINDOW_SECONDS), len(times))
+    interval = median_interval(times[start:])  # the kept samples' own pace (a fast watch's hour is thinned)
     if not interval:
         return None
     max_gap = interval * limit(t, "history_max_gap_intervals")
-    collected = bundle_started_at(reader) or samples[-1]["t"]
-    newest = samples[-1]["t"]
-    if collected - newest > max(max_gap, 300.0):  # the history stopped before the collection
+    if collected - times[-1] > max(max_gap, 300.0):  # the history stopped before the collection
         return None
-    recent = [s for s in samples if collected - WINDOW_SECONDS <= s["t"] <= collected + 60]
-    return Window(recent, interval, max_gap, newest) if len(recent) >= 2 else None
+    return Window(document, times, start, interval, max_gap)
 
 
 def run_to_newest(window: Window, points: List[Point], holds) -> List[Tuple[float, float]]:

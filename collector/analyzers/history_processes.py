@@ -49,7 +49,7 @@ def _restarting(name: str, starts: List[Tuple[float, float]], window: Window, t:
     if len(restarts) < limit(t, "process_restarts_per_hour_warning"):
         return []
     times = [iso_utc(started) for _seen, started in restarts]
-    span = minutes(window.newest - window.samples[0]["t"])
+    span = minutes(window.newest - window.first)
     shown = ", ".join(times[-10:]) + (f" (and {len(times) - 10} earlier)" if len(times) > 10 else "")
     return [Finding(
         "process.restarting", WARNING, name,
@@ -60,7 +60,7 @@ def _restarting(name: str, starts: List[Tuple[float, float]], window: Window, t:
 
 
 def _memory_growth(name: str, starts: List[Tuple[float, float]], window: Window, t: Thresholds) -> List[Finding]:
-    since = starts[-1][0] if starts else window.samples[0]["t"]
+    since = starts[-1][0] if starts else window.first
     points = [(when, rss) for when, rss in window.points("processes", name, "rss") if when >= since]
     run = run_to_newest(window, points, lambda v: v > 0)
     if len(run) < 3:

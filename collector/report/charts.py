@@ -13,13 +13,11 @@ Every name comes from the host and is escaped by the template."""
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Callable, Dict, List, Optional, Tuple
 
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
-from collector.history import series
-from collector.history_file import samples_of
+from collector.history_file import column, median_interval, names, times_of
 from collector.live import iso_utc
 from collector.plain import as_dict, number
 
@@ -45,18 +43,17 @@ CHARTS = (
 
 def history_view(reader: BundleReader) -> Optional[dict]:
     """The section's view, or None when the bundle has no usable history.json."""
-    document = reader.json(schema.HISTORY)
-    samples = samples_of(document)
-    if not samples:
+    document = as_dict(reader.json(schema.HISTORY))
+    times = times_of(document)
+    if not times:
         return None
-    document = as_dict(document)
-    start, end = samples[0]["t"], samples[-1]["t"]
-    frame = _Frame(start, max(end, start + 1.0), _gap(samples))
-    charts = [chart for chart in (_chart(samples, frame, *spec) for spec in CHARTS) if chart]
+    start, end = times[0], times[-1]
+    frame = _Frame(start, max(end, start + 1.0), _gap(times))
+    charts = [chart for chart in (_chart(document, frame, *spec) for spec in CHARTS) if chart]
     return {
         "start": _minute(start), "end": _minute(end), "span_seconds": end - start,
         "interval_seconds": number(document.get("interval_seconds")),
-        "samples_total": number(document.get("samples_total")), "samples_kept": len(samples),
+        "samples_total": number(document.get("samples_total")), "samples_kept": len(times),
         "samples_dropped": number(document.get("samples_dropped")),
         "charts": charts, "width": WIDTH, "height": HEIGHT, "plot": PLOT,
     }
@@ -78,18 +75,17 @@ class _Frame:
         return round(PLOT["bottom"] - value / top * (PLOT["bottom"] - PLOT["top"]))
 
 
-def _gap(samples: List[dict]) -> float:
+def _gap(times: List[float]) -> float:
     """Samples further apart than three of their usual steps: watch was not running between."""
-    steps = [b["t"] - a["t"] for a, b in zip(samples, samples[1:]) if b["t"] > a["t"]]
-    return 3.0 * statistics.median(steps) if steps else math.inf
+    usual = median_interval(times)
+    return 3.0 * usual if usual else math.inf
 
 
-def _chart(samples: List[dict], frame: _Frame, chart_id: str, title: str, section: str, field: Optional[str],
+def _chart(document: dict, frame: _Frame, chart_id: str, title: str, section: str, field: Optional[str],
            unit: str, scale: float, pick: Callable) -> Optional[dict]:
-    names = sorted({str(n) for s in samples for n in as_dict(s.get(section))})
     lines = {}
-    for name in names:
-        points = series(samples, section, name, field)
+    for name in names(document, section):
+        points = column(document, section, name, field)
         points = _rates(points, frame.gap) if field == "cpu_seconds" else points
         points = [(t, v * scale if v is not None else None) for t, v in points]
         if any(v is not None for _t, v in points):
