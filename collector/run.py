@@ -290,8 +290,9 @@ def _history_into(writer: BundleWriter, request: CollectRequest, log: ToolLog) -
         writer.write_json(schema.HISTORY, history, "history")
     except BundleWriteError:
         raise
-    except (HistoryError, OSError, ValueError) as exc:
-        message = f"history could not be read: {exc}"
+    except Exception as exc:  # an unsafe or unreadable ring, or samples of a shape nobody wrote: recorded
+        message = f"history could not be read: {exc}" if isinstance(exc, HistoryError) else \
+            f"history could not be read: {type(exc).__name__}: {exc}"
         log(message)
         return [CollectorOutcome("history", "failed", time.monotonic() - started, message, None)]
     log(f"history: {history['samples_kept']} of {history['samples_total']} samples "

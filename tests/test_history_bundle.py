@@ -142,3 +142,19 @@ def test_the_byte_bound_thins_every_part_and_keeps_the_newest():
     assert len(json_bytes(small)) <= 200_000 + 1024  # the samples' bound, plus the file's header
     assert small["bounds"]["max_bytes"] == 200_000 and small["samples_total"] == 400
     assert all(len(column) == small["samples_kept"] for column in small["processes"]["p0"].values())
+
+
+def test_samples_of_odd_shapes_in_the_ring_never_fail_the_run(host, tmp_path, state):
+    """Lines watch never writes (another version, a hand edit): kept where they have a time."""
+    fill_ring(host.basedir, hours=0.2)
+    now = time.time()
+    odd = [{"t": now - 3, "processes": [1, 2], "queues": {"q": "many", "r": [1]}, "mounts": {"/": 5}},
+           {"t": True, "status": 5}, [1, 2], {"t": now - 2, "findings": ["x", {"id": 5}], "datastores": None}]
+    with open(history_folder(host.basedir) / "samples.0.jsonl", "a") as ring:
+        ring.write("".join(json.dumps(line) + "\n" for line in odd))
+    _result, reader = collect_bundle(host, tmp_path / "out", only=("system",))
+    assert outcome(reader, "history")["status"] == "ok"
+    history = reader.json(schema.HISTORY)
+    assert history["t"][-1] == pytest.approx(now - 2, abs=0.01) and history["queues"]["q"][-2] == "many"
+    assert '<section id="history">' in reader.path(schema.SUMMARY_HTML).read_text()
+    assert not [f for f in reader.json(schema.FINDINGS)["findings"] if f["id"] == "analyzer.failed"]
