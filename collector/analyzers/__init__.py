@@ -33,7 +33,8 @@ __all__ = ["Analysis", "Finding", "Thresholds", "analyze", "registry", "write_fi
 
 def registry() -> "OrderedDict[str, Analyzer]":
     """The analyzers in the order their findings are listed within one severity."""
-    from collector.analyzers import collection, datastores, evidence, host, kernel, logs, network, processes, services
+    from collector.analyzers import (collection, datastores, evidence, history, history_processes, host, kernel, logs,
+                                     network, processes, services)
 
     return OrderedDict((
         ("collection", collection.analyze),  # first: a missing BASEDIR explains everything after it
@@ -45,6 +46,8 @@ def registry() -> "OrderedDict[str, Analyzer]":
         ("logs", logs.analyze),
         ("kernel", kernel.analyze),
         ("services", services.analyze),
+        ("history", history.analyze),  # history.json (when watch kept one): queue persistence
+        ("history_processes", history_processes.analyze),  # ... memory growth, restarts
     ))
 
 

@@ -28,6 +28,7 @@ SERVICES = "services.json"  # systemd units of the platform and its datastores, 
 SERVICES_DIR = "services"  # each unit's journal tail
 NETWORK = "network.json"  # interfaces, routes, resolver, name resolution, kernel counters
 TIMELINE = "timeline.json"  # error/warning lines, kernel events and unit transitions by time
+HISTORY = "history.json"  # the recent samples `akdiag watch` kept (collector/history_file.py), when any
 
 # A cluster archive (akdiag collect --hosts, collector/cluster/) has this at its root
 # instead of MANIFEST, and each host's bundle under hosts/<name>/.

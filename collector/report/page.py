@@ -17,6 +17,7 @@ from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.plain import as_dict
 from collector.report.akd import MAX_AKD_STDOUT_BYTES, akd_view
+from collector.report.charts import history_view
 from collector.report.collectors import collectors_note, collectors_view, redactions_note, redactions_view
 from collector.report.config import config_view
 from collector.report.datastores import datastores_view
@@ -39,8 +40,14 @@ TEMPLATES_PACKAGE = "collector.report_templates"
 
 
 def templates_dir() -> Path:
-    """The folder holding the report templates and style: the installed package
-    `collector.report_templates`, else the source checkout's `report_templates/`."""
+    """The folder holding the report templates and style: the ones beside this code (a
+    wheel's `collector/report_templates/`, a source checkout's `report_templates/`), else
+    the package `collector.report_templates` wherever it is found (a zip).  The code's own
+    come first: an editable install of another checkout must not lend its templates."""
+    here = Path(__file__).resolve().parents[1]
+    for own in (here / "report_templates", here.parent / "report_templates"):
+        if (own / TEMPLATE).is_file():
+            return own
     try:
         from importlib.resources import files
 
@@ -151,6 +158,7 @@ def build_context(reader: BundleReader, findings: Optional[dict] = None, timelin
         "verdict": verdict,
         "findings": found, "findings_note": _findings_note(found),
         "timeline": timeline_view(timeline if timeline is not None else reader.json(schema.TIMELINE)),
+        "history": history_view(reader),
         "datastores": datastores, "datastores_note": datastores_note,
         "missing_files": sources.missing,
         "processes": processes, "processes_note": processes_note,
