@@ -155,9 +155,13 @@ def _read_segment(path: Path, limit: int) -> List[dict]:
         raise HistoryError(f"cannot read the history {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "rb") as handle:
+            start = max(0, os.fstat(handle.fileno()).st_size - limit)
+            handle.seek(start)
             data = handle.read(limit)
     except OSError as exc:
         raise HistoryError(f"cannot read the history {path}: {exc.strerror or exc}") from exc
+    if start:  # the newest `limit` bytes (a ring kept larger than this reader's size): from a whole line
+        data = data[data.find(b"\n") + 1:]
     samples = []
     for line in data.splitlines():
         try:

@@ -82,3 +82,13 @@ def test_each_basedir_has_a_folder_of_its_own(tmp_path):
 
 def test_an_absent_ring_reads_as_no_samples(tmp_path):
     assert HistoryRing(tmp_path / "nothing").read() == []
+
+
+def test_a_ring_kept_larger_than_the_reader_gives_its_newest_samples(tmp_path):
+    writer = HistoryRing(tmp_path / "h", max_bytes=1024 * 1024, keep_seconds=10 ** 9)
+    for i in range(1200):  # about 700 KB in the newer segment
+        writer.append(make_sample(SNAPSHOT, FINDINGS, "OK", when=float(i)))
+    reader = HistoryRing(tmp_path / "h", max_bytes=64 * 1024, keep_seconds=10 ** 9)  # reads 288 KiB of it
+    samples = reader.read(now=2000.0)
+    assert samples[-1]["t"] == 1199.0 and samples[0]["t"] > 0
+    assert [s["t"] for s in samples] == sorted({s["t"] for s in samples})  # whole samples, none cut
