@@ -256,8 +256,6 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
             "anyway, and each collector records what it could not read")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
-    if request.judged:  # `check` (not judged) writes no bundle and carries no history
-        outcomes += _history_into(writer, request, log)
     request.socket_snapshot = sockets.summary()
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
@@ -274,30 +272,6 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     _write_redactions(writer, scrubber, request)  # final: the manifest's, summary's and log's counts too
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))  # its final hash
     return outcomes, cut
-
-
-def _history_into(writer: BundleWriter, request: CollectRequest, log: ToolLog) -> List[CollectorOutcome]:
-    """history.json from the ring `akdiag watch` keeps for this BASEDIR, when it holds
-    samples: one outcome ("history", ok or failed), none when there is no history."""
-    from collector.history import HistoryError
-    from collector.history_file import read_history
-
-    started = time.monotonic()
-    try:
-        history = read_history(request.basedir)
-        if history is None:
-            return []
-        writer.write_json(schema.HISTORY, history, "history")
-    except BundleWriteError:
-        raise
-    except Exception as exc:  # an unsafe or unreadable ring, or samples of a shape nobody wrote: recorded
-        message = f"history could not be read: {exc}" if isinstance(exc, HistoryError) else \
-            f"history could not be read: {type(exc).__name__}: {exc}"
-        log(message)
-        return [CollectorOutcome("history", "failed", time.monotonic() - started, message, None)]
-    log(f"history: {history['samples_kept']} of {history['samples_total']} samples "
-        f"over {history['window']['seconds'] / 3600:.1f} h", show=False)
-    return [CollectorOutcome("history", "ok", time.monotonic() - started, None, schema.HISTORY)]
 
 
 def _analyze_into(staging: Path, writer: BundleWriter, request: CollectRequest, deadline: Deadline,

@@ -22,7 +22,7 @@ class CollectorSpec:
 
 def _registry() -> Dict[str, CollectorSpec]:
     from collector.collectors import akd, config, logs, pidfiles, ports, processes, system
-    from collector.collectors import datastores, kernel, network, services
+    from collector.collectors import datastores, history, kernel, network, services
 
     specs = (
         CollectorSpec("system", system.collect, schema.SYSTEM, 10, True,
@@ -47,6 +47,8 @@ def _registry() -> Dict[str, CollectorSpec]:
                       "systemd units of the platform and its datastores, their journals; core dumps"),
         CollectorSpec("network", network.collect, schema.NETWORK, 10, True,
                       "interfaces, routes, resolver, datastore host names resolved, TCP and conntrack counters"),
+        CollectorSpec("history", history.collect, schema.HISTORY, 15, False,
+                      "the recent history akdiag watch kept (process figures, queues, latency, disk), bounded"),
     )
     return {spec.name: spec for spec in specs}
 

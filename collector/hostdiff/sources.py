@@ -12,7 +12,7 @@ from collector.plain import as_dict, as_list
 SOURCE_COLLECTORS = {schema.SYSTEM: "system", schema.PROCESSES: "processes", schema.PIDFILES: "pidfiles",
                      schema.PORTS: "ports", schema.LOGS_INDEX: "logs", schema.AKD: "akd",
                      schema.CONFIG_INDEX: "config", schema.DATASTORES: "datastores", schema.KERNEL: "kernel",
-                     schema.SERVICES: "services", schema.NETWORK: "network"}
+                     schema.SERVICES: "services", schema.NETWORK: "network", schema.HISTORY: "history"}
 # the files a section compares: when one is missing from a bundle, or its collector failed
 # there, the section compares nothing (an empty side would read as "everything is gone")
 SECTION_SOURCES = {"processes": (schema.PROCESSES,), "pidfiles": (schema.PIDFILES,), "ports": (schema.PORTS,),
