@@ -6,7 +6,7 @@ quick collectors, analyzers, output) against akdiag's own start-up (`akdiag
 --version`), and with --collect the wall time and peak RSS of a whole `akdiag collect`
 (7z) and `akdiag report` of its bundle.  Targets: check <= 4x start-up and <= 2 s.
 
-    python bench/bench_check.py [--runs 5] [--collect] [--code DIR] [--versus DIR] [-- extra check options]
+    python bench/bench_check.py [--runs 5] [--collect] [--source] [--code DIR] [--versus DIR] [-- extra check options]
     python bench/bench_check.py --templates          the summary's templates: compiled vs cached
     python bench/bench_check.py --many-logs 20000    summary.html's size on a host with that many logs
 
@@ -34,13 +34,25 @@ sys.path.insert(0, str(HERE))
 from reference_host import build_reference_host  # noqa: E402
 from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only from a folder others cannot write to)
 
+SOURCE_ONLY = False  # --source: no compiled modules kept between runs
 TARGET_SECONDS = 2.0
 TARGET_STARTUP_RATIO = 4.0
 
 
+PYCACHE = Path(tempfile.mkdtemp(prefix="akdiag-bench-pyc-", dir=trusted_temp_parent()))
+
+
 def run_timed(argv, code: Path) -> tuple:
-    """(wall seconds, peak RSS in MiB, exit code, stdout) of one child process."""
+    """(wall seconds, peak RSS in MiB, exit code, stdout) of one child process.  Its
+    compiled modules (.pyc) are kept in a folder of this bench's (removed at its end),
+    so that after the warm-up every run loads them as an installed akdiag does, even
+    where the environment says not to write bytecode: otherwise each run would time
+    the compiling of every module it imports, which `check` imports four times more
+    of than `--version`.  --source times that case (a checkout that cannot write)."""
     env = dict(os.environ, PYTHONPATH=str(code))
+    if not SOURCE_ONLY:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)  # it mirrors each checkout's own path inside
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(code))
     out = child.stdout.read()
@@ -171,8 +183,19 @@ def main() -> None:
     parser.add_argument("--many-logs", type=int, default=0,
                         help="add this many small log files and report summary.html's size after a collect")
     parser.add_argument("--templates", action="store_true", help="time the templates: compiled vs cached")
+    parser.add_argument("--source", action="store_true",
+                        help="keep no compiled modules between runs (times compiling every imported module too)")
     parser.add_argument("extra", nargs="*", help="options passed to akdiag check (after --)")
     args = parser.parse_args()
+    global SOURCE_ONLY
+    SOURCE_ONLY = args.source
+    try:
+        run(args)
+    finally:
+        shutil.rmtree(PYCACHE, ignore_errors=True)
+
+
+def run(args) -> None:
     codes = [args.code.resolve()] + ([args.versus.resolve()] if args.versus else [])
     if args.templates:
         with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:
