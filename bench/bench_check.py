@@ -43,7 +43,7 @@ PYCACHE = Path(tempfile.mkdtemp(prefix="akdiag-bench-pyc-", dir=trusted_temp_par
 
 
 def run_timed(argv, code: Path) -> tuple:
-    """(wall seconds, peak RSS in MiB, exit code, stdout) of one child process.  Its
+    """(wall seconds, peak RSS in MiB, exit code, stdout, CPU seconds) of one child process.  Its
     compiled modules (.pyc) are kept in a folder of this bench's (removed at its end),
     so that after the warm-up every run loads them as an installed akdiag does, even
     where the environment says not to write bytecode: otherwise each run would time
@@ -59,7 +59,8 @@ def run_timed(argv, code: Path) -> tuple:
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    return elapsed, usage.ru_maxrss / 1024, child.returncode, out.decode("utf-8", "replace").strip()
+    return (elapsed, usage.ru_maxrss / 1024, child.returncode, out.decode("utf-8", "replace").strip(),
+            usage.ru_utime + usage.ru_stime)
 
 
 def check_argv(host, extra):
@@ -128,7 +129,7 @@ def page_of_collect(host, code: Path, output: Path) -> tuple:
     """(wall, peak RSS MiB, summary.html bytes) of a collect into a bundle folder."""
     argv = [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
             "--catalog", str(host.catalog_file), "--output", str(output), "--quiet", "--format", "dir"]
-    wall, rss, code_exit, out = run_timed(argv, code)
+    wall, rss, code_exit, out, _cpu = run_timed(argv, code)
     bundle = Path(out.splitlines()[-1]) if out else None
     if bundle is None or not (bundle / "summary.html").is_file():
         raise SystemExit(f"collect wrote no summary (exit {code_exit}): {out[-2000:]}")
@@ -165,6 +166,10 @@ def _print(code: Path, mine: dict, runs: int) -> None:
     print(f"check wall (median of {runs}): {wall:.3f} s = {wall / startup:.1f}x start-up "
           f"(target <= {TARGET_STARTUP_RATIO:g}x, <= {TARGET_SECONDS:g} s); peak RSS "
           f"{_median(r[1] for r in mine['check']):.1f} MiB; runs: " + ", ".join(f"{r[0]:.2f}" for r in mine["check"]))
+    cpu_startup = _median(r[4] for r in mine["startup"])
+    cpu_check = _median(r[4] for r in mine["check"])
+    print(f"CPU (user + system, median): --version {cpu_startup:.3f} s, check {cpu_check:.3f} s = "
+          f"{cpu_check / cpu_startup:.1f}x (steadier than wall on a busy machine)")
     print(f"check exit code {mine['check'][-1][2]}: {mine['check'][-1][3][:160]}")
     if mine["collect"]:
         print(f"collect wall (median): {_median(r[0] for r in mine['collect']):.3f} s; peak RSS median "
