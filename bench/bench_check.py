@@ -6,7 +6,7 @@ quick collectors, analyzers, output) against akdiag's own start-up (`akdiag
 --version`), and with --collect the wall time and peak RSS of a whole `akdiag collect`
 (7z) and `akdiag report` of its bundle.  Targets: check <= 4x start-up and <= 2 s.
 
-    python bench/bench_check.py [--runs 5] [--collect] [--code DIR] [--versus DIR] [-- extra check options]
+    python bench/bench_check.py [--runs 5] [--collect] [--source] [--code DIR] [--versus DIR] [-- extra check options]
     python bench/bench_check.py --templates          the summary's templates: compiled vs cached
     python bench/bench_check.py --many-logs 20000    summary.html's size on a host with that many logs
 
@@ -34,20 +34,33 @@ sys.path.insert(0, str(HERE))
 from reference_host import build_reference_host  # noqa: E402
 from collector.trust import trusted_temp_parent  # noqa: E402  (akd is run only from a folder others cannot write to)
 
+SOURCE_ONLY = False  # --source: no compiled modules kept between runs
 TARGET_SECONDS = 2.0
 TARGET_STARTUP_RATIO = 4.0
 
 
+PYCACHE = Path(tempfile.mkdtemp(prefix="akdiag-bench-pyc-", dir=trusted_temp_parent()))
+
+
 def run_timed(argv, code: Path) -> tuple:
-    """(wall seconds, peak RSS in MiB, exit code, stdout) of one child process."""
+    """(wall seconds, peak RSS in MiB, exit code, stdout, CPU seconds) of one child process.  Its
+    compiled modules (.pyc) are kept in a folder of this bench's (removed at its end),
+    so that after the warm-up every run loads them as an installed akdiag does, even
+    where the environment says not to write bytecode: otherwise each run would time
+    the compiling of every module it imports, which `check` imports four times more
+    of than `--version`.  --source times that case (a checkout that cannot write)."""
     env = dict(os.environ, PYTHONPATH=str(code))
+    if not SOURCE_ONLY:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)  # it mirrors each checkout's own path inside
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(code))
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    return elapsed, usage.ru_maxrss / 1024, child.returncode, out.decode("utf-8", "replace").strip()
+    return (elapsed, usage.ru_maxrss / 1024, child.returncode, out.decode("utf-8", "replace").strip(),
+            usage.ru_utime + usage.ru_stime)
 
 
 def check_argv(host, extra):
@@ -116,7 +129,7 @@ def page_of_collect(host, code: Path, output: Path) -> tuple:
     """(wall, peak RSS MiB, summary.html bytes) of a collect into a bundle folder."""
     argv = [sys.executable, "-m", "collector", "collect", "--basedir", str(host.basedir),
             "--catalog", str(host.catalog_file), "--output", str(output), "--quiet", "--format", "dir"]
-    wall, rss, code_exit, out = run_timed(argv, code)
+    wall, rss, code_exit, out, _cpu = run_timed(argv, code)
     bundle = Path(out.splitlines()[-1]) if out else None
     if bundle is None or not (bundle / "summary.html").is_file():
         raise SystemExit(f"collect wrote no summary (exit {code_exit}): {out[-2000:]}")
@@ -153,6 +166,10 @@ def _print(code: Path, mine: dict, runs: int) -> None:
     print(f"check wall (median of {runs}): {wall:.3f} s = {wall / startup:.1f}x start-up "
           f"(target <= {TARGET_STARTUP_RATIO:g}x, <= {TARGET_SECONDS:g} s); peak RSS "
           f"{_median(r[1] for r in mine['check']):.1f} MiB; runs: " + ", ".join(f"{r[0]:.2f}" for r in mine["check"]))
+    cpu_startup = _median(r[4] for r in mine["startup"])
+    cpu_check = _median(r[4] for r in mine["check"])
+    print(f"CPU (user + system, median): --version {cpu_startup:.3f} s, check {cpu_check:.3f} s = "
+          f"{cpu_check / cpu_startup:.1f}x (steadier than wall on a busy machine)")
     print(f"check exit code {mine['check'][-1][2]}: {mine['check'][-1][3][:160]}")
     if mine["collect"]:
         print(f"collect wall (median): {_median(r[0] for r in mine['collect']):.3f} s; peak RSS median "
@@ -171,8 +188,19 @@ def main() -> None:
     parser.add_argument("--many-logs", type=int, default=0,
                         help="add this many small log files and report summary.html's size after a collect")
     parser.add_argument("--templates", action="store_true", help="time the templates: compiled vs cached")
+    parser.add_argument("--source", action="store_true",
+                        help="keep no compiled modules between runs (times compiling every imported module too)")
     parser.add_argument("extra", nargs="*", help="options passed to akdiag check (after --)")
     args = parser.parse_args()
+    global SOURCE_ONLY
+    SOURCE_ONLY = args.source
+    try:
+        run(args)
+    finally:
+        shutil.rmtree(PYCACHE, ignore_errors=True)
+
+
+def run(args) -> None:
     codes = [args.code.resolve()] + ([args.versus.resolve()] if args.versus else [])
     if args.templates:
         with tempfile.TemporaryDirectory(prefix="akdiag-bench-", dir=trusted_temp_parent()) as root:

@@ -5,16 +5,18 @@ of fresh interpreters; then loading the built-in catalog.  Every command (`check
 monitoring system every minute, too) pays these before doing anything.  Issue 14's target:
 `akdiag --help` <= 3x `python3 -c pass`.
 
-    python bench/bench_startup.py [--runs 21]
+    python bench/bench_startup.py [--runs 21] [--source]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,8 +50,22 @@ def interleaved_ms(argvs: dict, runs: int, env: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--source", action="store_true",
+                        help="keep no compiled modules between runs (times compiling every imported module too)")
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    pycache = tempfile.mkdtemp(prefix="akdiag-bench-pyc-")
+    if not args.source:  # as an installed akdiag: its modules compiled once (the first round), then loaded
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
+    try:
+        return _measure(args, env)
+    finally:
+        shutil.rmtree(pycache, ignore_errors=True)
+
+
+def _measure(args, env: dict) -> int:
+    interleaved_ms(commands(), 1, env)  # the warm-up: modules compiled (unless --source), files cached
     medians = interleaved_ms(commands(), args.runs, env)
     floor = medians["python3 -c pass"]
     for name, ms in medians.items():

@@ -110,6 +110,7 @@ def figures(reader: BundleReader, findings: List[dict]) -> Dict[str, int]:
 
 def check_reader(reader: BundleReader, catalog: Catalog, started: float, source: str = "live") -> CheckResult:
     """The verdict on one bundle folder, with today's analyzers and the catalog's thresholds."""
+    reader.keep_parsed_json()  # nothing below changes what it reads: each JSON member parsed once
     analysis = analyze(reader, catalog.thresholds)
     reasons = _reasons(reader, analysis.findings)
     manifest = as_dict(reader.manifest)

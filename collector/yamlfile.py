@@ -16,7 +16,7 @@ import yaml
 
 from collector.untrusted import MIB, read_regular
 
-MAX_BYTES = MIB // 4  # the built-in catalog is 8 KiB; the pure-Python parser reads ~100 KiB a second
+MAX_BYTES = MIB // 4  # the built-in catalog is 8 KiB; the pure-Python parser reads ~100 KiB a second (libyaml ~10x)
 MAX_SECONDS = 5.0
 MAX_DEPTH = 64
 MAX_NODES = 100_000  # aliases counted as often as they are used
@@ -29,11 +29,11 @@ class _Refused(yaml.YAMLError):
         self.problem_mark = mark
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader's composer with a clock, a depth and an expanded-size count."""
+class _BoundedComposer(yaml.composer.Composer):
+    """yaml's composer with a clock, a depth and an expanded-size count; the loaders below
+    put it over a parser (libyaml's when present) and SafeLoader's resolver."""
 
-    def __init__(self, stream):
-        super().__init__(stream)
+    def _start_bounds(self):
         self._ends = time.monotonic() + MAX_SECONDS
         self._depth = 0
         self._nodes = 0
@@ -67,6 +67,43 @@ class _BoundedLoader(yaml.SafeLoader):
             mark = node.start_mark if node is not None else None
             raise _Refused(f"more than {MAX_NODES} values once its aliases are expanded "
                            "(an alias bomb? aliases expanded that far are refused)", mark)
+
+
+class _PythonLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _BoundedComposer,
+                    yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    def __init__(self, stream):
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _BoundedComposer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self._start_bounds()
+
+
+_LIBYAML = getattr(yaml, "__with_libyaml__", False)
+
+if _LIBYAML:
+    class _LibyamlLoader(_BoundedComposer, yaml.cyaml.CParser, yaml.constructor.SafeConstructor,
+                         yaml.resolver.Resolver):
+        """libyaml scans and parses (in C, ~10x the pure-Python reader's speed); the events
+        are composed here, in Python, so that every bound above holds alike."""
+
+        def __init__(self, stream):
+            yaml.cyaml.CParser.__init__(self, stream)
+            _BoundedComposer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            self._start_bounds()
+
+        def compose_scalar_node(self, anchor):
+            node = super().compose_scalar_node(anchor)
+            node.style = node.style or None  # a plain scalar's style, as the pure-Python parser has it
+            return node
+
+    _BoundedLoader = _LibyamlLoader
+else:  # pragma: no cover - PyYAML built without libyaml
+    _BoundedLoader = _PythonLoader
 
 
 def _expanded_size(node: yaml.Node) -> int:

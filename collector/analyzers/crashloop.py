@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from collector.analyzers.common import as_dict, dicts, load, number, parse_time
+from collector.lazyre import lazy
 from collector.plain import as_list
 from collector.analyzers.findings import Thresholds
 from collector.analyzers import logtime
@@ -40,7 +41,7 @@ TIMESTAMP_COLUMN = 64
 TAIL_END_SEARCH = 16384  # bytes from the tail's end searched for its last time stamp
 WINDOW_SEARCH_GRAIN = 65536  # the window's first line is looked for to within this many bytes
 
-_TIMESTAMP = re.compile(
+_TIMESTAMP = lazy(
     rb"(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?\s?(Z|[+-]\d\d:?\d\d)?")
 _HEADER = (rb"^[ \t]*(?:(?:\d[\d\-/T:.,+Z]*|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d)[ \t]+)*"
            rb"(?:\[?(?:INFO|INF|NOTICE|DEBUG|DBG|TRACE|WARN|WARNING|I|N)\]?:?[ \t]+)?"
@@ -52,7 +53,7 @@ _AFTER_START = (rb"(?:[ \t]*(?:[.!\"]|\.\.\.|\xe2\x80\xa6)*[ \t]*(?:$|,|;|\()"
                 rb"|version\b|v?\d+\.\d+|pid\b|with\b|on\b|at\b|listening\b))")
 _SUBJECT_FIRST = (rb"(?:(?:AK:)?{name}|server|service|process|daemon|application)[ \t]+"
                   rb"(?:is[ \t]+|has[ \t]+been[ \t]+)?(?:started|starting|launched)\b")
-_CRASH_EXIT = re.compile(
+_CRASH_EXIT = lazy(
     rb"(?i)(?:exit(?:ed)?(?:[ \t]+with)?[ \t]+(?:status|code)[ \t:=]*[1-9]|exit status [1-9]"
     rb"|(?:terminated|killed)[ \t]+by[ \t]+signal|signal: (?:killed|segmentation fault|aborted)"
     rb"|segmentation fault|core dumped)")

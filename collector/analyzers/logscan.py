@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
+from collector.lazyre import lazy
 
 LINE_TEXT_LIMIT = 300
 PANIC_TRACE_WINDOW = 4096  # bytes after "panic:" in which the goroutine trace must start
@@ -23,23 +24,23 @@ LEVEL_COLUMN = 60  # a level word further into the line is a message's word, not
 ERROR, FATAL, WARN = 0, 1, 2  # the level a search found
 _NOT_AFTER = rb"(?![\w.\-])"  # a whole word: no word character, dot or dash follows ...
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")  # ... nor precedes
-_LEVEL_WORDS = ((re.compile(rb"ERR(?:OR)?" + _NOT_AFTER), ERROR), (re.compile(rb"WARN(?:ING)?" + _NOT_AFTER), WARN),
-                (re.compile(rb"FATAL" + _NOT_AFTER), FATAL), (re.compile(rb"CRIT(?:ICAL)?" + _NOT_AFTER), FATAL),
-                (re.compile(rb"PANIC" + _NOT_AFTER), FATAL), (re.compile(rb"EMERG" + _NOT_AFTER), FATAL),
-                (re.compile(rb"ALERT" + _NOT_AFTER), FATAL))
+_LEVEL_WORDS = ((lazy(rb"ERR(?:OR)?" + _NOT_AFTER), ERROR), (lazy(rb"WARN(?:ING)?" + _NOT_AFTER), WARN),
+                (lazy(rb"FATAL" + _NOT_AFTER), FATAL), (lazy(rb"CRIT(?:ICAL)?" + _NOT_AFTER), FATAL),
+                (lazy(rb"PANIC" + _NOT_AFTER), FATAL), (lazy(rb"EMERG" + _NOT_AFTER), FATAL),
+                (lazy(rb"ALERT" + _NOT_AFTER), FATAL))
 _LEVELS = {b"error": ERROR, b"err": ERROR, b"warn": WARN, b"warning": WARN}  # any other level word: FATAL
-_STRUCTURED = tuple(re.compile(key + rb'"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit|warning|warn)\b')
+_STRUCTURED = tuple(lazy(key + rb'"?\s*[=:]\s*"?(error|err|fatal|panic|critical|crit|warning|warn)\b')
                     for key in (rb"level", rb"lvl", rb"severity"))  # searched in the lower-cased text
 # nginx's [error] and ClickHouse's <Error>, searched in the lower-cased text
-_BRACKETED = (re.compile(rb"\[(error|crit|alert|emerg|fatal|critical|warn|warning)\]"),
-              re.compile(rb"<(error|crit|alert|emerg|fatal|critical|warn|warning)>"))
+_BRACKETED = (lazy(rb"\[(error|crit|alert|emerg|fatal|critical|warn|warning)\]"),
+              lazy(rb"<(error|crit|alert|emerg|fatal|critical|warn|warning)>"))
 _MONGO = b'"s":"'  # MongoDB 4.4+ JSON logs: {"t":..., "s":"E", ...}
 _MONGO_LEVELS = {b'E"': ERROR, b'F"': FATAL, b'W"': WARN}  # I and D1..D5 are information
 _GLOG_LEVELS = {b"E": ERROR, b"F": FATAL, b"W": WARN}
-_GLOG = re.compile(rb"\n([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
-_GLOG_FIRST = re.compile(rb"([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
+_GLOG = lazy(rb"\n([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")  # E1129 or E20261129 (glog with the year)
+_GLOG_FIRST = lazy(rb"([EFW])(?:\d{4})?\d{4} \d\d:\d\d:\d\d")
 _PANIC = b"panic: "  # starting a line
-_GOROUTINE = re.compile(rb"^goroutine \d+ \[", re.M)
+_GOROUTINE = lazy(rb"^goroutine \d+ \[", re.M)
 _TOO_MANY_FILES = b"too many open files"  # searched in the lower-cased text
 _REFUSED = b"connection refused"
 

@@ -14,7 +14,6 @@ and glog/klog's `E1129 10:00:00.123456` / `E20261129 10:00:00.123456` (Kvrocks).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Dict, Optional, Tuple
@@ -22,13 +21,14 @@ from typing import Dict, Optional, Tuple
 from collector.analyzers.common import as_dict, bundle_started_at, load, number
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
+from collector.lazyre import lazy
 
 STAMP_COLUMN = 64
-_STAMP = re.compile(
+_STAMP = lazy(
     rb"(\d{4})[-/.](\d\d)[-/.](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
     rb"(?: ?(Z|[+-]\d\d:?\d\d)(?![\d:]))?")
-_GLOG = re.compile(rb"[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
-_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
+_GLOG = lazy(rb"[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
+_OFFSET = lazy(r"^([+-])(\d\d):?(\d\d)$")
 
 
 def _offset_seconds(text: str) -> Optional[int]:

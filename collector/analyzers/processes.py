@@ -39,12 +39,13 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     if data is None:
         return []
     started = bundle_started_at(reader)
-    table = dicts(data.get("all"))
+    zombie_rows = [r for r in dicts(data.get("all")) if r.get("status") == "zombie"]  # the table: only for these
     records = dicts(data.get("expected"))
     loops = crash_loops(reader, records, started, thresholds)
     findings: List[Finding] = []
     for record in records:
-        findings.extend(_one_process(record, started, table, thresholds, loops.get(str(record.get("name") or "?"))))
+        findings.extend(_one_process(record, started, zombie_rows, thresholds,
+                                     loops.get(str(record.get("name") or "?"))))
     findings.extend(_hidden_port_owners(records))
     name_kills(reader, findings)  # a process.down whose process the OOM killer killed says so
     return _group_restarts(findings, records, _spread_limit(thresholds))
@@ -100,7 +101,7 @@ def _hidden_port_owners(records: List[dict]) -> List[Finding]:
         "platform's user to tell a port held by the process from one held by another program.")]
 
 
-def _one_process(record: dict, started: Optional[float], table: List[dict], t: Thresholds,
+def _one_process(record: dict, started: Optional[float], zombie_rows: List[dict], t: Thresholds,
                  loop: Optional[CrashLoop] = None) -> List[Finding]:
     """The findings about one process; a crash loop stands for its `process.down` or
     `process.restarted`."""
@@ -122,7 +123,7 @@ def _one_process(record: dict, started: Optional[float], table: List[dict], t: T
         if loop is None:
             out.extend(_restarted(name, roots, started, t.number("process_restart_window_seconds")))
         out.extend(_open_files(name, record, t))
-        out.extend(_zombies(name, record, table))
+        out.extend(_zombies(name, record, zombie_rows))
     return out
 
 
@@ -275,10 +276,11 @@ def _open_files(name: str, record: dict, t: Thresholds) -> List[Finding]:
     return out
 
 
-def _zombies(name: str, record: dict, table: List[dict]) -> List[Finding]:
+def _zombies(name: str, record: dict, zombie_rows: List[dict]) -> List[Finding]:
+    """`zombie_rows`: the host table's zombie rows (the rest of the table is no zombie's)."""
     pids = {_pid(r.get("pid")) for r in dicts(record.get("resources"))} - {None}
     own = [r.get("pid") for r in dicts(record.get("resources")) if r.get("status") == "zombie"]
-    children = [r.get("pid") for r in table if r.get("status") == "zombie" and _pid(r.get("ppid")) in pids]
+    children = [r.get("pid") for r in zombie_rows if _pid(r.get("ppid")) in pids]
     zombies = own + [pid for pid in children if pid not in own]
     if not zombies:
         return []

@@ -18,18 +18,19 @@ from collector.analyzers.findings import WARNING, Finding
 from collector.analyzers.logscan import Line
 from collector.analyzers.logtime import HostClock, line_time
 from collector.live import iso_utc
+from collector.lazyre import lazy
 
 FOLD_AT = 3  # logs sharing a message within one minute
 MESSAGE_LIMIT = 160
 MAX_MESSAGES_PER_LOG = 500  # distinct messages remembered per log (the rest are counted only)
 EVIDENCE_LOGS = 50
 
-_PREFIX = re.compile(
+_PREFIX = lazy(
     r"^(?:\s*(?:\[[^\]]{0,40}\]|<[^>\s]{0,20}>|\{[^}]{0,40}\}|-|:|"
     r"(?:ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC|EMERG|ALERT|WARN|WARNING|INFO|"
     r"(?:level|lvl|severity)=\"?\w+\"?)\b:?))+\s*", re.I)
 # One pass: an address is kept whole (tried first at each place), an id or a number replaced.
-_TOKEN = re.compile(r"(?P<a>\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
+_TOKEN = lazy(r"(?P<a>\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b"
                     r"|\b[A-Za-z][\w.-]*:\d{2,5}\b)"
                     r"|(?P<i>\b[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\b"
                     r"|\b(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{8,}\b)"

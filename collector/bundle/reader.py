@@ -43,6 +43,15 @@ class BundleReader:
         self.root = Path(root)
         self._real_root: Optional[str] = None
         self._inside_cache: Dict[str, bool] = {}
+        self._parsed: Optional[Dict[str, Any]] = None  # JSON members kept once parsed (keep_parsed_json)
+
+    def keep_parsed_json(self) -> "BundleReader":
+        """From now on each JSON member is parsed once and the same object handed to every
+        caller (`check` judges processes.json in ten places).  Only for callers that never
+        change what json() returns: the analyzers, the check's figures."""
+        if self._parsed is None:
+            self._parsed = {}
+        return self
 
     def _inside(self, relpath: str) -> bool:
         """Whether the member's real path (links resolved) is inside the bundle."""
@@ -71,10 +80,15 @@ class BundleReader:
 
     def json(self, relpath: str) -> Optional[Any]:
         """A JSON member, or None when it is missing, unreadable, too large or too deep."""
+        if self._parsed is not None and relpath in self._parsed:
+            return self._parsed[relpath]
         try:
-            return load_json_bounded(self.read(relpath, MAX_JSON_MEMBER))
+            data = load_json_bounded(self.read(relpath, MAX_JSON_MEMBER))
         except (OSError, ValueError):
-            return None
+            data = None
+        if self._parsed is not None:
+            self._parsed[relpath] = data
+        return data
 
     def member(self, relpath: Any, prefix: str) -> Tuple[Optional[Path], Optional[str]]:
         """(the file a bundle record points to, None) or (None, why not): refused when the

@@ -9,12 +9,13 @@ import re
 from typing import Optional, Tuple
 
 from collector.redact.rule import MASK, masked
+from collector.lazyre import lazy
 
 Taken = Optional[Tuple[str, Optional[str]]]  # (the line's scrubbed part, the rest to scrub as usual)
 
-_BLOCK_LINE = re.compile(r"^([ \t]*(?:-(?:[ \t]+|$))?)(.*?)([\s,\[\]{}]*)$")
+_BLOCK_LINE = lazy(r"^([ \t]*(?:-(?:[ \t]+|$))?)(.*?)([\s,\[\]{}]*)$")
 # a nested key kept visible: quoted, or one word (a value's words before a `:` are no key)
-_KEY_PREFIX = re.compile(r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'#:]+)[ \t]*:(?:[ \t]+|$)")
+_KEY_PREFIX = lazy(r"(?:\"[^\"]*\"|'[^']*'|[^\s\"'#:]+)[ \t]*:(?:[ \t]+|$)")
 
 
 def indent_of(line: str) -> int:

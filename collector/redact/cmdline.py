@@ -10,17 +10,18 @@ from typing import Any, Dict, Tuple
 from collector.redact.blocks import Continuation, Taken, mask_line
 from collector.redact.rule import MASK, Rule, mask_group, masked
 from collector.redact.vocabulary import PREFILTER as SECRET_PREFILTER, is_secret_key
+from collector.lazyre import lazy
 
 # a command-line value: up to the next space or quote; a quote escaped in JSON text
 # (\") belongs to the value, so a secret with a quote in it is masked whole
 ARG_VALUE = r'(?:[^\s"\\]|\\.)+'
 _NEXT_ARG = r'(?:[ \t]+|"\s*,\s*")'  # a space, or the `", "` between the items of a JSON list
-_FLAG = re.compile(
+_FLAG = lazy(
     r"(?<![\w\-])--?(?P<name>[A-Za-z][\w.\-]{0,60})"
     r"(?:(?P<sep>=|[ \t]+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|" + ARG_VALUE + r")"
     r"|\"\s*,\s*\"(?P<listed>(?:[^\"\\]|\\.)+))")
-_BOOLEAN_FLAG = re.compile(r"(?i)(?:no|ask|skip|use|without|with|prompt|require|disable|enable)[-_]")
-_SHORT_FLAG = re.compile(r"-[A-Za-z]")
+_BOOLEAN_FLAG = lazy(r"(?i)(?:no|ask|skip|use|without|with|prompt|require|disable|enable)[-_]")
+_SHORT_FLAG = lazy(r"-[A-Za-z]")
 
 
 def scan_flags(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
@@ -45,7 +46,7 @@ def scan_flags(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
         changed += 1
 
 
-_LONE_FLAG = re.compile(r"--?(?P<name>[A-Za-z][\w.\-]{0,60})")
+_LONE_FLAG = lazy(r"--?(?P<name>[A-Za-z][\w.\-]{0,60})")
 
 
 def is_secret_flag(argument: str) -> bool:
@@ -68,7 +69,7 @@ class NextListItem(Continuation):
         return mask_line(line, keep_keys=False), None
 
 
-_FLAG_ENDING_A_LINE = re.compile(r'"--?(?P<name>[A-Za-z][\w.\-]{0,60})",?\s*$')
+_FLAG_ENDING_A_LINE = lazy(r'"--?(?P<name>[A-Za-z][\w.\-]{0,60})",?\s*$')
 
 
 def _secret_value(match: "re.Match[str]", group: str) -> bool:
@@ -82,9 +83,9 @@ def _secret_value(match: "re.Match[str]", group: str) -> bool:
 
 _P_WORDS = ("a", "z", "g", "ie", "ic", "ipe", "rint", "rint0", "rintf", "thread", "edantic", "ath", "erm", "rune",
             "rogname", "roto_dist", "arallel", "rofile", "ython")
-_SHORT_P = re.compile(r"((?<![\w\-])-p)(?!(?:" + "|".join(_P_WORDS) + r")(?=[\s\"]|$))(" + ARG_VALUE + ")")
+_SHORT_P = lazy(r"((?<![\w\-])-p)(?!(?:" + "|".join(_P_WORDS) + r")(?=[\s\"]|$))(" + ARG_VALUE + ")")
 # programs whose -p is a port
-_PORT_P = re.compile(r"(?:^|[\s/\"'])(?:ssh|scp|sftp|autossh|sshfs|mosh|redis-cli|keydb-cli|kvrocks-cli|nc|ncat"
+_PORT_P = lazy(r"(?:^|[\s/\"'])(?:ssh|scp|sftp|autossh|sshfs|mosh|redis-cli|keydb-cli|kvrocks-cli|nc|ncat"
                      r"|telnet|docker|podman|psql|pg_dump|pg_dumpall|pg_restore|pg_isready|pgbench|iperf3?)"
                      r"(?=[\s\"',]|$)")
 
@@ -98,14 +99,14 @@ def _short_password(match: "re.Match[str]") -> str:
 
 SHORT_FORMS = (
     # sshpass -p pw, redis-cli -a pw, mongosh -p pw, rabbitmqadmin -p pw: the first such flag after the program
-    re.compile(r"((?<![\w\-])sshpass\b[^|;&\n]*?(?:\s|\")-p" + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
-    re.compile(r"((?<![\w\-])(?:redis|keydb|kvrocks)-cli\b[^|;&\n]*?(?:\s|\")-a"
+    lazy(r"((?<![\w\-])sshpass\b[^|;&\n]*?(?:\s|\")-p" + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
+    lazy(r"((?<![\w\-])(?:redis|keydb|kvrocks)-cli\b[^|;&\n]*?(?:\s|\")-a"
                + _NEXT_ARG + r"?)(" + ARG_VALUE + ")"),
-    re.compile(r"((?<![\w\-])(?:mongo(?:sh|dump|restore|export|import|stat|top|files)?|rabbitmqadmin)\b"
+    lazy(r"((?<![\w\-])(?:mongo(?:sh|dump|restore|export|import|stat|top|files)?|rabbitmqadmin)\b"
                r"[^|;&\n]*?(?:\s|\")-p"
                + _NEXT_ARG + r")(" + ARG_VALUE + ")"),
     # curl -u user:pw, --user user:pw, --proxy-user user:pw
-    re.compile(r"((?<![\w\-])(?:-u|-U|--user|--proxy-user)(?:=|[ \t]*|\"\s*,\s*\")[^\s:\"'/@]+:)(" + ARG_VALUE + ")"),
+    lazy(r"((?<![\w\-])(?:-u|-U|--user|--proxy-user)(?:=|[ \t]*|\"\s*,\s*\")[^\s:\"'/@]+:)(" + ARG_VALUE + ")"),
 )
 
 

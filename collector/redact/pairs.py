@@ -15,8 +15,9 @@ from typing import Any, Dict, Optional, Tuple
 from collector.redact.blocks import BracketBlock, IndentedBlock, QuoteBlock, XmlBlock, bracket_depth
 from collector.redact.rule import HTML_MASK, MASK, add_count, masked
 from collector.redact.vocabulary import is_secret_key, key_words
+from collector.lazyre import lazy
 
-_PAIR = re.compile(
+_PAIR = lazy(
     r"(?:\\\"(?P<ek>[^\"\\\n]{1,100})\\\""            # \"key\" inside a JSON string
     r"|(?P<qc>[\"'])(?P<qk>[^\"'\\\n]{1,100})(?P=qc)"  # "key", 'key'
     r"|(?<![\w.])(?P<bk>[^\W\d][\w.\-]{0,100}))"       # key, X-Api-Key, db.pwd, -Dx.password
@@ -27,16 +28,16 @@ _PAIR = re.compile(
 NOT_CREDENTIALS = frozenset(("enabled", "disabled", "true", "false", "none", "required", "optional", "null",
                              "nil", "<nil>", "", '""', "''", "[]", "{}", "yes", "no", "on", "off"))
 # what akdiag's own datastore checks record under `auth` (datastores.json details.auth)
-AUTH_STATUS = re.compile(r"ok|refused|failed|not needed|no password configured|none|user [\w.@\-]{1,64}")
+AUTH_STATUS = lazy(r"ok|refused|failed|not needed|no password configured|none|user [\w.@\-]{1,64}")
 _QUERY_ONLY = frozenset(("key", "code"))  # `?key=…` an API key, `?code=…` an OAuth code; a `key:` elsewhere is not
-_STRUCTURAL = re.compile(r"[ \t]*(?:-[ \t]+)?")
-_BLOCK_SCALAR = re.compile(r"[|>][1-9+\-]*[ \t]*(?:#.*)?$")
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z\-]{0,19})[ \t]+(?=\S)")
-_GLUED_END = re.compile(r"[\s\"]|\\\"|</")
-_QUERY_END = re.compile(r"[&#\s\"'<>]|%26")
+_STRUCTURAL = lazy(r"[ \t]*(?:-[ \t]+)?")
+_BLOCK_SCALAR = lazy(r"[|>][1-9+\-]*[ \t]*(?:#.*)?$")
+_SCHEME = lazy(r"([A-Za-z][A-Za-z\-]{0,19})[ \t]+(?=\S)")
+_GLUED_END = lazy(r"[\s\"]|\\\"|</")
+_QUERY_END = lazy(r"[&#\s\"'<>]|%26")
 _AUTH_HEADS = ("authorization", "auth", "cookie", "cookies")
-_SPACE = re.compile(r"\s")
-_JSON_END = re.compile(r"[,}\]]")
+_SPACE = lazy(r"\s")
+_JSON_END = lazy(r"[,}\]]")
 _OPENER = {")": "(", "]": "[", "}": "{"}
 
 
@@ -201,9 +202,9 @@ def _put(line: str, start: int, end: int, text: str, name: str) -> Tuple[str, in
 
 # -- XML elements and attributes ---------------------------------------------------------
 
-_TAG = re.compile(r"<(?P<tag>[A-Za-z_][\w:.\-]{0,100})(?P<attrs>(?:\s+[\w:.\-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)"
+_TAG = lazy(r"<(?P<tag>[A-Za-z_][\w:.\-]{0,100})(?P<attrs>(?:\s+[\w:.\-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)"
                   r"\s*(?P<empty>/?)>")
-_ATTR = re.compile(r"([\w:.\-]+)(\s*=\s*)(\"[^\"]*\"|'[^']*')")
+_ATTR = lazy(r"([\w:.\-]+)(\s*=\s*)(\"[^\"]*\"|'[^']*')")
 _NAMING_ATTRS = ("key", "name", "id", "property", "param", "setting", "field")
 _VALUE_ATTRS = ("value", "val", "content", "data")
 

@@ -14,14 +14,15 @@ from typing import Dict, Iterable, Optional, Tuple
 from collector.pii_kinds import DEFAULT_PII_KINDS, PII_KINDS  # noqa: F401 (named here too)
 from collector.redact.rule import Rule
 from collector.redact.vocabulary import key_words
+from collector.lazyre import lazy
 
 
 # local part (Cyrillic too), `@` plain or percent-encoded (or quoted-printable `=40` before a
 # lower-case domain, as in a MIME header's encoded words), a domain of Unicode labels or punycode
 _EMAIL = (r"(?<![\w.%+\-])[\w.%+\-]{1,64}(?:@|%40|=40(?=[a-z0-9\-]+\.[a-z]))"
           r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59})(?![\w\-])")
-_EMAIL_RE = re.compile(_EMAIL)
-_AT = re.compile(r"@|%40|=40")
+_EMAIL_RE = lazy(_EMAIL)
+_AT = lazy(r"@|%40|=40")
 # +7 915 123-45-67, +44 (20) 7946 0958, %2B79151234567, tel:+7..., 8 (915) 123-45-67,
 # 8-915-123-45-67, 89151234567, 79151234567
 _PHONE = (r"(?:(?<=tel:)|(?<![\w+.:/%]))(?:(?:\+|%2[Bb])\d{1,3}[ \-]?\(?\d{2,4}\)?(?:[ \-]?\d{2,4}){2,3}"
@@ -41,10 +42,10 @@ MEASURE_WORDS = frozenset((
     "ctime", "atime", "nanos", "micros", "hash", "crc", "checksum", "version", "build", "port", "ports", "queue",
     "depth", "messages", "objects", "docs", "keys", "storage", "index", "data", "bps", "iops", "ops",
 ))
-_KEY_BEFORE = re.compile(r"([A-Za-z_][\w.\-]{0,60})[\"']?\s*[:=]\s*[\"']?\s*$")
-_WORD_BEFORE = re.compile(r"([A-Za-z_]+)\s+$")
-_UNIT_AFTER = re.compile(r"\s*(?:bytes?|[kmgtp]i?b|b|ms|us|µs|ns|s|sec|secs|seconds?|%)\b", re.IGNORECASE)
-_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|version|ver|release|build|rev)[\"']?\s*[:=]?\s*[\"']?v?$")
+_KEY_BEFORE = lazy(r"([A-Za-z_][\w.\-]{0,60})[\"']?\s*[:=]\s*[\"']?\s*$")
+_WORD_BEFORE = lazy(r"([A-Za-z_]+)\s+$")
+_UNIT_AFTER = lazy(r"\s*(?:bytes?|[kmgtp]i?b|b|ms|us|µs|ns|s|sec|secs|seconds?|%)\b", re.IGNORECASE)
+_VERSION_BEFORE = lazy(r"(?i)(?:\bv|version|ver|release|build|rev)[\"']?\s*[:=]?\s*[\"']?v?$")
 
 _FILE_EXTENSIONS = frozenset((
     "log", "logs", "json", "yaml", "yml", "txt", "conf", "cfg", "ini", "xml", "html", "htm", "js", "mjs", "ts",
@@ -84,15 +85,15 @@ _PUBLIC_HOSTS = frozenset(("github.com", "gitlab.com", "bitbucket.org", "golang.
                            "go.opentelemetry.io", "cloud.google.com", "honnef.co", "go.opencensus.io"))
 # a dotted name, matched in linear time; its labels are checked in Python (_HOST_LABEL)
 _HOST = r"(?:(?<=//)|(?<![\w.@/\\%\-]))[\w\-]+(?:\.[\w\-]+)+(?![\w(\-\[])(?!\.\w)"
-_HOST_LABEL = re.compile(r"[^\W_](?:[\w\-]{0,61}[^\W_])?")
-_TLD = re.compile(r"[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59}")
-_AFTER_HOST_KEY = re.compile(r"[\"']?\s*[:=](?!\d)")
+_HOST_LABEL = lazy(r"[^\W_](?:[\w\-]{0,61}[^\W_])?")
+_TLD = lazy(r"[^\W\d_]{2,24}|xn--[a-z0-9\-]{1,59}")
+_AFTER_HOST_KEY = lazy(r"[\"']?\s*[:=](?!\d)")
 
 
 _HOST_WORDS = frozenset(("host", "hostname", "hosts", "server", "servers", "fqdn", "domain", "mx", "smtp", "relay",
                          "remote", "peer", "upstream", "endpoint", "address", "addr", "node", "nodes", "to", "from",
                          "via", "connect", "connecting", "connected", "dial", "resolve", "resolving", "lookup", "ping"))
-_WORD_OR_KEY_BEFORE = re.compile(r"([A-Za-z_][\w\-]*)[\"']?\s*[:=]?\s*[\"'\[]?\s*$")
+_WORD_OR_KEY_BEFORE = lazy(r"([A-Za-z_][\w\-]*)[\"']?\s*[:=]?\s*[\"'\[]?\s*$")
 
 
 def _host_context(line: str, start: int, end: int, labels: list) -> bool:
@@ -151,17 +152,17 @@ class Pseudonymizer:
         if "emails" in kinds:
             rules.append(Rule("pii_email", ("@", "%40", "=40"), None, scan=self._emails))
         if "phones" in kinds:
-            rules.append(Rule("pii_phone", ("%2b",), re.compile(_PHONE), self._phone,
-                              prefilter_re=(re.compile(rb"9\d\d(?:[ -]\d{3}[ -]\d\d|\d{7})"), re.compile(rb"\+\d"),
-                                            re.compile(rb"\(9"))))
+            rules.append(Rule("pii_phone", ("%2b",), lazy(_PHONE), self._phone,
+                              prefilter_re=(lazy(rb"9\d\d(?:[ -]\d{3}[ -]\d\d|\d{7})"), lazy(rb"\+\d"),
+                                            lazy(rb"\(9"))))
         if "ips" in kinds:
-            rules.append(Rule("pii_ip", (), re.compile(_IPV4), self._ip,
-                              prefilter_re=(re.compile(rb"\d\.\d{1,3}\.\d{1,3}\.\d"),)))
-            rules.append(Rule("pii_ip", (), re.compile(_IPV6), self._ip6,
-                              prefilter_re=(re.compile(rb"[0-9a-fA-F]::|::[0-9a-fA-F]|(?:[0-9a-fA-F]{1,4}:){5}"),)))
+            rules.append(Rule("pii_ip", (), lazy(_IPV4), self._ip,
+                              prefilter_re=(lazy(rb"\d\.\d{1,3}\.\d{1,3}\.\d"),)))
+            rules.append(Rule("pii_ip", (), lazy(_IPV6), self._ip6,
+                              prefilter_re=(lazy(rb"[0-9a-fA-F]::|::[0-9a-fA-F]|(?:[0-9a-fA-F]{1,4}:){5}"),)))
         if "hosts" in kinds:
-            rules.append(Rule("pii_host", (), re.compile(_HOST), self._host,
-                              prefilter_re=(re.compile(rb"[A-Za-z0-9]\.[A-Za-z]{2}|\.xn--|[\x80-\xff]\."),)))
+            rules.append(Rule("pii_host", (), lazy(_HOST), self._host,
+                              prefilter_re=(lazy(rb"[A-Za-z0-9]\.[A-Za-z]{2}|\.xn--|[\x80-\xff]\."),)))
         return tuple(rules)
 
     def _emails(self, line: str, _file_scrubber: object) -> Tuple[str, Dict[str, int]]:
@@ -187,8 +188,8 @@ class Pseudonymizer:
             return line, {}
         return "".join(pieces) + line[position:], {"pii_email": count}
 
-    _NUMBER_BEFORE = re.compile(r"(?:^|[:\[,])\s*$")
-    _NUMBER_AFTER = re.compile(r"\s*(?:[,}\]]|$)")
+    _NUMBER_BEFORE = lazy(r"(?:^|[:\[,])\s*$")
+    _NUMBER_AFTER = lazy(r"\s*(?:[,}\]]|$)")
 
     def _phone(self, match: "re.Match[str]") -> str:
         """A phone written as bare digits where JSON or YAML hold a number (`"k": 89151234567`)

@@ -22,10 +22,11 @@ from collector.redact.rule import CUT_MARK, MASK, WITHHELD, Rule
 from collector.redact.tokens import KEY_LINE_BYTES, PEM_BEGIN_BYTES, PEM_END_BYTES, TOKEN_RULES
 from collector.redact.urls import URL_RULES, encoded_rule
 from collector.redact.vocabulary import PREFILTER
+from collector.lazyre import lazy
 
 _REDIS_CONF = Rule(
     "redis_conf_secret", ("requirepass", "masterauth", "auth-pass"),
-    re.compile(r"(?i)((?<![\w-])(?:requirepass|masterauth|sentinel[ \t]+auth-pass[ \t]+\S+)[ \t]+)([^\s:=]\S*)"),
+    lazy(r"(?i)((?<![\w-])(?:requirepass|masterauth|sentinel[ \t]+auth-pass[ \t]+\S+)[ \t]+)([^\s:=]\S*)"),
     lambda m: m.group(0) if MASK in m.group(2) else m.group(1) + MASK)
 _PAIR_RULES = (
     Rule("xml_secret", PREFILTER, None, scan=scan_xml),

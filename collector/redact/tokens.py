@@ -11,13 +11,14 @@ from typing import Any, Dict, Tuple
 
 from collector.redact.blocks import Continuation, Taken
 from collector.redact.rule import MASK, Rule, add_count, masked
+from collector.lazyre import lazy
 
-PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-PEM_BEGIN_BYTES = re.compile(PEM_BEGIN.pattern.encode())
-PEM_END_BYTES = re.compile(PEM_END.pattern.encode())
+PEM_BEGIN = lazy(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+PEM_END = lazy(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+PEM_BEGIN_BYTES = lazy(PEM_BEGIN.pattern.encode())
+PEM_END_BYTES = lazy(PEM_END.pattern.encode())
 # base64 lines of a key body (PEM 64, OpenSSH 70, PGP 64 and its `=crc` line)
-KEY_LINE_BYTES = re.compile(rb"[ \t]*=?[A-Za-z0-9+/]{4,100}={0,2}[ \t]*\r?")
+KEY_LINE_BYTES = lazy(rb"[ \t]*=?[A-Za-z0-9+/]{4,100}={0,2}[ \t]*\r?")
 
 
 class PemBlock(Continuation):
@@ -57,14 +58,14 @@ def scan_pem(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
         return line, counts
 
 
-_B64_PEM = re.compile(r"LS0tLS1CRUdJT[A-Za-z0-9+/]*={0,2}")
+_B64_PEM = lazy(r"LS0tLS1CRUdJT[A-Za-z0-9+/]*={0,2}")
 
 
 class Base64Block(Continuation):
     """The following lines of a base64 text wrapped over lines."""
 
     name = "pem_private_key_base64"
-    _LINE = re.compile(r"[ \t]*[A-Za-z0-9+/]{8,}={0,2}[ \t]*\r?")
+    _LINE = lazy(r"[ \t]*[A-Za-z0-9+/]{8,}={0,2}[ \t]*\r?")
 
     def take(self, line: str) -> Taken:
         if not self._LINE.fullmatch(line):
@@ -97,7 +98,7 @@ class SmtpAuthExchange(Continuation):
     `334` challenges pass; another reply code ends the exchange."""
 
     name = "smtp_auth"
-    _PAYLOAD = re.compile(r"(?<![\S])([A-Za-z0-9+/]{2,}={0,2})\s*$")
+    _PAYLOAD = lazy(r"(?<![\S])([A-Za-z0-9+/]{2,}={0,2})\s*$")
 
     def __init__(self, payloads: int):
         self.payloads, self.lines = payloads, 6
@@ -118,7 +119,7 @@ class SmtpAuthExchange(Continuation):
         return line[: payload.start(1)] + MASK + line[payload.end(1):], None
 
 
-_SMTP_AUTH = re.compile(r"(?i)\bAUTH[ \t]+(PLAIN|LOGIN|XOAUTH2|OAUTHBEARER|CRAM-MD5|NTLM)\b"
+_SMTP_AUTH = lazy(r"(?i)\bAUTH[ \t]+(PLAIN|LOGIN|XOAUTH2|OAUTHBEARER|CRAM-MD5|NTLM)\b"
                         r"(?:[ \t]+([A-Za-z0-9+/]{2,}={0,2}))?")
 
 
@@ -141,8 +142,8 @@ class PuttyKeyFile(Continuation):
     `Private-MAC` (or `Private-Hash`) value are masked; other lines are scrubbed as usual."""
 
     name = "putty_private_key"
-    _PRIVATE = re.compile(r"\s*Private-Lines:\s*(\d{1,4})\s*$")
-    _MAC = re.compile(r"(\s*Private-(?:MAC|Hash):\s*)(\S+)")
+    _PRIVATE = lazy(r"\s*Private-Lines:\s*(\d{1,4})\s*$")
+    _MAC = lazy(r"(\s*Private-(?:MAC|Hash):\s*)(\S+)")
 
     def __init__(self) -> None:
         self.private_lines, self.lines = 0, 2000
@@ -171,8 +172,8 @@ def scan_putty(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
     return line, {}
 
 
-_AWS_ID = re.compile(r"(?<![A-Za-z0-9])A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])")  # access key ids (long-term, temporary)
-_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+_AWS_ID = lazy(r"(?<![A-Za-z0-9])A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])")  # access key ids (long-term, temporary)
+_AWS_SECRET = lazy(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
 def scan_aws(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
@@ -184,7 +185,7 @@ def scan_aws(line: str, file_scrubber: Any) -> Tuple[str, Dict[str, int]]:
     return line, {"aws_key": ids + keys}
 
 
-_WEBHOOK_PATH = re.compile(r"(?i)(?:/(?:web)?hooks?(?:b2)?/|hooks\.slack\.com/services/)([^\s?#\"'<>]+)")
+_WEBHOOK_PATH = lazy(r"(?i)(?:/(?:web)?hooks?(?:b2)?/|hooks\.slack\.com/services/)([^\s?#\"'<>]+)")
 
 
 def _random_looking(segment: str) -> bool:
@@ -202,24 +203,24 @@ def _mask_webhook_path(match: "re.Match[str]") -> str:
 
 # GitHub (`ghp_…`, `github_pat_…`) and Stripe (`sk_live_…`, `whsec_…`) tokens: an underscore
 # then the token's random part, one pass over the data for all of them
-_UNDERSCORE_SHAPES = re.compile(rb"_(?:live_|test_|pat_|[A-Za-z0-9]{20})")
+_UNDERSCORE_SHAPES = lazy(rb"_(?:live_|test_|pat_|[A-Za-z0-9]{20})")
 
 TOKEN_RULES: Tuple[Rule, ...] = (
     Rule("pem_private_key", ("private key",), None, scan=scan_pem),
     Rule("pem_private_key_base64", ("ls0tls1crudjt",), None, scan=scan_base64_pem),
     Rule("putty_private_key", ("putty-user-key-file-",), None, scan=scan_putty),
     Rule("smtp_auth", ("auth",), None, scan=scan_smtp_auth),
-    Rule("aws_key", (), None, scan=scan_aws, prefilter_re=(re.compile(rb"A[KS]IA[A-Z0-9]{16}"),)),
-    Rule("slack_token", ("xox", "xapp-"), re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]{10,}")),
+    Rule("aws_key", (), None, scan=scan_aws, prefilter_re=(lazy(rb"A[KS]IA[A-Z0-9]{16}"),)),
+    Rule("slack_token", ("xox", "xapp-"), lazy(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]{10,}")),
     Rule("github_token", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=
-         re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
-    Rule("stripe_key", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=re.compile(
+         lazy(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
+    Rule("stripe_key", (), prefilter_re=(_UNDERSCORE_SHAPES,), pattern=lazy(
         r"(?<![A-Za-z0-9_])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})")),
-    Rule("sendgrid_key", ("sg.",), re.compile(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}")),
-    Rule("google_api_key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{35}")),
-    Rule("jwt", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
+    Rule("sendgrid_key", ("sg.",), lazy(r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}")),
+    Rule("google_api_key", ("aiza",), lazy(r"\bAIza[0-9A-Za-z_\-]{35}")),
+    Rule("jwt", ("eyj",), lazy(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")),
     # Telegram's bot tokens: `<bot id>:AA<secret>`, alone or in a URL path after `/bot`
-    Rule("bot_token", (":aa",), re.compile(r"(?<![A-Za-z0-9:])(?:bot)?\d{5,12}:AA[A-Za-z0-9_\-]{30,}"),
+    Rule("bot_token", (":aa",), lazy(r"(?<![A-Za-z0-9:])(?:bot)?\d{5,12}:AA[A-Za-z0-9_\-]{30,}"),
          lambda m: ("bot" if m.group(0).startswith("bot") else "") + MASK),
     Rule("webhook_secret", ("hook",), _WEBHOOK_PATH, _mask_webhook_path),
 )

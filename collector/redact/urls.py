@@ -9,12 +9,13 @@ from typing import Any, Dict, Iterable, Tuple
 from urllib.parse import unquote
 
 from collector.redact.rule import MASK, Rule, masked, splice
+from collector.lazyre import lazy
 
 # the password runs to the last `@` that a host follows (greedy, then back off)
-_URL_USERINFO = re.compile(
+_URL_USERINFO = lazy(
     r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'<>?#]*:)([^\s\"'<>]+)@"
     r"(?=[\w.\-\[\]%:]*(?:[/?#,;)\s\"'<>\]\\]|$))")
-_PORT_THEN_PATH = re.compile(r"\d{1,5}(?:[/?#]|$)")
+_PORT_THEN_PATH = lazy(r"\d{1,5}(?:[/?#]|$)")
 
 
 def _userinfo(match: "re.Match[str]") -> str:
@@ -24,7 +25,7 @@ def _userinfo(match: "re.Match[str]") -> str:
     return splice(match, 2, MASK)
 
 
-_SCHEMELESS = re.compile(
+_SCHEMELESS = lazy(
     r"(?<![\w/:.@%+\-\\])([A-Za-z0-9_.\-]{1,64}:)([^\s:@/\"'<>]{1,128})@"
     r"(?=(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?(?::\d|/|\(|[\s\"',;)\]}>]|$))")
 # `to:bob@example.org` is an address after a field name, not a user and a password
@@ -39,7 +40,7 @@ def _schemeless(match: "re.Match[str]") -> str:
 
 
 # a user name that is a key (a Sentry DSN, `https://<32 hex>@host/1`): long and random-looking
-_URL_KEY_USER = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([A-Za-z0-9_\-]{20,})@(?=[\w.\-\[])")
+_URL_KEY_USER = lazy(r"([A-Za-z][A-Za-z0-9+.\-]*://)([A-Za-z0-9_\-]{20,})@(?=[\w.\-\[])")
 
 
 def _key_user(match: "re.Match[str]") -> str:
@@ -57,7 +58,7 @@ URL_RULES: Tuple[Rule, ...] = (
 
 # an encoded `:` or `=` (or an encoded `%`): a user:password or a key=value inside; an
 # encoded `@` alone is an e-mail address, the pseudonyms' business
-_ENCODED = re.compile(r"(?i)[^\s\"'<>&=?]*%(?:25)*(?:3A|3D)[^\s\"'<>&=?]*")
+_ENCODED = lazy(r"(?i)[^\s\"'<>&=?]*%(?:25)*(?:3A|3D)[^\s\"'<>&=?]*")
 
 
 class _NoState:

@@ -9,11 +9,11 @@ as in English compounds: `password_file` is a file and `TOKEN_TTL` a duration, w
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any, List
 
 from collector.redact.rule import MASK
+from collector.lazyre import lazy
 
 # heads that are secrets by themselves (a plural `s` is allowed too)
 SECRET_WORDS = frozenset((
@@ -45,7 +45,7 @@ RUSSIAN_STEM = "парол"  # пароль, пароля, паролем
 PREFILTER = ("pass", "pwd", "pw", "psw", "secret", "token", "key", "auth", "cred", "dsn", "cookie", "sig",
              "sess", "парол", "Парол", "ПАРОЛ")
 
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[^\W\d_]+")
+_WORD = lazy(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[^\W\d_]+")
 
 
 def key_words(name: str) -> List[str]:
