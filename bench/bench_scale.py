@@ -208,7 +208,10 @@ class Bench:
         self.out = out
         self.runs = runs
         self.baseline = baseline  # another checkout of akdiag, run in the same loop
-        self.env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+        # compiled modules kept as an installed akdiag keeps them (bench_collect does the
+        # same): with PYTHONDONTWRITEBYTECODE set, each run would time the compiler too
+        self.env = dict(os.environ, PYTHONPATH=str(HERE.parent), PYTHONPYCACHEPREFIX=str(out.parent / "pycache"))
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.sos = shutil.which("sos")
 
     def _akdiag(self, args: List[str], checkout: Path, ok) -> Tuple[float, float, str]:

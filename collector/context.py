@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 import psutil
 
-from collector import live, sockets
+from collector import live, proctable, sockets
+from collector.cmdline import CmdlineReader
 
 if TYPE_CHECKING:  # pragma: no cover
     from collector.bundle.writer import CollectorWriter
@@ -172,6 +173,46 @@ class SocketSnapshot:
                 "hidden_processes": self.hidden_processes, "error": self.error, "owners_missed": self.owners_missed}
 
 
+class ProcessSnapshot:
+    """The host's process table (collector.proctable) with each process's command line
+    (capped: collector.cmdline), read once per run on first use and shared by every
+    collector of the run, as SocketSnapshot is: at 5,000 processes each read of /proc
+    costs a fraction of a second.  The rows are the first reader's; a collector that
+    adds to them (the processes collector's CPU window) works on its own copies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: Optional[Dict[int, dict]] = None
+        self._error: Optional[proctable.ProcUnreadable] = None
+        self.cmdlines = CmdlineReader()
+        self.reads = 0  # how many times /proc was read: one per run
+
+    def table(self) -> Dict[int, dict]:
+        """{pid: row}; ProcUnreadable (for every caller) when /proc cannot be parsed."""
+        with self._lock:
+            if self._table is None and self._error is None:
+                self.reads += 1
+                try:
+                    table = proctable.read_table()
+                except proctable.ProcUnreadable as exc:
+                    self._error = exc
+                else:
+                    for pid, info in table.items():
+                        info["cmdline"] = self.cmdlines.read(pid)
+                    self._table = table
+            if self._error is not None:
+                raise proctable.ProcUnreadable(str(self._error))
+            assert self._table is not None
+            return self._table
+
+    def pids_by_name(self) -> Dict[str, List[int]]:
+        """The PIDs by command name (/proc/PID/comm, as the table's `name`)."""
+        found: Dict[str, List[int]] = {}
+        for pid, info in self.table().items():
+            found.setdefault(info.get("name") or "", []).append(pid)
+        return found
+
+
 @dataclass
 class Context:
     basedir: Path
@@ -181,3 +222,4 @@ class Context:
     writer: "CollectorWriter"
     options: CollectOptions = field(default_factory=CollectOptions)
     sockets: SocketSnapshot = field(default_factory=SocketSnapshot)  # one per run, shared by its collectors
+    processes: ProcessSnapshot = field(default_factory=ProcessSnapshot)  # likewise

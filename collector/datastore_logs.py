@@ -128,7 +128,7 @@ def _split(path: str) -> Tuple[str, str]:
 # -- each datastore's configuration --------------------------------------------------------
 
 
-def _mongodb(notes: List[str]) -> List[LogRoot]:
+def _mongodb(notes: List[str], _comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["mongodb"]
     for config in place["configs"]:
         text = _read_config(config, notes)
@@ -161,7 +161,7 @@ def _scalar_at(node, key: str):
     return next((value for k, value in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
 
 
-def _rabbitmq(notes: List[str]) -> List[LogRoot]:
+def _rabbitmq(notes: List[str], _comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["rabbitmq"]
     for config in place["configs"]:
         values = _shell_values(_read_config(config, notes) or "")
@@ -182,7 +182,7 @@ def _shell_values(text: str) -> Dict[str, str]:
     return values
 
 
-def _clickhouse(notes: List[str]) -> List[LogRoot]:
+def _clickhouse(notes: List[str], _comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["clickhouse"]
     paths, source = list(place["logs"]), "standard place"
     for config in place["configs"]:
@@ -206,9 +206,10 @@ def _clickhouse(notes: List[str]) -> List[LogRoot]:
             for n, (folder, names) in enumerate(folders.items())]
 
 
-def _process_configs(process: str, option: Optional[str]) -> List[str]:
-    """Config files named on the command lines of running `process` servers."""
-    found: List[str] = []
+def _pids_by_comm() -> Dict[str, List[int]]:
+    """The PIDs by command name, read from /proc (at most MAX_PROCESSES entries): for a
+    caller without the run's process table."""
+    found: Dict[str, List[int]] = {}
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()][:MAX_PROCESSES]
     except OSError:
@@ -219,12 +220,18 @@ def _process_configs(process: str, option: Optional[str]) -> List[str]:
                 comm = handle.read(64).strip().decode("utf-8", "replace")
         except OSError:
             continue
-        if comm != process[:15]:
-            continue
-        words = read_cmdline(int(pid)) or []
+        found.setdefault(comm, []).append(int(pid))
+    return found
+
+
+def _process_configs(process: str, option: Optional[str], comms: Dict[str, List[int]]) -> List[str]:
+    """Config files named on the command lines of running `process` servers."""
+    found: List[str] = []
+    for pid in comms.get(process[:15], ()):
+        words = read_cmdline(pid) or []
         config = _config_word(words[1:], option)
         if config:
-            cwd = _cwd_of(pid)
+            cwd = _cwd_of(str(pid))
             full = config if config.startswith("/") or cwd is None else os.path.join(cwd, config)
             if full not in found:
                 found.append(full)
@@ -266,7 +273,7 @@ def _conf_values(text: str) -> Dict[str, str]:
     return values
 
 
-def _ssdb(notes: List[str]) -> List[LogRoot]:
+def _ssdb(notes: List[str], comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["ssdb"]
     configs = list(place["configs"])
     for folder in place["folders"]:
@@ -274,7 +281,7 @@ def _ssdb(notes: List[str]) -> List[LogRoot]:
             configs += sorted(os.path.join(folder, n) for n in os.listdir(at_host(folder)) if n.endswith(".conf"))
         except OSError:
             pass
-    configs = _process_configs(place["process"], None) + configs
+    configs = _process_configs(place["process"], None, comms) + configs
     roots: List[LogRoot] = []
     for config in dict.fromkeys(configs):
         text = _read_config(config, notes)
@@ -294,9 +301,9 @@ def _ssdb(notes: List[str]) -> List[LogRoot]:
     return roots
 
 
-def _kvrocks(notes: List[str]) -> List[LogRoot]:
+def _kvrocks(notes: List[str], comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["kvrocks"]
-    for config in dict.fromkeys(_process_configs(place["process"], "-c") + place["configs"]):
+    for config in dict.fromkeys(_process_configs(place["process"], "-c", comms) + place["configs"]):
         values = _conf_values(_read_config(config, notes) or "")
         folder = values.get("log-dir") or values.get("dir")
         if folder and folder.startswith("/"):
@@ -304,7 +311,7 @@ def _kvrocks(notes: List[str]) -> List[LogRoot]:
     return [LogRoot("kvrocks", place["folder"], None, "standard place", prefix="kvrocks")]
 
 
-def _redis(notes: List[str]) -> List[LogRoot]:
+def _redis(notes: List[str], _comms: Dict[str, List[int]]) -> List[LogRoot]:
     place = PLACES["redis"]
     for config in place["configs"]:
         logfile = _conf_values(_read_config(config, notes) or "").get("logfile", "").strip('"')
@@ -315,16 +322,20 @@ def _redis(notes: List[str]) -> List[LogRoot]:
     return [LogRoot("redis", folder, [name], "standard place")]
 
 
+# each finder: (notes, the host's PIDs by command name) -> roots; SSDB's and Kvrocks's
+# also look at the configs their running servers name
 FINDERS = (_mongodb, _rabbitmq, _clickhouse, _ssdb, _kvrocks, _redis)
 
 
-def datastore_log_roots() -> Tuple[List[LogRoot], List[str]]:
+def datastore_log_roots(comms: Optional[Dict[str, List[int]]] = None) -> Tuple[List[LogRoot], List[str]]:
     """The datastores' log folders that exist on this host, and notes on configs that
-    could not be used."""
+    could not be used.  `comms`: the host's PIDs by command name (the run's process
+    table); read from /proc once when not given."""
     notes: List[str] = []
     roots: List[LogRoot] = []
+    comms = _pids_by_comm() if comms is None else comms
     for finder in FINDERS:
-        for root in finder(notes):
+        for root in finder(notes, comms):
             if os.path.isdir(root.local()) and all(r.name != root.name for r in roots):
                 roots.append(root)
     return roots, notes

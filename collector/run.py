@@ -21,7 +21,7 @@ from collector.bundle.handoff import Handoff, case_bundle_name, place
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
 from collector.catalog import Catalog
 from collector.collectors import CollectorSpec, registry
-from collector.context import CollectOptions, Context, Deadline, SocketSnapshot
+from collector.context import CollectOptions, Context, Deadline, ProcessSnapshot, SocketSnapshot
 from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
 from collector.userpattern import timed_out
@@ -244,11 +244,12 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     steps = phase_deadlines(deadline, request.timeout)
     collectors_deadline = steps["collectors"]
     sockets = SocketSnapshot()  # the host's sockets, read once for every collector of the run
+    processes = ProcessSnapshot()  # and its process table
 
     def make_ctx(spec: CollectorSpec) -> Context:
         return Context(basedir=request.basedir, basedir_source=request.basedir_source, catalog=request.catalog,
                        deadline=collectors_deadline.child(spec.timeout), writer=writer.for_collector(spec.name),
-                       options=request.options, sockets=sockets)
+                       options=request.options, sockets=sockets, processes=processes)
 
     problem = basedir_problem(request.basedir)
     if problem:

@@ -244,11 +244,28 @@ def socket_inodes(pid: int, first: Optional[int] = None, after: int = 0) -> Opti
         os.close(folder)
 
 
-def _descriptor_count(pid: int) -> Optional[int]:
+def _descriptors(pid: int) -> Optional[List[str]]:
+    """The names of the process's descriptors (None when they cannot be read)."""
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        return os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return None
+
+
+def _socket_inodes_named(pid: int, names: List[str]) -> List[int]:
+    """The inodes of the sockets among the process's descriptors `names`."""
+    inodes = []
+    for name in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue  # closed meanwhile, or the process ended
+        if link.startswith("socket:["):
+            try:
+                inodes.append(int(link[8:-1]))
+            except ValueError:
+                continue
+    return inodes
 
 
 @dataclass
@@ -267,24 +284,25 @@ def find_owners(wanted: Set[int], pids: Iterable[int], seconds: float) -> Owners
     most often held by a master with few).  It stops when all are found, or after `seconds`."""
     found = Owners()
     end = time.monotonic() + seconds
-    counted = []
+    counted = []  # (count, pid, its descriptors' names when they are all among the first round's)
     for pid in pids:
-        count = _descriptor_count(pid)
-        if count is None:
+        names = _descriptors(pid)
+        if names is None:
             found.hidden += 1
         else:
-            counted.append((count, pid))
-    counted.sort()
+            counted.append((len(names), pid, names if len(names) <= FIRST_DESCRIPTORS else None))
+    counted.sort(key=lambda entry: entry[:2])
     left = set(wanted) - {0}
     for first_round in (True, False):
-        for count, pid in counted:
+        for count, pid, names in counted:
             if not left:
                 break
             if time.monotonic() > end:
                 found.timed_out = True
                 break
             if first_round:
-                inodes = socket_inodes(pid, first=FIRST_DESCRIPTORS)
+                inodes = (_socket_inodes_named(pid, names) if names is not None
+                          else socket_inodes(pid, first=FIRST_DESCRIPTORS))
                 found.links += min(count, FIRST_DESCRIPTORS)
             elif count > FIRST_DESCRIPTORS:
                 inodes = socket_inodes(pid, after=FIRST_DESCRIPTORS)

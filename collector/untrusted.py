@@ -10,11 +10,13 @@ JSON a nesting depth cap (the parsers recurse).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
 import stat
-from typing import Any, Union
+import threading
+from typing import Any, Dict, Union
 
 from collector.safeopen import read_capped
 
@@ -87,12 +89,36 @@ def json_depth_exceeds(text: str, max_depth: int) -> bool:
     return "[]" in brackets or "{}" in brackets
 
 
+# Large documents already found shallow enough, by their digest: a bundle's processes.json
+# is read by the analysis, the timeline and the summary of one run, ten times at 5,000
+# processes, and its depth check costs what its parsing does.  The same text, the same answer.
+_SHALLOW_MIN_CHARS = 64 * 1024
+_SHALLOW_MAX_KEPT = 256
+_shallow: Dict[tuple, bool] = {}
+_shallow_lock = threading.Lock()
+
+
+def _depth_exceeds_once(text: str, max_depth: int) -> bool:
+    if len(text) < _SHALLOW_MIN_CHARS:
+        return json_depth_exceeds(text, max_depth)
+    key = (hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).digest(), len(text), max_depth)
+    if key in _shallow:
+        return False
+    if json_depth_exceeds(text, max_depth):
+        return True
+    with _shallow_lock:
+        if len(_shallow) >= _SHALLOW_MAX_KEPT:
+            _shallow.clear()
+        _shallow[key] = True
+    return False
+
+
 def load_json_bounded(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
     """json.loads with a nesting cap checked first: JSONTooDeep (a ValueError, like any
     JSON error) for a deeper document.  Bytes are read as UTF-8 (a stray byte kept as a
     surrogate escape, as the bundle reader always did)."""
     text = data.decode("utf-8", "surrogateescape") if isinstance(data, (bytes, bytearray)) else data
-    if json_depth_exceeds(text, max_depth):
+    if _depth_exceeds_once(text, max_depth):
         raise JSONTooDeep(f"the JSON document is nested deeper than {max_depth} levels; refused")
     try:
         return json.loads(text)

@@ -65,3 +65,35 @@ def test_encrypted_header_still_hides_the_names(basedir, tmp_path):
     tested = subprocess.run([SEVEN_ZIP, "t", "-pZq-header-test", str(bundle)], capture_output=True, text=True,
                             stdin=subprocess.DEVNULL)
     assert tested.returncode == 0 and "Everything is Ok" in tested.stdout, tested.stdout + tested.stderr
+
+
+def test_deflate_at_the_archives_level_that_stock_7zip_and_the_reader_extract(tmp_path):
+    """The 7z's Deflate stream is written at DEFLATE_LEVEL (smaller and slower at zlib's 6,
+    larger at 1); stock 7-Zip and akdiag's reader give back the same bytes, encrypted too."""
+    import random
+    import zlib
+
+    from collector.bundle import archive
+    from collector.bundle.reader import open_bundle
+
+    folder = tmp_path / "b"
+    (folder / "logs").mkdir(parents=True)
+    words = [f"word{n}" for n in range(400)]
+    rng = random.Random(7)
+    text = "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(20000)).encode()
+    (folder / "logs" / "api.log").write_bytes(text)
+    (folder / "manifest.json").write_text('{"schema_version": 1, "files": []}\n')
+    for password in (None, "Zq-level-test"):
+        packed = tmp_path / f"b-{bool(password)}.7z"
+        archive._write_7z(folder, packed, "b", password)
+        stored = packed.stat().st_size
+        at_6, at_level = (len(zlib.compress(text, level)) for level in (6, archive.DEFLATE_LEVEL))
+        assert archive.DEFLATE_LEVEL < 6 and at_level > at_6
+        assert abs(stored - at_level) < abs(stored - at_6), (stored, at_level, at_6)
+        out = tmp_path / f"x-{bool(password)}"
+        extracted = subprocess.run([SEVEN_ZIP, "x", "-y", f"-o{out}", f"-p{password or ''}", str(packed)],
+                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert extracted.returncode == 0, extracted.stdout + extracted.stderr
+        assert (out / "b" / "logs" / "api.log").read_bytes() == text
+        with open_bundle(packed, password=password) as reader:
+            assert reader.read("logs/api.log", len(text) + 1) == text

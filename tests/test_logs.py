@@ -484,3 +484,37 @@ def test_a_listing_under_the_cap_leaves_nothing_out(basedir: Path, bundle_dir: P
     index = run(basedir, bundle_dir)
     assert len(index["files"]) == 50 and index["totals"]["left_out"] == 0
     assert not [e for e in index["errors"] if "left out" in e]
+
+
+def test_a_listing_past_its_deadline_stops_at_once_and_says_so(basedir: Path):
+    """The deadline is looked at every DEADLINE_EVERY entries, the first one included: an
+    expired deadline lists nothing, and a listing stops within that many entries of it."""
+    from collector import logwalk
+
+    for i in range(3 * logwalk.DEADLINE_EVERY):
+        (basedir / "logs" / f"a-{i:04d}.log").write_bytes(b"line\n")
+    expired = logs.list_logs(basedir, 6, Deadline(0))
+    try:
+        assert expired.entries == [] and len(expired.errors) == 1
+        assert "run deadline reached while listing" in expired.errors[0]
+        assert "the log listing is incomplete" in expired.errors[0]
+    finally:
+        expired.close()
+    ample = logs.list_logs(basedir, 6, Deadline(60))
+    try:
+        assert len(ample.entries) == 3 * logwalk.DEADLINE_EVERY and ample.errors == []
+    finally:
+        ample.close()
+
+
+def test_plain_bundle_paths_are_kept_and_odd_ones_normalised_or_refused(tmp_path: Path):
+    from collector.bundle.writer import BundleWriteError, _safe_relpath
+
+    for plain in ("logs/api.log", "a", "logs/x y/é.log", "logs/..hidden", "logs/a..b"):
+        assert _safe_relpath(plain) == plain
+    assert _safe_relpath("logs//api.log") == "logs/api.log"
+    assert _safe_relpath("./logs/./api.log") == "logs/api.log"
+    assert _safe_relpath("logs/") == "logs"
+    for bad in ("", "/etc/passwd", "logs/../../x", "..", ".", "//x"):
+        with pytest.raises(BundleWriteError):
+            _safe_relpath(bad)

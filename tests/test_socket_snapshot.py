@@ -117,12 +117,11 @@ def test_a_busy_process_is_measured_busy(host, tmp_path):
 _HIDDEN = """
 import json, os, sys
 from collector import sockets
-from collector.context import SocketSnapshot
-from collector.collectors.processes import _host_table, _pid_record
-from collector.cmdline import CmdlineReader
+from collector.context import ProcessSnapshot, SocketSnapshot
+from collector.collectors.processes import _pid_record
 pid = int(sys.argv[1])
 snapshot = SocketSnapshot()
-table = _host_table(CmdlineReader())
+table = ProcessSnapshot().table()
 record = _pid_record(table[pid], snapshot)
 listening = [s for s in snapshot.listening() if s["port"] == int(sys.argv[2])]
 own = snapshot.states_of(pid)
@@ -189,12 +188,12 @@ def test_the_look_for_listeners_processes_is_bounded_in_time():
 def test_the_title_index_matches_as_pidof_does(host):
     """The table's PIDs by title are those live.matches_title accepts, row by row."""
     from collector import live
-    from collector.cmdline import CmdlineReader
-    from collector.collectors.processes import TitleIndex, _host_table
+    from collector.collectors.processes import TitleIndex
+    from collector.context import ProcessSnapshot
 
     host.start(["api", "trk_amazon_sns"] if "trk_amazon_sns" in {p.binary for p in host.catalog.processes}
                else ["api"])
-    table = _host_table(CmdlineReader())
+    table = ProcessSnapshot().table()
     index = TitleIndex(table)
     titles = [spec.title for spec in host.catalog.processes] + ["python3", "sleep", "sh"]
     for title in titles:

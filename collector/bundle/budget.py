@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from collector.bundle import schema
+from collector.bundle.archive import DEFLATE_LEVEL
 from collector.logwalk import is_rotated_or_compressed
 from collector.untrusted import load_json_bounded
 
@@ -35,17 +36,17 @@ class BudgetTooSmall(Exception):
 
 
 def compressed_estimate(path: Path, size: int) -> int:
-    """About how many bytes `path` takes deflated: the whole file when small, else three
+    """About how many bytes `path` takes deflated (at the archive's level): the whole file when small, else three
     samples (start, middle, end) scaled up."""
     if size <= 0:
         return 0
     with open(path, "rb") as handle:
         if size <= 3 * SAMPLE_BYTES:
-            return len(zlib.compress(handle.read(), 6))
+            return len(zlib.compress(handle.read(), DEFLATE_LEVEL))
         packed = 0
         for offset in (0, size // 2, size - SAMPLE_BYTES):
             handle.seek(offset)
-            packed += len(zlib.compress(handle.read(SAMPLE_BYTES), 6))
+            packed += len(zlib.compress(handle.read(SAMPLE_BYTES), DEFLATE_LEVEL))
     return int(packed * size / (3 * SAMPLE_BYTES))
 
 

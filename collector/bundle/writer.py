@@ -49,6 +49,8 @@ class FileRecord:
 
 
 def _safe_relpath(relpath: str) -> str:
+    if relpath and all(part not in ("", ".", "..") for part in relpath.split("/")):
+        return relpath  # already plain: what the PurePosixPath below would give back, without its cost
     path = PurePosixPath(relpath)
     if path.is_absolute() or not path.parts or any(p in ("..", ".", "") for p in path.parts):
         raise BundleWriteError(f"refusing bundle path {relpath!r}")

@@ -97,7 +97,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from collector.bundle import schema
 from collector.context import CollectOptions, Context, Deadline
@@ -105,6 +105,7 @@ from collector import safeopen
 from collector.datastore_logs import LogRoot, datastore_log_roots
 from collector.live import iso_utc
 from collector.logrotated import base_name
+from collector.proctable import ProcUnreadable
 from collector.logtail import (  # noqa: F401  (re-exported: the tail reader's names)
     BLOCK_SIZE, FileShrank, Tail, bundle_path_for, count_lines, read_tail, record_tail, tail_file)
 from collector.logwalk import (  # noqa: F401  (the listing's names, re-exported for the collector's users)
@@ -273,7 +274,11 @@ def _owner_ok(listing: Listing, root: LogRoot, cand: Candidate) -> bool:
 
 
 def _datastore_roots(ctx: Context, index: dict) -> List[Tuple[dict, Listing]]:
-    roots, notes = datastore_log_roots()
+    try:
+        comms: Optional[Dict[str, List[int]]] = ctx.processes.pids_by_name()
+    except ProcUnreadable:
+        comms = None  # read apart, name by name
+    roots, notes = datastore_log_roots(comms)
     index["notes"] = notes
     found = []
     for root in roots:

@@ -21,16 +21,13 @@ import psutil
 
 from collector import live, proctable
 from collector.catalog import ProcessSpec
-from collector.cmdline import CmdlineReader
 from collector.context import Context, SocketSnapshot
 
 
-def _host_table(cmdlines: CmdlineReader) -> Dict[int, dict]:
-    """Every process's row (collector.proctable); each row's read starts its CPU window."""
-    table = proctable.read_table()
-    for pid, info in table.items():
-        info["cmdline"] = cmdlines.read(pid)  # read apart, capped (collector/cmdline.py)
-    return table
+def _host_table(ctx: Context) -> Dict[int, dict]:
+    """Every process's row, from the run's one read of /proc (ctx.processes), copied: the
+    CPU window adds to them.  Each row's read started its CPU window."""
+    return {pid: dict(info) for pid, info in ctx.processes.table().items()}
 
 
 def _end_cpu_window(table: Dict[int, dict], window_end: float) -> None:
@@ -248,8 +245,7 @@ def _fill_cpu(expected: List[dict], table: Dict[int, dict]) -> None:
 def collect(ctx: Context) -> dict:
     """The per-process work and the run's socket snapshot are done inside the CPU window,
     which starts as each process's row is read: only what is left of it is waited for."""
-    cmdlines = CmdlineReader()
-    table = _host_table(cmdlines)
+    table = _host_table(ctx)
     window_end = time.monotonic() + min(ctx.options.cpu_sample_seconds,
                                         ctx.deadline.bound(ctx.options.cpu_sample_seconds))
     titles = TitleIndex(table)
@@ -262,6 +258,6 @@ def collect(ctx: Context) -> dict:
         "sample_seconds": ctx.options.cpu_sample_seconds,
         "expected": expected,
         "all": [_table_row(info) for _pid, info in sorted(table.items())],
-        "cmdlines_cut": cmdlines.cut,  # command lines cut at their cap (they end with "[cut]")
+        "cmdlines_cut": ctx.processes.cmdlines.cut,  # command lines cut at their cap (they end with "[cut]")
         "errors": ctx.sockets.errors(),
     }

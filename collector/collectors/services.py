@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-import psutil
-
-from collector import live
+from collector import live, proctable
 from collector.bounded import CommandResult, run_command
 from collector.bundle import schema
 from collector.collectors import coredumps, systemd
@@ -49,7 +47,7 @@ def collect(ctx: Context) -> dict:
     errors: List[str] = []
     notes: List[str] = []
     since = ctx.options.since if ctx.options.since is not None else time.time() - DEFAULT_WINDOW
-    platform_pids = _platform_pids(ctx.basedir)
+    platform_pids = _platform_pids(ctx, errors)
     record = {"manager": None, "since": live.iso_utc(since), "units": [], "events": [], "notes": notes,
               "coredumps": None, "errors": errors}
     runs = os.path.isdir(SYSTEMD_RUNTIME)
@@ -75,16 +73,22 @@ def _pid1_name() -> str:
         return "unknown"
 
 
-def _platform_pids(basedir: Path) -> List[int]:
-    """PIDs of the platform's programs: an AK: title, or akd itself."""
-    akd = str(basedir / "akd")
+def _platform_pids(ctx: Context, errors: List[str]) -> List[int]:
+    """PIDs of the platform's programs: an AK: title, or akd itself (from the run's one
+    read of /proc, ctx.processes)."""
+    akd = str(ctx.basedir / "akd")
+    try:
+        table = ctx.processes.table()
+    except proctable.ProcUnreadable as exc:
+        errors.append(f"the platform's processes could not be listed: {exc}")
+        return []
     pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
+    for pid, info in table.items():
+        cmdline = info.get("cmdline") or []
         name = live.argv0_name(cmdline)
         if (name and name.startswith("AK:")) or (cmdline and cmdline[0] == akd):
-            pids.append(proc.pid)
-    return pids
+            pids.append(pid)
+    return sorted(pids)
 
 
 def _cwds(pids: List[int], notes: List[str]) -> List[str]:

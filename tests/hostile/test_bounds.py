@@ -279,6 +279,21 @@ def test_links_to_devices_and_device_nodes_are_not_read(crafted, tmp_path):
     assert "Traceback" not in done.stderr and output.exists()
 
 
+def test_a_large_documents_depth_answer_is_kept_only_for_the_same_text():
+    """A large text found shallow is not checked again; a deep one of the same size, or the
+    same text under a smaller cap, is still refused."""
+    padding = " " * (70 * 1024)
+    shallow = "[" * 60 + padding + "]" * 60
+    deep = "[" * 70 + padding[:-20] + "]" * 70
+    assert len(shallow) == len(deep)
+    for _ in range(3):
+        assert load_json_bounded(shallow) is not None
+        with pytest.raises(JSONTooDeep):
+            load_json_bounded(deep)
+        with pytest.raises(JSONTooDeep):
+            load_json_bounded(shallow.encode(), max_depth=59)
+
+
 @pytest.mark.malformed_bundle
 def test_deep_json_member_is_could_not_read(crafted, tmp_path):
     (crafted / "processes.json").write_text("[" * 200_000 + "]" * 200_000)
