@@ -384,8 +384,9 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
         writer = BundleWriter(staging, scrubber)
         outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber, writer)
         writer.close()  # a collector still running (timed out) writes nothing into what is packed
-        down = _processes_down(staging)
-        findings = _findings(staging)
+        # what the printout says; `check` (not judged) judges the folder itself
+        down = _processes_down(staging) if request.judged else None
+        findings = _findings(staging) if request.judged else []
         if progress:
             progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
         placed = place(staging, request.output_dir, name, request.fmt, request.password, request.handoff,
