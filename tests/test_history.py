@@ -41,6 +41,8 @@ def test_the_ring_reads_back_oldest_first_and_skips_a_cut_line(tmp_path):
     assert series(samples, "processes", "api", "rss") == [(100.0, 5000.0), (200.0, 5000.0), (300.0, 5000.0)]
     assert series(samples, "queues", "oxy_triggers", None)[0] == (100.0, 120.0)
     assert oct(os.stat(tmp_path / "h" / NEWER).st_mode & 0o777) == "0o600"
+    first_line = (tmp_path / "h" / NEWER).read_text().splitlines()[0]
+    assert first_line.count('"rss"') == 1  # stored by table: a field's name once per sample, not per process
 
 
 def test_the_ring_stays_within_its_size_and_keeps_the_newest(tmp_path):
