@@ -83,7 +83,7 @@ def watch_command(basedir, catalog_file, output_dir, interval, on, cooldown, kee
     full bundle into --output when a trigger fires.  Runs until stopped (SIGTERM, Ctrl-C).
 
     \b
-    Logs one line per event on stderr (start, triggers, bundles written or refused, errors).
+    One line per event on stderr: start, triggers, bundles written or refused, errors.
     Exit codes:
       128+N  stopped by signal N (143 SIGTERM, 130 Ctrl-C); nothing left behind
       2      bad option (a bad --on, the output folder inside BASEDIR)
@@ -113,5 +113,6 @@ def watch_command(basedir, catalog_file, output_dir, interval, on, cooldown, kee
         stop = interrupt.stopped_by(exc)
         if stop is None:
             raise
-        sys.exit(interrupt.finish(stop, f"watch stopped after {watch.samples} sample(s) and {watch.bundles} "
-                                        "bundle(s); nothing left behind"))
+        # click's Exit, not SystemExit: the group's handler must not report the stop a second time
+        click.get_current_context().exit(interrupt.finish(
+            stop, f"watch stopped after {watch.samples} sample(s) and {watch.bundles} bundle(s); nothing left behind"))

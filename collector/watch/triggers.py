@@ -117,9 +117,11 @@ def threshold_value(trigger: Trigger, sample: dict) -> Optional[float]:
     return None
 
 
-def _finding_keys(sample: Optional[dict]) -> Set[Tuple[str, str, str]]:
-    return {(str(f.get("id")), str(f.get("subject")), str(f.get("severity")))
-            for f in dicts(as_dict(sample).get("findings"))}
+def _finding_keys(sample: Optional[dict]) -> List[Tuple[str, str, str]]:
+    """(id, subject, severity) of the sample's findings, in the analyzers' order (a cause,
+    e.g. process.down, before what follows from it)."""
+    return [(str(f.get("id")), str(f.get("subject")), str(f.get("severity")))
+            for f in dicts(as_dict(sample).get("findings"))]
 
 
 class TriggerJudge:
@@ -157,7 +159,7 @@ def _new_finding(trigger: Trigger, previous: Optional[dict], sample: dict) -> Op
     if previous is None:
         return None  # the first sample is the baseline
     before = {(fid, subject) for fid, subject, _severity in _finding_keys(previous)}
-    for fid, subject, severity in sorted(_finding_keys(sample)):
+    for fid, subject, severity in _finding_keys(sample):
         wanted = severity == CRITICAL if trigger.kind == CRITICAL else fid == trigger.name
         if wanted and (fid, subject) not in before:
             return Fired(trigger, fid, f"new {severity} finding {fid} ({subject})")
