@@ -144,10 +144,9 @@ LAYERS = (
               "collector.plan", "collector.pack")),
     ("watching", ("collector.watch",)),
     ("host command line", ("collector.console", "collector.password", "collector.cli_options",
-                           "collector.commands", "collector.cli_upload", "collector.handoff_cli",
-                           "collector.cli_watch")),
+                           "collector.commands", "collector.cli_upload", "collector.handoff_cli")),
     ("cluster", ("collector.cluster",)),
-    ("command line", ("collector.cli", "collector.__main__")),
+    ("command line", ("collector.cli", "collector.cli_watch", "collector.__main__")),
 )
 
 
