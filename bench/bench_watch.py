@@ -11,9 +11,11 @@ It reports:
     the growth per 1,000 samples over the second half (the first half includes warm-up);
   - CPU seconds per sample: this process's user+system time (every thread) plus its
     children's (the `akd --processes` run of each sample), divided by the samples;
-  - with --profile N, the top functions of N more samples (cProfile, cumulative).
+  - with --profile N, the top functions of N more samples (cProfile, cumulative);
+  - with --stops N, N real `akdiag watch` processes (interval 1 s) each sent SIGTERM at a
+    random moment, every other one while it takes a bundle: the seconds until each ended.
 
-    python bench/bench_watch.py [--samples 1000] [--profile 20]
+    python bench/bench_watch.py [--samples 1000] [--profile 20] [--stops 10]
 
 Run it inside a private PID and network namespace so that no other simulated platform
 mixes with this one, e.g. `unshare --pid --net --mount --fork --mount-proc`."""
@@ -22,7 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,10 +96,34 @@ def profile(watch, samples: int) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
+def stop_latency(host, work: Path, runs: int) -> list:
+    """Seconds from SIGTERM to the end of a real `akdiag watch`, `runs` times."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), AKDIAG_STATE_DIR=str(work / "stop-state"))
+    took = []
+    for run in range(runs):
+        trigger = ["--on", "memory:api>1", "--min-free", "0"] if run % 2 else []
+        argv = [sys.executable, "-m", "collector", "watch", "--basedir", str(host.basedir), "--catalog",
+                str(host.catalog_file), "--output", str(work / "stop-bundles"), "--interval", "1s", *trigger]
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        child.stderr.readline()  # "watching ...": the loop has started
+        if trigger:
+            while "taking a bundle" not in child.stderr.readline():
+                pass
+        time.sleep(random.uniform(0.1, 1.5))
+        started = time.perf_counter()
+        child.send_signal(signal.SIGTERM)
+        child.communicate(60)
+        took.append(time.perf_counter() - started)
+        if child.returncode != 128 + signal.SIGTERM:
+            raise SystemExit(f"watch ended with {child.returncode}, not 143")
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--profile", type=int, default=0, help="profile this many more samples")
+    parser.add_argument("--stops", type=int, default=0, help="SIGTERM this many real watch processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=trusted_temp_parent()) as folder:
         work = Path(folder)
@@ -103,6 +133,7 @@ def main() -> None:
             figures = soak(watch, args.samples)
             if args.profile:
                 profile(watch, args.profile)
+            stops = stop_latency(host, work, args.stops) if args.stops else []
         finally:
             host.stop()
     rss = figures["rss"]
@@ -112,6 +143,9 @@ def main() -> None:
     verdict = "OK" if figures["cpu_per_sample"] < TARGET_CPU_SECONDS else "OVER"
     print(f"CPU per sample: {figures['cpu_per_sample']:.3f} s (target < {TARGET_CPU_SECONDS} s: {verdict}); "
           f"wall per sample: {figures['wall_per_sample']:.3f} s")
+    if stops:
+        print(f"SIGTERM to exit over {len(stops)} runs (half of them inside a bundle): median "
+              f"{statistics.median(stops):.2f} s, max {max(stops):.2f} s")
 
 
 if __name__ == "__main__":
