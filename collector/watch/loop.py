@@ -19,7 +19,7 @@ from collector.catalog import Catalog
 from collector.history import DEFAULT_KEEP_SECONDS, DEFAULT_MAX_BYTES, HistoryError, HistoryRing, history_folder
 from collector.live import iso_utc, path_inside
 from collector.units import format_duration, format_size
-from collector.watch.sampler import take_sample
+from collector.watch.sampler import limit_arenas, release_memory, take_sample
 from collector.watch.shelf import BundleShelf, is_disk_full
 from collector.watch.triggers import Fired, Trigger, TriggerJudge
 
@@ -97,9 +97,11 @@ class Watch:
     def run(self) -> None:
         """Sample every interval until a stop signal ends it (Interrupted propagates)."""
         self.say(self._start_line())
+        limit_arenas()
         next_at = time.monotonic()
         while True:
             self.step()
+            release_memory()
             next_at += self.settings.interval
             now = time.monotonic()
             if next_at < now:  # a sample or a bundle took longer than the interval: no catching up
