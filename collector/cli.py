@@ -18,6 +18,7 @@ from collector.cli_options import (DURATION, SIZE, at_least, basedir_option, che
                                    pseudonym_key, selected_collectors, valid_patterns)
 from collector.cli_report import diff, report
 from collector.cli_upload import prepare_upload, upload_command, upload_options
+from collector.cli_watch import watch_command
 from collector.handoff_cli import (case_id_option, checked_handoff, dry_run_option, max_size_option, pack_command,
                                    run_dry, split_option)
 from collector.console import EXIT_CLOSED_PIPE, EXIT_INTERNAL, quiet_closed_stdout, usage_error
@@ -67,6 +68,7 @@ class _Akdiag(click.Group):
         ("akdiag demo", "See what a bundle holds, on a simulated platform host."),
         ("akdiag collect -o /var/tmp", "Collect this host's bundle for support."),
         ("akdiag check", "A quick verdict for monitoring (exit 0/1/2/3)."),
+        ("akdiag watch -o /var/lib/akdiag/bundles", "Keep a history; a bundle when something new goes wrong."),
         ("akdiag report BUNDLE.7z --open", "Re-render an old bundle's summary with this akdiag."),
         ("akdiag COMMAND --help", "Every option of a command, by purpose."),
     )
@@ -268,6 +270,7 @@ main.add_command(check)
 main.add_command(report)
 main.add_command(diff)
 main.add_command(pack_command)
+main.add_command(watch_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

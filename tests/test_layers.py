@@ -143,10 +143,11 @@ LAYERS = (
                  "collector.rerender", "collector.checkformats")),
     ("runs", ("collector.run", "collector.check", "collector.zipapp", "collector.upload",
               "collector.plan", "collector.pack")),
+    ("watching", ("collector.watch",)),
     ("host command line", ("collector.console", "collector.password", "collector.cli_options",
                            "collector.commands", "collector.cli_upload", "collector.handoff_cli")),
     ("cluster", ("collector.cluster",)),
-    ("command line", ("collector.cli", "collector.__main__")),
+    ("command line", ("collector.cli", "collector.cli_watch", "collector.__main__")),
 )
 
 
