@@ -71,7 +71,7 @@ def _triggers(_ctx, _param, values):
               help="Deadline of each full bundle.")
 @click.option("--history-keep", type=DURATION, callback=at_least(60), default="24h", show_default=True,
               help="How far back the history ring in akdiag's state folder reaches.")
-@click.option("--history-size", type=SIZE, default="16M", show_default=True,
+@click.option("--history-size", type=SIZE, default="24M", show_default=True,
               help="Size at most of the history ring on disk.")
 @click.option("--skip", multiple=True, callback=collector_names(quick_only=True), metavar="COLLECTOR",
               help="Leave a collector out of the samples, e.g. --skip datastores (repeatable).")

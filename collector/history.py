@@ -81,9 +81,10 @@ def _process(figures: dict) -> dict:
             "connections": sum(int(n) for n in connections.values() if number(n) is not None) if connections else None}
 
 
-# On disk, each of these sections is stored as {"f": [field, ...], "r": {name: [value, ...]}}:
-# a sample then takes about half the bytes (no key repeated per process), so the ring holds
-# twice the hours in its size.  read() gives back the shape above.
+# On disk, each of these sections is stored as {"f": [field, ...], "r": {name: [value, ...]}},
+# and each finding as [id, severity, subject]: a sample then takes under half the bytes (no
+# key repeated per process or finding), so the ring holds twice the hours in its size.
+# read() gives back the shape above.
 PACKED_SECTIONS = ("processes", "datastores", "mounts")
 PACKED_FORMAT = 2
 
@@ -94,6 +95,7 @@ def _compact(value: Any) -> Any:
 
 def _packed(sample: dict) -> dict:
     packed = dict(sample, v=PACKED_FORMAT)
+    packed["findings"] = [[f.get("id"), f.get("severity"), f.get("subject")] for f in dicts(sample.get("findings"))]
     for section in PACKED_SECTIONS:
         rows = as_dict(sample.get(section))
         fields = sorted({key for row in rows.values() for key in as_dict(row)})
@@ -106,6 +108,8 @@ def _unpacked(stored: dict) -> dict:
     if stored.get("v") != PACKED_FORMAT:
         return stored
     sample = {key: value for key, value in stored.items() if key != "v"}
+    sample["findings"] = [{"id": f[0], "severity": f[1], "subject": f[2]} for f in stored.get("findings") or []
+                          if isinstance(f, list) and len(f) == 3]
     for section in PACKED_SECTIONS:
         table = as_dict(stored.get(section))
         fields = [str(f) for f in table.get("f") or [] if isinstance(f, str)]

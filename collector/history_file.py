@@ -16,7 +16,8 @@ where the samples' own shape would repeat every key in every sample.
      "samples_total": 2880, "samples_kept": 600, "samples_dropped": 2280,
      "t": [1796150000.0, ...],            # the kept samples' times, oldest first
      "status": ["OK", ...],
-     "findings": [{"t": ..., "id": "process.down", "severity": "critical", "subject": "api"}],
+     "findings": [{"id": "process.down", "severity": "critical", "subject": "api",
+                   "first": 1796151000.0, "last": 1796155200.0, "samples": 140}],
      "processes": {"api": {"rss": [52428800, ...], "cpu_seconds": [...], "open_fds": [...], "up": [...],
                            "pids": [...], "max_fds": [...], "threads": [...], "started": [...],
                            "connections": [...]}},
@@ -76,7 +77,7 @@ def history_document(samples: List[dict], max_samples: int = MAX_SAMPLES, max_by
 def _columns(samples: List[dict]) -> dict:
     count = len(samples)
     out: Dict[str, Any] = {"t": [s["t"] for s in samples], "status": [s.get("status") for s in samples],
-                           "findings": [dict(f, t=s["t"]) for s in samples for f in dicts(s.get("findings"))]}
+                           "findings": _finding_spans(samples)}
     for section in NESTED + FLAT:
         table: Dict[str, Any] = {}
         for i, sample in enumerate(samples):
@@ -90,6 +91,23 @@ def _columns(samples: List[dict]) -> dict:
                     _cell(row, field, count)[i] = value
         out[section] = table
     return out
+
+
+def _finding_spans(samples: List[dict]) -> List[dict]:
+    """Each critical or warning finding once: when the kept samples first and last held it,
+    and in how many (a hundred warnings repeated in every sample would be most of the file)."""
+    spans: Dict[tuple, dict] = {}
+    for sample in samples:
+        for finding in dicts(sample.get("findings")):
+            key = (finding.get("id"), finding.get("severity"), finding.get("subject"))
+            span = spans.get(key)
+            if span is None:
+                spans[key] = {"id": key[0], "severity": key[1], "subject": key[2], "first": sample["t"],
+                              "last": sample["t"], "samples": 1}
+            else:
+                span["last"] = sample["t"]
+                span["samples"] += 1
+    return list(spans.values())
 
 
 def _cell(table: dict, key: str, count: int) -> list:
