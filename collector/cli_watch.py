@@ -14,7 +14,8 @@ import click
 
 from collector import interrupt
 from collector.cli_help import SectionedCommand
-from collector.cli_options import DURATION, SIZE, at_least, collector_names, command_line, load_catalog_or_exit
+from collector.cli_options import (DURATION, SIZE, at_least, basedir_option, collector_names, command_line,
+                                   load_catalog_or_exit)
 from collector.console import usage_error
 
 # collector.watch (the check, the run) is imported where the command runs: `akdiag --help` stays quick
@@ -44,9 +45,7 @@ def _triggers(_ctx, _param, values):
 
 
 @click.command("watch", cls=SectionedCommand, sections=WATCH_SECTIONS, examples=WATCH_EXAMPLES)
-@click.option("--basedir", type=click.Path(readable=False),
-              help="Platform folder [default: $AKDIAG_BASEDIR, else the folder of a running AK: process, "
-                   "else /opt/akd].")
+@basedir_option
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in catalog (processes, thresholds).")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), required=True,

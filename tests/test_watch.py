@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import tarfile
 import time
 
 import pytest
 
-from conftest import akdiag
-from watch_helpers import WatchProcess, bundles_in, child_env, leftovers, ring_samples, tree
+from watch_helpers import WatchProcess, bundles_in, leftovers, tree
 
 STOP_BOUND = 5.0  # seconds; "within a second" is measured in bench/ and the notes, this proves "does not hang"
 
