@@ -18,6 +18,7 @@ connections (the large scale about 10x the small one at most); 20,000 log files:
 collect <= 4 s.
 
     python bench/bench_scale.py [--runs 3] [--skip-logs] [--baseline ../akdiag-before]
+    python bench/bench_scale.py --reference --runs 7   # the reference host against sos
 
 Run it as root (it creates the namespaces with unshare(1)); it re-executes itself inside
 them.  Everything it starts dies with the namespace's first process, itself, and its
@@ -323,6 +324,9 @@ def main_inside(args) -> None:
     load = Load()
     root = tempfile.mkdtemp(prefix="akdiag-scale-", dir=trusted_temp_parent())
     try:
+        if args.reference:
+            run_reference(Path(root), args)
+            return
         host = SimulatedHost(Path(root) / "host", log_lines=200).build().start()
         out = Path(root) / "out"
         out.mkdir()
@@ -360,6 +364,28 @@ def main_inside(args) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def run_reference(root: Path, args) -> None:
+    """The reference host (bench/reference_host.py: every catalog process, 40 full logs, one
+    of them 3 GB sparse) against the floor, in one interleaved loop: issue 14's first target
+    is collect <= 0.3x `sos report -o process,logs,networking,memory,filesys` in wall time
+    and <= 1.0x in peak RSS."""
+    sys.path.insert(0, str(HERE))
+    from reference_host import build_reference_host
+
+    host = build_reference_host(root / "host")
+    out = root / "out"
+    out.mkdir()
+    bench = Bench(host, out, args.runs)
+    floor_name = "sos report -o process,logs,networking,memory,filesys" if bench.sos else \
+        f"shell floor `{SHELL_FLOOR}` (sos is not installed)"
+    try:
+        results, manifests = bench.loop()
+        print_scale(f"the reference host ({len(host.processes)} AK: processes, 40 logs); "
+                    "target: collect <= 0.3x the floor's wall, <= 1.0x its RSS", results, manifests, floor_name, None)
+    finally:
+        host.stop()
+
+
 def print_linearity(by_scale: Dict[tuple, Dict[str, Tuple[float, float]]]) -> None:
     small, large = (by_scale[s] for s in SCALES)
     print(f"\n## cost from {SCALES[0]} to {SCALES[1]} (processes, connections): 10x the host")
@@ -378,6 +404,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="measured rounds per scale (after one warm-up)")
     parser.add_argument("--skip-logs", action="store_true", help="leave out the 20,000 log files")
+    parser.add_argument("--reference", action="store_true",
+                        help="only the reference host (bench/reference_host.py) against the floor")
     parser.add_argument("--baseline", help="another checkout of akdiag (e.g. `git worktree add ../before main`): "
                                            "its collect and check run in the same loop")
     args = parser.parse_args()
