@@ -10,7 +10,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from collector import TOOL_NAME, __version__, interrupt, tempfiles
 from collector.basedir import basedir_problem
@@ -24,6 +24,7 @@ from collector.collectors import CollectorSpec, registry
 from collector.context import CollectOptions, Context, Deadline, ProcessSnapshot, SocketSnapshot
 from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
+from collector.run_steps import analyze_into, phase_deadlines, render_into
 from collector.userpattern import timed_out
 
 Progress = Callable[[str], None]
@@ -199,42 +200,6 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
         raise OutputError(f"cannot create a working folder in {output_dir}: {exc.strerror or exc}") from exc
 
 
-def phase_deadlines(deadline: Deadline, timeout: float) -> Dict[str, Deadline]:
-    """Where each step of a run must end: the collectors first, then the analysis, the
-    summary, and what is left for packing.  Each is a point in time, so a step that
-    starts early has all the time the ones before it left."""
-    reserve = min(15.0, timeout * 0.2)
-    shares = {"collectors": reserve, "analysis": reserve * 0.6, "rendering": reserve * 0.2}
-    return {step: deadline.child(max(1.0 if step == "collectors" else 0.0, deadline.remaining() - kept))
-            for step, kept in shares.items()}
-
-
-def run_bounded(step: str, work: Callable[[], Any], deadline: Deadline) -> Tuple[Any, Optional[str]]:
-    """(what `work` returned, None), or (None, why it was cut) when it did not end by the
-    deadline.  It runs in a thread of its own, which is left behind when late: it only
-    computes, the caller writes."""
-    if deadline.expired():
-        return None, f"deadline reached before {step}"
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as exc:  # handed to the caller
-            box["error"] = exc
-
-    interrupt.checkpoint()
-    thread = threading.Thread(target=target, name=f"akdiag:{step}", daemon=True)
-    thread.start()
-    thread.join(deadline.remaining())
-    interrupt.checkpoint()
-    if thread.is_alive():
-        return None, f"deadline reached during {step}"
-    if "error" in box:
-        raise box["error"]
-    return box.get("value"), None
-
-
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
                  deadline: Deadline, scrubber: Scrubber,
                  writer: Optional[BundleWriter] = None) -> Tuple[List[CollectorOutcome], Optional[str]]:
@@ -260,11 +225,11 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     request.socket_snapshot = sockets.summary()
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
-    cut = _analyze_into(staging, writer, request, steps["analysis"], log) if request.judged else None
+    cut = analyze_into(staging, writer, request.catalog.thresholds, steps["analysis"], log) if request.judged else None
     if cut:  # for the summary to say so
         writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
     if request.judged:
-        cut = _render_into(staging, writer, steps["rendering"], log) or cut
+        cut = render_into(staging, writer, steps["rendering"], log) or cut
     if cut:
         log(f"run cut short: {cut}; what was collected is in the bundle")
     _log_timed_out_patterns(scrubber, log)
@@ -273,60 +238,6 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     _write_redactions(writer, scrubber, request)  # final: the manifest's, summary's and log's counts too
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))  # its final hash
     return outcomes, cut
-
-
-def _analyze_into(staging: Path, writer: BundleWriter, request: CollectRequest, deadline: Deadline,
-                  log: ToolLog) -> Optional[str]:
-    """findings.json and timeline.json, unless the analysis does not end by its deadline
-    (the reason then)."""
-    from collector import analyzers
-
-    log("analyzing the bundle")
-    try:
-        analysis, cut = run_bounded(
-            "analysis", lambda: analyzers.analyze(BundleReader(staging), request.catalog.thresholds), deadline)
-        if analysis is not None:
-            analyzers.write_findings(analysis, writer)
-        return cut or _timeline_into(staging, writer, deadline, log)
-    except BundleWriteError:
-        raise
-    except Exception as exc:  # the analyzers catch their own crashes; this is the last resort
-        log(f"findings.json could not be written: {type(exc).__name__}: {exc}")
-        log(traceback.format_exc(), show=False)
-        return None
-
-
-def _timeline_into(staging: Path, writer: BundleWriter, deadline: Deadline, log: ToolLog) -> Optional[str]:
-    """timeline.json (collector/analyzers/timeline.py), within the analysis's deadline."""
-    from collector.analyzers.timeline import build_timeline
-
-    try:
-        timeline, cut = run_bounded("the timeline", lambda: build_timeline(BundleReader(staging)), deadline)
-    except Exception as exc:  # recorded; the summary says the timeline is missing
-        log(f"{schema.TIMELINE} could not be built: {type(exc).__name__}: {exc}")
-        log(traceback.format_exc(), show=False)
-        return None
-    if timeline is not None:
-        writer.write_json(schema.TIMELINE, timeline, "analyzers")
-    return cut
-
-
-def _render_into(staging: Path, writer: BundleWriter, deadline: Deadline, log: ToolLog) -> Optional[str]:
-    """summary.html, unless rendering does not end by its deadline (the reason then)."""
-    from collector import report
-
-    log("writing the summary")
-    try:
-        html, cut = run_bounded("rendering", lambda: report.render_bundle(BundleReader(staging)), deadline)
-        if html is not None:
-            writer.write_text(schema.SUMMARY_HTML, html)
-        return cut
-    except BundleWriteError:
-        raise
-    except Exception as exc:  # a report that cannot be rendered is recorded, the bundle stays
-        log(f"summary.html could not be rendered: {type(exc).__name__}: {exc}")
-        log(traceback.format_exc(), show=False)
-        return None
 
 
 def _log_timed_out_patterns(scrubber: Scrubber, log: ToolLog) -> None:
@@ -421,7 +332,7 @@ def _refresh(staging: Path, writer: BundleWriter, request: CollectRequest, outco
     manifest's hashes are the files' again."""
     log(f"log tails trimmed to fit --max-size: {len(request.handoff.trimmed)} file(s)", show=False)
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))
-    _render_into(staging, writer, Deadline(REFRESH_SECONDS), log)
+    render_into(staging, writer, Deadline(REFRESH_SECONDS), log)
     writer.write_text(schema.TOOL_LOG, log.text())
     _write_redactions(writer, writer.scrubber, request)
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer, cut))

@@ -14,7 +14,7 @@ import os, signal, sys, threading, time
 from collector import interrupt
 from collector.context import Deadline
 from collector.interrupt import Interrupted
-from collector.run import run_bounded
+from collector.run_steps import run_bounded
 
 def stop_myself():
     os.kill(os.getpid(), signal.SIGTERM)

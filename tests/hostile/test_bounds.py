@@ -23,7 +23,7 @@ from collector.catalog import CatalogError, load_catalog
 from collector.cmdline import CUT, PER_PROCESS_BYTES
 from collector.context import Deadline
 from collector.redact import WITHHELD, Scrubber
-from collector.run import run_bounded
+from collector.run_steps import run_bounded
 from collector.untrusted import JSONTooDeep, ReadRefused, load_json_bounded, read_regular
 from collector.userpattern import PatternTimedOut, UserPattern
 from conftest import REPO, akdiag, collect_bundle
