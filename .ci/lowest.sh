@@ -6,14 +6,14 @@
 #   PyYAML: catalog, config formats; Jinja2: report; regex: redaction families;
 #   pymongo, redis-py, pika: the datastore checks, against the real servers too.
 # Left out: the tests whose own redis client needs redis-py 5 (the `[test]` extra asks
-# for it; akdiag itself runs on 4.5), and the rest of the suite, which `.ci/run` runs
+# for it; akdiag itself runs on 4.5), and the rest of the suite, which `.ci/test` runs
 # with the newest versions (the whole suite twice would not fit CI's time).
 # The `servers` tests need the environment `.ci/services.sh start` prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # bash .ci/lowest.sh [pytest args]     the venv, then the tests (into a temporary folder)
-# bash .ci/lowest.sh prepare DIR        only the venv, in DIR (.ci/run does this while the suite runs)
+# bash .ci/lowest.sh prepare DIR        only the venv, in DIR (.ci/test does this while the suite runs)
 # bash .ci/lowest.sh test DIR [args]    only the tests, with DIR's venv
 python=${PYTHON:-python3}
 
