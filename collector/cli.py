@@ -14,8 +14,8 @@ from collector.bundle.schema import FORMATS
 from collector.cli_check import check
 from collector.cli_help import SectionedCommand, format_examples
 from collector.cli_options import (DURATION, SIZE, at_least, basedir_option, checked_pii_kinds, collect_options,
-                                   collector_names, command_line, list_collectors_option, load_catalog_or_exit,
-                                   pseudonym_key, selected_collectors, valid_patterns)
+                                   collector_names, command_line, datastore_timeout_option, list_collectors_option,
+                                   load_catalog_or_exit, pseudonym_key, selected_collectors, valid_patterns)
 from collector.cli_report import diff, report
 from collector.cli_upload import prepare_upload, upload_command, upload_options
 from collector.cli_watch import watch_command
@@ -146,9 +146,7 @@ def main() -> None:
               "rotated and compressed logs too, within --log-total-bytes.")
 @click.option("--timeout", type=DURATION, callback=at_least(5), default="5m", show_default=True,
               help="Deadline of the whole run (300, 90s, 5m).")
-@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="3s", show_default=True,
-              help="Each datastore check's budget, from its client library being loaded; "
-                   "an answer after it is slow, none by twice it a timeout.")
+@datastore_timeout_option("3s")
 @click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False),
               help="YAML file merged over the built-in platform catalog.")
 @click.option("--pseudonymize", "pseudonymize_more", default="", metavar="ips,hosts",

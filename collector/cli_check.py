@@ -8,7 +8,8 @@ import sys
 import click
 
 from collector.cli_help import SectionedCommand
-from collector.cli_options import DURATION, at_least, basedir_option, collector_names, list_collectors_option
+from collector.cli_options import (DURATION, at_least, basedir_option, collector_names, datastore_timeout_option,
+                                   list_collectors_option)
 from collector.console import echo_out
 
 
@@ -46,9 +47,7 @@ class _MonitoringCommand(SectionedCommand):
 @click.option("--logs", "with_logs", is_flag=True, help="Also read the log tails (slower).")
 @click.option("--timeout", type=DURATION, callback=at_least(2), default="30s", show_default=True,
               help="Deadline of the whole check (30, 30s, 1m).")
-@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="1s", show_default=True,
-              help="Each datastore check's budget, from its client library being loaded; "
-                   "an answer after it is slow, none by twice it a timeout.")
+@datastore_timeout_option("1s")
 @click.option("--bundle", "bundle_path", type=click.Path(exists=True),
               help="Judge an existing bundle (folder or unencrypted archive) instead of this host.")
 def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, datastore_timeout, bundle_path):

@@ -153,6 +153,13 @@ def at_least(minimum: float):
     return check
 
 
+def datastore_timeout_option(default: str):
+    """--datastore-timeout, the same in every command that checks the datastores."""
+    return click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default=default,
+                        show_default=True, help="Each datastore check's budget, from its client library being "
+                                                "loaded; an answer after it is slow, none by twice it a timeout.")
+
+
 def known_collectors(quick_only: bool) -> list:
     """The collectors' names (the registry imports every collector: only when asked)."""
     from collector.collectors import registry

@@ -15,7 +15,7 @@ import click
 from collector import interrupt
 from collector.cli_help import SectionedCommand
 from collector.cli_options import (DURATION, SIZE, at_least, basedir_option, collector_names, command_line,
-                                   load_catalog_or_exit)
+                                   datastore_timeout_option, load_catalog_or_exit)
 from collector.console import usage_error
 
 # collector.watch (the check, the run) is imported where the command runs: `akdiag --help` stays quick
@@ -74,8 +74,7 @@ def _triggers(_ctx, _param, values):
               help="Size at most of the history ring on disk.")
 @click.option("--skip", multiple=True, callback=collector_names(quick_only=True), metavar="COLLECTOR",
               help="Leave a collector out of the samples, e.g. --skip datastores (repeatable).")
-@click.option("--datastore-timeout", type=DURATION, callback=at_least(0.1), default="1s", show_default=True,
-              help="Each datastore check's budget in a sample.")
+@datastore_timeout_option("1s")
 def watch_command(basedir, catalog_file, output_dir, interval, on, cooldown, keep, max_disk, min_free, fmt,
                   timeout, history_keep, history_size, skip, datastore_timeout):
     """Watch this host: a light sample every --interval kept in a bounded history, and a
