@@ -28,9 +28,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Iterable, List, Optional
 
-from collector.live import path_inside
+from collector.live import open_regular, path_inside
+from collector.logtail import read_tail
 from collector.plain import as_dict, dicts, number
 from collector.state import state_dir
 from collector.trust import untrusted_reason
@@ -184,23 +185,23 @@ class HistoryRing:
 
 
 def _read_segment(path: Path, limit: int) -> List[dict]:
+    """The samples in the newest `limit` bytes of one segment (whole lines: a ring kept
+    larger than this reader's size gives its newest samples)."""
     try:
-        fd = os.open(str(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, info = open_regular(path)
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise HistoryError(f"cannot read the history {path}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(fd, "rb") as handle:
-            start = max(0, os.fstat(handle.fileno()).st_size - limit)
-            handle.seek(start)
-            data = handle.read(limit)
+        tail = read_tail(fd, info.st_size, max_lines=info.st_size + 1, max_bytes=limit)
     except OSError as exc:
         raise HistoryError(f"cannot read the history {path}: {exc.strerror or exc}") from exc
-    if start:  # the newest `limit` bytes (a ring kept larger than this reader's size): from a whole line
-        data = data[data.find(b"\n") + 1:]
+    finally:
+        os.close(fd)
+    lines = tail.data.splitlines()
     samples = []
-    for line in data.splitlines():
+    for line in lines[1:] if tail.first_line_cut else lines:
         try:
             sample = json.loads(line)
         except ValueError:
@@ -208,14 +209,3 @@ def _read_segment(path: Path, limit: int) -> List[dict]:
         if isinstance(sample, dict):
             samples.append(_unpacked(sample))
     return samples
-
-
-def series(samples: List[dict], section: str, name: str, field: str) -> List[Any]:
-    """[(t, value)] of one figure across samples, e.g. series(s, "processes", "api", "rss");
-    a sample without the figure gives (t, None), so a gap stays a gap."""
-    points = []
-    for sample in samples:
-        entry = as_dict(sample.get(section)).get(name)
-        value = as_dict(entry).get(field) if field else entry
-        points.append((sample.get("t"), number(value)))
-    return points

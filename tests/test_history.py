@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from collector.history import (HistoryError, HistoryRing, NEWER, OLDER, history_folder, make_sample, series)
+from collector.history import HistoryError, HistoryRing, NEWER, OLDER, history_folder, make_sample
 
 SNAPSHOT = {
     "processes": [{"name": "api", "up": 1, "pids": 2, "resident_memory_bytes": 5000.0, "cpu_seconds": 1.5,
@@ -38,8 +38,9 @@ def test_the_ring_reads_back_oldest_first_and_skips_a_cut_line(tmp_path):
         handle.write(b'{"t": 400.0, "status": "O')  # a crash in the middle of a write
     samples = ring.read(now=500.0)
     assert [s["t"] for s in samples] == [100.0, 200.0, 300.0]
-    assert series(samples, "processes", "api", "rss") == [(100.0, 5000.0), (200.0, 5000.0), (300.0, 5000.0)]
-    assert series(samples, "queues", "oxy_triggers", None)[0] == (100.0, 120.0)
+    assert [(s["t"], s["processes"]["api"]["rss"]) for s in samples] == [(100.0, 5000.0), (200.0, 5000.0),
+                                                                          (300.0, 5000.0)]
+    assert (samples[0]["t"], samples[0]["queues"]["oxy_triggers"]) == (100.0, 120.0)
     assert oct(os.stat(tmp_path / "h" / NEWER).st_mode & 0o777) == "0o600"
     first_line = (tmp_path / "h" / NEWER).read_text().splitlines()[0]
     assert first_line.count('"rss"') == 1  # stored by table: a field's name once per sample, not per process
