@@ -92,10 +92,10 @@ class _Akdiag(click.Group):
                 except click.exceptions.Exit:
                     raise
                 except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-                    stop = interrupt.stopped_by(exc)
-                    if stop is None:
+                    status = interrupt.finish_if_stopped(exc, "nothing left behind")
+                    if status is None:
                         raise
-                    ctx.exit(interrupt.finish(stop, "nothing left behind"))
+                    ctx.exit(status)
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
             raise
         except BrokenPipeError:  # stdout's reader left: nothing to say, and no one to say it to

@@ -72,9 +72,9 @@ def check(basedir, catalog_file, fmt, output_file, skip, with_logs, timeout, dat
         result = run_check(checking, basedir, catalog_file, skip, with_logs, timeout, datastore_timeout,
                            bundle_path)
     except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-        stop = interrupt.stopped_by(exc)
-        if stop is not None:
-            sys.exit(interrupt.finish(stop, "no verdict"))
+        status = interrupt.finish_if_stopped(exc, "no verdict")
+        if status is not None:
+            sys.exit(status)
         if not isinstance(exc, Exception):
             raise
         # a monitoring system needs a status line, not a traceback

@@ -195,11 +195,11 @@ def prepare_upload(request: Optional[UploadRequest], catalog, fmt: str, quiet: b
         try:
             return send_all(pairs, request.settings, quiet, bundle=Path(path))
         except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-            stop = interrupt.stopped_by(exc)
-            if stop is None:
-                raise
             # the bundle is written: say so, not "nothing left behind"
-            return interrupt.finish(stop, f"upload stopped; the bundle was written and stays here: "
-                                          f"{Path(path).resolve()}")
+            status = interrupt.finish_if_stopped(exc, f"upload stopped; the bundle was written and stays here: "
+                                                      f"{Path(path).resolve()}")
+            if status is None:
+                raise
+            return status
 
     return upload_bundle

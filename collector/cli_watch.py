@@ -108,9 +108,9 @@ def watch_command(basedir, catalog_file, output_dir, interval, on, cooldown, kee
     try:
         watch.run()
     except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-        stop = interrupt.stopped_by(exc)
-        if stop is None:
+        status = interrupt.finish_if_stopped(
+            exc, f"watch stopped after {watch.samples} sample(s) and {watch.bundles} bundle(s); nothing left behind")
+        if status is None:
             raise
         # click's Exit, not SystemExit: the group's handler must not report the stop a second time
-        click.get_current_context().exit(interrupt.finish(
-            stop, f"watch stopped after {watch.samples} sample(s) and {watch.bundles} bundle(s); nothing left behind"))
+        click.get_current_context().exit(status)

@@ -44,9 +44,9 @@ def run_collect(request, quiet: bool, verbose: bool = False, for_support: bool =
         click.echo("akdiag: interrupted: no bundle written", err=True)
         return EXIT_INTERRUPTED
     except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-        stop = interrupt.stopped_by(exc)
-        if stop is not None:
-            return interrupt.finish(stop, "no bundle written, nothing left behind")
+        status = interrupt.finish_if_stopped(exc, "no bundle written, nothing left behind")
+        if status is not None:
+            return status
         if not isinstance(exc, OutputError):
             raise
         error(f"no bundle written: {exc}")

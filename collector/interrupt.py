@@ -69,6 +69,13 @@ def stopped_by(exc: BaseException) -> Optional[Interrupted]:
     return stop
 
 
+def finish_if_stopped(exc: BaseException, message: str) -> Optional[int]:
+    """finish() when a stop is behind `exc` (stopped_by): the exit status; else None, and the
+    caller handles `exc` as its own."""
+    stop = stopped_by(exc)
+    return None if stop is None else finish(stop, message)
+
+
 def checkpoint() -> None:
     """Raise the stop again where the main thread waits for work: its first raise may have
     been turned into another exception (see stopped_by) and swallowed by an `except`."""

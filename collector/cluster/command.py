@@ -61,9 +61,9 @@ def cluster_collect(*, hosts_file, host_options, parallel, host_timeout, connect
     try:
         result = collect_cluster(request, progress=progress_printer(quiet))
     except BaseException as exc:  # a stop signal, or what it turned into (interrupt.stopped_by)
-        stop = interrupt.stopped_by(exc)
-        if stop is not None:
-            return interrupt.finish(stop, "no cluster archive written (the hosts were cleaned up)")
+        status = interrupt.finish_if_stopped(exc, "no cluster archive written (the hosts were cleaned up)")
+        if status is not None:
+            return status
         if not isinstance(exc, OutputError):
             raise
         error(f"no cluster archive written: {exc}")
