@@ -30,11 +30,11 @@ process/queue/mount not there then)."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from collector.bundle.writer import json_bytes
 from collector.history import HistoryRing, history_folder
 from collector.plain import as_dict, dicts, number
 
@@ -142,24 +142,8 @@ def thin(items: list, keep: int) -> list:
 
 
 def written_size(data: Any) -> int:
-    """The bytes `data` takes as the bundle writes JSON (indented by one), counted from the
-    compact encoding (fast) plus each line's indentation."""
-    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
-    return len(compact.encode("utf-8", "surrogateescape")) + _indentation(data, 0) + 1
-
-
-def _indentation(data: Any, depth: int) -> int:
-    if isinstance(data, dict):
-        items: Any = data.values()
-        extra = len(data)  # ": " where the compact form has ":"
-    elif isinstance(data, list):
-        items, extra = data, 0
-    else:
-        return 0
-    if not data:
-        return 0
-    total = len(data) * (depth + 2) + depth + 1 + extra  # a new line and the indentation before each, and the close
-    return total + sum(_indentation(item, depth + 1) for item in items if isinstance(item, (dict, list)))
+    """The bytes `data` takes as the bundle writes JSON."""
+    return len(json_bytes(data))
 
 
 def median_interval(times: List[float]) -> Optional[float]:

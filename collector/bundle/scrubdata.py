@@ -67,17 +67,25 @@ def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
     pre-filters skip the clean ones at C speed) only finds the texts that change; each
     of those is then scrubbed and counted on its own, so that no rule whose state spans
     lines (a value on the next line, a PEM block) carries from one text to the next."""
+    if not texts:
+        return []
+    joined = "\n".join(texts)
+    if joined.count("\n") == len(texts) - 1:  # no text holds lines of its own: all of them at once
+        lines = counting_copy(scrubber).scrub_text(joined, path).split("\n")
+        if lines == texts:
+            return list(texts)
+        if len(lines) == len(texts):  # no rule adds or removes a line; if one did, never guess
+            return [text if line == text else scrub_string(scrubber, text, path) for text, line in zip(texts, lines)]
+        return [scrub_string(scrubber, text, path) for text in texts]
     together = [i for i, text in enumerate(texts) if "\n" not in text]
     out = list(texts)
-    if len(together) < len(texts):
-        kept = set(together)
-        for i in (i for i in range(len(texts)) if i not in kept):
-            out[i] = scrub_string(scrubber, texts[i], path)
+    kept = set(together)
+    for i in (i for i in range(len(texts)) if i not in kept):
+        out[i] = scrub_string(scrubber, texts[i], path)
     if not together:
         return out
-    joined = "\n".join(texts[i] for i in together)
-    lines = counting_copy(scrubber).scrub_text(joined, path).split("\n")
-    if len(lines) != len(together):  # no rule adds or removes a line; if one did, never guess
+    lines = counting_copy(scrubber).scrub_text("\n".join(texts[i] for i in together), path).split("\n")
+    if len(lines) != len(together):
         return [scrub_string(scrubber, text, path) for text in texts]
     for i, line in zip(together, lines):
         if line != texts[i]:
@@ -87,16 +95,6 @@ def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
 
 # -- walking ---------------------------------------------------------------------------
 
-class _Text:
-    """A place in the skeleton for text scrubbed in the batch (`number`: a phone-keyed
-    number, kept as a number unless scrubbing changed it)."""
-    __slots__ = ("index", "number")
-
-    def __init__(self, index: int, number: Any = None):
-        self.index = index
-        self.number = number
-
-
 def _holds_something(value: Any) -> bool:
     """Whether a secret-named key's value needs masking (one masked before, or a setting
     word, does not)."""
@@ -105,10 +103,16 @@ def _holds_something(value: Any) -> bool:
     return not (value is None or isinstance(value, bool) or value in ([], {}))
 
 
+_PLAIN = (type(None), bool, float)  # values a mapping keeps as they are (ints: unless phone-keyed)
+
+
 class DataScrubber:
     """Scrubs one file's structured data, counting under that file's bundle path: a
-    first walk masks secret-named keys' values and gathers every text, the texts are
-    scrubbed together, and a second walk puts them back."""
+    first walk masks secret-named keys' values (counting them) and gathers every text,
+    the texts are scrubbed together, and a second walk, the first's mirror, builds the
+    scrubbed copy.  The second walk is left out where `value(..., copy=False)` allows it
+    and nothing was masked or changed.  Both walks visit the texts in one order: keep
+    their branches alike."""
 
     def __init__(self, scrubber: Scrubber, path: str, own_record: bool = False, max_depth: int = MAX_DEPTH):
         self.scrubber = scrubber
@@ -116,115 +120,146 @@ class DataScrubber:
         self.not_secret = OWN_NOT_SECRET_KEYS if own_record else frozenset()
         self.max_depth = max_depth
         self._texts: List[str] = []
-        self._key_kinds: Dict[str, tuple] = {}
-        self._key_slots: Dict[str, _Text] = {}
+        self._kinds: Dict[str, tuple] = {}
+        self._keys: Dict[str, int] = {}  # a key's text -> its place in _texts (keys are scrubbed once a file)
+        self._masked = 0
+        self._scrubbed: List[str] = []
+        self._next = 0
 
     def _kind(self, name: str) -> tuple:
         """(secret-named, phone-named, version-named) of a key; records repeat their keys,
         so remembered."""
-        kind = self._key_kinds.get(name)
+        kind = self._kinds.get(name)
         if kind is None:
             kind = (name not in self.not_secret and is_secret_key(name), bool(_PHONE_KEY.search(name)),
                     bool(_VERSION_KEY.search(name)))
-            self._key_kinds[name] = kind
+            self._kinds[name] = kind
         return kind
 
     @property
     def counts(self) -> RedactionCounts:
         return self.scrubber.counts
 
-    def value(self, data: Any) -> Any:
-        self._texts, self._key_slots = [], {}
-        skeleton = self._gather(data, None, 0)
-        scrubbed = scrub_strings(self.scrubber, self._texts, self.path)
-        return self._fill(skeleton, scrubbed)
+    def value(self, data: Any, copy: bool = True) -> Any:
+        """The scrubbed copy of `data`; with `copy` false, `data` itself when scrubbing
+        changes nothing in it (for a JSON encoder with default=str, which writes both
+        alike: tuples as lists, other objects as their str())."""
+        self._texts, self._keys, self._masked = [], {}, 0
+        self._gather(data, None, 0)
+        self._scrubbed = scrub_strings(self.scrubber, self._texts, self.path)
+        if not copy and not self._masked and self._scrubbed == self._texts:
+            return data
+        self._next = 0
+        return self._fill(data, None)
 
-    def _text(self, text: str, number: Any = None) -> _Text:
-        self._texts.append(text)
-        return _Text(len(self._texts) - 1, number)
-
-    def _key_text(self, key: str) -> _Text:
-        """Records repeat their keys: each key text is scrubbed (and counted) once."""
-        slot = self._key_slots.get(key)
-        if slot is None:
-            slot = self._key_slots[key] = self._text(key)
-        return slot
-
-    def _gather(self, data: Any, key: Optional[str], depth: int) -> Any:
+    # -- the first walk: masks counted, texts gathered ----------------------------------
+    def _gather(self, data: Any, key: Optional[str], depth: int) -> None:
         if depth > self.max_depth:
             raise TooDeep(f"nested deeper than {self.max_depth} levels")
         if isinstance(data, dict):
-            return self._gather_mapping(data, depth)
+            self._gather_mapping(data, depth)
+        elif isinstance(data, (list, tuple)):
+            self._gather_list(data, key, depth)
+        elif isinstance(data, str):
+            self._texts.append(data)
+        elif isinstance(data, bool) or data is None:
+            pass
+        elif isinstance(data, (int, float)):
+            if key is not None and isinstance(data, int) and self._kind(key)[1]:
+                self._texts.append(str(data))  # a phone number, though written as a number
+        else:
+            self._texts.append(str(data))  # what json_bytes would write with str()
+
+    def _gather_list(self, data: Any, key: Optional[str], depth: int) -> None:
+        """A list's items; one after a secret flag (`["mailer", "--smtp-pass", "x"]`, a
+        command line held as a list) is that flag's value."""
+        after_flag = False
+        for item in data:
+            if after_flag and _flag_value(item):
+                self.counts.add(SECRET_FLAG_RULE, self.path)
+                self._masked += 1
+            else:
+                self._gather(item, key, depth + 1)
+            after_flag = isinstance(item, str) and is_secret_flag(item)
+
+    def _gather_mapping(self, data: dict, depth: int) -> None:
+        texts, keys, kinds = self._texts, self._keys, self._kinds
+        for key, value in data.items():
+            if isinstance(key, str):
+                if key not in keys:  # records repeat their keys: each key text scrubbed (and counted) once
+                    keys[key] = len(texts)
+                    texts.append(key)
+                name = key
+            else:  # numbers, booleans and None as keys (YAML) hold nothing to hide
+                name = str(key)
+            secret, phone, version = kinds.get(name) or self._kind(name)
+            kind = type(value)
+            if secret and _holds_something(value):
+                self.counts.add(SECRET_KEY_RULE, self.path)
+                self._masked += 1
+            elif kind is str:  # the common cases inline: records are many small values
+                if not (version and _VERSION.fullmatch(value)):  # a version number, never an address
+                    texts.append(value)
+            elif kind in _PLAIN or (kind is int and not phone):
+                pass
+            else:
+                self._gather(value, name, depth + 1)
+
+    # -- the second walk: the copy, with the scrubbed texts in the first walk's order -----
+    def _text(self) -> str:
+        text = self._scrubbed[self._next]
+        self._next += 1
+        return text
+
+    def _fill(self, data: Any, key: Optional[str]) -> Any:
+        if isinstance(data, dict):
+            return self._fill_mapping(data)
         if isinstance(data, (list, tuple)):
-            return self._gather_list(data, key, depth)
+            return self._fill_list(data, key)
         if isinstance(data, str):
-            return self._text(data)
+            return self._text()
         if isinstance(data, bool) or data is None:
             return data
         if isinstance(data, (int, float)):
             if key is not None and isinstance(data, int) and self._kind(key)[1]:
-                return self._text(str(data), data)  # a phone number, though written as a number
+                text = self._text()
+                return data if text == str(data) else text
             return data  # a measurement stays a number
-        return self._text(str(data))  # what json_bytes would write with str()
+        return self._text()
 
-    def _gather_list(self, data: Any, key: Optional[str], depth: int) -> list:
-        """A list's items; one after a secret flag (`["mailer", "--smtp-pass", "x"]`, a
-        command line held as a list) is that flag's value."""
-        gathered, after_flag = [], False
+    def _fill_list(self, data: Any, key: Optional[str]) -> list:
+        out, after_flag = [], False
         for item in data:
-            if after_flag and isinstance(item, str) and _holds_something(item) and not item.startswith("-"):
-                self.counts.add(SECRET_FLAG_RULE, self.path)
-                gathered.append(MASK)
-            else:
-                gathered.append(self._gather(item, key, depth + 1))
+            out.append(MASK if after_flag and _flag_value(item) else self._fill(item, key))
             after_flag = isinstance(item, str) and is_secret_flag(item)
-        return gathered
+        return out
 
-    def _gather_mapping(self, data: dict, depth: int) -> "Dict[Any, Any]":
-        pairs = []
-        texts = self._texts
+    def _fill_mapping(self, data: dict) -> dict:
+        out: dict = {}
+        scrubbed, keys = self._scrubbed, self._keys
         for key, value in data.items():
-            name = key if isinstance(key, str) else str(key)
+            if isinstance(key, str):
+                if keys[key] == self._next:  # its first time: the key's text comes here
+                    self._next += 1
+                name, key = key, scrubbed[keys[key]]
+            else:
+                name = str(key)
             secret, phone, version = self._kind(name)
             kind = type(value)
             if secret and _holds_something(value):
-                self.counts.add(SECRET_KEY_RULE, self.path)
-                gathered = MASK
-            elif version and kind is str and _VERSION.fullmatch(value):
-                gathered = value  # a version number, never an address
-            elif kind is str:  # the common cases inline: records are many small values
-                texts.append(value)
-                gathered = _Text(len(texts) - 1)
-            elif value is None or kind is bool or kind is float or (kind is int and not phone):
-                gathered = value
-            else:
-                gathered = self._gather(value, name, depth + 1)
-            # numbers, booleans and None as keys (YAML) hold nothing to hide
-            pairs.append((self._key_text(key) if isinstance(key, str) else key, gathered))
-        return _Mapping(pairs)
-
-    def _fill(self, skeleton: Any, scrubbed: List[str]) -> Any:
-        if isinstance(skeleton, _Text):
-            text = scrubbed[skeleton.index]
-            if skeleton.number is not None and text == self._texts[skeleton.index]:
-                return skeleton.number
-            return text
-        if isinstance(skeleton, _Mapping):
-            out: dict = {}
-            for key, value in skeleton.pairs:
-                key = self._fill(key, scrubbed)
-                out[_unique(out, key)] = self._fill(value, scrubbed)
-            return out
-        if isinstance(skeleton, list):
-            return [self._fill(item, scrubbed) for item in skeleton]
-        return skeleton
+                value = MASK
+            elif kind is str:
+                if not (version and _VERSION.fullmatch(value)):
+                    value = self._text()
+            elif not (kind in _PLAIN or (kind is int and not phone)):
+                value = self._fill(value, name)
+            out[_unique(out, key)] = value
+        return out
 
 
-class _Mapping:
-    __slots__ = ("pairs",)
-
-    def __init__(self, pairs: list):
-        self.pairs = pairs
+def _flag_value(item: Any) -> bool:
+    """Whether a list item after a secret flag is its value (to mask)."""
+    return isinstance(item, str) and _holds_something(item) and not item.startswith("-")
 
 
 def _unique(out: dict, key: Any) -> Any:
@@ -240,3 +275,9 @@ def _unique(out: dict, key: Any) -> Any:
 def scrub_data(scrubber: Scrubber, data: Any, path: str, own_record: bool = False) -> Any:
     """A scrubbed copy of JSON-like `data` (see the module's text); raises TooDeep."""
     return DataScrubber(scrubber, path, own_record).value(data)
+
+
+def scrub_for_json(scrubber: Scrubber, data: Any, path: str, own_record: bool = False) -> Any:
+    """scrub_data for a JSON encoder with default=str: `data` itself, not a copy, when
+    scrubbing changes nothing in it (akdiag's records mostly; the copy is the slow half)."""
+    return DataScrubber(scrubber, path, own_record).value(data, copy=False)

@@ -20,10 +20,10 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
 
 from collector.bundle import structured
-from collector.bundle.scrubdata import counting_copy, scrub_data, scrub_string
+from collector.bundle.scrubdata import counting_copy, scrub_for_json, scrub_string
 from collector.redact import Scrubber
 
 # folders whose file names come from the host; every other name is akdiag's own
@@ -57,12 +57,68 @@ def _safe_relpath(relpath: str) -> str:
     return str(path)
 
 
+# json's C encoder (json.dumps only uses it without `indent`), with ", " and ": " as the
+# indented form has
+_COMPACT = json.JSONEncoder(ensure_ascii=False, default=str, separators=(", ", ": "))
+
+
+def _item_encoder() -> Callable[[Any], str]:
+    """_COMPACT.encode, without making json's C encoder anew for each item where this
+    Python's json has one to reuse (what JSONEncoder.iterencode makes, but without a
+    circular-reference memo, which threads sharing it would trip over: nesting is bounded
+    by the scrubber's depth limit and by the encoder's recursion check)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        encode = make(None, _COMPACT.default, json.encoder.c_encode_basestring, None, ": ", ", ",
+                      False, False, True)
+        if "".join(encode({"a": [1, None]}, 0)) == '{"a": [1, null]}':
+            return lambda item: "".join(encode(item, 0))
+    except Exception:  # another Python's internals: the public way
+        pass
+    return _COMPACT.encode
+
+
+_encode_item = _item_encoder()
+
+
 def json_bytes(data: Any) -> bytes:
-    """The canonical JSON encoding of the bundle: one key per line and stable order,
-    for diffs.  Callers scrub the data first (write_json does)."""
-    return (json.dumps(data, indent=1, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode(
-        "utf-8", "surrogateescape"
-    )
+    """The canonical JSON encoding of the bundle, for diffs: an object one key a line at
+    every level, a list one item a line, each item compact (a record, a list of lists)
+    on its line, in stable order.  The items go through json's C encoder, which the
+    indented form never uses.  Callers scrub the data first (write_json does)."""
+    chunks: List[str] = []
+    _layout(data, "\n", chunks)
+    chunks.append("\n")
+    return "".join(chunks).encode("utf-8", "surrogateescape")
+
+
+def _layout(data: Any, newline: str, chunks: List[str]) -> None:
+    """`data` into `chunks`; `newline`: a line's end and the indentation of the line
+    that holds `data`."""
+    inner = newline + " "
+    if isinstance(data, dict) and data:
+        separator = "{" + inner
+        for key, value in data.items():
+            chunks.append(separator)
+            chunks.append(_key(key))
+            if isinstance(value, (dict, list, tuple)) and value:
+                _layout(value, inner, chunks)
+            else:
+                chunks.append(_COMPACT.encode(value))
+            separator = "," + inner
+        chunks.append(newline + "}")
+    elif isinstance(data, (list, tuple)) and data:
+        chunks.append("[" + inner + ("," + inner).join(map(_encode_item, data)) + newline + "]")
+    else:
+        chunks.append(_COMPACT.encode(data))
+
+
+def _key(key: Any) -> str:
+    """A key and its ": ", as json writes it (a number, a boolean or None as a string)."""
+    if isinstance(key, str):
+        return _COMPACT.encode(key) + ": "
+    encoded = _COMPACT.encode({key: 0})  # '{"1": 0}'; json's own conversion of the key (or its error)
+    return encoded[1:-len("0}")]
 
 
 class BundleWriter:
@@ -168,7 +224,7 @@ class BundleWriter:
     def write_json(self, relpath: str, data: Any, collector: str = "akdiag") -> FileRecord:
         """akdiag's own record, scrubbed as data: it stays valid JSON with its shape."""
         name = self._begin_file(relpath)
-        return self._store(name, json_bytes(scrub_data(self.scrubber, data, name, own_record=True)), collector,
+        return self._store(name, json_bytes(scrub_for_json(self.scrubber, data, name, own_record=True)), collector,
                            scrubbed=True)
 
     def write_structured(self, relpath: str, raw: bytes, source_name: str, collector: str = "akdiag",
