@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, List, Optional
 
 import jinja2
+import markupsafe
 
 from collector.plain import as_list, number
 
@@ -139,5 +140,21 @@ def left_out(count: int, what: str, where: str, bundle_file: str) -> Optional[di
     return {"count": count, "what": what, "where": where, "file": bundle_file}
 
 
+def numbered_lines(lines: Any) -> markupsafe.Markup:
+    """A log tail's shown lines ({n, text, kind, anchor}: collector/report/logs.py) as the
+    page writes them: one span a line with its number, a marked line's class and anchor.
+    What the template's loop would write, in a tenth of the time (the tails are most of
+    the page)."""
+    escape = markupsafe.escape
+    parts = []
+    for line in as_list(lines):
+        kind, anchor = line.get("kind"), line.get("anchor")
+        parts.append('<span class="line%s"%s><span class="ln">%s</span>%s\n</span>' % (
+            escape(" mark mark-" + str(kind)) if kind else "", ' id="%s"' % escape(anchor) if anchor else "",
+            escape(line.get("n")), escape(line.get("text"))))
+    return markupsafe.Markup("".join(parts))
+
+
 FILTERS = dict(size=human_bytes, duration=human_duration, num=human_number, pct=human_percent, when=human_time,
-               dash=dash, level=level, words=words, plural=plural)
+               dash=dash, level=level, words=words, plural=plural,
+               numbered_lines=numbered_lines)
