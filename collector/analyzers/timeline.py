@@ -65,7 +65,7 @@ class Event(NamedTuple):
         return SOURCES[self.rank]
 
     def as_dict(self) -> dict:
-        record = {"time": iso_precise(self.time), "source": self.source, "subject": self.subject,
+        record = {"time": iso_precise(self.time), "source": SOURCES[self.rank], "subject": self.subject,
                   "severity": self.severity, "message": self.message, "file": self.file, "line": self.line or None}
         if self.kind:
             record["kind"] = self.kind
@@ -73,11 +73,14 @@ class Event(NamedTuple):
 
 
 _new = tuple.__new__
+_LOG = SOURCES.index("log")
 
 
 def iso_precise(moment: float) -> str:
     """ISO 8601 UTC, with microseconds where the time has a fraction."""
     stamp = datetime.fromtimestamp(moment, timezone.utc)
+    if stamp.year >= 1000:  # isoformat: the same text as strftime below, in half the time
+        return stamp.isoformat()[:-len("+00:00")] + "Z"
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if stamp.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -109,7 +112,7 @@ def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int],
     """The error and warning lines of every tail, without their messages (see materialized):
     at most `per_log` lines of each tail, its newest (how many more: `capped`)."""
     events: List[Event] = []
-    rank = SOURCES.index("log")
+    add = events.append
     for entry, tail in logs.tail_entries(reader):
         data = logs.read_tail(reader, tail)
         if data is None:
@@ -127,7 +130,7 @@ def log_events(reader: BundleReader, clock: HostClock, untimed: Dict[str, int],
                 untimed[relpath] = untimed.get(relpath, 0) + 1
             else:
                 number, severity = marks[start]  # tuple.__new__: Event(...) without its Python-level __new__
-                events.append(_new(Event, (moment, rank, relpath, number, severity, subject, "", "", start, stamp_end)))
+                add(_new(Event, (moment, _LOG, relpath, number, severity, subject, "", "", start, stamp_end)))
     return events
 
 
@@ -136,7 +139,7 @@ def materialized(reader: BundleReader, events: List[Event]) -> List[Event]:
     events kept are, so the timeline never holds every tail in memory)."""
     by_file: Dict[str, List[int]] = {}
     for index, event in enumerate(events):
-        if event.source == "log":
+        if event.rank == _LOG:
             by_file.setdefault(event.file, []).append(index)
     result = list(events)
     for relpath, indexes in by_file.items():
@@ -145,7 +148,7 @@ def materialized(reader: BundleReader, events: List[Event]) -> List[Event]:
             event = events[index]
             end = data.find(b"\n", event.stamp_end)
             raw = data[event.stamp_end:end if end >= 0 else len(data)][:MESSAGE_LIMIT * 4]
-            result[index] = event._replace(message=_one_line(raw.decode("utf-8", "replace")))
+            result[index] = _new(Event, event[:6] + (_one_line(raw.decode("utf-8", "replace")),) + event[7:])
     return result
 
 
