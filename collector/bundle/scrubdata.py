@@ -103,6 +103,7 @@ def _holds_something(value: Any) -> bool:
     return not (value is None or isinstance(value, bool) or value in ([], {}))
 
 
+MAX_PLANS = 1000  # kinds of records remembered while one file is walked
 _PLAIN = (type(None), bool, float)  # values a mapping keeps as they are (ints: unless phone-keyed)
 
 
@@ -122,6 +123,7 @@ class DataScrubber:
         self._texts: List[str] = []
         self._kinds: Dict[str, tuple] = {}
         self._keys: Dict[str, int] = {}  # a key's text -> its place in _texts (keys are scrubbed once a file)
+        self._plans: Dict[tuple, list] = {}  # a mapping's keys -> (name, secret, phone, version) of each
         self._masked = 0
         self._scrubbed: List[str] = []
         self._next = 0
@@ -144,7 +146,7 @@ class DataScrubber:
         """The scrubbed copy of `data`; with `copy` false, `data` itself when scrubbing
         changes nothing in it (for a JSON encoder with default=str, which writes both
         alike: tuples as lists, other objects as their str())."""
-        self._texts, self._keys, self._masked = [], {}, 0
+        self._texts, self._keys, self._plans, self._masked = [], {}, {}, 0
         self._gather(data, None, 0)
         self._scrubbed = scrub_strings(self.scrubber, self._texts, self.path)
         if not copy and not self._masked and self._scrubbed == self._texts:
@@ -183,16 +185,14 @@ class DataScrubber:
             after_flag = isinstance(item, str) and is_secret_flag(item)
 
     def _gather_mapping(self, data: dict, depth: int) -> None:
-        texts, keys, kinds = self._texts, self._keys, self._kinds
-        for key, value in data.items():
-            if isinstance(key, str):
-                if key not in keys:  # records repeat their keys: each key text scrubbed (and counted) once
-                    keys[key] = len(texts)
-                    texts.append(key)
-                name = key
-            else:  # numbers, booleans and None as keys (YAML) hold nothing to hide
-                name = str(key)
-            secret, phone, version = kinds.get(name) or self._kind(name)
+        """Records repeat their keys: a mapping with the keys (in their order) of one seen
+        before takes their kinds from its plan, every key's text gathered already."""
+        plan = self._plans.get(tuple(data))
+        if plan is None:
+            self._gather_keys_and_values(data, depth)
+            return
+        texts = self._texts
+        for (name, secret, phone, version), value in zip(plan, data.values()):
             kind = type(value)
             if secret and _holds_something(value):
                 self.counts.add(SECRET_KEY_RULE, self.path)
@@ -200,10 +200,37 @@ class DataScrubber:
             elif kind is str:  # the common cases inline: records are many small values
                 if not (version and _VERSION.fullmatch(value)):  # a version number, never an address
                     texts.append(value)
-            elif kind in _PLAIN or (kind is int and not phone):
-                pass
-            else:
+            elif not (kind in _PLAIN or (kind is int and not phone)):
                 self._gather(value, name, depth + 1)
+
+    def _gather_keys_and_values(self, data: dict, depth: int) -> None:
+        """_gather_mapping of keys not seen together before: each key's text is gathered
+        where it first comes, and a plan made when every key is a string."""
+        texts, keys = self._texts, self._keys
+        plan = []
+        for key, value in data.items():
+            if isinstance(key, str):
+                if key not in keys:  # each key text scrubbed (and counted) once
+                    keys[key] = len(texts)
+                    texts.append(key)
+                name = key
+            else:  # numbers, booleans and None as keys (YAML) hold nothing to hide
+                name = str(key)
+                plan = None
+            secret, phone, version = self._kind(name)
+            if plan is not None:
+                plan.append((name, secret, phone, version))
+            kind = type(value)
+            if secret and _holds_something(value):
+                self.counts.add(SECRET_KEY_RULE, self.path)
+                self._masked += 1
+            elif kind is str:
+                if not (version and _VERSION.fullmatch(value)):
+                    texts.append(value)
+            elif not (kind in _PLAIN or (kind is int and not phone)):
+                self._gather(value, name, depth + 1)
+        if plan is not None and len(self._plans) < MAX_PLANS:
+            self._plans[tuple(data)] = plan
 
     # -- the second walk: the copy, with the scrubbed texts in the first walk's order -----
     def _text(self) -> str:
