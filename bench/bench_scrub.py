@@ -3,11 +3,21 @@ at least 60 MB/s), on text dense with secrets and personal data, and what scrubb
 to a whole `collect` on the reference host (target: no more than 25%).
 
     python bench/bench_scrub.py
+    python bench/bench_scrub.py --records [--baseline ../akdiag-before] [--runs 7]
+
+--records times akdiag's own records through the bundle writer (write_json: scrubbed as
+data, then encoded): a timeline.json of 5000 events and a logs/index.json of 20,000 files,
+as the reference host and the 20,000-log host have them.  With --baseline, the other
+checkout's writer is timed in the same loop, interleaved (each in a process of its own),
+CPU time, medians.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,7 +91,78 @@ def time_collect(host, out: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+def sample_records() -> dict:
+    """{bundle path: a record as akdiag writes it}: the reference host's timeline and a
+    20,000-file logs index (one file in three with a tail)."""
+    events = [{"time": f"2026-09-21T19:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i % 1000:03d}000Z", "source": "log",
+               "subject": f"proc{i % 40}", "severity": "warning" if i % 7 else "error",
+               "message": f"WARN  [proc{i % 40}] queue trk_actions depth {i * 37 % 90000} above soft limit",
+               "file": f"logs/proc{i % 40}.log", "line": i % 5000 + 1} for i in range(5000)]
+    timeline = {"clock": {"name": "Europe/Moscow", "utc_offset_seconds": 10800, "rules": "zone database"},
+                "events": events, "first_error": events[0], "counts": {"log": {"error": 715, "warning": 4285}},
+                "total": 35107, "left_out": 30107, "max_events": 5000, "untimed_lines": {}, "errors": []}
+    files = []
+    for i in range(20000):
+        path = f"app{i % 37}/sub{i % 11}/service-{i}.log"
+        tail = {"bundle_path": "logs/" + path, "lines": 5000, "bytes": 612555, "first_line_cut": False,
+                "started_at_offset": 1842630, "file_size_at_read": 2455185} if i % 3 == 0 else None
+        files.append({"path": path, "type": "file", "size": 2455185, "mtime": "2026-12-01T22:46:09Z",
+                      "state": "tailed" if tail else "listed", "reason": None if tail else "older than the newest tails",
+                      "error": None, "target": None, "tail": tail})
+    return {"timeline.json": timeline, "logs/index.json": {"root": "/opt/akd/logs", "exists": True, "files": files}}
+
+
+# run by each checkout's Python in a process of its own: argv checkout, records file, runs
+_CHILD = """
+import json, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from collector.bundle.writer import BundleWriter
+from collector.redact import Scrubber
+records = json.loads(Path(sys.argv[2]).read_text())
+times = {name: [] for name in records}
+with tempfile.TemporaryDirectory(prefix="akdiag-bench-") as root:
+    writer = BundleWriter(Path(root) / "bundle", Scrubber.for_bundle())
+    for run in range(int(sys.argv[3]) + 1):  # the first: a warm-up
+        for name, record in records.items():
+            started = time.process_time()
+            writer.write_json(name, record)
+            if run:
+                times[name].append(time.process_time() - started)
+print(json.dumps(times))
+"""
+
+
+def records(baseline: "Path | None", runs: int) -> None:
+    checkouts = {"this": HERE.parent}
+    if baseline is not None:
+        checkouts = {"baseline": baseline.resolve(), **checkouts}
+    times: dict = {name: {} for name in checkouts}
+    with tempfile.TemporaryDirectory(prefix="akdiag-bench-") as root:
+        sample = Path(root) / "records.json"
+        sample.write_text(json.dumps(sample_records()))
+        for _ in range(runs):
+            for name, checkout in checkouts.items():  # a process each, interleaved: the same load on both
+                done = subprocess.run([sys.executable, "-c", _CHILD, str(checkout), str(sample), "3"],
+                                      capture_output=True, text=True, check=True, cwd=str(checkout))
+                for path, spent in json.loads(done.stdout).items():
+                    times[name].setdefault(path, []).extend(spent)
+    for path in times["this"]:
+        line = ", ".join(f"{name} {statistics.median(times[name][path]) * 1000:.0f} ms" for name in checkouts)
+        ratio = (f" ({statistics.median(times['this'][path]) / statistics.median(times['baseline'][path]):.2f}x)"
+                 if "baseline" in times else "")
+        print(f"write_json {path}: CPU, median of {len(times['this'][path])}: {line}{ratio}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", action="store_true", help="akdiag's own records through the bundle writer")
+    parser.add_argument("--baseline", type=Path, help="with --records: another checkout's writer, interleaved")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    if args.records:
+        records(args.baseline, args.runs)
+        return
     data = log_text(20)
     default = throughput(Scrubber.for_bundle, data)
     secrets_only = throughput(lambda: Scrubber.for_bundle(pii_kinds=()), data)
