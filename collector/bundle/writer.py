@@ -104,7 +104,7 @@ def _layout(data: Any, newline: str, chunks: List[str]) -> None:
             if isinstance(value, (dict, list, tuple)) and value:
                 _layout(value, inner, chunks)
             else:
-                chunks.append(_COMPACT.encode(value))
+                chunks.append(_encode_item(value))
             separator = "," + inner
         chunks.append(newline + "}")
     elif isinstance(data, (list, tuple)) and data:
