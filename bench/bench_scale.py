@@ -18,6 +18,7 @@ connections (the large scale about 10x the small one at most); 20,000 log files:
 collect <= 4 s.
 
     python bench/bench_scale.py [--runs 3] [--skip-logs] [--baseline ../akdiag-before]
+    python bench/bench_scale.py --logs-only --runs 5    # only the 20,000 log files
     python bench/bench_scale.py --reference --runs 7   # the reference host against sos
 
 Run it as root (it creates the namespaces with unshare(1)); it re-executes itself inside
@@ -339,7 +340,7 @@ def main_inside(args) -> None:
         print(f"{len(host.processes)} AK: processes of the simulated platform running")
         by_scale = {}
         try:
-            for processes, connections in SCALES:
+            for processes, connections in () if args.logs_only else SCALES:
                 load.connections_to(connections)
                 load.processes_to(processes)
                 title = (f"{len(_pids())} processes, {established() // 2} established loopback connections "
@@ -348,7 +349,8 @@ def main_inside(args) -> None:
                 results, manifests = bench.loop()
                 by_scale[(processes, connections)] = print_scale(title, results, manifests, floor_name,
                                                                  TARGETS if large else None)
-            print_linearity(by_scale)
+            if by_scale:
+                print_linearity(by_scale)
         finally:
             host.stop()
             load.stop()
@@ -404,11 +406,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="measured rounds per scale (after one warm-up)")
     parser.add_argument("--skip-logs", action="store_true", help="leave out the 20,000 log files")
+    parser.add_argument("--logs-only", action="store_true",
+                        help="only the 20,000 log files (not the process and connection scales)")
     parser.add_argument("--reference", action="store_true",
                         help="only the reference host (bench/reference_host.py) against the floor")
     parser.add_argument("--baseline", help="another checkout of akdiag (e.g. `git worktree add ../before main`): "
                                            "its collect and check run in the same loop")
     args = parser.parse_args()
+    if args.logs_only and args.skip_logs:
+        parser.error("--logs-only and --skip-logs leave nothing to measure")
     if not inside:
         raise SystemExit(reexec_inside(sys.argv[1:]))
     main_inside(args)
