@@ -151,9 +151,18 @@ class BundleWriter:
         try:
             if make_root:
                 self.root.mkdir(parents=True, exist_ok=True)
-            root = str(self.root)
-            self._make_folders(root, relpath.rpartition("/")[0])
-            with open(os.path.join(root, relpath), "wb") as handle:
+            root, folder = str(self.root), relpath.rpartition("/")[0]
+            self._make_folders(root, folder)
+            try:
+                handle = open(os.path.join(root, relpath), "wb")
+            except FileNotFoundError:
+                if not folder:
+                    raise
+                with self._lock:  # removed since it was made (a transfer's folder): made again, as before
+                    self._folders.discard(folder)
+                self._make_folders(root, folder)
+                handle = open(os.path.join(root, relpath), "wb")
+            with handle:
                 yield handle
         finally:
             with self._idle:
