@@ -288,7 +288,8 @@ def print_scale(title: str, results: Dict[str, List[Sample]], manifests: List[di
     medians = {name: median(pairs) for name, pairs in results.items()}
     floor_wall, floor_rss, _floor_cpu = medians["floor"]
     print(f"\n## {title}")
-    print("| command | wall s (median) | CPU s (median) | peak RSS MB | wall / floor | RSS / floor | target | runs (s) |")
+    print("| command | wall s (median) | CPU s (median) | peak RSS MB | wall / floor | RSS / floor | target | "
+          "runs (s) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in results:
         wall, rss, cpu = medians[name]
