@@ -18,6 +18,7 @@ connections (the large scale about 10x the small one at most); 20,000 log files:
 collect <= 4 s.
 
     python bench/bench_scale.py [--runs 3] [--skip-logs] [--baseline ../akdiag-before]
+    python bench/bench_scale.py --logs-only --runs 5    # only the 20,000 log files
     python bench/bench_scale.py --reference --runs 7   # the reference host against sos
 
 Run it as root (it creates the namespaces with unshare(1)); it re-executes itself inside
@@ -184,23 +185,32 @@ import os, resource, subprocess, sys, time
 started = time.perf_counter()
 done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 elapsed = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 sys.stderr.buffer.write(done.stderr[-2000:])
-print(f"{elapsed} {peak} {done.returncode}")
+print(f"{elapsed} {usage.ru_maxrss / 1024.0} {done.returncode} {usage.ru_utime + usage.ru_stime}")
 sys.stdout.buffer.write(done.stdout[-4000:])
 """
 
 
-def measure(argv: List[str], env: dict, ok=(0,), cwd: Path = HERE.parent) -> Tuple[float, float, str]:
-    """(wall seconds, peak RSS MB, stdout) of `argv`, run under a fresh waiter so that its
-    RUSAGE_CHILDREN peak is this command's alone (a shell floor's largest program)."""
+Sample = Tuple[float, float, float]  # wall seconds, peak RSS MB, CPU seconds (user + system)
+
+
+def measure(argv: List[str], env: dict, ok=(0,), cwd: Path = HERE.parent) -> Tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MB, stdout, CPU seconds) of `argv`, run under a fresh waiter
+    so that its RUSAGE_CHILDREN peak is this command's alone (a shell floor's largest
+    program).  The CPU time (user + system, the command's and its children's) moves less
+    with the machine's load than the wall does."""
     done = subprocess.run([sys.executable, "-c", _WAITER, *argv], capture_output=True, env=env,
                           cwd=str(cwd))  # `python -m` puts the working folder first on sys.path
     first, _, rest = done.stdout.decode().partition("\n")
-    elapsed, peak, code = first.split()
+    elapsed, peak, code, cpu = first.split()
     if int(code) not in ok:
         raise SystemExit(f"{' '.join(argv[:5])} ... failed (exit {code}): {done.stderr.decode()[-800:]}")
-    return float(elapsed), float(peak), rest
+    return float(elapsed), float(peak), rest, float(cpu)
+
+
+def sample(measured: tuple) -> Sample:
+    return measured[0], measured[1], measured[3]
 
 
 class Bench:
@@ -215,18 +225,18 @@ class Bench:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.sos = shutil.which("sos")
 
-    def _akdiag(self, args: List[str], checkout: Path, ok) -> Tuple[float, float, str]:
+    def _akdiag(self, args: List[str], checkout: Path, ok) -> Tuple[float, float, str, float]:
         env = dict(self.env, PYTHONPATH=str(checkout))
         return measure([sys.executable, "-m", "collector", *args, "--basedir", str(self.host.basedir),
                         "--catalog", str(self.host.catalog_file)], env, ok, cwd=checkout)
 
-    def collect(self, checkout: Path = HERE.parent) -> Tuple[float, float, str]:
+    def collect(self, checkout: Path = HERE.parent) -> Tuple[float, float, str, float]:
         return self._akdiag(["collect", "--output", str(self.out), "--quiet"], checkout, (0,))
 
-    def check(self, checkout: Path = HERE.parent) -> Tuple[float, float, str]:
+    def check(self, checkout: Path = HERE.parent) -> Tuple[float, float, str, float]:
         return self._akdiag(["check", "--format", "nagios"], checkout, (0, 1, 2))
 
-    def floor(self) -> Tuple[float, float, str]:
+    def floor(self) -> Tuple[float, float, str, float]:
         if self.sos:
             tmp = tempfile.mkdtemp(dir=str(self.out))
             try:
@@ -235,59 +245,60 @@ class Bench:
                 shutil.rmtree(tmp, ignore_errors=True)
         return measure(["sh", "-c", f"({SHELL_FLOOR}) >/dev/null 2>&1"], self.env)
 
-    def loop(self) -> Tuple[Dict[str, List[Tuple[float, float]]], List[dict]]:
+    def loop(self) -> Tuple[Dict[str, List[Sample]], List[dict]]:
         """Interleaved: collect, floor, check (and the baseline's collect and check), again
         and again, after one warm-up round."""
         self.collect_and_clean()
-        results: Dict[str, List[Tuple[float, float]]] = {name: [] for name in self.names()}
+        results: Dict[str, List[Sample]] = {name: [] for name in self.names()}
         manifests = []
         for _ in range(self.runs):
-            wall, rss, manifest = self.collect_and_clean()
-            results["collect"].append((wall, rss))
+            wall, rss, manifest, cpu = self.collect_and_clean()
+            results["collect"].append((wall, rss, cpu))
             manifests.append(manifest)
-            results["floor"].append(self.floor()[:2])
-            results["check"].append(self.check()[:2])
+            results["floor"].append(sample(self.floor()))
+            results["check"].append(sample(self.check()))
             if self.baseline:
-                results["collect (baseline)"].append(self.collect_and_clean(self.baseline)[:2])
-                results["check (baseline)"].append(self.check(self.baseline)[:2])
+                results["collect (baseline)"].append(sample(self.collect_and_clean(self.baseline)))
+                results["check (baseline)"].append(sample(self.check(self.baseline)))
         return results, manifests
 
     def names(self) -> List[str]:
         return ["collect", "check"] + (["collect (baseline)", "check (baseline)"] if self.baseline else []) + ["floor"]
 
-    def collect_and_clean(self, checkout: Path = HERE.parent) -> Tuple[float, float, dict]:
+    def collect_and_clean(self, checkout: Path = HERE.parent) -> Tuple[float, float, dict, float]:
         from collector.bundle.reader import open_bundle
 
-        wall, rss, stdout = self.collect(checkout)
+        wall, rss, stdout, cpu = self.collect(checkout)
         bundle = Path(stdout.strip().splitlines()[-1])
         with open_bundle(bundle) as reader:
             manifest = reader.manifest
         bundle.unlink()
-        return wall, rss, manifest
+        return wall, rss, manifest, cpu
 
 
 # -- the report ------------------------------------------------------------------------------
 
 
-def median(pairs: List[Tuple[float, float]]) -> Tuple[float, float]:
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+def median(samples: List[Sample]) -> Sample:
+    return tuple(statistics.median(s[i] for s in samples) for i in range(3))  # type: ignore[return-value]
 
 
-def print_scale(title: str, results: Dict[str, List[Tuple[float, float]]], manifests: List[dict],
-                floor_name: str, targets: Optional[dict] = None) -> Dict[str, Tuple[float, float]]:
+def print_scale(title: str, results: Dict[str, List[Sample]], manifests: List[dict],
+                floor_name: str, targets: Optional[dict] = None) -> Dict[str, Sample]:
     medians = {name: median(pairs) for name, pairs in results.items()}
-    floor_wall, floor_rss = medians["floor"]
+    floor_wall, floor_rss, _floor_cpu = medians["floor"]
     print(f"\n## {title}")
-    print("| command | wall s (median) | peak RSS MB | wall / floor | RSS / floor | target | runs (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| command | wall s (median) | CPU s (median) | peak RSS MB | wall / floor | RSS / floor | target | "
+          "runs (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in results:
-        wall, rss = medians[name]
+        wall, rss, cpu = medians[name]
         target = (targets or {}).get(name)
         shown = f"<= {target[0]:g} s, <= {target[1]:g} MB" if target else ""
         label = floor_name if name == "floor" else f"akdiag {name}"
-        runs = ", ".join(f"{w:.2f}" for w, _r in results[name])
-        print(f"| {label} | {wall:.2f} | {rss:.0f} | {wall / floor_wall:.2f}x | {rss / floor_rss:.2f}x | {shown} | "
-              f"{runs} |")
+        runs = ", ".join(f"{w:.2f}" for w, _r, _c in results[name])
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {wall / floor_wall:.2f}x | {rss / floor_rss:.2f}x | "
+              f"{shown} | {runs} |")
     print_limits(manifests)
     return medians
 
@@ -339,7 +350,7 @@ def main_inside(args) -> None:
         print(f"{len(host.processes)} AK: processes of the simulated platform running")
         by_scale = {}
         try:
-            for processes, connections in SCALES:
+            for processes, connections in () if args.logs_only else SCALES:
                 load.connections_to(connections)
                 load.processes_to(processes)
                 title = (f"{len(_pids())} processes, {established() // 2} established loopback connections "
@@ -348,7 +359,8 @@ def main_inside(args) -> None:
                 results, manifests = bench.loop()
                 by_scale[(processes, connections)] = print_scale(title, results, manifests, floor_name,
                                                                  TARGETS if large else None)
-            print_linearity(by_scale)
+            if by_scale:
+                print_linearity(by_scale)
         finally:
             host.stop()
             load.stop()
@@ -386,7 +398,7 @@ def run_reference(root: Path, args) -> None:
         host.stop()
 
 
-def print_linearity(by_scale: Dict[tuple, Dict[str, Tuple[float, float]]]) -> None:
+def print_linearity(by_scale: Dict[tuple, Dict[str, Sample]]) -> None:
     small, large = (by_scale[s] for s in SCALES)
     print(f"\n## cost from {SCALES[0]} to {SCALES[1]} (processes, connections): 10x the host")
     print("| command | wall large / small | RSS large / small |")
@@ -404,11 +416,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="measured rounds per scale (after one warm-up)")
     parser.add_argument("--skip-logs", action="store_true", help="leave out the 20,000 log files")
+    parser.add_argument("--logs-only", action="store_true",
+                        help="only the 20,000 log files (not the process and connection scales)")
     parser.add_argument("--reference", action="store_true",
                         help="only the reference host (bench/reference_host.py) against the floor")
     parser.add_argument("--baseline", help="another checkout of akdiag (e.g. `git worktree add ../before main`): "
                                            "its collect and check run in the same loop")
     args = parser.parse_args()
+    if args.logs_only and args.skip_logs:
+        parser.error("--logs-only and --skip-logs leave nothing to measure")
     if not inside:
         raise SystemExit(reexec_inside(sys.argv[1:]))
     main_inside(args)

@@ -44,10 +44,10 @@ REASON_BECAME_LINK = "became a symlink after it was listed: not followed"
 
 def is_rotated_or_compressed(name: str) -> bool:
     """Whether a file name looks like a compressed or rotated (numbered, dated) log."""
-    lowered = name.lower()
-    if lowered.endswith(COMPRESSED_SUFFIXES):
+    if name.lower().endswith(COMPRESSED_SUFFIXES):
         return True
-    return bool(_ROTATION_SUFFIX.search(name))
+    # every rotation suffix ends in a digit: most names are decided without the pattern
+    return name[-1:].isdigit() and bool(_ROTATION_SUFFIX.search(name))
 
 
 def file_type(mode: int) -> str:
@@ -173,8 +173,11 @@ class _Walker:
             names = sorted(os.listdir(dir_fd))
         except OSError as exc:
             return f"cannot list: {describe_os_error(exc)}"
+        listing = self.listing
         for name in names:
-            self._check_limits(relparts)
+            if (listing.examined % DEADLINE_EVERY == 0 or listing.examined >= MAX_EXAMINED
+                    or len(listing.entries) >= 2 * MAX_ENTRIES):  # the limits, looked at when one may be met
+                self._check_limits(relparts)
             self._add(dir_fd, relparts + [name], depth)
         return None
 
@@ -204,12 +207,12 @@ class _Walker:
             self._append(self._failed(relparts, "other", None, exc))
             return
         mode = st.st_mode
-        if stat.S_ISLNK(mode):
+        if stat.S_ISREG(mode):  # most entries
+            self._add_regular(self.listing.logs_parts + relparts, relparts, "file", st, name)
+        elif stat.S_ISLNK(mode):
             self._add_symlink(dir_fd, relparts, st)
         elif stat.S_ISDIR(mode):
             self._add_dir(dir_fd, relparts, st, depth)
-        elif stat.S_ISREG(mode):
-            self._add_regular(self.listing.logs_parts + relparts, relparts, "file", st, name)
         else:
             self._append(new_log_entry(relparts, file_type(mode), st, reason=REASON_NOT_REGULAR))
 

@@ -125,6 +125,41 @@ def test_old_log_of_a_stopped_process_is_not_stale(running, tmp_path):
     assert not matching(_stale_findings(running, tmp_path, 48), "log.stale")
 
 
+def test_old_log_of_a_running_process_in_a_sub_folder_is_stale_and_only_it(running, tmp_path):
+    """The entries' times are read only for a running process's own log: a sub-folder's
+    <process>.log is one, its rotated part and another name are not."""
+    name = running.name("main")
+    sub = running.sim.basedir / "logs" / "sub"
+    sub.mkdir()
+    old = time.time() - 72 * 3600
+    for file_name in (f"{name}.log", f"{name}.log.1", "other.log"):
+        (sub / file_name).write_text("2024-05-02T08:00:00Z INFO ok\n")
+        os.utime(sub / file_name, (old, old))
+    stale = matching(_stale_findings(running, tmp_path, 48), "log.stale")
+    assert sorted(f["subject"] for f in stale) == sorted([f"{name}.log", f"sub/{name}.log"])
+
+
+@pytest.mark.parametrize("path", ["a/main.log", "main.log", "a//main.log", "a/./main.log", "main.log/",
+                                  "main.log/.", "./main.log", "", ".", "a/..", "/abs/main.log", "main.log.1"])
+def test_the_process_of_a_log_is_named_as_pathlib_names_the_file(path):
+    from pathlib import PurePosixPath
+
+    from collector.analyzers.logs import _process_of
+
+    name = PurePosixPath(path).name
+    expected = "main" if name == "main.log" else None
+    assert _process_of({"type": "file", "path": path, "reason": None}, {"main"}) == expected
+
+
+def test_tail_entries_of_the_index_read_once_are_those_read_again(host, tmp_path):
+    from collector.analyzers.logs import tail_entries
+    from collector.bundle import schema
+
+    _result, reader = collect_bundle(host, tmp_path / "out", only=("logs",))
+    entries = tail_entries(reader)
+    assert entries and entries == tail_entries(reader, reader.json(schema.LOGS_INDEX))
+
+
 # -- the scanner itself ------------------------------------------------------------------------
 
 def test_scanner_levels_and_line_numbers():

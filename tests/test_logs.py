@@ -518,3 +518,22 @@ def test_plain_bundle_paths_are_kept_and_odd_ones_normalised_or_refused(tmp_path
     for bad in ("", "/etc/passwd", "logs/../../x", "..", ".", "//x"):
         with pytest.raises(BundleWriteError):
             _safe_relpath(bad)
+
+
+def test_tails_share_folders_made_once_and_a_folder_removed_since_is_made_again(tmp_path: Path):
+    import shutil
+
+    from collector.bundle.writer import BundleWriteError
+
+    writer = BundleWriter(tmp_path / "bundle", Scrubber.for_bundle())
+    for name in ("logs/live/a.log", "logs/live/b.log", "logs/c.log", "logs/old/deep/d.log"):
+        writer.write_bytes(name, b"line\n")
+    assert sorted(str(p.relative_to(writer.root)) for p in writer.root.rglob("*.log")) == \
+        ["logs/c.log", "logs/live/a.log", "logs/live/b.log", "logs/old/deep/d.log"]
+    shutil.rmtree(writer.root / "logs" / "live")  # e.g. a transfer's folder, removed once done with
+    writer.write_bytes("logs/live/e.log", b"again\n")
+    assert (writer.root / "logs" / "live" / "e.log").read_bytes() == b"again\n"
+    shutil.rmtree(writer.root)  # the bundle folder itself gone: a late write never makes it again
+    with pytest.raises(BundleWriteError):
+        writer.write_bytes("logs/live/f.log", b"late\n")
+    assert not writer.root.exists()

@@ -27,10 +27,11 @@ from collector.untrusted import read_regular
 SOURCE = schema.LOGS_INDEX
 
 
-def tail_entries(reader: BundleReader) -> List[Tuple[dict, dict]]:
+def tail_entries(reader: BundleReader, index: Optional[dict] = None) -> List[Tuple[dict, dict]]:
     """(index entry, its tail record) of every tail logs/index.json lists: BASEDIR's logs
-    and the datastores' own (their paths shown "<datastore>: <path>")."""
-    index = load(reader, SOURCE)
+    and the datastores' own (their paths shown "<datastore>: <path>").  `index`: the
+    index already read (20,000 entries are not parsed twice)."""
+    index = load(reader, SOURCE) if index is None else index
     if index is None:
         return []
     files = log_records(index, MAX_INDEX_ENTRIES)  # a longer index is not akdiag's
@@ -59,7 +60,7 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
         return []
     clock = host_clock(reader)
     per_log: List[Tuple[samemessage.LogMessages, List[Finding]]] = []
-    for entry, tail in tail_entries(reader):
+    for entry, tail in tail_entries(reader, index):
         data = read_tail(reader, tail)
         if data is not None:
             per_log.append(_tail_findings(entry, tail, data, clock, thresholds))
@@ -179,11 +180,15 @@ def _stale_logs(reader: BundleReader, files: List[dict], t: Thresholds) -> List[
         return []
     limit = t.number("log_stale_hours") * 3600.0
     running = {name for name, p in processes_by_name(reader).items() if p.get("status") == "running"}
-    findings = []
+    findings: List[Finding] = []
+    if not running:
+        return findings
     for entry in files:
         process = _process_of(entry, running)
+        if process is None:  # most entries: their time is not read
+            continue
         modified = parse_time(entry.get("mtime"))
-        if process is None or modified is None or started - modified <= limit:
+        if modified is None or started - modified <= limit:
             continue
         hours = (started - modified) / 3600.0
         findings.append(Finding(
@@ -200,6 +205,9 @@ def _process_of(entry: dict, running: set) -> Optional[str]:
     """The running process whose main log this entry is (<binary>.log), if any."""
     if entry.get("type") not in ("file", "symlink") or entry.get("reason") == schema.LOG_REASON_ROTATED:
         return None
-    path = PurePosixPath(str(entry.get("path") or ""))
-    stem = path.name[:-4] if path.name.endswith(".log") else None
+    path = str(entry.get("path") or "")
+    name = path.rsplit("/", 1)[-1]
+    if name in ("", "."):  # an odd path (not akdiag's): named as pathlib names it
+        name = PurePosixPath(path).name
+    stem = name[:-4] if name.endswith(".log") else None
     return stem if stem in running else None

@@ -133,6 +133,7 @@ class BundleWriter:
         self._writing = 0
         self._closed = False
         self._root_made = False  # made by the first write only: a late one never re-creates it
+        self._folders: set = set()  # folders below the root made already (bundle paths)
 
     # -- names -------------------------------------------------------------------
     def bundle_name(self, relpath: str) -> str:
@@ -206,19 +207,37 @@ class BundleWriter:
         try:
             if make_root:
                 self.root.mkdir(parents=True, exist_ok=True)
-            folder = self.root
-            for part in PurePosixPath(relpath).parts[:-1]:
-                folder = folder / part
-                try:
-                    os.mkdir(folder)
-                except FileExistsError:
-                    pass
-            with open(self.root / relpath, "wb") as handle:
+            root, folder = str(self.root), relpath.rpartition("/")[0]
+            self._make_folders(root, folder)
+            try:
+                handle = open(os.path.join(root, relpath), "wb")
+            except FileNotFoundError:
+                if not folder:
+                    raise
+                with self._lock:  # removed since it was made (a transfer's folder): made again, as before
+                    self._folders.discard(folder)
+                self._make_folders(root, folder)
+                handle = open(os.path.join(root, relpath), "wb")
+            with handle:
                 yield handle
         finally:
             with self._idle:
                 self._writing -= 1
                 self._idle.notify_all()
+
+    def _make_folders(self, root: str, folder: str) -> None:
+        """The folders of a (plain) bundle path, each made once: 2,000 log tails share a few."""
+        if not folder or folder in self._folders:
+            return
+        made = root
+        for part in folder.split("/"):
+            made = os.path.join(made, part)
+            try:
+                os.mkdir(made)
+            except FileExistsError:
+                pass
+        with self._lock:
+            self._folders.add(folder)
 
     # -- the scrubbed ways in -------------------------------------------------
     def write_json(self, relpath: str, data: Any, collector: str = "akdiag") -> FileRecord:
