@@ -33,32 +33,48 @@ class Prepack:
     def __init__(self, staging: Path, output_dir: Path, top: str, level: int,
                  digests: Callable[[], Dict[str, str]]):
         """`digests()`: bundle path -> sha256 of each file as the bundle writer last wrote it."""
-        fd, name = tempfile.mkstemp(prefix=tempfiles.prefix("partial"), dir=str(output_dir))
+        self.staging = Path(staging)
+        self.output_dir = Path(output_dir)
+        self.top = top
+        self.level = level
+        self.path: Optional[Path] = None  # the partial archive, once started
+        self._digests = digests
+        self._handle = None
+        self._writer: Optional[sevenzip.Writer] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._taken = False
+
+    def start(self) -> None:
+        """Deflate the large files the bundle folder holds now, in a background thread.
+        Without a partial file (the output folder's trouble shows when the bundle is packed)
+        nothing is begun: the archive is then written whole at packing time."""
+        if self._thread is not None or self._stop.is_set():
+            return
+        try:
+            self._open()
+        except OSError:
+            return
+        self._thread = threading.Thread(target=self._run, args=(str(self.staging),), name="akdiag-prepack",
+                                        daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        fd, name = tempfile.mkstemp(prefix=tempfiles.prefix("partial"), dir=str(self.output_dir))
         self.path = Path(name)
         try:
             os.fchmod(fd, 0o600)
             self._handle = os.fdopen(fd, "w+b")
         except BaseException:
             os.close(fd)
-            self.path.unlink(missing_ok=True)
             raise
-        self.staging = Path(staging)
-        self.top = top
-        self._writer = sevenzip.Writer(self._handle, level)
-        self._digests = digests
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._taken = False
-
-    def start(self) -> None:
-        """Deflate the large files the bundle folder holds now, in a background thread."""
-        if self._thread is None and not self._stop.is_set():
-            self._thread = threading.Thread(target=self._run, args=(str(self.staging),), name="akdiag-prepack",
-                                            daemon=True)
-            self._thread.start()
+        self._writer = sevenzip.Writer(self._handle, self.level)
 
     def _run(self, staging: str) -> None:
-        _folders, files = sevenzip.walk(staging, self.top)
+        try:
+            _folders, files = sevenzip.walk(staging, self.top)
+        except OSError:  # the folder gone (the run stopped): nothing to begin
+            return
         for path, name in files:
             if self._stop.is_set():
                 return
@@ -69,16 +85,18 @@ class Prepack:
                 return
             except OSError:  # gone, unreadable, a full disk: the last folder has it (or the error)
                 continue
+            except Exception:  # nothing of it is lost: finish() packs what the early part lacks
+                return
 
     def finish(self, staging: Path, top: str) -> Optional[Path]:
         """The whole archive of `staging` at self.path (not yet synced), or None when this
         early part cannot serve (already used, another name, the thread still busy)."""
-        if self._taken or top != self.top or Path(staging) != self.staging or self._stop.is_set():
+        usable = self._thread is not None and not self._taken and not self._stop.is_set()
+        if not usable or top != self.top or Path(staging) != self.staging:
             return None
-        if self._thread is not None:
-            self._thread.join(JOIN_SECONDS)
-            if self._thread.is_alive():
-                return None
+        self._thread.join(JOIN_SECONDS)
+        if self._thread.is_alive():
+            return None
         self._taken = True
         writer = self._writer
         writer.truncate(self._still_valid(str(staging)))
@@ -110,24 +128,22 @@ class Prepack:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        if self._thread is None or not self._thread.is_alive():  # else the thread still holds the handle
+        if self._handle is not None and not (self._thread and self._thread.is_alive()):  # else the thread has it
             try:
                 self._handle.close()
             except OSError:
                 pass
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def for_run(staging: Path, output_dir: Path, top: str, fmt: str, password: Optional[str],
             writer) -> Optional[Prepack]:
     """A Prepack of the bundle `writer` (collector.bundle.writer.BundleWriter) writes, for
     a plain 7z bundle; None for the other formats and an encrypted one (py7zr writes those,
-    the header encrypted), or when no partial file can be made in `output_dir`."""
+    the header encrypted)."""
     if fmt != "7z" or password:
         return None
     from collector.bundle.archive import DEFLATE_LEVEL
 
-    try:
-        return Prepack(staging, output_dir, top, DEFLATE_LEVEL, lambda: {r.path: r.sha256 for r in writer.files()})
-    except OSError:  # the output folder's problem shows, and is reported, when the bundle is packed
-        return None
+    return Prepack(staging, output_dir, top, DEFLATE_LEVEL, lambda: {r.path: r.sha256 for r in writer.files()})

@@ -125,10 +125,10 @@ class Writer:
         return folder
 
     def _deflate_file(self, path: str, name: str, compressor, folder: Folder, buffer, stop, digest) -> Entry:
-        view = memoryview(buffer)
         crc, size = 0, 0
         hashing = digest() if digest else None
-        with open(path, "rb") as source, view:
+        # every view released on the way out, an exception's too: the mapping can then close
+        with open(path, "rb") as source, memoryview(buffer) as view:
             info = os.fstat(source.fileno())
             while True:
                 if stop is not None and stop():
@@ -136,11 +136,11 @@ class Writer:
                 count = source.readinto(view)
                 if not count:
                     break
-                chunk = view[:count]
-                crc = zlib.crc32(chunk, crc)
-                if hashing is not None:
-                    hashing.update(chunk)
-                packed = compressor.compress(chunk)
+                with view[:count] as chunk:
+                    crc = zlib.crc32(chunk, crc)
+                    if hashing is not None:
+                        hashing.update(chunk)
+                    packed = compressor.compress(chunk)
                 self.handle.write(packed)
                 folder.packed += len(packed)
                 size += count
