@@ -204,6 +204,7 @@ def test_an_unchanged_bundle_keeps_its_early_folders(tmp_path):
     out.mkdir()
     writer = _writer_with_tails(staging)
     early = _early(staging, out, writer)
+    early._thread.join(30)  # done with both tails: finish() would stop it where it is
     writer.write_json("manifest.json", {"files": []})
     try:
         path = archive.pack(staging, out, "top", "7z", early=early)

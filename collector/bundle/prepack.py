@@ -1,8 +1,10 @@
 """The archive begun while the run still works: once the collectors are done, their large
 files (the log tails are most of a bundle's bytes) are deflated in a background thread,
 each into a 7z folder of its own, while the main thread analyses and renders the summary
-(zlib and file reads release the GIL: on two cores the two really overlap).  At packing
-time the rest goes into one more folder and the header is written: the archive is whole.
+(zlib and file reads release the GIL: on two cores the two really overlap).  The thread
+runs at the lowest CPU priority: on a busy host it takes only what the run leaves idle.
+At packing time it is stopped where it is, the rest goes into one more folder, deflated by
+the main thread, and the header is written: the archive is whole.
 
 A file is kept from the early part only if it is still as it was read (same inode, size,
 times) and the bundle writer's last record of it has the digest of the bytes deflated;
@@ -24,7 +26,8 @@ from collector import tempfiles
 from collector.bundle import sevenzip
 
 MIN_BYTES = 64 * 1024  # smaller files go into the last folder, solid with the others
-JOIN_SECONDS = 60.0  # the early part of a bundle that packs in well under a second
+JOIN_SECONDS = 10.0  # for the thread to see the stop: it looks between two 1 MiB chunks
+LOWEST_PRIORITY = 19  # the thread's nice value
 
 
 class Prepack:
@@ -43,13 +46,13 @@ class Prepack:
         self._writer: Optional[sevenzip.Writer] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._taken = False
+        self._taken = False  # finish() or discard() came: the early part serves no other archive
 
     def start(self) -> None:
         """Deflate the large files the bundle folder holds now, in a background thread.
         Without a partial file (the output folder's trouble shows when the bundle is packed)
         nothing is begun: the archive is then written whole at packing time."""
-        if self._thread is not None or self._stop.is_set():
+        if self._thread is not None or self._taken:
             return
         try:
             self._open()
@@ -71,6 +74,7 @@ class Prepack:
         self._writer = sevenzip.Writer(self._handle, self.level)
 
     def _run(self, staging: str) -> None:
+        _lowest_priority()
         try:
             _folders, files = sevenzip.walk(staging, self.top)
         except OSError:  # the folder gone (the run stopped): nothing to begin
@@ -90,14 +94,16 @@ class Prepack:
 
     def finish(self, staging: Path, top: str) -> Optional[Path]:
         """The whole archive of `staging` at self.path (not yet synced), or None when this
-        early part cannot serve (already used, another name, the thread still busy)."""
-        usable = self._thread is not None and not self._taken and not self._stop.is_set()
-        if not usable or top != self.top or Path(staging) != self.staging:
+        early part cannot serve (never begun, used already, another name).  The thread is
+        stopped where it is (the file it was deflating dropped): what it had not done yet
+        is packed here, at the run's own priority, not the thread's lowest one."""
+        if self._thread is None or self._taken or top != self.top or Path(staging) != self.staging:
             return None
+        self._taken = True
+        self._stop.set()
         self._thread.join(JOIN_SECONDS)
         if self._thread.is_alive():
             return None
-        self._taken = True
         writer = self._writer
         writer.truncate(self._still_valid(str(staging)))
         done = {entry.name for folder in writer.folders for entry in folder.entries}
@@ -125,6 +131,7 @@ class Prepack:
     def discard(self) -> None:
         """Stop the thread and remove the partial archive (linked under its final name by
         then, or never to be).  Idempotent; never fails."""
+        self._taken = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
@@ -135,6 +142,15 @@ class Prepack:
                 pass
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _lowest_priority() -> None:
+    """The calling thread at the lowest CPU priority (Linux keeps a nice value per thread):
+    it runs on a core the run leaves idle, and never slows the analysis on a busy host."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+    except (AttributeError, OSError):  # not Linux: the thread keeps the run's priority
+        pass
 
 
 def for_run(staging: Path, output_dir: Path, top: str, fmt: str, password: Optional[str],
