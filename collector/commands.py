@@ -29,9 +29,9 @@ def seconds_since_start() -> float:
         return 0.0
 
 
-# malloc arenas of a collect: a dozen collector threads, then the analysis and the summary
-# in the main thread, which could not reuse what the threads' own arenas kept (reference
-# host, peak RSS: 8 arenas 63-65 MB, 2 arenas 59-61 MB, 1 arena 58-60 MB)
+# malloc arenas of a collect: a dozen collector threads, then the analysis' and the
+# summary's own threads, each arena keeping what its threads freed, for no other thread to
+# reuse (reference host, peak RSS: glibc's default 63-65 MB, 2 arenas 59-61, 1 arena 58-60)
 COLLECT_ARENAS = 1
 
 
