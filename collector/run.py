@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Tuple
 
 from collector import TOOL_NAME, __version__, interrupt, tempfiles
 from collector.basedir import basedir_problem
-from collector.bundle import archive, schema
+from collector.bundle import archive, prepack, schema
 from collector.bundle.reader import BundleReader
 from collector.bundle.budget import BudgetTooSmall
 from collector.bundle.handoff import Handoff, case_bundle_name, place
@@ -201,10 +201,11 @@ def make_staging(output_dir: Path, name: str, basedir: Optional[Path] = None) ->
 
 
 def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_wall: float,
-                 deadline: Deadline, scrubber: Scrubber,
-                 writer: Optional[BundleWriter] = None) -> Tuple[List[CollectorOutcome], Optional[str]]:
+                 deadline: Deadline, scrubber: Scrubber, writer: Optional[BundleWriter] = None,
+                 after_collectors: Optional[Callable[[], None]] = None) -> Tuple[List[CollectorOutcome], Optional[str]]:
     """Fill `staging` with a complete bundle (everything but the archive step); with the
-    outcomes, why the run was cut short (None when it was not)."""
+    outcomes, why the run was cut short (None when it was not).  `after_collectors` runs
+    once the collectors' files are written (the archive's early part starts there)."""
     writer = writer or BundleWriter(staging, scrubber)
     steps = phase_deadlines(deadline, request.timeout)
     collectors_deadline = steps["collectors"]
@@ -222,6 +223,8 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
             "anyway, and each collector records what it could not read")
     outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
+    if after_collectors is not None:
+        after_collectors()
     request.socket_snapshot = sockets.summary()
     _write_redactions(writer, scrubber, request)  # provisional, so the report can show the counts
     writer.write_json(schema.MANIFEST, _manifest(request, outcomes, started_wall, writer))  # provisional, read by both
@@ -290,10 +293,13 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     name = case_bundle_name(request_hostname(request, scrubber), request.label, stamp, request.handoff.case_id)
     staging = make_staging(request.output_dir, name, request.basedir)
     writer: Optional[BundleWriter] = None
+    early = None
     try:
         log(f"{TOOL_NAME} {__version__}: BASEDIR {request.basedir} ({request.basedir_source})")
         writer = BundleWriter(staging, scrubber)
-        outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber, writer)
+        early = prepack.for_run(staging, request.output_dir, name, request.fmt, request.password, writer)
+        outcomes, cut = collect_into(staging, request, log, started_wall, deadline, scrubber, writer,
+                                     early.start if early is not None else None)
         writer.close()  # a collector still running (timed out) writes nothing into what is packed
         # what the printout says; `check` (not judged) judges the folder itself
         down = _processes_down(staging) if request.judged else None
@@ -302,7 +308,7 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
             progress(f"packing {request.fmt}" + (" (encrypted)" if request.password else ""))
         placed = place(staging, request.output_dir, name, request.fmt, request.password, request.handoff,
                                writer, lambda: _refresh(staging, writer, request, outcomes, started_wall, cut, log),
-                               progress)
+                               progress, early)
         path = placed.path
         mapping = None
         if request.keep_mapping and scrubber.pseudonymizer is not None:
@@ -316,6 +322,8 @@ def collect(request: CollectRequest, progress: Optional[Progress] = None) -> Col
     except OSError as exc:
         raise OutputError(f"cannot write the bundle into {request.output_dir}: {exc.strerror or exc}") from exc
     finally:
+        if early is not None:
+            early.discard()
         if writer is not None:
             writer.close()  # collector threads stop writing before the folder is removed
         archive.remove_tree(staging)  # gone already when a `dir` bundle was renamed into place

@@ -189,6 +189,8 @@ def test_bad_redact_pattern_is_a_usage_error(tmp_path):
 ALLOWED_WRITERS = {
     "collector/bundle/writer.py": "the one write point: scrubs every byte it stores",
     "collector/bundle/archive.py": "packs the finished, scrubbed folder; writes the mapping beside the bundle",
+    "collector/bundle/sevenzip.py": "writes the plain 7z archive of the scrubbed folder, for archive.py",
+    "collector/bundle/prepack.py": "begins that archive early, from files the bundle writer wrote and scrubbed",
     "collector/simulate/host.py": "builds the simulated host, never a bundle",
     "collector/state.py": "creates akdiag's own secret-digest key, outside BASEDIR and every bundle",
     "collector/history.py": "appends watch's samples (figures and finding ids, no log text) to its own ring "

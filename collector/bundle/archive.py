@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from collector import tempfiles
+from collector.bundle import sevenzip
 
 TAR_GZ_LEVEL = 6
 
@@ -45,28 +46,37 @@ def _candidates(output_dir: Path, name: str, fmt: str):
         yield final_path(output_dir, f"{name}-{number}", fmt)
 
 
-def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = None) -> Path:
+def pack(staging: Path, output_dir: Path, name: str, fmt: str, password: str = None, early=None) -> Path:
     """Pack `staging` (a finished bundle folder) and move it to its final name, never over
-    another file: a name already taken gets a suffix (-2, -3...); the real path is returned."""
+    another file: a name already taken gets a suffix (-2, -3...); the real path is returned.
+    `early` (collector.bundle.prepack.Prepack): a plain 7z archive begun while the run worked."""
     if fmt == "dir":
         os.chmod(staging, 0o700)
         return _place_folder(staging, output_dir, name)
-    fd, temp_name = tempfile.mkstemp(prefix=tempfiles.prefix("partial"), dir=str(output_dir))
-    os.close(fd)
-    temp = Path(temp_name)
+    temp = early.finish(staging, name) if early is not None and fmt == "7z" and not password else None
+    written = temp is not None
+    if not written:
+        fd, temp_name = tempfile.mkstemp(prefix=tempfiles.prefix("partial"), dir=str(output_dir))
+        os.close(fd)
+        temp = Path(temp_name)
     try:
-        os.chmod(temp, 0o600)
-        if fmt == "7z":
-            _write_7z(staging, temp, name, password)
-        elif fmt == "tar.gz":
-            _write_tar_gz(staging, temp, name)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
+        if not written:
+            os.chmod(temp, 0o600)
+            _write(staging, temp, name, fmt, password)
         with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
         return _place_file(temp, output_dir, name, fmt)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _write(staging: Path, temp: Path, name: str, fmt: str, password: Optional[str]) -> None:
+    if fmt == "7z":
+        _write_7z(staging, temp, name, password)
+    elif fmt == "tar.gz":
+        _write_tar_gz(staging, temp, name)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
 
 
 def _place_file(temp: Path, output_dir: Path, name: str, fmt: str,
@@ -155,24 +165,21 @@ def _use_leveled_deflate(py7zr) -> None:
 
 
 def _write_7z(staging: Path, temp: Path, name: str, password: str = None) -> None:
-    import py7zr  # here, not at the top: commands that write no archive do not pay its import
-
     # Chosen for speed on log text (figures in the README, measured on 22.7 MB of simulated
     # platform logs on one core): Deflate in 7z packs 58 MB/s to 24.0% of the size, where
     # LZMA2 preset 1 packs 11 MB/s to 23.6% and preset 0 28 MB/s to 24.2%.  Stock 7-Zip
     # reads Deflate; it does not read 7z with zstd.  At DEFLATE_LEVEL, not zlib's 6.
+    # A plain archive is written by akdiag's own writer, with a plain header (py7zr's
+    # import alone costs 12 MB and 0.14 s); an encrypted one by py7zr, its header
+    # (the names) encrypted.
+    if not password:
+        sevenzip.write_archive(str(staging), str(temp), name, DEFLATE_LEVEL)
+        return
+    import py7zr  # here, not at the top: only an encrypted bundle pays its import
+
     _use_leveled_deflate(py7zr)
-    filters = [{"id": py7zr.FILTER_DEFLATE}]
-    kwargs = {}
-    if password:
-        filters.append({"id": py7zr.FILTER_CRYPTO_AES256_SHA256})
-        kwargs = {"password": password, "header_encryption": True}
-    with py7zr.SevenZipFile(temp, "w", filters=filters, **kwargs) as archive:
-        if not password:
-            # A plain header: py7zr otherwise packs the file list with LZMA, whose encoder
-            # costs some 33 MB of memory for a few kB saved.  Stock 7-Zip reads either;
-            # an encrypted header (names hidden) is left as it is.
-            archive.set_encoded_header_mode(False)
+    filters = [{"id": py7zr.FILTER_DEFLATE}, {"id": py7zr.FILTER_CRYPTO_AES256_SHA256}]
+    with py7zr.SevenZipFile(temp, "w", filters=filters, password=password, header_encryption=True) as archive:
         archive.writeall(str(staging), arcname=name)
 
 

@@ -69,23 +69,24 @@ class Placed:
 
 def place(staging: Path, output_dir: Path, name: str, fmt: str, password: Optional[str], handoff: Handoff,
           writer=None, refresh: Optional[Callable[[], None]] = None,
-          progress: Optional[Callable[[str], None]] = None) -> Placed:
+          progress: Optional[Callable[[str], None]] = None, early=None) -> Placed:
     """Pack `staging` and put it in `output_dir`: one archive, or its volumes with --split;
     with --max-size, log tails trimmed through `writer` until the archive fits (`refresh`
     rewrites the manifest and summary after each trim); a .sha256 file beside it whenever
-    a hand-off option is in force.  Nothing lands in `output_dir` unless it all fits."""
+    a hand-off option is in force.  Nothing lands in `output_dir` unless it all fits.
+    `early`: the archive begun while the run worked (collector.bundle.prepack), or None."""
     from collector import tempfiles
     from collector.bundle import archive, budget, split
 
     if fmt == "dir" or not handoff.active:
-        path = archive.pack(staging, output_dir, name, fmt, password)
+        path = archive.pack(staging, output_dir, name, fmt, password, early)
         return Placed(path, archive.size_of(path), [path], None)
     private = tempfiles.make_folder("partial", str(output_dir))
     try:
         def pack_once() -> Path:
             for old in private.iterdir():
                 old.unlink()
-            return archive.pack(staging, private, name, fmt, password)
+            return archive.pack(staging, private, name, fmt, password, early)  # `early` serves once at most
 
         if handoff.max_size:
             with writer.reopened():  # the runner's own trims and rewrites; the collectors' writers stay closed
