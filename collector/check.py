@@ -35,6 +35,8 @@ SEVERITY_WORDS = {"critical": "CRITICAL", "warning": "WARNING", "info": "info"}
 
 @dataclass
 class CheckResult:
+    """The verdict of one check: its exit code, findings and why it could not check."""
+
     code: int
     findings: List[dict] = field(default_factory=list)
     reasons: List[str] = field(default_factory=list)  # why the check could not be made

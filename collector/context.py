@@ -54,6 +54,8 @@ class Deadline:
 
 @dataclass(frozen=True)
 class CollectOptions:
+    """What a run collects and how much: log bounds, the CPU window, time limits, the collectors."""
+
     log_lines: int = 5000
     log_bytes: int = 2 * 1024 * 1024
     log_total_bytes: int = 100 * 1024 * 1024
@@ -215,6 +217,8 @@ class ProcessSnapshot:
 
 @dataclass
 class Context:
+    """What one collector is given: the platform, its deadline, its writer, the run's snapshots."""
+
     basedir: Path
     basedir_source: str
     catalog: "Catalog"

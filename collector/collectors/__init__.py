@@ -18,6 +18,8 @@ from collector.context import Context
 
 @dataclass(frozen=True)
 class CollectorSpec:
+    """One collector: its name, its function, its bundle file, its time limit."""
+
     name: str
     run: Callable[[Context], dict]
     output: str  # the bundle file the returned data is written to
