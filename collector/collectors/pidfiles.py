@@ -10,8 +10,9 @@ leaving BASEDIR is refused, and each file is read relative to BASEDIR the same w
 from __future__ import annotations
 
 import os
+from typing import Dict, Optional
 
-from collector import live
+from collector import live, proctable
 from collector.context import Context
 from collector.safeopen import SafeRoot, describe_error, escaped_name
 
@@ -36,15 +37,28 @@ def collect(ctx: Context) -> dict:
         return result
     result["exists"] = True
     known = {spec.pidfile_name: spec for spec in ctx.catalog.processes}
+    table = _process_table(ctx)
     for name in names:
         ctx.deadline.check()
         spec = known.get(name)
         title = spec.title if spec else _title_from_name(name)
-        record = live.pidfile_state(folder / name, title, ctx.basedir)
+        record = live.pidfile_state(folder / name, title, ctx.basedir, table)
         record.update(name=escaped_name(name), path=escaped_name(record["path"]), catalog=spec is not None,
                       detail=record["detail"] and escaped_name(record["detail"]))
         result["files"].append(record)
     return result
+
+
+def _process_table(ctx: Context) -> Optional[Dict[int, dict]]:
+    """The run's one read of /proc, when the processes collector makes it anyway; None
+    without it (each PID is then looked at on its own: cheaper than reading every
+    process of a busy host for a few PID files) or when it failed."""
+    if ctx.options.only is not None and "processes" not in ctx.options.only:
+        return None
+    try:
+        return ctx.processes.table()
+    except proctable.ProcUnreadable:
+        return None
 
 
 def _title_from_name(name: str):
