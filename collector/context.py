@@ -207,6 +207,17 @@ class ProcessSnapshot:
             assert self._table is not None
             return self._table
 
+    def table_if_read(self, wait: float) -> Optional[Dict[int, dict]]:
+        """The table if another collector has read it, or is reading it and is done within
+        `wait` seconds; else None (this never reads /proc itself: for a few PIDs, reading
+        each costs less than every process of a busy host)."""
+        if not self._lock.acquire(timeout=wait):
+            return None
+        try:
+            return self._table
+        finally:
+            self._lock.release()
+
     def pids_by_name(self) -> Dict[str, List[int]]:
         """The PIDs by command name (/proc/PID/comm, as the table's `name`)."""
         found: Dict[str, List[int]] = {}

@@ -10,13 +10,13 @@ leaving BASEDIR is refused, and each file is read relative to BASEDIR the same w
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
 
-from collector import live, proctable
+from collector import live
 from collector.context import Context
 from collector.safeopen import SafeRoot, describe_error, escaped_name
 
 MAX_FILES = 2000
+TABLE_WAIT_SECONDS = 0.5  # for the processes collector's read of /proc, under way (a busy host's takes longer)
 
 
 def collect(ctx: Context) -> dict:
@@ -37,7 +37,7 @@ def collect(ctx: Context) -> dict:
         return result
     result["exists"] = True
     known = {spec.pidfile_name: spec for spec in ctx.catalog.processes}
-    table = _process_table(ctx)
+    table = ctx.processes.table_if_read(TABLE_WAIT_SECONDS)  # the processes collector's, when it runs
     for name in names:
         ctx.deadline.check()
         spec = known.get(name)
@@ -47,18 +47,6 @@ def collect(ctx: Context) -> dict:
                       detail=record["detail"] and escaped_name(record["detail"]))
         result["files"].append(record)
     return result
-
-
-def _process_table(ctx: Context) -> Optional[Dict[int, dict]]:
-    """The run's one read of /proc, when the processes collector makes it anyway; None
-    without it (each PID is then looked at on its own: cheaper than reading every
-    process of a busy host for a few PID files) or when it failed."""
-    if ctx.options.only is not None and "processes" not in ctx.options.only:
-        return None
-    try:
-        return ctx.processes.table()
-    except proctable.ProcUnreadable:
-        return None
 
 
 def _title_from_name(name: str):
