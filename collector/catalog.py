@@ -25,6 +25,8 @@ class CatalogError(Exception):
 
 @dataclass(frozen=True)
 class ProcessSpec:
+    """One platform process the catalog expects: its title, port and PID file."""
+
     binary: str
     title: str
     port: Optional[int] = None
@@ -41,6 +43,8 @@ class ProcessSpec:
 
 @dataclass(frozen=True)
 class ComponentSpec:
+    """One datastore or service the platform uses, where the catalog says it is."""
+
     name: str
     kind: str
     host: Optional[str] = None
@@ -54,6 +58,8 @@ class ComponentSpec:
 
 @dataclass(frozen=True)
 class Catalog:
+    """The platform's processes, components, thresholds and redaction patterns."""
+
     processes: Tuple[ProcessSpec, ...]
     components: Tuple[ComponentSpec, ...]
     thresholds: Dict[str, Any] = field(default_factory=dict)

@@ -54,6 +54,8 @@ class Deadline:
 
 @dataclass(frozen=True)
 class CollectOptions:
+    """What a run collects and how much: log bounds, the CPU window, time limits, the collectors."""
+
     log_lines: int = 5000
     log_bytes: int = 2 * 1024 * 1024
     log_total_bytes: int = 100 * 1024 * 1024
@@ -205,6 +207,17 @@ class ProcessSnapshot:
             assert self._table is not None
             return self._table
 
+    def table_if_read(self, wait: float) -> Optional[Dict[int, dict]]:
+        """The table if another collector has read it, or is reading it and is done within
+        `wait` seconds; else None (this never reads /proc itself: for a few PIDs, reading
+        each costs less than every process of a busy host)."""
+        if not self._lock.acquire(timeout=wait):
+            return None
+        try:
+            return self._table
+        finally:
+            self._lock.release()
+
     def pids_by_name(self) -> Dict[str, List[int]]:
         """The PIDs by command name (/proc/PID/comm, as the table's `name`)."""
         found: Dict[str, List[int]] = {}
@@ -215,6 +228,8 @@ class ProcessSnapshot:
 
 @dataclass
 class Context:
+    """What one collector is given: the platform, its deadline, its writer, the run's snapshots."""
+
     basedir: Path
     basedir_source: str
     catalog: "Catalog"

@@ -95,10 +95,12 @@ def process_name(pid: int) -> Optional[str]:
         return None
 
 
-def pidfile_state(path: Path, expected_title: Optional[str], basedir: Optional[Path] = None) -> dict:
+def pidfile_state(path: Path, expected_title: Optional[str], basedir: Optional[Path] = None,
+                  table: Optional[Dict[int, dict]] = None) -> dict:
     """State of one PID file: ok, missing, unreadable, invalid, stale or reused.  With
     `basedir`, the file is opened from BASEDIR folder by folder (collector.safeopen):
-    links that leave BASEDIR are refused."""
+    links that leave BASEDIR are refused.  With `table` (the run's read of /proc,
+    context.ProcessSnapshot), a PID in it is judged by its row, not read again."""
     record = {"path": str(path), "state": None, "pid": None, "detail": None, "owner_name": None}
     try:
         raw, too_long = _read_pidfile(Path(path), basedir)
@@ -117,14 +119,20 @@ def pidfile_state(path: Path, expected_title: Optional[str], basedir: Optional[P
         return record
     pid = int(text)
     record["pid"] = pid
+    row = table.get(pid) if table else None
     try:
-        proc = psutil.Process(pid)
+        if row is not None and row.get("cmdline") is not None and row.get("name") is not None:
+            status, cmdline, comm = row.get("status"), row["cmdline"], row["name"]
+        else:
+            proc = psutil.Process(pid)
+            status, cmdline, comm = proc.status(), None, None
         # a zombie has exited: stale, whatever its (kept) name; psutil before 5.9.1 or so
         # still gives a zombie's name and an empty command line instead of raising
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        if status == psutil.STATUS_ZOMBIE:
             raise psutil.ZombieProcess(pid)
-        cmdline = proc.cmdline()
-        comm = proc.name()
+        if cmdline is None:
+            cmdline = proc.cmdline()
+            comm = proc.name()
     except psutil.NoSuchProcess:
         record.update(state="stale", detail=f"no process {pid}")
         return record

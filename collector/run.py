@@ -20,7 +20,7 @@ from collector.bundle.budget import BudgetTooSmall
 from collector.bundle.handoff import Handoff, case_bundle_name, place
 from collector.bundle.writer import BundleWriter, BundleWriteError, file_records_as_dicts, json_bytes
 from collector.catalog import Catalog
-from collector.collectors import CollectorSpec, registry
+from collector.collectors import CollectorSpec, load, registry
 from collector.context import CollectOptions, Context, Deadline, ProcessSnapshot, SocketSnapshot
 from collector.live import iso_utc, path_inside
 from collector.redact import DEFAULT_PII_KINDS, Scrubber
@@ -174,7 +174,7 @@ def _log_ended(outcome: CollectorOutcome, log: ToolLog) -> None:
 
 def _selected(options: CollectOptions) -> List[CollectorSpec]:
     specs = list(registry().values())
-    return [s for s in specs if (options.only is None or s.name in options.only)]
+    return load(s for s in specs if (options.only is None or s.name in options.only))  # imported here, not in threads
 
 
 def _skipped(options: CollectOptions) -> List[CollectorOutcome]:

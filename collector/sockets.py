@@ -48,6 +48,8 @@ class Listener:
 
 @dataclass
 class Tables:
+    """What one read of the kernel's socket tables keeps: states by inode, counts, listeners."""
+
     state_by_inode: Dict[int, int] = field(default_factory=dict)  # the TCP state, UDP_CODE for UDP
     tcp_counts: List[int] = field(default_factory=lambda: [0] * 16)  # sockets by TCP state
     listeners: List[Listener] = field(default_factory=list)
@@ -270,6 +272,8 @@ def _socket_inodes_named(pid: int, names: List[str]) -> List[int]:
 
 @dataclass
 class Owners:
+    """The processes found holding the wanted sockets, and how far the look got."""
+
     owners: Dict[int, int] = field(default_factory=dict)  # {inode: pid}
     hidden: int = 0  # processes whose descriptors could not be read
     links: int = 0  # descriptor links read

@@ -172,9 +172,41 @@ def test_a_kmsg_records_escapes():
     assert kernelmsg.parse_kmsg_record(b"6,8,100,-;caf\\xc3\\xa9\n")[2] == "caf\u00e9"  # UTF-8 comes back
 
 
-@pytest.mark.parametrize("record", [b"", b"no header here\n", b"6,1;x\n", b"x,1,2,-;text\n"])
+@pytest.mark.parametrize("record", [b"", b"no header here\n", b"6,1;x\n", b"x,1,2,-;text\n", b"6,1,2;x\n",
+                                    b"6,1,2,-\n", b"6, 1,2,-;x\n", b"6,1,\xd9\xa3,-;x\n", b"6,,2,-;x\n"])
 def test_records_of_another_shape(record):
     assert kernelmsg.parse_kmsg_record(record) is None
+
+
+def test_a_record_header_as_the_kernel_documents_it():
+    """/dev/kmsg's "prio,seq,usec,flags[,more];text": what follows the flags, even
+    empty, up to the first ';', is the header's (Documentation/ABI/testing/dev-kmsg)."""
+    assert kernelmsg.parse_kmsg_record(b"6,1,2,;a;b\n") == (1, 2, "a;b")
+    assert kernelmsg.parse_kmsg_record(b"6,1,2,-,caller=T1,x=y;text") == (1, 2, "text")
+    assert kernelmsg.parse_kmsg_record(b"30,18446744073709551615,5,c;\n more") == (18446744073709551615, 5, "")
+
+
+@pytest.mark.parametrize("timestamp", [0.0, 1.5, 1796094764.123456, 1796094764.9999995, 1796094764.0000005,
+                                       1796094764.4999995, 1796094764.9999999, 4102444799.999999, -0.5, -1.0000005])
+def test_precise_times_as_datetime_writes_them(timestamp):
+    assert kernelmsg.iso_utc_precise(timestamp) == _datetime_iso(timestamp)
+
+
+def test_precise_times_of_many_moments_as_datetime_writes_them():
+    import random
+
+    draw = random.Random(14)
+    moments = [draw.uniform(0, 4.2e9) for _ in range(20000)]
+    moments += [draw.randrange(0, 4 * 10 ** 9) + draw.choice([0.5, 0.9999995, 0.0000005, 0.4999995, 0.25])
+                for _ in range(20000)]
+    assert [kernelmsg.iso_utc_precise(m) for m in moments] == [_datetime_iso(m) for m in moments]
+    assert kernelmsg.iso_utc_precise(None) is None
+
+
+def _datetime_iso(timestamp: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @pytest.mark.parametrize("line, expected", [

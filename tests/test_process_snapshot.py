@@ -102,3 +102,33 @@ def test_readers_in_threads_share_the_one_read():
     me = seen[0][os.getpid()]
     assert me["cmdline"] == psutil.Process().cmdline()
     assert abs(me["create_time"] - psutil.Process().create_time()) < 1.0
+
+
+def test_a_table_not_read_is_not_read_for_who_only_would_use_it():
+    """table_if_read (the pidfiles collector's): None at once when nobody reads /proc, the
+    table once another has read it, and never a read of its own."""
+    snapshot = ProcessSnapshot()
+    assert snapshot.table_if_read(0.2) is None and snapshot.reads == 0
+    table = snapshot.table()
+    assert snapshot.table_if_read(0.0) is table and snapshot.reads == 1
+
+
+def test_a_read_under_way_is_waited_for_within_the_bound():
+    snapshot = ProcessSnapshot()
+    reading, looked = threading.Event(), threading.Event()
+    real_read = snapshot.cmdlines.read
+
+    def slow_read(pid):  # the first reader holds the table's lock until the look below (a busy host's /proc)
+        reading.set()
+        looked.wait(10)
+        return real_read(pid)
+
+    snapshot.cmdlines.read = slow_read
+    reader = threading.Thread(target=snapshot.table)
+    reader.start()
+    assert reading.wait(10)
+    assert snapshot.table_if_read(0.0) is None  # under way, not waited for
+    looked.set()
+    found = snapshot.table_if_read(60.0)
+    reader.join(30)
+    assert found is not None and os.getpid() in found and snapshot.reads == 1

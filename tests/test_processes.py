@@ -183,3 +183,36 @@ def test_a_pidfile_naming_a_process_gone_for_good_stays_plainly_stale(host, tmp_
     _reader, procs = _collect(host, tmp_path)
     assert procs["procpush"]["pidfile"]["state"] == "stale"
     assert "zombie" not in procs["procpush"]["pidfile"] and procs["procpush"]["zombies"] == []
+
+
+def test_a_pidfile_is_judged_alike_from_the_runs_process_table_and_from_proc(host, tmp_path):
+    """live.pidfile_state given the run's read of /proc (as the collectors give it) says
+    what it says reading each PID on its own: ok, reused, stale, a zombie, invalid, missing."""
+    from collector import live, proctable
+    from collector.cmdline import CmdlineReader
+
+    host.start(["api"])
+    foreign = host.start_foreign(port=0, title="postgres")
+    parent, zombie = unreaped_child(host.basedir, "proctask", "procpush")
+    try:
+        pids = host.basedir / "pids"
+        host.write_pidfile("procpush", str(zombie))
+        (pids / "foreign.pid").write_text(f"{foreign.pid}\n")
+        (pids / "gone.pid").write_text(f"{host.dead_pid()}\n")
+        (pids / "bad.pid").write_text("12ab\n")
+        table = proctable.read_table()
+        reader = CmdlineReader()
+        for pid, row in table.items():
+            row["cmdline"] = reader.read(pid)
+        cases = [("api.pid", "AK:api", "ok"), ("procpush.pid", "AK:procpush", "stale"),
+                 ("foreign.pid", "AK:api", "reused"), ("gone.pid", "AK:api", "stale"),
+                 ("bad.pid", "AK:api", "invalid"), ("none.pid", "AK:api", "missing")]
+        for name, title, state in cases:
+            alone = live.pidfile_state(pids / name, title, host.basedir)
+            shared = live.pidfile_state(pids / name, title, host.basedir, table)
+            assert shared == alone and alone["state"] == state, (name, alone, shared)
+        api = host.processes["api"].pid
+        told = {**table, api: dict(table[api], status=psutil.STATUS_ZOMBIE)}  # the row is what is read
+        assert live.pidfile_state(pids / "api.pid", "AK:api", host.basedir, told)["state"] == "stale"
+    finally:
+        parent.stop()

@@ -35,6 +35,7 @@ DEFAULT_HOURS = 24
 MAX_BYTES = 4 * 1024 * 1024  # of messages.txt: the newest are kept
 MAX_EVENTS = 2000  # the newest are kept
 KMSG_RECORD_MAX = 16 * 1024  # a read shorter than a record fails with EINVAL; records are < 8 KiB
+DEADLINE_EVERY = 64  # records read between two looks at the deadline (microseconds apart)
 COMMAND_TIMEOUT = 10.0
 
 Message = Tuple[float, str]  # (Unix time, text)
@@ -83,9 +84,12 @@ def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str]
     except OSError as exc:
         raise Unreadable(_open_error(path, exc)) from exc
     newest = _Newest(cap)
+    parse = kernelmsg.parse_kmsg_record
     try:
         os.lseek(fd, 0, os.SEEK_SET)  # the oldest record the kernel still holds
-        while not deadline.expired():
+        reads = 0
+        while reads % DEADLINE_EVERY or not deadline.expired():  # not a clock read per record
+            reads += 1
             try:
                 record = os.read(fd, KMSG_RECORD_MAX)
             except BlockingIOError:
@@ -96,9 +100,11 @@ def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str]
                 raise Unreadable(f"{path}: {exc.strerror or exc}") from exc
             if not record:
                 break
-            parsed = kernelmsg.parse_kmsg_record(record)
-            if parsed is not None and boot + parsed[1] / 1e6 >= since:
-                newest.add(boot + parsed[1] / 1e6, parsed[2], len(record))  # the record's bytes: about the text's
+            parsed = parse(record)
+            if parsed is not None:
+                moment = boot + parsed[1] / 1e6
+                if moment >= since:
+                    newest.add(moment, parsed[2], len(record))  # the record's bytes: about the text's
     finally:
         os.close(fd)
     return newest

@@ -16,6 +16,7 @@ from collector.context import Context
 from collector.safeopen import SafeRoot, describe_error, escaped_name
 
 MAX_FILES = 2000
+TABLE_WAIT_SECONDS = 0.5  # for the processes collector's read of /proc, under way (a busy host's takes longer)
 
 
 def collect(ctx: Context) -> dict:
@@ -36,11 +37,12 @@ def collect(ctx: Context) -> dict:
         return result
     result["exists"] = True
     known = {spec.pidfile_name: spec for spec in ctx.catalog.processes}
+    table = ctx.processes.table_if_read(TABLE_WAIT_SECONDS)  # the processes collector's, when it runs
     for name in names:
         ctx.deadline.check()
         spec = known.get(name)
         title = spec.title if spec else _title_from_name(name)
-        record = live.pidfile_state(folder / name, title, ctx.basedir)
+        record = live.pidfile_state(folder / name, title, ctx.basedir, table)
         record.update(name=escaped_name(name), path=escaped_name(record["path"]), catalog=spec is not None,
                       detail=record["detail"] and escaped_name(record["detail"]))
         result["files"].append(record)

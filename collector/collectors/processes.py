@@ -154,7 +154,7 @@ def zombie_note(zombies: List[dict]) -> str:
 
 def _pidfile(spec: ProcessSpec, basedir: Path, table: Dict[int, dict]) -> dict:
     """The PID file's state; a "stale" file naming a zombie says so."""
-    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title, basedir)
+    pidfile = live.pidfile_state(basedir / "pids" / spec.pidfile_name, spec.title, basedir, table)
     pid = pidfile.get("pid")
     if pidfile.get("state") == "stale" and _is_zombie(table.get(pid)):
         zombie = zombie_record(table, pid)

@@ -4,6 +4,8 @@ never in the URL)."""
 
 from __future__ import annotations
 
+from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
+
 from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get
 from collector.plain import one_line
 

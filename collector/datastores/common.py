@@ -9,7 +9,6 @@ could carry a password.
 from __future__ import annotations
 
 import errno
-import http.client
 import socket
 import threading
 import time
@@ -321,6 +320,8 @@ def mask_argv(argv: List[str]) -> List[str]:
 
 @dataclass
 class HttpReply:
+    """One HTTP reply: status, reason, body (cut at its limit), time taken, headers."""
+
     status: int
     reason: str
     body: bytes
@@ -345,6 +346,8 @@ def http_get(host: str, port: int, path: str, deadline: Deadline, nominal: float
     environment (these are the host's own services), no redirects followed, every
     socket operation bounded by what is left of `deadline`, the body cut at `limit`.
     `label` names the request in messages (default: GET path)."""
+    import http.client  # here, not at the top: a check with no HTTP endpoint up never loads it (email, ssl)
+
     where = _address(host, port)
     label = label or f"GET {path}"
     started = time.monotonic()

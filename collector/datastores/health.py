@@ -6,6 +6,7 @@ with details.not_ready {handler, url, status_code, failed}."""
 
 from __future__ import annotations
 
+from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
 import json
 from typing import Any, List, Optional
 

@@ -8,6 +8,7 @@ null, never 0."""
 from __future__ import annotations
 
 import base64
+from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
 import json
 import socket
 import time
