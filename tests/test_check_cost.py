@@ -61,7 +61,7 @@ def test_a_deferred_collector_runs_its_modules_collect(tmp_path):
 
 
 def test_a_check_loads_neither_the_collectors_it_skips_nor_an_http_client_nobody_answers(tmp_path):
-    """A BASEDIR with nothing in it, no server listening (ptest's network namespace): the
+    """A BASEDIR with nothing in it, no server listening (the tests' own network namespace): the
     check runs its quick collectors and judges; logs, services, history and http.client
     stay unloaded."""
     basedir = tmp_path / "akd"
