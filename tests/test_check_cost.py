@@ -61,26 +61,38 @@ def test_a_deferred_collector_runs_its_modules_collect(tmp_path):
 
 
 def test_a_check_loads_neither_the_collectors_it_skips_nor_an_http_client_nobody_answers(tmp_path):
-    """A BASEDIR with nothing in it, no server listening (ptest's network namespace): the
-    check runs its quick collectors and judges; logs, services, history and http.client
-    stay unloaded."""
+    """A BASEDIR with nothing in it: the check runs its quick collectors and judges; logs,
+    services and history stay unloaded, and http.client is loaded only if one of the HTTP
+    endpoints it asks (the catalog's defaults) accepts a connection (none does in the tests'
+    own network namespace)."""
     basedir = tmp_path / "akd"
     basedir.mkdir()
     found = _modules_after(
-        "import json, sys\n"
+        "import json, socket, sys\n"
         "from pathlib import Path\n"
         "from collector.catalog import load_catalog\n"
         "from collector.check import check_host\n"
-        f"result = check_host(Path({str(basedir)!r}), 'test', load_catalog(None), timeout=20.0,\n"
-        "                    datastore_timeout=0.5)\n"
+        f"basedir = Path({str(basedir)!r})\n"
+        "catalog = load_catalog(None)\n"
+        "result = check_host(basedir, 'test', catalog, timeout=20.0, datastore_timeout=0.5)\n"
         "names = [n for n in sys.modules if n.startswith('collector.collectors.') or n == 'http.client']\n"
+        "from collector.datastores.endpoints import resolve_endpoints\n"
+        "def answers(ep):\n"
+        "    try:\n"
+        "        socket.create_connection((ep.host, ep.port), timeout=0.5).close()\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    return True\n"
+        "http = [ep for ep in resolve_endpoints(basedir, catalog)[0] if ep.kind == 'http' and ep.port]\n"
         "print(json.dumps({'code': result.code, 'ran': sorted(a['name'] for a in result.analyzers),\n"
-        "                  'loaded': sorted(names)}))\n")
+        "                  'loaded': sorted(names), 'http_endpoints': len(http),\n"
+        "                  'http_answering': sum(answers(ep) for ep in http)}))\n")
     assert found["code"] in (0, 1, 2, 3) and "processes" in found["ran"]
     loaded = set(found["loaded"])
     assert {f"collector.collectors.{name}" for name in QUICK} <= loaded
     assert not loaded & set(NOT_FOR_CHECK), loaded
-    assert "http.client" not in loaded
+    assert found["http_endpoints"] > 0
+    assert ("http.client" in loaded) == (found["http_answering"] > 0), found
 
 
 def test_the_median_interval_is_statistics_median():
