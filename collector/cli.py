@@ -197,7 +197,7 @@ def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, l
     a cluster over SSH into one cluster archive."""
     from collector.basedir import resolve_basedir
     from collector.commands import run_collect, seconds_since_start
-    from collector.password import bundle_password
+    from collector.password import password_for_archive
     from collector.run import CollectRequest
 
     catalog = load_catalog_or_exit(catalog_file)
@@ -213,7 +213,8 @@ def collect(basedir, output_dir, label, fmt, only, skip, log_lines, log_bytes, l
         usage_error("--parallel, --host-timeout, --ssh-config, --ssh-option, --akdiag-file and --keep-remote-copy "
                     "need --hosts or --host")
     handoff = checked_handoff(case_id, max_size, split_size, fmt, bool(hosts_file or host_options), dry_run)
-    password = bundle_password(password_file, confirm=True) if encrypt and not dry_run else None
+    # a dry run reads no password; a password file without --encrypt is refused even there
+    password = None if dry_run and encrypt else password_for_archive(encrypt, password_file)
     if hosts_file or host_options:
         from collector.cluster.command import cluster_collect
 

@@ -101,7 +101,7 @@ def pack_command(folder, output_dir, fmt, encrypt, password_file, split_size, ca
       3  the archive could not be written
     """
     from collector.pack import ReviewError, pack_reviewed
-    from collector.password import bundle_password
+    from collector.password import password_for_archive
     from collector.run import OutputError
 
     if encrypt and fmt != "7z":
@@ -109,7 +109,7 @@ def pack_command(folder, output_dir, fmt, encrypt, password_file, split_size, ca
     checked_split(split_size, fmt)
     catalog = load_catalog_or_exit(catalog_file)
     patterns = valid_patterns(redact_patterns)
-    password = bundle_password(password_file, confirm=True) if encrypt else None
+    password = password_for_archive(encrypt, password_file)
     target = Path(output_dir) if output_dir else Path(folder).resolve().parent
     try:
         done = pack_reviewed(Path(folder), target, fmt, password, patterns, tuple(catalog.redact), split_size)

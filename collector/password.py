@@ -36,6 +36,16 @@ def bundle_password(password_file: Optional[str], confirm: bool) -> str:
     return click.prompt("Archive password", hide_input=True, confirmation_prompt=confirm)
 
 
+def password_for_archive(encrypt: bool, password_file: Optional[str]) -> Optional[str]:
+    """The password of an archive to write: None without --encrypt.  A password file
+    given without --encrypt is refused: the administrator meant an encrypted bundle, and
+    would otherwise get a plain one."""
+    if password_file and not encrypt:
+        usage_error(f"--password-file {password_file} is given without --encrypt: the archive would not be "
+                    "encrypted; add --encrypt (or leave --password-file out for a plain archive)")
+    return bundle_password(password_file, confirm=True) if encrypt else None
+
+
 def asking_password(action: Callable[[Optional[str]], T], password_file: Optional[str]) -> T:
     """`action(password)`; with --password-file the password is read first, else asked
     for only when the bundle turns out to be encrypted."""

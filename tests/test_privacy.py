@@ -170,6 +170,21 @@ def test_encrypt_takes_the_password_from_the_environment_never_an_argument(plant
     assert refused.returncode == 2 and "No such option" in refused.stderr
 
 
+@pytest.mark.parametrize("command", [["collect"], ["collect", "--dry-run"], ["pack"]])
+def test_a_password_file_without_encrypt_is_refused_not_ignored(command, tmp_path):
+    """An administrator who gives a password file means an encrypted bundle: writing a
+    plain one instead would hand support (or a mail server) every file in the clear."""
+    password_file = tmp_path / "pw"
+    password_file.write_text("correct horse battery staple\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    target = ["--basedir", str(tmp_path)] if command[0] == "collect" else [str(tmp_path)]
+    done = akdiag(*command, *target, "--output", str(out), "--password-file", str(password_file))
+    assert done.returncode == 2, done.stderr
+    assert "--password-file" in done.stderr and "--encrypt" in done.stderr and "not be encrypted" in done.stderr
+    assert list(out.iterdir()) == []
+
+
 def test_encrypt_without_a_password_source_is_a_clear_error(tmp_path):
     done = akdiag("collect", "--basedir", str(tmp_path), "--output", str(tmp_path), "--encrypt",
                   env={"AKDIAG_PASSWORD": ""})
