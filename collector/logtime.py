@@ -25,18 +25,15 @@ import time
 from datetime import datetime
 from typing import NamedTuple, Optional, Tuple
 
+from collector.logstamp import other_stamp
+
 LINE_PREFIX = 100  # a line's timestamp is looked for in its first bytes only
 PROBE_BYTES = 16 * 1024  # read at each probe offset
 MAX_PROBE_SCAN = 1024 * 1024  # past this many bytes without a timestamp, a probe gives up
 _SINCE_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.I)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_MONTHS = {name: n for n, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 
 _ISO = re.compile(rb"(\d{4})[-/.](\d\d)[-/.](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d:?\d\d)?")
-_REDIS = re.compile(rb"\b(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
-_GLOG = re.compile(rb"^[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
-_SYSLOG = re.compile(rb"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)")
 
 
 class BadSince(ValueError):
@@ -111,22 +108,14 @@ def line_time(line: bytes, reference: Optional[float] = None) -> Optional[float]
     if match:
         y, mo, d, hh, mi, ss, frac, zone = match.groups()
         return _epoch(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac, zone)
+    stamp = other_stamp(head)
+    if stamp is None:
+        return None
+    if stamp.year is not None:
+        return _epoch(stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second, stamp.fraction,
+                      None)
     reference = time.time() if reference is None else reference
-    match = _GLOG.match(head)
-    if match:
-        y, mo, d, hh, mi, ss, frac = match.groups()
-        if y:
-            return _epoch(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac, None)
-        return _with_year(int(mo), int(d), int(hh), int(mi), int(ss), frac, reference)
-    match = _REDIS.search(head)
-    if match and match.group(2).lower().decode() in _MONTHS:
-        d, mon, y, hh, mi, ss, frac = match.groups()
-        return _epoch(int(y), _MONTHS[mon.lower().decode()], int(d), int(hh), int(mi), int(ss), frac, None)
-    match = _SYSLOG.match(head)
-    if match and match.group(1).lower().decode() in _MONTHS:
-        mon, d, hh, mi, ss = match.groups()
-        return _with_year(_MONTHS[mon.lower().decode()], int(d), int(hh), int(mi), int(ss), None, reference)
-    return None
+    return _with_year(stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second, stamp.fraction, reference)
 
 
 def first_and_last_time(data: bytes, reference: Optional[float] = None,

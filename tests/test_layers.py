@@ -132,7 +132,7 @@ LAYERS = (
                      "collector.decoding", "collector.tempfiles", "collector.trust", "collector.interrupt",
                      "collector.plain", "collector.live", "collector.yamlfile", "collector.userpattern",
                      "collector.state", "collector.cmdline", "collector.basedir", "collector.pseudonym_key",
-                     "collector.pii_kinds", "collector.weaksecrets", "collector.logtime", "collector.logindex",
+                     "collector.pii_kinds", "collector.weaksecrets", "collector.logstamp", "collector.logtime", "collector.logindex",
                      "collector.units", "collector.texttable", "collector.sockets", "collector.proctable",
                      "collector.heap")),
     ("collection", ("collector.catalog", "collector.redact", "collector.bundle", "collector.context",

@@ -80,6 +80,20 @@ def test_log_formats_and_zones_are_read_in_utc_and_merged_in_order(tmp_path):
     assert timeline["clock"] == {"name": "Europe/Moscow", "utc_offset_seconds": 10800, "rules": "zone database"}
 
 
+def test_redis_and_syslog_stamps_are_read_in_the_host_zone_as_the_collection_reads_them(tmp_path):
+    reader = make_bundle(tmp_path / "b", zone=MOSCOW, logs={
+        "redis/redis-server.log": ["1234:M 29 Nov 2026 10:30:00.125 # ERROR accepting a client: too many open files"],
+        "syslog/akd.log": ["Nov 29 10:35:00 app1 akd[99]: ERROR cannot reach mongodb",
+                           "Dec 30 23:00:00 app1 akd[99]: ERROR a line from last December"],  # > a day ahead
+    })
+    timeline = build_timeline(reader)
+    times = {(e["file"], e["line"]): e["time"] for e in timeline["events"]}
+    assert times == {("logs/redis/redis-server.log", 1): "2026-11-29T07:30:00.125000Z",
+                     ("logs/syslog/akd.log", 1): "2026-11-29T07:35:00Z",
+                     ("logs/syslog/akd.log", 2): "2025-12-30T20:00:00Z"}
+    assert not timeline["untimed_lines"]
+
+
 def test_summer_time_follows_the_zone_rules_and_an_unknown_zone_its_offset(tmp_path):
     lines = {"api.log": ["2026-07-01 12:00:00 ERROR [api] summer", "2026-11-29 12:00:00 ERROR [api] winter"]}
     berlin = build_timeline(make_bundle(tmp_path / "berlin", lines, {"name": "Europe/Berlin", "utc_offset": "+0100"}))

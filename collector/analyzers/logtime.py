@@ -10,7 +10,10 @@ Stamps understood at the start of a line (within its first STAMP_COLUMN bytes):
 ISO 8601 with `T` or a space (`2026-11-29T10:00:00.123Z`, `2026-11-29 10:00:00,123`),
 Go's and nginx's `2026/11/29 10:00:00`, ClickHouse's `2026.11.29 10:00:00.123456`,
 RabbitMQ's `2026-11-29 10:00:00.123456+03:00`, MongoDB's JSON `{"t":{"$date":"..."}`,
-and glog/klog's `E1129 10:00:00.123456` / `E20261129 10:00:00.123456` (Kvrocks)."""
+glog/klog's `E1129 10:00:00.123456` / `E20261129 10:00:00.123456` (Kvrocks, SSDB),
+Redis's `12345:M 29 Nov 2026 10:00:00.123` and syslog's `Nov 29 10:00:00` (the last two
+read by collector.logstamp, as the collection reads them).  A stamp without a year takes
+the collection's, or the year before when that would put it more than a day after."""
 
 from __future__ import annotations
 
@@ -22,12 +25,12 @@ from collector.analyzers.common import as_dict, bundle_started_at, load, number
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.lazyre import lazy
+from collector.logstamp import other_stamp
 
 STAMP_COLUMN = 64
 _STAMP = lazy(
     rb"(\d{4})[-/.](\d\d)[-/.](\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
     rb"(?: ?(Z|[+-]\d\d:?\d\d)(?![\d:]))?")
-_GLOG = lazy(rb"[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
 _OFFSET = lazy(r"^([+-])(\d\d):?(\d\d)$")
 
 
@@ -133,12 +136,12 @@ def line_time(data: bytes, start: int, clock: HostClock) -> Tuple[Optional[float
             return None, start
         return base + int(second) + (float(b"0." + fraction) if fraction else 0.0), match.end()
     end = data.find(b"\n", start, start + STAMP_COLUMN)
-    match = _GLOG.match(data[start:end if end >= 0 else min(len(data), start + STAMP_COLUMN)])
-    if match:
-        year = int(match.group(1)) if match.group(1) else clock.year
-        fields = (year,) + tuple(int(g) for g in match.groups()[1:6])
-        moment = _moment(clock, fields, _fraction(match.group(7)), None)
-        if moment is not None and not match.group(1) and clock.collected_at and moment > clock.collected_at + 86400:
-            moment = _moment(clock, (year - 1,) + fields[1:], _fraction(match.group(7)), None)  # last year's
-        return moment, start + match.end()
-    return None, start
+    stamp = other_stamp(data[start:end if end >= 0 else min(len(data), start + STAMP_COLUMN)])
+    if stamp is None:
+        return None, start
+    year = stamp.year if stamp.year is not None else clock.year
+    fields = (year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
+    moment = _moment(clock, fields, _fraction(stamp.fraction), None)
+    if moment is not None and stamp.year is None and clock.collected_at and moment > clock.collected_at + 86400:
+        moment = _moment(clock, (year - 1,) + fields[1:], _fraction(stamp.fraction), None)  # last year's
+    return moment, start + stamp.end
