@@ -171,6 +171,19 @@ def test_two_restarts_in_the_hour_are_quiet_and_three_are_a_warning(tmp_path):
     assert "restarted 3 times" in found["title"] and figures["times"][0] in found["title"]
 
 
+def test_the_oldest_of_several_pids_ending_is_no_restart(tmp_path):
+    """api's workers end one by one, the oldest first: its start time (its oldest PID's)
+    moves five times in the hour, each time to a PID that was running long before: no
+    restart, and its memory is still judged over the whole hour."""
+    worker_starts = [NOW - 86400 + 3600 * n for n in range(6)]
+    samples = [sample(t, processes={"api": {"resident_memory_bytes": 300 * MB + 4 * MB * i, "pids": 4,
+                                            "start_time_seconds": worker_starts[min(i // 20, 5)]}})
+               for i, t in enumerate(times(60))]
+    found = findings_of(bundle(tmp_path, samples))
+    assert matching(found, "process.restarting") == []
+    assert one(found, "process.memory_growth", "api")["evidence"]["figures"]["minutes"] >= 59
+
+
 def test_no_history_means_no_history_finding_and_the_analyzers_ran(tmp_path):
     reader = bundle(tmp_path, None)
     assert history_findings(reader) == []

@@ -6,8 +6,9 @@ Memory growth is judged since the process's last start (a restart resets it), ov
 unbroken run of samples (no gap wider than history_max_gap_intervals intervals) of at least
 process_memory_growth_min_minutes: it grew by process_memory_growth_percent and
 process_memory_growth_min_bytes, and most steps (process_memory_growth_rising_share) did not
-fall.  Restarts: the process's start time changed process_restarts_per_hour_warning times or
-more within the hour (a restart while watch was not running still shows as a new start time)."""
+fall.  Restarts: the process started afresh process_restarts_per_hour_warning times or more
+within the hour (a restart while watch was not running still shows as a new start time; the
+oldest of several PIDs ending, the others running on, is none)."""
 
 from __future__ import annotations
 
@@ -36,11 +37,19 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
 
 
 def _starts(window: Window, name: str) -> List[Tuple[float, float]]:
-    """[(first sample seen with it, start time)] for each start the samples show, oldest first."""
+    """[(first sample seen with it, start time)] for each start the samples show, oldest
+    first.  A sample's start time is its process's oldest PID's: a later one counts as a new
+    start only when it is after the last sample that showed the one before.  One that was
+    running at that sample already is another PID of the same run, the oldest left once a
+    worker ended: no restart."""
     starts: List[Tuple[float, float]] = []
+    current = last_seen = 0.0
     for when, started in window.points("processes", name, "started"):
-        if started is not None and (not starts or abs(started - starts[-1][1]) > SAME_START_SECONDS):
+        if started is None:
+            continue
+        if not starts or (abs(started - current) > SAME_START_SECONDS and started > last_seen + SAME_START_SECONDS):
             starts.append((when, started))
+        current, last_seen = started, when
     return starts
 
 
