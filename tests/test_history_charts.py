@@ -71,6 +71,19 @@ def test_cpu_is_a_rate_and_values_are_in_their_units(tmp_path):
     assert "mongodb: peak 2, last 2 ms" in section and "/: peak 50, last 50 GB" in section
 
 
+def test_the_disk_chart_shows_the_fullest_mounts_and_names_the_emptiest_left_out(tmp_path):
+    mounts = {f"/m{n}": {"free_bytes": (n + 1) * 10e9, "free_inodes": 1000} for n in range(MAX_SERIES + 2)}
+    samples = []
+    for t in times(30):
+        s = sample(t)
+        s["mounts"].update(mounts)
+        samples.append(s)
+    section = history_section(report.render_bundle(bundle(tmp_path, samples)))
+    disk = re.search(r'id="history-disk">.*?</figure>', section, re.S).group(0)
+    assert "/m0: peak 10, last 10 GB" in disk and "/m1: peak 20" in disk  # the fullest drawn
+    assert "Left out (more free): 3 more: /m5, /m6, /m7 (" in disk
+
+
 def test_without_history_there_is_no_section(tmp_path):
     html = report.render_bundle(bundle(tmp_path, None))
     assert 'id="history"' not in html and 'href="#history"' not in html and 'class="history-chart"' not in html

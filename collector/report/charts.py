@@ -19,13 +19,14 @@ from collector.bundle import schema
 from collector.bundle.reader import BundleReader
 from collector.history_file import column, median_interval, names, times_of
 from collector.live import iso_utc
-from collector.plain import as_dict, number
+from collector.plain import as_dict, number, one_line
+from collector.report.timeline import PALETTE as TIMELINE_PALETTE
 
 MAX_SERIES = 6
 BUCKETS = 120
 WIDTH, HEIGHT = 720, 190
 PLOT = {"left": 64, "right": 708, "top": 12, "bottom": 160}
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
+PALETTE = TIMELINE_PALETTE[:MAX_SERIES]  # the timeline chart's colour-blind-safe colours
 DASHES = ("", "6 3", "2 2", "8 3 2 3", "4 4", "1 3")
 NAME_CHARS = 60
 Point = Tuple[float, Optional[float]]
@@ -93,7 +94,8 @@ def _chart(document: dict, frame: _Frame, chart_id: str, title: str, section: st
     if not lines:
         return None
     peaks = {name: max(v for _t, v in pts) for name, pts in lines.items()}
-    shown = sorted(lines, key=lambda n: (-peaks[n], n))[:MAX_SERIES]
+    ordered = _most_telling_first(lines, pick)
+    shown, left_out = ordered[:MAX_SERIES], ordered[MAX_SERIES:]
     top = _nice(max(peaks[n] for n in shown))
     return {
         "id": chart_id, "title": title, "unit": unit,
@@ -104,8 +106,18 @@ def _chart(document: dict, frame: _Frame, chart_id: str, title: str, section: st
         "series": [{"name": _short(name), "colour": PALETTE[i], "dash": DASHES[i],
                     "d": _path(lines[name], frame, top), "peak": _figure(peaks[name]),
                     "last": _figure(lines[name][-1][1])} for i, name in enumerate(shown)],
-        "left_out": [_short(n) for n in sorted(lines, key=lambda n: (-peaks[n], n))[MAX_SERIES:]],
+        "left_out": [_short(n) for n in left_out],
+        "left_out_why": "more free" if pick is min else "lower peaks",
     }
+
+
+def _most_telling_first(lines: Dict[str, List[Tuple[float, float]]], pick: Callable) -> List[str]:
+    """The series by how far they went the way the chart watches: the highest first where
+    the worst is the most (memory, queues), the lowest first where it is the least (disk
+    free: the fullest mounts are the ones shown)."""
+    extremes = {name: pick(v for _t, v in pts) for name, pts in lines.items()}
+    sign = 1 if pick is min else -1
+    return sorted(lines, key=lambda n: (sign * extremes[n], n))
 
 
 def _rates(points: List[Point], gap: float) -> List[Point]:
@@ -166,4 +178,4 @@ def _hhmm(when: float, span: float) -> str:
 
 
 def _short(name: str) -> str:
-    return name if len(name) <= NAME_CHARS else name[:NAME_CHARS - 1] + "…"
+    return one_line(name, NAME_CHARS)
