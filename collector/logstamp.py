@@ -16,7 +16,8 @@ from collector.lazyre import lazy
 MONTHS = {name: n for n, name in enumerate(
     (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), 1)}
 _GLOG = lazy(rb"[IWEF](\d{4})?(\d\d)(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
-_REDIS = lazy(rb"\b(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
+# at the line's start, after Redis's optional `PID:ROLE ` (a date inside a message is no stamp)
+_REDIS = lazy(rb"(?:\d{1,10}:[XCSM] )?(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?")
 _SYSLOG = lazy(rb"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d)")
 
 
@@ -39,7 +40,7 @@ def other_stamp(head: bytes) -> Optional[Stamp]:
         year, month, day, hour, minute, second, fraction = match.groups()
         return Stamp(int(year) if year else None, int(month), int(day), int(hour), int(minute), int(second),
                      fraction, match.end())
-    match = _REDIS.search(head)
+    match = _REDIS.match(head)
     if match and match.group(2).lower() in MONTHS:
         day, month, year, hour, minute, second, fraction = match.groups()
         return Stamp(int(year), MONTHS[month.lower()], int(day), int(hour), int(minute), int(second),
