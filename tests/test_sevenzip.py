@@ -119,6 +119,18 @@ def test_a_plain_bundle_archive_is_akdiags_own_and_the_reader_opens_it(bundle_fo
         assert reader.read("logs/api.log", 10 ** 7) == (bundle_folder / "logs" / "api.log").read_bytes()
 
 
+def test_links_are_left_out_files_and_folders_alike(bundle_folder, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not the bundle's\n")
+    os.symlink(str(outside), str(bundle_folder / "linked-folder"))
+    os.symlink(str(outside / "secret.txt"), str(bundle_folder / "linked-file"))
+    folders, files = sevenzip.walk(str(bundle_folder), "top")
+    names = {name for _path, name in folders + files}
+    assert "top/linked-folder" not in names and "top/linked-file" not in names
+    assert "top/empty-folder" in names and "top/logs/api.log" in names
+
+
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 161, 16383, 16384, 2 ** 21, 2 ** 35 + 7, 2 ** 56 - 1, 2 ** 56,
                                    2 ** 64 - 1])
 def test_numbers_read_back_by_py7zr(value):

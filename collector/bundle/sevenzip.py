@@ -242,7 +242,7 @@ def walk(folder: str, top: str) -> tuple:
     regular file nor a folder is left out (a bundle holds none)."""
     folders, files = [(folder, top)], []
     for root, dirs, names in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(name for name in dirs if stat.S_ISDIR(os.lstat(os.path.join(root, name)).st_mode))
         relative = os.path.relpath(root, folder)
         prefix = top if relative == "." else f"{top}/{relative.replace(os.sep, '/')}"
         for name in dirs:
