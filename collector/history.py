@@ -28,7 +28,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List, Optional, Tuple
 
 from collector.live import open_regular, path_inside
 from collector.logtail import read_tail
@@ -166,11 +166,11 @@ class HistoryRing:
         now = time.time() if now is None else now
         start = max(since if since is not None else float("-inf"), now - self.keep_seconds)
         samples: List[dict] = []
-        for name in (OLDER, NEWER):
-            for sample in _read_segment(self.folder / name, self.max_bytes // 2 + MAX_SAMPLE_BYTES):
-                t = number(sample.get("t"))
-                if t is not None and start <= t <= now + 60:  # a clock set back leaves no sample "from the future"
-                    samples.append(sample)
+        for name in (NEWER, OLDER):
+            segment, cut = _read_segment(self.folder / name, self.max_bytes // 2 + MAX_SAMPLE_BYTES)
+            samples += [sample for sample in segment if _within(sample, start, now)]
+            if cut:  # a ring kept larger than this reader's size: the older segment would leave a hole
+                break
         samples.sort(key=lambda s: s["t"])
         return samples
 
@@ -184,13 +184,14 @@ class HistoryRing:
         return total
 
 
-def _read_segment(path: Path, limit: int) -> List[dict]:
+def _read_segment(path: Path, limit: int) -> Tuple[List[dict], bool]:
     """The samples in the newest `limit` bytes of one segment (whole lines: a ring kept
-    larger than this reader's size gives its newest samples)."""
+    larger than this reader's size gives its newest samples), and whether older ones were
+    left out."""
     try:
         fd, info = open_regular(path)
     except FileNotFoundError:
-        return []
+        return [], False
     except OSError as exc:
         raise HistoryError(f"cannot read the history {path}: {exc.strerror or exc}") from exc
     try:
@@ -208,4 +209,9 @@ def _read_segment(path: Path, limit: int) -> List[dict]:
             continue
         if isinstance(sample, dict):
             samples.append(_unpacked(sample))
-    return samples
+    return samples, tail.start_offset > 0
+
+
+def _within(sample: dict, start: float, now: float) -> bool:
+    t = number(sample.get("t"))
+    return t is not None and start <= t <= now + 60  # a clock set back leaves no sample "from the future"

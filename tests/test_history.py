@@ -95,3 +95,14 @@ def test_a_ring_kept_larger_than_the_reader_gives_its_newest_samples(tmp_path):
     samples = reader.read(now=2000.0)
     assert samples[-1]["t"] == 1199.0 and samples[0]["t"] > 0
     assert [s["t"] for s in samples] == sorted({s["t"] for s in samples})  # whole samples, none cut
+
+
+def test_a_larger_ring_read_by_a_smaller_reader_leaves_no_hole(tmp_path):
+    """Both segments larger than the reader reads: the newest samples, one unbroken run."""
+    writer = HistoryRing(tmp_path / "h", max_bytes=1024 * 1024, keep_seconds=10 ** 9)
+    for i in range(3000):  # past one rotation: both segments hold hundreds of KB
+        writer.append(make_sample(SNAPSHOT, FINDINGS, "OK", when=float(i)))
+    assert (tmp_path / "h" / OLDER).stat().st_size > 300 * 1024
+    samples = HistoryRing(tmp_path / "h", max_bytes=64 * 1024, keep_seconds=10 ** 9).read(now=5000.0)
+    kept = [s["t"] for s in samples]
+    assert kept[-1] == 2999.0 and kept == [float(t) for t in range(int(kept[0]), 3000)]
