@@ -174,7 +174,7 @@ def _log_ended(outcome: CollectorOutcome, log: ToolLog) -> None:
 
 def _selected(options: CollectOptions) -> List[CollectorSpec]:
     specs = list(registry().values())
-    return load(s for s in specs if (options.only is None or s.name in options.only))  # imported here, not in threads
+    return [s for s in specs if (options.only is None or s.name in options.only)]
 
 
 def _skipped(options: CollectOptions) -> List[CollectorOutcome]:
@@ -221,7 +221,8 @@ def collect_into(staging: Path, request: CollectRequest, log: ToolLog, started_w
     if problem:
         log(f"BASEDIR {request.basedir} (from {request.basedir_source}) {problem}; collecting host facts "
             "anyway, and each collector records what it could not read")
-    outcomes = run_collectors(_selected(request.options), make_ctx, collectors_deadline, writer, log)
+    # the modules imported here, not in the collectors' threads (nor by a dry run's plan)
+    outcomes = run_collectors(load(_selected(request.options)), make_ctx, collectors_deadline, writer, log)
     outcomes += _skipped(request.options)
     if after_collectors is not None:
         after_collectors()

@@ -63,7 +63,8 @@ def analyze_into(staging: Path, writer: BundleWriter, thresholds, deadline: Dead
     log("analyzing the bundle")
     try:
         analysis, cut = run_bounded(
-            "analysis", lambda: analyzers.analyze(BundleReader(staging), thresholds), deadline)
+            "analysis", lambda: analyzers.analyze(BundleReader(staging).keep_parsed_json(), thresholds),
+            deadline)  # each JSON member parsed once for all the analyzers, as `check` reads it
         if analysis is not None:
             analyzers.write_findings(analysis, writer)
         return cut or timeline_into(staging, writer, deadline, log)
