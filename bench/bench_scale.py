@@ -387,7 +387,7 @@ def run_reference(root: Path, args) -> None:
     host = build_reference_host(root / "host")
     out = root / "out"
     out.mkdir()
-    bench = Bench(host, out, args.runs)
+    bench = Bench(host, out, args.runs, Path(args.baseline).resolve() if args.baseline else None)
     floor_name = "sos report -o process,logs,networking,memory,filesys" if bench.sos else \
         f"shell floor `{SHELL_FLOOR}` (sos is not installed)"
     try:

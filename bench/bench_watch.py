@@ -69,23 +69,15 @@ def make_watch(host, work: Path):
     return Watch(settings, say=lambda line: print(f"  watch: {line[:160]}", file=sys.stderr))
 
 
-def step(watch) -> None:
-    """What Watch.run does each interval, without the sleep."""
-    from collector.watch.sampler import release_memory
-
-    watch.step()
-    release_memory()
-
-
 def soak(watch, samples: int) -> dict:
-    from collector.watch.sampler import limit_arenas
+    from collector.heap import limit_arenas
 
     limit_arenas()
-    step(watch)  # imports and caches: the first sample is not the steady state
+    watch.step()  # imports and caches: the first sample is not the steady state
     rss = {"start": vm_rss_kib()}
     cpu_before, wall_before = cpu_seconds(), time.perf_counter()
     for number in range(1, samples + 1):
-        step(watch)
+        watch.step()
         if number == samples // 2:
             rss["middle"] = vm_rss_kib()
     rss["end"] = vm_rss_kib()

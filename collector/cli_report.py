@@ -104,7 +104,6 @@ def diff(old, new, fmt, output_file, allow_different_hosts, password_file):
     sys.exit(1 if result.regression else EXIT_OK)
 
 
-
 def _diff_readers(old, new, allow_different_hosts: bool):
     """Two cluster archives (or one and a bundle) are compared host by host by the cluster
     package; two bundles by collector.diff."""

@@ -29,16 +29,10 @@ def seconds_since_start() -> float:
         return 0.0
 
 
-# malloc arenas of a collect: a dozen collector threads, then the analysis' and the
-# summary's own threads, each arena keeping what its threads freed, for no other thread to
-# reuse (reference host, peak RSS: glibc's default 63-65 MB, 2 arenas 59-61, 1 arena 58-60)
-COLLECT_ARENAS = 1
-
-
 def run_collect(request, quiet: bool, verbose: bool = False, for_support: bool = True, after=None) -> int:
     """`after(bundle path)`, if given, runs once the bundle is written and gives the exit code
     (collect --upload)."""
-    from collector.heap import limit_arenas
+    from collector.heap import COLLECT_ARENAS, limit_arenas
     from collector.run import OutputError, collect
 
     limit_arenas(COLLECT_ARENAS)  # before the collectors' threads start

@@ -33,7 +33,8 @@ class _BoundedComposer(yaml.composer.Composer):
     """yaml's composer with a clock, a depth and an expanded-size count; the loaders below
     put it over a parser (libyaml's when present) and SafeLoader's resolver."""
 
-    def _start_bounds(self):
+    def __init__(self):
+        yaml.composer.Composer.__init__(self)
         self._ends = time.monotonic() + MAX_SECONDS
         self._depth = 0
         self._nodes = 0
@@ -78,7 +79,6 @@ class _PythonLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser
         _BoundedComposer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
-        self._start_bounds()
 
 
 _LIBYAML = getattr(yaml, "__with_libyaml__", False)
@@ -94,8 +94,7 @@ if _LIBYAML:
             _BoundedComposer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
-            self._start_bounds()
-
+    
         def compose_scalar_node(self, anchor):
             node = super().compose_scalar_node(anchor)
             node.style = node.style or None  # a plain scalar's style, as the pure-Python parser has it

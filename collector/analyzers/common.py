@@ -3,8 +3,9 @@ that may be missing, and the bundle's timestamps.  Nothing here looks at the liv
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -55,3 +56,11 @@ def fmt_bytes(value: Any) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024.0
     return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def limit_for(name: str, limits: Dict[str, float]) -> Optional[Tuple[str, float]]:
+    """(the key, its limit) of a per-name threshold (`rabbitmq_queue_depth_warning`): the
+    name itself, else the first shell pattern it matches; None when none applies."""
+    if name in limits:
+        return name, limits[name]
+    return next(((pattern, limit) for pattern, limit in limits.items() if fnmatch.fnmatchcase(name, pattern)), None)

@@ -13,7 +13,7 @@ import fnmatch
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from collector.analyzers import network
-from collector.analyzers.common import as_dict, dicts, load, number
+from collector.analyzers.common import as_dict, dicts, limit_for, load, number
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, Thresholds, severity_rank
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -245,15 +245,6 @@ def _rabbit_queues(details: dict) -> Iterable[dict]:
                 yield queue
 
 
-def _match(name: str, patterns: Dict[str, float]) -> Optional[Tuple[str, float]]:
-    if name in patterns:
-        return name, patterns[name]
-    for pattern, limit in patterns.items():
-        if fnmatch.fnmatchcase(name, pattern):
-            return pattern, limit
-    return None
-
-
 def _consumer_of(queue: str) -> str:
     return next((who for pattern, who in _CONSUMERS if fnmatch.fnmatchcase(queue, pattern)), "its consumer")
 
@@ -262,7 +253,7 @@ def _queue_depths(endpoint: dict, queues: List[dict], t: Thresholds) -> List[Fin
     limits = t.mapping("rabbitmq_queue_depth_warning")
     out = []
     for queue in queues:
-        matched, depth = _match(queue["name"], limits), number(queue.get("messages"))
+        matched, depth = limit_for(queue["name"], limits), number(queue.get("messages"))
         if matched is None or depth is None or depth < matched[1]:
             continue
         out.append(Finding(

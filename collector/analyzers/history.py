@@ -20,7 +20,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from collector.analyzers.common import as_dict, bundle_started_at
+from collector.analyzers.common import as_dict, bundle_started_at, limit_for
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, ThresholdError, Thresholds
 from collector.bundle import schema
 from collector.bundle.reader import BundleReader
@@ -120,12 +120,6 @@ def analyze(reader: BundleReader, thresholds: Thresholds) -> List[Finding]:
     return _sustained(window, thresholds) + _not_draining(window, thresholds)
 
 
-def _depth_limit(name: str, limits: Dict[str, float]) -> Optional[Tuple[str, float]]:
-    if name in limits:
-        return name, limits[name]
-    return next(((p, v) for p, v in limits.items() if fnmatch.fnmatchcase(name, p)), None)
-
-
 def _sustained(window: Window, t: Thresholds) -> List[Finding]:
     try:
         limits = t.mapping("rabbitmq_queue_depth_warning")
@@ -135,7 +129,7 @@ def _sustained(window: Window, t: Thresholds) -> List[Finding]:
     crit_s = limit(t, "queue_depth_sustained_minutes_critical") * 60.0
     found = []
     for queue in window.names("queues"):
-        matched = _depth_limit(queue, limits)
+        matched = limit_for(queue, limits)
         if matched is None:
             continue
         run = run_to_newest(window, window.points("queues", queue, None), lambda v: v >= matched[1])

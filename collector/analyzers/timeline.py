@@ -60,10 +60,6 @@ class Event(NamedTuple):
     start: int = 0  # a log line's offset in its tail, and where its time stamp ends
     stamp_end: int = 0
 
-    @property
-    def source(self) -> str:
-        return SOURCES[self.rank]
-
     def as_dict(self) -> dict:
         record = {"time": iso_precise(self.time), "source": SOURCES[self.rank], "subject": self.subject,
                   "severity": self.severity, "message": self.message, "file": self.file, "line": self.line or None}

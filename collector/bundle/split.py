@@ -84,7 +84,7 @@ def place_volumes(packed: Path, output_dir: Path, name: str, fmt: str, volume_si
                 pieces.append(_write_piece(source, output_dir, min(volume_size, size - number * volume_size)))
         for base in archive._candidates(output_dir, name, fmt):
             targets = _volume_names(base, count)
-            if base.exists() or base.parent.joinpath(f"{base.name}.sha256").exists():
+            if base.exists() or checksum_path([base]).exists():
                 continue
             if _link_all(pieces, targets):
                 return targets

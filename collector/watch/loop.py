@@ -19,7 +19,8 @@ from collector.catalog import Catalog
 from collector.history import DEFAULT_KEEP_SECONDS, DEFAULT_MAX_BYTES, HistoryError, HistoryRing, history_folder
 from collector.live import iso_utc, path_inside
 from collector.units import format_duration, format_size
-from collector.watch.sampler import limit_arenas, release_memory, take_sample
+from collector.heap import limit_arenas, release_memory
+from collector.watch.sampler import take_sample
 from collector.watch.shelf import BundleShelf, is_disk_full
 from collector.watch.triggers import Fired, Trigger, TriggerJudge
 
@@ -101,7 +102,6 @@ class Watch:
         next_at = time.monotonic()
         while True:
             self.step()
-            release_memory()
             next_at += self.settings.interval
             now = time.monotonic()
             if next_at < now:  # a sample or a bundle took longer than the interval: no catching up
@@ -117,7 +117,14 @@ class Watch:
                 f"{format_size(s.history_size)})")
 
     def step(self) -> Optional[Fired]:
-        """One sample, kept in the ring and judged; the trigger that fired, if any."""
+        """One sample, kept in the ring and judged; the trigger that fired, if any.  The
+        memory it freed is given back (a long-running watch stays flat)."""
+        try:
+            return self._step()
+        finally:
+            release_memory()
+
+    def _step(self) -> Optional[Fired]:
         sample = self._sample()
         if sample is None:
             return None

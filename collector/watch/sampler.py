@@ -9,7 +9,6 @@ from typing import Sequence, Tuple
 
 from collector.catalog import Catalog
 from collector.check import CheckResult, check_host
-from collector.heap import limit_arenas, release_memory  # noqa: F401 (watch's loop calls them from here)
 from collector.history import make_sample
 
 SAMPLE_TIMEOUT_RANGE = (10.0, 30.0)  # seconds: a sample's deadline, the interval within these bounds
