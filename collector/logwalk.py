@@ -22,7 +22,6 @@ from collector.safeopen import SafeRoot, escaped_name
 
 MAX_ENTRIES = 20000  # bounds the index on a folder holding millions of files: the newest are kept
 MAX_EXAMINED = 10 * MAX_ENTRIES  # bounds the walk's time: entries lstat'ed before it stops
-DEADLINE_EVERY = 64  # entries between two looks at the deadline (each look costs a clock read)
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip")
 # x.log.1, x.1, x.log-20260101, x.log.2026-01-01, x-20260101 (before any compressed suffix)
@@ -173,11 +172,8 @@ class _Walker:
             names = sorted(os.listdir(dir_fd))
         except OSError as exc:
             return f"cannot list: {describe_os_error(exc)}"
-        listing = self.listing
         for name in names:
-            if (listing.examined % DEADLINE_EVERY == 0 or listing.examined >= MAX_EXAMINED
-                    or len(listing.entries) >= 2 * MAX_ENTRIES):  # the limits, looked at when one may be met
-                self._check_limits(relparts)
+            self._check_limits(relparts)
             self._add(dir_fd, relparts + [name], depth)
         return None
 
@@ -185,7 +181,7 @@ class _Walker:
         return escaped_name(os.path.join(self.display_root, *relparts))
 
     def _check_limits(self, relparts: List[str]) -> None:
-        if self.listing.examined % DEADLINE_EVERY == 0 and self.deadline.expired():
+        if self.deadline.expired():
             self.listing.errors.append(
                 f"run deadline reached while listing {self._shown(relparts)}: the log listing is incomplete")
             raise _ListingStopped()

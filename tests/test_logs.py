@@ -487,11 +487,10 @@ def test_a_listing_under_the_cap_leaves_nothing_out(basedir: Path, bundle_dir: P
 
 
 def test_a_listing_past_its_deadline_stops_at_once_and_says_so(basedir: Path):
-    """The deadline is looked at every DEADLINE_EVERY entries, the first one included: an
-    expired deadline lists nothing, and a listing stops within that many entries of it."""
-    from collector import logwalk
-
-    for i in range(3 * logwalk.DEADLINE_EVERY):
+    """The deadline is looked at before each entry, the first one included: an expired
+    deadline lists nothing, and an ample one lists every entry."""
+    entries = 192
+    for i in range(entries):
         (basedir / "logs" / f"a-{i:04d}.log").write_bytes(b"line\n")
     expired = logs.list_logs(basedir, 6, Deadline(0))
     try:
@@ -502,7 +501,7 @@ def test_a_listing_past_its_deadline_stops_at_once_and_says_so(basedir: Path):
         expired.close()
     ample = logs.list_logs(basedir, 6, Deadline(60))
     try:
-        assert len(ample.entries) == 3 * logwalk.DEADLINE_EVERY and ample.errors == []
+        assert len(ample.entries) == entries and ample.errors == []
     finally:
         ample.close()
 

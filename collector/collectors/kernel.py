@@ -35,7 +35,6 @@ DEFAULT_HOURS = 24
 MAX_BYTES = 4 * 1024 * 1024  # of messages.txt: the newest are kept
 MAX_EVENTS = 2000  # the newest are kept
 KMSG_RECORD_MAX = 16 * 1024  # a read shorter than a record fails with EINVAL; records are < 8 KiB
-DEADLINE_EVERY = 64  # records read between two looks at the deadline (microseconds apart)
 COMMAND_TIMEOUT = 10.0
 
 Message = Tuple[float, str]  # (Unix time, text)
@@ -87,9 +86,7 @@ def read_kmsg(since: float, boot: float, cap: int, deadline, path: Optional[str]
     parse = kernelmsg.parse_kmsg_record
     try:
         os.lseek(fd, 0, os.SEEK_SET)  # the oldest record the kernel still holds
-        reads = 0
-        while reads % DEADLINE_EVERY or not deadline.expired():  # not a clock read per record
-            reads += 1
+        while not deadline.expired():
             try:
                 record = os.read(fd, KMSG_RECORD_MAX)
             except BlockingIOError:
