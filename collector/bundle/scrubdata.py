@@ -13,7 +13,7 @@ text rule can break its quoting or change its shape.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from collector.decoding import MAX_DEPTH, TooDeep
 from collector.redact import MASK, RedactionCounts, Scrubber, is_secret_key
@@ -71,22 +71,22 @@ def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
         return []
     joined = "\n".join(texts)
     if joined.count("\n") == len(texts) - 1:  # no text holds lines of its own: all of them at once
-        lines = counting_copy(scrubber).scrub_text(joined, path).split("\n")
-        if lines == texts:
-            return list(texts)
-        if len(lines) == len(texts):  # no rule adds or removes a line; if one did, never guess
-            return [text if line == text else scrub_string(scrubber, text, path) for text, line in zip(texts, lines)]
-        return [scrub_string(scrubber, text, path) for text in texts]
-    together = [i for i, text in enumerate(texts) if "\n" not in text]
+        together: Sequence[int] = range(len(texts))
+    else:
+        together = [i for i, text in enumerate(texts) if "\n" not in text]
+        joined = "\n".join(texts[i] for i in together)
     out = list(texts)
-    kept = set(together)
-    for i in (i for i in range(len(texts)) if i not in kept):
-        out[i] = scrub_string(scrubber, texts[i], path)
+    if len(together) < len(texts):
+        kept = set(together)
+        for i in (i for i in range(len(texts)) if i not in kept):
+            out[i] = scrub_string(scrubber, texts[i], path)
     if not together:
         return out
-    lines = counting_copy(scrubber).scrub_text("\n".join(texts[i] for i in together), path).split("\n")
-    if len(lines) != len(together):
+    lines = counting_copy(scrubber).scrub_text(joined, path).split("\n")
+    if len(lines) != len(together):  # no rule adds or removes a line; if one did, never guess
         return [scrub_string(scrubber, text, path) for text in texts]
+    if len(together) == len(texts) and lines == texts:  # the usual case: nothing to change
+        return out
     for i, line in zip(together, lines):
         if line != texts[i]:
             out[i] = scrub_string(scrubber, texts[i], path)
@@ -94,6 +94,23 @@ def scrub_strings(scrubber: Scrubber, texts: List[str], path: str) -> List[str]:
 
 
 # -- walking ---------------------------------------------------------------------------
+
+_MASKED, _TEXT, _KEPT, _NESTED = range(4)
+
+
+def _action(secret: bool, phone: bool, version: bool, value: Any) -> int:
+    """What a mapping's value gets, decided alike by both walks: masked (a secret-named
+    key's), scrubbed as text, kept (a number, a boolean, None; a version under a key that
+    says so, never an address), or walked into."""
+    kind = type(value)
+    if secret and _holds_something(value):
+        return _MASKED
+    if kind is str:
+        return _KEPT if version and _VERSION.fullmatch(value) else _TEXT
+    if kind in _PLAIN or (kind is int and not phone):
+        return _KEPT
+    return _NESTED
+
 
 def _holds_something(value: Any) -> bool:
     """Whether a secret-named key's value needs masking (one masked before, or a setting
@@ -152,7 +169,10 @@ class DataScrubber:
         if not copy and not self._masked and self._scrubbed == self._texts:
             return data
         self._next = 0
-        return self._fill(data, None)
+        filled = self._fill(data, None)
+        if self._next != len(self._scrubbed):  # the walks disagreed: a text would land under another key
+            raise RuntimeError(f"scrubbing {self.path}: {self._next} texts put back of {len(self._scrubbed)}")
+        return filled
 
     # -- the first walk: masks counted, texts gathered ----------------------------------
     def _gather(self, data: Any, key: Optional[str], depth: int) -> None:
@@ -191,17 +211,8 @@ class DataScrubber:
         if plan is None:
             self._gather_keys_and_values(data, depth)
             return
-        texts = self._texts
         for (name, secret, phone, version), value in zip(plan, data.values()):
-            kind = type(value)
-            if secret and _holds_something(value):
-                self.counts.add(SECRET_KEY_RULE, self.path)
-                self._masked += 1
-            elif kind is str:  # the common cases inline: records are many small values
-                if not (version and _VERSION.fullmatch(value)):  # a version number, never an address
-                    texts.append(value)
-            elif not (kind in _PLAIN or (kind is int and not phone)):
-                self._gather(value, name, depth + 1)
+            self._gather_value(name, _action(secret, phone, version, value), value, depth)
 
     def _gather_keys_and_values(self, data: dict, depth: int) -> None:
         """_gather_mapping of keys not seen together before: each key's text is gathered
@@ -220,17 +231,18 @@ class DataScrubber:
             secret, phone, version = self._kind(name)
             if plan is not None:
                 plan.append((name, secret, phone, version))
-            kind = type(value)
-            if secret and _holds_something(value):
-                self.counts.add(SECRET_KEY_RULE, self.path)
-                self._masked += 1
-            elif kind is str:
-                if not (version and _VERSION.fullmatch(value)):
-                    texts.append(value)
-            elif not (kind in _PLAIN or (kind is int and not phone)):
-                self._gather(value, name, depth + 1)
+            self._gather_value(name, _action(secret, phone, version, value), value, depth)
         if plan is not None and len(self._plans) < MAX_PLANS:
             self._plans[tuple(data)] = plan
+
+    def _gather_value(self, name: str, action: int, value: Any, depth: int) -> None:
+        if action == _TEXT:
+            self._texts.append(value)
+        elif action == _MASKED:
+            self.counts.add(SECRET_KEY_RULE, self.path)
+            self._masked += 1
+        elif action == _NESTED:
+            self._gather(value, name, depth + 1)
 
     # -- the second walk: the copy, with the scrubbed texts in the first walk's order -----
     def _text(self) -> str:
@@ -271,14 +283,12 @@ class DataScrubber:
                 name, key = key, scrubbed[keys[key]]
             else:
                 name = str(key)
-            secret, phone, version = self._kind(name)
-            kind = type(value)
-            if secret and _holds_something(value):
+            action = _action(*self._kind(name), value)
+            if action == _MASKED:
                 value = MASK
-            elif kind is str:
-                if not (version and _VERSION.fullmatch(value)):
-                    value = self._text()
-            elif not (kind in _PLAIN or (kind is int and not phone)):
+            elif action == _TEXT:
+                value = self._text()
+            elif action == _NESTED:
                 value = self._fill(value, name)
             out[_unique(out, key)] = value
         return out
