@@ -219,16 +219,18 @@ def _proc_row(fields: List[bytes], family: int) -> tuple:
 FIRST_DESCRIPTORS = 64  # a server opens its listeners as it starts: among its lowest descriptors
 
 
-def socket_inodes(pid: int, first: Optional[int] = None, after: int = 0) -> Optional[List[int]]:
+def socket_inodes(pid: int, first: Optional[int] = None, after: int = 0,
+                  names: Optional[List[str]] = None) -> Optional[List[int]]:
     """The inodes of the sockets `pid` holds (with `first`, among its `first` lowest
-    descriptors; with `after`, past its `after` lowest); None when its descriptors
-    cannot be read."""
+    descriptors; with `after`, past its `after` lowest; `names`: its descriptors, listed
+    already); None when its descriptors cannot be read."""
     try:
         folder = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        names = os.listdir(folder)
+        if names is None:
+            names = os.listdir(folder)
         if first is not None or after:
             names = sorted(names, key=int)[after:first]
         inodes = []
@@ -252,22 +254,6 @@ def _descriptors(pid: int) -> Optional[List[str]]:
         return os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return None
-
-
-def _socket_inodes_named(pid: int, names: List[str]) -> List[int]:
-    """The inodes of the sockets among the process's descriptors `names`."""
-    inodes = []
-    for name in names:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue  # closed meanwhile, or the process ended
-        if link.startswith("socket:["):
-            try:
-                inodes.append(int(link[8:-1]))
-            except ValueError:
-                continue
-    return inodes
 
 
 @dataclass
@@ -305,7 +291,7 @@ def find_owners(wanted: Set[int], pids: Iterable[int], seconds: float) -> Owners
                 found.timed_out = True
                 break
             if first_round:
-                inodes = (_socket_inodes_named(pid, names) if names is not None
+                inodes = (socket_inodes(pid, names=names) if names is not None  # listed already
                           else socket_inodes(pid, first=FIRST_DESCRIPTORS))
                 found.links += min(count, FIRST_DESCRIPTORS)
             elif count > FIRST_DESCRIPTORS:
