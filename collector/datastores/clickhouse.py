@@ -4,9 +4,9 @@ never in the URL)."""
 
 from __future__ import annotations
 
-from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get
+from collector.datastores.common import Check, CheckFailed
+from collector.datastores.httpget import HttpFailure, body_text, http_get
 from collector.plain import one_line
 
 QUERY = "/?query=SELECT%20version()%2C%20uptime()%20FORMAT%20TabSeparated"

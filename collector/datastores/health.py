@@ -6,11 +6,11 @@ with details.not_ready {handler, url, status_code, failed}."""
 
 from __future__ import annotations
 
-from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
 import json
 from typing import Any, List, Optional
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, body_text, http_get
+from collector.datastores.common import Check, CheckFailed
+from collector.datastores.httpget import HttpFailure, body_text, http_get
 from collector.plain import one_line
 
 BODY_LIMIT = 4096

@@ -8,7 +8,6 @@ null, never 0."""
 from __future__ import annotations
 
 import base64
-from http import client as _http_client  # noqa: F401  (http_get's: loaded here, under the checks' import lock)
 import json
 import socket
 import time
@@ -18,7 +17,8 @@ from urllib.parse import quote
 import pika
 from pika import exceptions as pika_errors
 
-from collector.datastores.common import Check, CheckFailed, HttpFailure, http_get, ms_since
+from collector.datastores.common import Check, CheckFailed, ms_since
+from collector.datastores.httpget import HttpFailure, http_get
 from collector.plain import one_line
 
 EXACT_QUEUES = ("oxy_triggers", "oxy_triggers_prior")
