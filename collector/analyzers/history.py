@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from collector.analyzers.common import as_dict, bundle_started_at, limit_for
 from collector.analyzers.findings import CRITICAL, WARNING, Finding, ThresholdError, Thresholds
@@ -29,27 +29,7 @@ from collector.live import iso_utc
 
 SOURCE = schema.HISTORY
 WINDOW_SECONDS = 3600.0
-DEFAULTS: Dict[str, Any] = {
-    "queue_depth_sustained_minutes_warning": 10,
-    "queue_depth_sustained_minutes_critical": 50,
-    "queue_not_draining_patterns": ["akmta_*"],
-    "queue_not_draining_minutes": 50,
-    "history_max_gap_intervals": 3,
-    "process_memory_growth_percent": 50,
-    "process_memory_growth_min_bytes": 209715200,
-    "process_memory_growth_min_minutes": 30,
-    "process_memory_growth_rising_share": 0.8,
-    "process_restarts_per_hour_warning": 3,
-}
 Point = Tuple[float, Optional[float]]
-
-
-def limit(t: Thresholds, name: str) -> Any:
-    """A history rule's threshold: the catalog's, else its default (a catalog older than
-    these rules still judges the history)."""
-    if name not in t.values:
-        return DEFAULTS[name]
-    return t.words(name) if isinstance(DEFAULTS[name], list) else t.number(name)
 
 
 @dataclass
@@ -88,7 +68,7 @@ def load_window(reader: BundleReader, t: Thresholds) -> Optional[Window]:
     interval = median_interval(times[start:])  # the kept samples' own pace (a fast watch's hour is thinned)
     if not interval:
         return None
-    max_gap = interval * limit(t, "history_max_gap_intervals")
+    max_gap = interval * t.number("history_max_gap_intervals")
     if collected - times[-1] > max(max_gap, 300.0):  # the history stopped before the collection
         return None
     return Window(document, times, start, interval, max_gap)
@@ -125,8 +105,8 @@ def _sustained(window: Window, t: Thresholds) -> List[Finding]:
         limits = t.mapping("rabbitmq_queue_depth_warning")
     except ThresholdError:
         return []  # the datastores analyzer names the broken threshold
-    warn_s = limit(t, "queue_depth_sustained_minutes_warning") * 60.0
-    crit_s = limit(t, "queue_depth_sustained_minutes_critical") * 60.0
+    warn_s = t.number("queue_depth_sustained_minutes_warning") * 60.0
+    crit_s = t.number("queue_depth_sustained_minutes_critical") * 60.0
     found = []
     for queue in window.names("queues"):
         matched = limit_for(queue, limits)
@@ -151,8 +131,8 @@ def _sustained(window: Window, t: Thresholds) -> List[Finding]:
 
 
 def _not_draining(window: Window, t: Thresholds) -> List[Finding]:
-    patterns = limit(t, "queue_not_draining_patterns")
-    span = limit(t, "queue_not_draining_minutes") * 60.0
+    patterns = t.words("queue_not_draining_patterns")
+    span = t.number("queue_not_draining_minutes") * 60.0
     found = []
     for queue in window.names("queues"):
         if not any(fnmatch.fnmatchcase(queue, p) for p in patterns):

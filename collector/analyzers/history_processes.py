@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 from collector.analyzers.common import fmt_bytes
 from collector.analyzers.findings import WARNING, Finding, Thresholds
-from collector.analyzers.history import SOURCE, Window, limit, load_window, minutes, run_to_newest
+from collector.analyzers.history import SOURCE, Window, load_window, minutes, run_to_newest
 from collector.bundle.reader import BundleReader
 from collector.live import iso_utc
 
@@ -55,7 +55,7 @@ def _starts(window: Window, name: str) -> List[Tuple[float, float]]:
 
 def _restarting(name: str, starts: List[Tuple[float, float]], window: Window, t: Thresholds) -> List[Finding]:
     restarts = starts[1:]  # the first start seen is where the window begins, not a restart
-    if len(restarts) < limit(t, "process_restarts_per_hour_warning"):
+    if len(restarts) < t.number("process_restarts_per_hour_warning"):
         return []
     times = [iso_utc(started) for _seen, started in restarts]
     span = minutes(window.newest - window.first)
@@ -77,10 +77,10 @@ def _memory_growth(name: str, starts: List[Tuple[float, float]], window: Window,
     span = run[-1][0] - run[0][0]
     first, last = run[0][1], run[-1][1]
     grown = last - first
-    if (span < limit(t, "process_memory_growth_min_minutes") * 60.0
-            or grown < limit(t, "process_memory_growth_min_bytes")
-            or grown < first * limit(t, "process_memory_growth_percent") / 100.0
-            or _rising_share(run) < limit(t, "process_memory_growth_rising_share")):
+    if (span < t.number("process_memory_growth_min_minutes") * 60.0
+            or grown < t.number("process_memory_growth_min_bytes")
+            or grown < first * t.number("process_memory_growth_percent") / 100.0
+            or _rising_share(run) < t.number("process_memory_growth_rising_share")):
         return []
     percent = round(100.0 * grown / first, 1)
     return [Finding(
